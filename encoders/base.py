@@ -1,0 +1,182 @@
+"""The link-module contract: what crosses a split point, for training and for real transmission.
+
+Every module that sits at a cut of the split ViT (identity, task-oriented codec, spiking encoder)
+honours the same small interface, so experiments swap them by YAML:
+
+* ``forward(tokens) -> {"y_hat": tokens', "likelihoods": {name: tensor}}`` for training
+  (``likelihoods`` is empty for modules with no entropy model);
+* ``compress(tokens) -> list[bytes]`` (one payload per sample) and
+  ``decompress(payloads, shape) -> tokens'`` for real transmission; bits sent are always
+  ``8 * len(payload)``;
+* ``update(force=True)`` before every evaluation (refreshes entropy-coder tables) and
+  ``aux_loss()`` for the entropy-model quantiles (zero for modules without one).
+
+Tokens are ``[B, N, D]`` float tensors (``N`` tokens of width ``D``). Every payload starts with the
+versioned header of ``encoders.header`` so that a decoder refuses what it cannot decode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from encoders.header import CODEC_IDS, Header, config_tag, pack_payload, unpack_payload
+
+__all__ = ["LinkModule", "IdentityLink", "register_link", "list_links", "build_link"]
+
+_LINKS: dict[str, type[LinkModule]] = {}
+
+
+def register_link(
+    name: str, codec_id: int | None = None
+) -> Callable[[type[LinkModule]], type[LinkModule]]:
+    """Class decorator that makes a link module selectable by ``name``.
+
+    Args:
+        name: Registry name used by ``build_link`` and YAML configs.
+        codec_id: Wire id written in every payload header; defaults to
+            ``encoders.header.CODEC_IDS[name]``. Packages outside ``encoders`` pick one >= 128.
+    """
+    cid = CODEC_IDS.get(name) if codec_id is None else codec_id
+    if cid is None or not 0 <= cid <= 255:
+        raise ValueError(f"link {name!r} needs a codec id in 0..255 (add it to CODEC_IDS)")
+
+    def wrap(cls: type[LinkModule]) -> type[LinkModule]:
+        if name in _LINKS:
+            raise ValueError(f"link module {name!r} is already registered by {_LINKS[name].__name__}")
+        taken = {c.codec_id: n for n, c in _LINKS.items()}
+        if cid in taken:
+            raise ValueError(f"codec id {cid} of {name!r} is already used by {taken[cid]!r}")
+        cls.link_name = name
+        cls.codec_id = cid
+        _LINKS[name] = cls
+        return cls
+
+    return wrap
+
+
+def list_links() -> list[str]:
+    """Names of every registered link module, sorted."""
+    return sorted(_LINKS)
+
+
+def build_link(name: str, **kwargs: Any) -> LinkModule:
+    """Instantiate a registered link module; an unknown name lists the valid ones."""
+    if name not in _LINKS:
+        raise ValueError(f"unknown link module {name!r}; expected one of {list_links()}")
+    return _LINKS[name](**kwargs)
+
+
+class LinkModule(nn.Module):
+    """Base class of everything that sits at a cut (see the module docstring for the contract).
+
+    Subclasses implement ``forward``, ``_encode`` (one sample to a body) and ``_decode``; the
+    base class adds the header, checks it and splits batches, so every link fails the same way on
+    a bad payload.
+    """
+
+    link_name: ClassVar[str] = ""
+    codec_id: ClassVar[int] = -1
+
+    def config(self) -> dict[str, object]:
+        """Constructor arguments that change the bitstream; hashed into the header's config tag."""
+        return {}
+
+    def forward(self, tokens: torch.Tensor) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, force: bool = False) -> bool:
+        """Refresh entropy-model tables before real coding; a no-op for modules without one."""
+        return False
+
+    def aux_loss(self) -> torch.Tensor:
+        """Loss of the entropy-model quantiles (its own optimizer); zero without an entropy model."""
+        return torch.zeros((), device=self._device())
+
+    # ----------------------------------------------------------------- real transmission
+    def compress(self, tokens: torch.Tensor) -> list[bytes]:
+        """Encode ``[B, N, D]`` tokens to one self-describing payload per sample."""
+        if tokens.dim() != 3:
+            raise ValueError(f"expected tokens of shape [B, N, D], got {tuple(tokens.shape)}")
+        _, n, d = tokens.shape
+        self._check_shape(n, d)
+        bodies = self._encode(tokens.detach())
+        tag = config_tag(self.config())
+        return [pack_payload(self.codec_id, tag, n, d, body, flags) for body, flags in bodies]
+
+    def decompress(self, payloads: Sequence[bytes], shape: Sequence[int]) -> torch.Tensor:
+        """Decode payloads back to ``[len(payloads), N, D]`` float32 tokens.
+
+        Args:
+            payloads: One payload per sample, as returned by ``compress``.
+            shape: ``(N, D)`` or ``(B, N, D)`` of the tokens (``B`` must equal ``len(payloads)``).
+
+        Raises:
+            ValueError: If a payload is truncated, corrupted, or was encoded by another codec,
+                configuration, format version or token shape.
+        """
+        if isinstance(payloads, (bytes, bytearray)) or not isinstance(payloads, Sequence):
+            raise ValueError("payloads must be a list of bytes, one per sample")
+        if len(shape) not in (2, 3):
+            raise ValueError(f"shape must be (N, D) or (B, N, D), got {tuple(shape)}")
+        if len(shape) == 3 and int(shape[0]) != len(payloads):
+            raise ValueError(f"shape says {int(shape[0])} samples but got {len(payloads)} payloads")
+        n, d = int(shape[-2]), int(shape[-1])
+        self._check_shape(n, d)
+        tag = config_tag(self.config())
+        parsed = [
+            unpack_payload(p, self.codec_id, tag, n, d, index=i) for i, p in enumerate(payloads)
+        ]
+        if not parsed:
+            return torch.zeros(0, n, d, device=self._device())
+        return self._decode(parsed, n, d)
+
+    # ----------------------------------------------------------------- subclass hooks
+    def _check_shape(self, num_tokens: int, dim: int) -> None:
+        """Raise ``ValueError`` if this module cannot code tokens of this shape."""
+
+    def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:  # pragma: no cover
+        """Return ``(body, flags)`` per sample; ``tokens`` is detached ``[B, N, D]``."""
+        raise NotImplementedError
+
+    def _decode(
+        self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int
+    ) -> torch.Tensor:  # pragma: no cover - abstract
+        """Decode checked ``(header, body)`` pairs to ``[B, N, D]`` float32 tokens."""
+        raise NotImplementedError
+
+    def _device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+
+@register_link("identity")
+class IdentityLink(LinkModule):
+    """Pass tokens through unchanged; the body is the raw float32 bytes (the uncompressed cut)."""
+
+    def forward(self, tokens: torch.Tensor) -> dict[str, Any]:
+        return {"y_hat": tokens, "likelihoods": {}}
+
+    def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
+        data = tokens.to(torch.float32).cpu().numpy().astype("<f4")
+        return [(sample.tobytes(), 0) for sample in data]
+
+    def _decode(self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int) -> torch.Tensor:
+        expected = 4 * num_tokens * dim
+        samples = []
+        for i, (_, body) in enumerate(parsed):
+            if len(body) != expected:
+                raise ValueError(
+                    f"identity payload {i} has a {len(body)}-byte body; expected {expected} "
+                    f"(float32 tokens of shape {num_tokens}x{dim})"
+                )
+            samples.append(np.frombuffer(body, dtype="<f4").astype(np.float32))
+        out = torch.from_numpy(np.stack(samples)).view(len(parsed), num_tokens, dim)
+        return out.to(self._device())

@@ -1,0 +1,110 @@
+"""SplitViT: a timm ViT cut into a satellite part, a link module, a ground part and a task head.
+
+``split_index`` 0 cuts right after the patch embedding (the paper's architecture: embedding and
+head on board, encoder on the ground); ``k`` cuts after block ``k``. Composing the parts equals the
+unsplit model exactly when the link is the identity.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from encoders.base import IdentityLink, LinkModule
+
+HeadPlacement = Literal["satellite", "ground"]
+
+
+class SplitViT(nn.Module):
+    """A ViT with a cut at ``split_index`` and a pluggable link module at the cut.
+
+    Args:
+        vit: a timm ``VisionTransformer`` with global average pooling and no class token.
+        split_index: number of transformer blocks on the satellite (0..depth).
+        head_placement: where the task head runs; ``"satellite"`` means the pooled features
+            cross back from the ground to the satellite (the paper's split).
+        link: module at the cut (identity by default).
+    """
+
+    def __init__(
+        self,
+        vit: VisionTransformer,
+        split_index: int = 0,
+        head_placement: HeadPlacement = "satellite",
+        link: LinkModule | None = None,
+    ) -> None:
+        super().__init__()
+        depth = len(vit.blocks)
+        if not isinstance(split_index, int) or not 0 <= split_index <= depth:
+            raise ValueError(
+                f"split_index={split_index!r} is out of range; expected an integer in 0..{depth} "
+                f"(0 = after patch embedding, {depth} = after the last block)"
+            )
+        if head_placement not in ("satellite", "ground"):
+            raise ValueError(f"head_placement={head_placement!r}; expected 'satellite' or 'ground'")
+        if vit.cls_token is not None or vit.global_pool != "avg":
+            raise ValueError("SplitViT expects a ViT with global_pool='avg' and no class token")
+        self.vit = vit
+        self.split_index = split_index
+        self.head_placement = head_placement
+        self.link = link if link is not None else IdentityLink()
+
+    @property
+    def depth(self) -> int:
+        return len(self.vit.blocks)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.vit.embed_dim
+
+    @property
+    def num_tokens(self) -> int:
+        return self.vit.patch_embed.num_patches
+
+    def satellite_part(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` to the tokens ``[B, N, D]`` that cross the cut."""
+        v = self.vit
+        x = v.patch_embed(images)
+        x = v._pos_embed(x)
+        x = v.patch_drop(x)
+        x = v.norm_pre(x)
+        for block in v.blocks[: self.split_index]:
+            x = block(x)
+        return x
+
+    def ground_part(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens after the cut to pooled features ``[B, D]`` (the input of the task head)."""
+        v = self.vit
+        x = tokens
+        for block in v.blocks[self.split_index :]:
+            x = block(x)
+        x = v.norm(x)
+        return v.pool(x)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features to class logits (``fc_norm`` + linear classifier)."""
+        v = self.vit
+        return v.head(v.head_drop(v.fc_norm(features)))
+
+    def head_modules(self) -> list[nn.Module]:
+        """The modules that form the task head (trained in head-only fine-tuning)."""
+        return [self.vit.fc_norm, self.vit.head]
+
+    def forward_parts(self, images: torch.Tensor) -> dict[str, object]:
+        """Run every part; returns tokens, link output (``y_hat``, ``likelihoods``), features, logits."""
+        tokens = self.satellite_part(images)
+        link_out = self.link(tokens)
+        features = self.ground_part(link_out["y_hat"])
+        return {
+            "tokens": tokens,
+            "y_hat": link_out["y_hat"],
+            "likelihoods": link_out["likelihoods"],
+            "features": features,
+            "logits": self.head(features),
+        }
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward_parts(images)["logits"]

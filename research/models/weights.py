@@ -1,0 +1,74 @@
+"""Loading backbone weights from a local file: a timm/torch state dict, or a satedge checkpoint.
+
+Accepted: a ``.pt``/``.pth`` state dict (possibly fp16), a ``.safetensors`` file, or a Lightning
+checkpoint of ``MAEPretrainTask`` (keys ``model.encoder.*``) or ``ClassificationTask`` (keys
+``model.vit.*``). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+_PREFIXES = ("model.encoder.", "model.vit.", "encoder.", "vit.", "module.")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read tensors from ``path``, unwrapping Lightning checkpoints and satedge prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - re-raised with the file named
+            raise ValueError(f"cannot read weights {str(path)!r}: {err}") from err
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights {str(path)!r} hold no state dict of tensors")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+                break
+        out[key] = value
+    return out
+
+
+def load_backbone_weights(
+    vit: VisionTransformer, path: str | Path, strict_backbone: bool = True
+) -> list[str]:
+    """Load ``path`` into ``vit``; returns the keys left at their initial values (e.g. a new head).
+
+    The classifier is skipped when its shape differs (a new task). Any other missing or unexpected
+    backbone key is an error when ``strict_backbone`` (the file is not this architecture).
+    """
+    state = read_state_dict(path)
+    own = vit.state_dict()
+    skipped = [k for k in ("head.weight", "head.bias") if k in state and k in own and state[k].shape != own[k].shape]
+    for key in skipped:
+        state.pop(key)
+    state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token"))}
+    mismatched = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if mismatched:
+        raise ValueError(
+            f"weights {str(path)!r} do not fit this backbone: {mismatched[0]} has shape "
+            f"{tuple(state[mismatched[0]].shape)}, expected {tuple(own[mismatched[0]].shape)}"
+        )
+    result = vit.load_state_dict(state, strict=False)
+    unexpected = [k for k in result.unexpected_keys if "lora_" not in k]
+    missing = [k for k in result.missing_keys if not k.startswith(("head.", "fc_norm.")) and "lora_" not in k]
+    if strict_backbone and (unexpected or missing):
+        raise ValueError(
+            f"weights {str(path)!r} do not match this backbone: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    return sorted(result.missing_keys)

@@ -1,0 +1,29 @@
+"""Where the project finds things on disk: the repo, the shared offline data, committed checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The offline data folder (``../shared/data`` beside the repo, or ``$SATEDGE_SHARED_DATA``)."""
+    override = os.environ.get("SATEDGE_SHARED_DATA")
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+
+
+def eurosat_dir() -> Path:
+    """The full EuroSAT RGB ImageFolder copy (27,000 JPEGs), when present."""
+    return shared_data_dir() / "eurosat_rgb"
+
+
+def tle_dir() -> Path:
+    """The mid-July 2024 CelesTrak TLE snapshot, when present."""
+    return shared_data_dir() / "tle"
+
+
+def checkpoints_dir() -> Path:
+    """Committed model checkpoints (weights only) that later work and the demo start from."""
+    return REPO_ROOT / "checkpoints"

@@ -1,0 +1,7 @@
+"""LightningModules: pre-training and fine-tuning tasks of the split ViT."""
+
+from research.tasks.base import BaseTask
+from research.tasks.classification import ClassificationTask
+from research.tasks.mae import MAEPretrainTask
+
+__all__ = ["BaseTask", "ClassificationTask", "MAEPretrainTask"]

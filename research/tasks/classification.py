@@ -1,0 +1,104 @@
+"""ClassificationTask: fine-tune the split ViT (head-only, LoRA or full) on a labelled data set."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from encoders.base import LinkModule
+from research.models.finetune import configure_finetuning
+from research.models.presets import build_backbone
+from research.models.split_vit import SplitViT
+from research.models.weights import load_backbone_weights
+from research.tasks.base import BaseTask
+
+
+class ClassificationTask(BaseTask):
+    """Fine-tune a :class:`SplitViT` for classification.
+
+    Args:
+        backbone: preset name (``satvit_tiny``, ``satvit_small``, ``satvit_base``).
+        num_classes: number of classes.
+        in_chans: input bands.
+        split_index: blocks on the satellite side of the cut (0 = after patch embedding).
+        head_placement: ``satellite`` (the paper's split) or ``ground``.
+        finetune: ``head``, ``lora`` or ``full``.
+        lora_rank: LoRA rank (``finetune=lora``).
+        lora_alpha: LoRA scaling numerator.
+        pretrained: local weights to start from (MAE or classification checkpoint, timm/torch
+            state dict); ``None`` trains from scratch.
+        link: module at the cut (identity when ``None``); any ``encoders.LinkModule``.
+        drop_path_rate: stochastic depth.
+        label_smoothing: cross-entropy label smoothing.
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_epochs: linear warm-up length.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "satvit_small",
+        num_classes: int = 10,
+        in_chans: int = 3,
+        split_index: int = 0,
+        head_placement: str = "satellite",
+        finetune: str = "full",
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        pretrained: str | None = None,
+        link: LinkModule | None = None,
+        drop_path_rate: float = 0.1,
+        label_smoothing: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 1.0,
+    ) -> None:
+        self.save_hyperparameters(ignore=["link"])
+        self._link = link
+        super().__init__()
+
+    def configure_models(self) -> None:
+        hp = self.hparams
+        vit = build_backbone(hp.backbone, hp.num_classes, hp.in_chans, hp.drop_path_rate)
+        if hp.pretrained:
+            load_backbone_weights(vit, hp.pretrained)
+        model = SplitViT(vit, hp.split_index, hp.head_placement, self._link)
+        self.model = configure_finetuning(model, hp.finetune, hp.lora_rank, hp.lora_alpha)
+
+    def configure_losses(self) -> None:
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
+
+    def configure_metrics(self) -> None:
+        n = self.hparams.num_classes
+        metrics = MetricCollection({"acc": MulticlassAccuracy(n, average="micro")})
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def _step(self, batch: list[torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self.model(images)
+        loss = self.criterion(logits, labels)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(logits, labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=len(labels))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        return loss
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.model(batch[0]).argmax(dim=1)
