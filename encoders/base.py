@@ -17,6 +17,7 @@ versioned header of ``encoders.header`` so that a decoder refuses what it cannot
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -29,6 +30,15 @@ from encoders.header import CODEC_IDS, Header, config_tag, pack_payload, unpack_
 __all__ = ["LinkModule", "IdentityLink", "register_link", "list_links", "build_link"]
 
 _LINKS: dict[str, type[LinkModule]] = {}
+# Modules whose import registers the built-in links. They are imported on first use of the
+# registry, so that ``import encoders`` stays light: CompressAI's own import pulls in
+# torch_geometric (about 10 s), which a split model with an identity link never needs.
+BUILTIN_LINK_MODULES: tuple[str, ...] = ("encoders.baselines", "encoders.token_codecs", "snn.link")
+
+
+def _load_builtin_links() -> None:
+    for module in BUILTIN_LINK_MODULES:
+        importlib.import_module(module)
 
 
 def register_link(
@@ -47,7 +57,9 @@ def register_link(
 
     def wrap(cls: type[LinkModule]) -> type[LinkModule]:
         if name in _LINKS:
-            raise ValueError(f"link module {name!r} is already registered by {_LINKS[name].__name__}")
+            raise ValueError(
+                f"link module {name!r} is already registered by {_LINKS[name].__name__}"
+            )
         taken = {c.codec_id: n for n, c in _LINKS.items()}
         if cid in taken:
             raise ValueError(f"codec id {cid} of {name!r} is already used by {taken[cid]!r}")
@@ -61,11 +73,13 @@ def register_link(
 
 def list_links() -> list[str]:
     """Names of every registered link module, sorted."""
+    _load_builtin_links()
     return sorted(_LINKS)
 
 
 def build_link(name: str, **kwargs: Any) -> LinkModule:
     """Instantiate a registered link module; an unknown name lists the valid ones."""
+    _load_builtin_links()
     if name not in _LINKS:
         raise ValueError(f"unknown link module {name!r}; expected one of {list_links()}")
     return _LINKS[name](**kwargs)
@@ -74,17 +88,23 @@ def build_link(name: str, **kwargs: Any) -> LinkModule:
 class LinkModule(nn.Module):
     """Base class of everything that sits at a cut (see the module docstring for the contract).
 
-    Subclasses implement ``forward``, ``_encode`` (one sample to a body) and ``_decode``; the
-    base class adds the header, checks it and splits batches, so every link fails the same way on
-    a bad payload.
+    Subclasses implement ``forward``, ``_encode`` (a batch to one body per sample) and
+    ``_decode``; the base class writes and checks the headers, so every link refuses a bad
+    payload the same way.
     """
 
     link_name: ClassVar[str] = ""
     codec_id: ClassVar[int] = -1
+    flag_mask: ClassVar[int] = 0
+    """Header flag bits this link writes; a payload with any other bit set is refused."""
 
     def config(self) -> dict[str, object]:
         """Constructor arguments that change the bitstream; hashed into the header's config tag."""
         return {}
+
+    def wire_tag(self) -> int:
+        """The 16-bit tag written in (and required from) every payload header."""
+        return config_tag(self.config())
 
     def forward(self, tokens: torch.Tensor) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -99,13 +119,17 @@ class LinkModule(nn.Module):
 
     # ----------------------------------------------------------------- real transmission
     def compress(self, tokens: torch.Tensor) -> list[bytes]:
-        """Encode ``[B, N, D]`` tokens to one self-describing payload per sample."""
+        """Encode ``[B, N, D]`` tokens to one self-describing payload per sample.
+
+        Raises:
+            ValueError: If the tokens are not ``[B, N, D]`` of a shape this link can code.
+        """
         if tokens.dim() != 3:
             raise ValueError(f"expected tokens of shape [B, N, D], got {tuple(tokens.shape)}")
         _, n, d = tokens.shape
         self._check_shape(n, d)
         bodies = self._encode(tokens.detach())
-        tag = config_tag(self.config())
+        tag = self.wire_tag()
         return [pack_payload(self.codec_id, tag, n, d, body, flags) for body, flags in bodies]
 
     def decompress(self, payloads: Sequence[bytes], shape: Sequence[int]) -> torch.Tensor:
@@ -127,9 +151,10 @@ class LinkModule(nn.Module):
             raise ValueError(f"shape says {int(shape[0])} samples but got {len(payloads)} payloads")
         n, d = int(shape[-2]), int(shape[-1])
         self._check_shape(n, d)
-        tag = config_tag(self.config())
+        tag = self.wire_tag()
         parsed = [
-            unpack_payload(p, self.codec_id, tag, n, d, index=i) for i, p in enumerate(payloads)
+            unpack_payload(p, self.codec_id, tag, n, d, index=i, flag_mask=self.flag_mask)
+            for i, p in enumerate(payloads)
         ]
         if not parsed:
             return torch.zeros(0, n, d, device=self._device())
@@ -168,7 +193,9 @@ class IdentityLink(LinkModule):
         data = tokens.to(torch.float32).cpu().numpy().astype("<f4")
         return [(sample.tobytes(), 0) for sample in data]
 
-    def _decode(self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int) -> torch.Tensor:
+    def _decode(
+        self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int
+    ) -> torch.Tensor:
         expected = 4 * num_tokens * dim
         samples = []
         for i, (_, body) in enumerate(parsed):

@@ -12,8 +12,6 @@ from pathlib import Path
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-_PREFIXES = ("model.encoder.", "model.vit.", "encoder.", "vit.", "module.")
-
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read tensors from ``path``, unwrapping Lightning checkpoints and satedge prefixes."""
@@ -33,9 +31,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"weights {str(path)!r} hold no state dict of tensors")
+    # An MAE checkpoint holds encoder + decoder: keep only the encoder.
+    for scope in ("model.encoder.", "encoder.", "model.vit."):
+        if any(k.startswith(scope) for k in state):
+            state = {k[len(scope) :]: v for k, v in state.items() if k.startswith(scope)}
+            break
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        for prefix in _PREFIXES:
+        for prefix in ("vit.", "module."):
             if key.startswith(prefix):
                 key = key[len(prefix) :]
                 break
@@ -56,7 +59,6 @@ def load_backbone_weights(
     skipped = [k for k in ("head.weight", "head.bias") if k in state and k in own and state[k].shape != own[k].shape]
     for key in skipped:
         state.pop(key)
-    state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token"))}
     mismatched = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
     if mismatched:
         raise ValueError(

@@ -1,0 +1,29 @@
+# Set-up and the two README commands. `make demo` installs and runs the main job on the embedded
+# EuroSAT subset; `make test` installs and runs the tests. Both work on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: install demo test test-all lint figures
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install torch==2.14.1 torchvision==0.29.1
+	$(VENV)/bin/pip install -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/satedge fit --config experiments/quickstart.yaml
+	$(VENV)/bin/satedge test --config experiments/quickstart.yaml --ckpt_path outputs/quickstart/checkpoints/best.ckpt
+
+test: install
+	$(PY) -m pytest
+
+test-all: install
+	$(PY) -m pytest -m ""
+
+lint: install
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,101 @@
+"""One rANS stream per sample, shared by several CompressAI entropy models.
+
+CompressAI codes each entropy model into its own string; every string pays the coder's 8-byte
+state flush plus word padding, and a hyperprior payload would also need a length field to split
+its two strings. At the rates of a token codec (tens to hundreds of bytes per sample) that is a
+visible overhead, so the codecs here push all their symbols through one ``BufferedRansEncoder``
+and read them back in the same order from one ``RansDecoder`` stream.
+
+The decoder pads the stream with zeros: CompressAI's range decoder reads without bounds checks,
+and a damaged stream that got past the header's CRC must not make it read outside the buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyModel
+
+__all__ = ["CoderTables", "StreamDecoder", "encode_stream", "MIN_STREAM_BYTES"]
+
+MIN_STREAM_BYTES = 8
+"""The coder flushes its 64-bit state, so no valid stream is shorter."""
+
+
+@dataclass(frozen=True)
+class CoderTables:
+    """The integer tables of one entropy model, as lists for the C++ coder."""
+
+    cdfs: list[list[int]]
+    lengths: list[int]
+    offsets: list[int]
+
+    @classmethod
+    def of(cls, model: EntropyModel) -> CoderTables:
+        """Tables of an updated ``EntropyBottleneck`` or ``GaussianConditional``."""
+        return cls(
+            model._quantized_cdf.tolist(),
+            model._cdf_length.reshape(-1).int().tolist(),
+            model._offset.reshape(-1).int().tolist(),
+        )
+
+
+def encode_stream(parts: list[tuple[torch.Tensor, torch.Tensor, CoderTables]]) -> bytes:
+    """Code ``(symbols, indexes, tables)`` parts, in order, into one stream.
+
+    Args:
+        parts: Integer symbols and their table indexes (same shape) with the tables they index.
+    """
+    encoder = BufferedRansEncoder()
+    for symbols, indexes, tables in parts:
+        encoder.encode_with_indexes(
+            symbols.reshape(-1).int().tolist(), *_used_rows(indexes, tables)
+        )
+    return encoder.flush()
+
+
+def _used_rows(indexes: torch.Tensor, tables: CoderTables) -> tuple[list, list, list, list]:
+    """Indexes remapped to the table rows they use, and those rows only.
+
+    The coder converts every row it is given from Python lists on every call; a Gaussian table
+    has 64 rows of up to ~3000 entries, of which one sample uses a handful.
+    """
+    used, inverse = torch.unique(indexes.reshape(-1).int().cpu(), return_inverse=True)
+    rows = used.tolist()
+    if rows and not 0 <= rows[0] <= rows[-1] < len(tables.cdfs):
+        raise ValueError(f"table index out of range 0..{len(tables.cdfs) - 1}")
+    return (
+        inverse.tolist(),
+        [tables.cdfs[r] for r in rows],
+        [tables.lengths[r] for r in rows],
+        [tables.offsets[r] for r in rows],
+    )
+
+
+class StreamDecoder:
+    """Read the parts of one stream back, in the order they were encoded.
+
+    Args:
+        stream: The bytes from ``encode_stream``.
+        max_symbols: Symbols that will be read in all; sizes the zero padding.
+        what: Names the payload in error messages.
+
+    Raises:
+        ValueError: If the stream is shorter than any valid one.
+    """
+
+    def __init__(self, stream: bytes, max_symbols: int, what: str) -> None:
+        if len(stream) < MIN_STREAM_BYTES:
+            raise ValueError(
+                f"{what}: range-coded body of {len(stream)} bytes is shorter than the "
+                f"{MIN_STREAM_BYTES}-byte coder state"
+            )
+        self._decoder = RansDecoder()
+        self._decoder.set_stream(stream + bytes(8 * max_symbols + 16))
+
+    def decode(self, indexes: torch.Tensor, tables: CoderTables) -> torch.Tensor:
+        """Integer symbols with the shape and device of ``indexes``."""
+        values = self._decoder.decode_stream(*_used_rows(indexes, tables))
+        return torch.tensor(values, dtype=torch.int32, device=indexes.device).view(indexes.shape)

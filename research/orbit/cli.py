@@ -1,0 +1,82 @@
+"""``satedge orbit ...``: compute and save a scenario's contact plan.
+
+``satedge orbit plan --config experiments/orbit/demo_6x11.yaml [--out DIR]`` writes
+``DIR/<name>.npz`` (the plan) and ``DIR/<name>_summary.json`` and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path("outputs") / "orbit"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="satedge orbit", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="build a contact plan from a scenario YAML")
+    plan.add_argument("--config", required=True, type=Path, help="scenario YAML file")
+    plan.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                      help=f"output folder (default: {DEFAULT_OUT})")
+    return p
+
+
+def run_plan(config: Path, out: Path) -> dict:
+    """Build, save and summarise one scenario; returns the summary (with file paths)."""
+    from research.orbit.builder import BuildStats
+    from research.orbit.config import load_config
+
+    cfg = load_config(config)
+    stats = BuildStats()
+    t0 = time.perf_counter()
+    plan = cfg.build(stats=stats)
+    build_s = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    path = plan.save(out / f"{cfg.name}.npz")
+    summary = {"scenario": cfg.name, "epoch": plan.grid.to_dict()["epoch"], **plan.summary(),
+               "build_s": round(build_s, 3),
+               "build_stage_s": {k: round(v, 3) for k, v in stats.seconds.items()},
+               "plan_file": str(path)}
+    spath = out / f"{cfg.name}_summary.json"
+    spath.write_text(json.dumps(summary, indent=2) + "\n")
+    summary["summary_file"] = str(spath)
+    return summary
+
+
+def _print(summary: dict) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"contact plan: {summary['scenario']}")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        for k, v in summary.items():
+            if k in ("scenario", "build_stage_s"):
+                continue
+            table.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
+        Console().print(table)
+    except ImportError:  # pragma: no cover - rich is a dependency, stay usable without it
+        print(json.dumps(summary, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    from research.orbit.config import OrbitConfigError
+
+    try:
+        if args.command == "plan":
+            _print(run_plan(args.config, args.out))
+    except (OrbitConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Vectorised SGP4 propagation and the frames it needs (TEME, ITRS, GCRS) via Skyfield.
+
+Positions come from ``sgp4.api.SatrecArray`` (the C++ extension, many satellites x many times
+per call) in SGP4's TEME frame. TEME -> ITRS is a rotation about z by the GMST-1982 angle
+(Skyfield's ``theta_GMST1982``, the same transform as Skyfield's ``TEME_to_ITRF`` and its ``itrs``
+frame without polar motion, which the built-in timescale does not carry). TEME -> GCRS uses
+Skyfield's ``TEME.rotation_at`` (precession-nutation included).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sgp4.api import SatrecArray, accelerated
+
+from research.orbit.constellation import Constellation
+from research.orbit.timegrid import DAY_S, TimeGrid
+
+WGS84_A_KM = 6378.137
+WGS84_F = 1.0 / 298.257223563
+
+
+def check_accelerated(strict: bool = False) -> bool:
+    """Whether sgp4's compiled extension is in use (the pure-Python fallback is ~100x slower)."""
+    if not accelerated:
+        msg = "sgp4 C++ extension not available: propagation falls back to slow pure Python"
+        if strict:
+            raise RuntimeError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    return bool(accelerated)
+
+
+@dataclass
+class EarthRotation:
+    """GMST-1982 angle (rad) and its rate (rad/s) at each time: the TEME -> ITRS rotation."""
+
+    theta: np.ndarray
+    theta_dot: np.ndarray
+
+    @classmethod
+    def for_grid(cls, grid: TimeGrid, seconds: np.ndarray | None = None) -> EarthRotation:
+        from skyfield.sgp4lib import theta_GMST1982
+
+        t = grid.skyfield_times(seconds)
+        theta, theta_dot = theta_GMST1982(t.whole, t.ut1_fraction)
+        theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
+        theta_dot = np.broadcast_to(np.asarray(theta_dot, dtype=np.float64) / DAY_S, theta.shape)
+        return cls(theta, np.array(theta_dot))
+
+    def subset(self, idx: slice | np.ndarray) -> EarthRotation:
+        return EarthRotation(self.theta[idx], self.theta_dot[idx])
+
+
+def propagate_teme(
+    constellation: Constellation, jd: np.ndarray, fr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions (km) and velocities (km/s) in TEME for every satellite at every time.
+
+    Returns:
+        ``(r, v, err)`` of shapes ``(N, T, 3)``, ``(N, T, 3)``, ``(N, T)``; entries with a
+        non-zero SGP4 error code (decayed orbit, ...) are NaN.
+    """
+    arr = SatrecArray(constellation.satrecs)
+    err, r, v = arr.sgp4(np.ascontiguousarray(jd), np.ascontiguousarray(fr))
+    if err.any():
+        bad = err != 0
+        r[bad] = np.nan
+        v[bad] = np.nan
+    return r, v, err
+
+
+def rotate_z(xyz: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Apply ``R3(theta)`` (frame rotation about z) to ``(..., T, 3)`` vectors, per time."""
+    c, s = np.cos(theta), np.sin(theta)
+    out = np.empty_like(xyz)
+    x, y = xyz[..., 0], xyz[..., 1]
+    out[..., 0] = c * x + s * y
+    out[..., 1] = c * y - s * x
+    out[..., 2] = xyz[..., 2]
+    return out
+
+
+def teme_to_itrs(r: np.ndarray, rot: EarthRotation) -> np.ndarray:
+    """TEME positions ``(..., T, 3)`` to ITRS (PEF; no polar motion)."""
+    return rotate_z(r, rot.theta)
+
+
+def teme_to_itrs_velocity(r: np.ndarray, v: np.ndarray, theta: np.ndarray,
+                          theta_dot: np.ndarray) -> np.ndarray:
+    """ITRS velocity ``R v + dR/dt r`` (km/s) for TEME ``r, v``, angle and rate per vector."""
+    c, s = np.cos(theta), np.sin(theta)
+    x, y = r[..., 0], r[..., 1]
+    xi = c * x + s * y
+    yi = c * y - s * x
+    out = np.empty_like(v)
+    out[..., 0] = c * v[..., 0] + s * v[..., 1] + theta_dot * yi
+    out[..., 1] = c * v[..., 1] - s * v[..., 0] - theta_dot * xi
+    out[..., 2] = v[..., 2]
+    return out
+
+
+def teme_to_gcrs(r: np.ndarray, grid: TimeGrid, seconds: np.ndarray | None = None) -> np.ndarray:
+    """TEME positions ``(N, T, 3)`` to GCRS with Skyfield's TEME frame (precession-nutation)."""
+    from skyfield.sgp4lib import TEME
+
+    t = grid.skyfield_times(seconds)
+    mat = np.asarray(TEME.rotation_at(t))  # (3, 3) or (3, 3, T): GCRS -> TEME
+    if mat.ndim == 2:
+        mat = mat[:, :, None]
+    # GCRS = R^T r_TEME for each time.
+    return np.einsum("jit,ntj->nti", mat, r)
+
+
+def geodetic_from_itrs(r_km: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WGS84 latitude (deg), longitude (deg) and height (km) of ITRS points (Bowring, 2 iters)."""
+    x, y, z = r_km[..., 0], r_km[..., 1], r_km[..., 2]
+    a, f = WGS84_A_KM, WGS84_F
+    b = a * (1 - f)
+    e2 = f * (2 - f)
+    ep2 = e2 / (1 - e2)
+    p = np.hypot(x, y)
+    lon = np.degrees(np.arctan2(y, x))
+    beta = np.arctan2(z, (1 - f) * p)
+    for _ in range(2):
+        phi = np.arctan2(z + ep2 * b * np.sin(beta) ** 3, p - e2 * a * np.cos(beta) ** 3)
+        beta = np.arctan2((1 - f) * np.sin(phi), np.cos(phi))
+    sphi = np.sin(phi)
+    n = a / np.sqrt(1 - e2 * sphi**2)
+    h = p * np.cos(phi) + (z + e2 * n * sphi) * sphi - n
+    return np.degrees(phi), lon, h
+
+
+def subsatellite_points(constellation: Constellation, grid: TimeGrid,
+                        seconds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Geodetic latitude and longitude (deg), shape ``(N, T)``, e.g. for ground tracks."""
+    jd, fr = grid.jd_utc(seconds)
+    r, _, _ = propagate_teme(constellation, jd, fr)
+    rot = EarthRotation.for_grid(grid, seconds)
+    lat, lon, _ = geodetic_from_itrs(teme_to_itrs(r, rot))
+    return lat, lon
+
+
+def positions_itrs(constellation: Constellation, grid: TimeGrid,
+                   seconds: np.ndarray | None = None) -> np.ndarray:
+    """ITRS positions (km), shape ``(N, T, 3)``."""
+    jd, fr = grid.jd_utc(seconds)
+    r, _, _ = propagate_teme(constellation, jd, fr)
+    return teme_to_itrs(r, EarthRotation.for_grid(grid, seconds))

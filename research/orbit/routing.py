@@ -1,0 +1,168 @@
+"""Earliest-arrival transfers over the contact plan (store-and-forward, time-dependent Dijkstra).
+
+A hop from ``u`` to ``v`` starts when ``u`` holds all the bytes and the link is up; it sends at
+the link's (sample-and-hold) rate, pausing while the link is down and resuming in its next
+contact; the bytes arrive one propagation delay after the last bit is sent. Arrival is
+monotone in the ready time (first-in first-out), so Dijkstra on arrival time is exact. Links
+are not reserved: concurrent transfers do not slow each other down.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from research.orbit.isl import KIND_NAMES
+
+if TYPE_CHECKING:
+    from research.orbit.contact_plan import ContactPlan
+
+C_KM_S = 299_792.458
+
+
+class UnreachableError(LookupError):
+    """No route delivers the bytes within the plan's horizon."""
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One store-and-forward hop, times in seconds from the plan epoch."""
+
+    src: str
+    dst: str
+    kind: str
+    t_ready: float
+    t_start: float
+    t_sent: float
+    t_arrival: float
+    wait_s: float
+    transmit_s: float
+    propagation_s: float
+    energy_j: float
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Outcome of :meth:`ContactPlan.transfer`; unpacks as ``(t_arrival, path, energy_j)``.
+
+    ``wait_s + transmit_s + propagation_s == t_arrival - t0`` (waiting includes pauses while a
+    link is down in the middle of a hop).
+    """
+
+    t_arrival: float
+    path: list[str]
+    energy_j: float
+    t0: float
+    n_bytes: float
+    wait_s: float
+    transmit_s: float
+    propagation_s: float
+    hops: list[Hop] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter((self.t_arrival, self.path, self.energy_j))
+
+    @property
+    def latency_s(self) -> float:
+        return self.t_arrival - self.t0
+
+
+def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits: float
+               ) -> tuple[float, float, float, float, float] | None:
+    """``(t_start, t_sent, t_arrival, transmit_s, delay_s)`` of one hop, or ``None``."""
+    wb, we = int(plan.link_wbeg[link]), int(plan.link_wend[link])
+    w = wb + int(np.searchsorted(plan.win_end[wb:we], t_ready, side="right"))
+    remaining = bits
+    tx = 0.0
+    t_start: float | None = None
+    while w < we:
+        s = max(t_ready, float(plan.win_start[w]))
+        bounds, rates, cum, act = plan.window_profile(w, forward)
+        j = min(max(int(np.searchsorted(bounds, s, side="right")) - 1, 0), len(rates) - 1)
+        cap_s = cum[j] + rates[j] * (s - bounds[j])
+        if cum[-1] > cap_s:  # some capacity left in this window after s
+            act_s = act[j] + (s - bounds[j] if rates[j] > 0 else 0.0)
+            if t_start is None:  # the first instant with a non-zero rate
+                k = j + int(np.argmax(rates[j:] > 0))
+                t_start = s if k == j else float(bounds[k])
+            if remaining <= 0:  # nothing to send: the hop completes when the link opens
+                f = t_start
+                break
+            target = cap_s + remaining
+            if target <= cum[-1]:
+                i = min(max(int(np.searchsorted(cum, target, side="left")) - 1, 0),
+                        len(rates) - 1)
+                f = float(bounds[i] + (target - cum[i]) / rates[i])
+                tx += act[i] + (f - bounds[i]) - act_s
+                break
+            remaining = target - cum[-1]
+            tx += act[-1] - act_s
+        w += 1
+    else:
+        return None
+    s_idx = plan._sample(w, min(f, float(plan.win_end[w]) - 1e-9))
+    delay = float(plan.range_km[s_idx]) / C_KM_S
+    return float(t_start), f, f + delay, tx, delay
+
+
+def earliest_transfer(plan: ContactPlan, src: str, dst: str, n_bytes: float, t0: float, *,
+                      relay_via_stations: bool = False) -> TransferResult:
+    """See :meth:`ContactPlan.transfer`."""
+    if not (isinstance(n_bytes, (int, float, np.integer, np.floating))
+            and math.isfinite(n_bytes) and n_bytes >= 0):
+        raise ValueError(f"n_bytes must be a finite number >= 0, got {n_bytes!r}")
+    t0 = plan._check_t(t0)
+    i_src, i_dst = plan.index(src), plan.index(dst)
+    bits = 8.0 * float(n_bytes)
+    if i_src == i_dst:
+        return TransferResult(t0, [src], 0.0, t0, float(n_bytes), 0.0, 0.0, 0.0, [])
+    n_sat = len(plan.satellites)
+    best = {i_src: t0}
+    prev: dict[int, tuple[int, int, bool, float, tuple]] = {}
+    heap = [(t0, i_src)]
+    done = set()
+    while heap:
+        t, u = heapq.heappop(heap)
+        if u in done:
+            continue
+        done.add(u)
+        if u == i_dst:
+            break
+        if u >= n_sat and u != i_src and not relay_via_stations:
+            continue
+        for link, fwd, v in plan.adjacency(u):
+            if v in done or (v >= n_sat and v != i_dst and not relay_via_stations):
+                continue
+            hop = hop_timing(plan, link, fwd, t, bits)
+            if hop is None:
+                continue
+            if hop[2] < best.get(v, math.inf):
+                best[v] = hop[2]
+                prev[v] = (u, link, fwd, t, hop)
+                heapq.heappush(heap, (hop[2], v))
+    if i_dst not in done:
+        raise UnreachableError(
+            f"no route from {src} to {dst} delivers {n_bytes} bytes between t0={t0} s and the "
+            f"plan horizon {plan.horizon_s} s"
+        )
+    hops: list[Hop] = []
+    v = i_dst
+    while v != i_src:
+        u, link, fwd, t_ready, (t_start, t_sent, t_arr, tx, delay) = prev[v]
+        power = plan.model_for(link, fwd).tx_power_w
+        hops.append(Hop(plan.nodes[u], plan.nodes[v], KIND_NAMES[int(plan.link_kind[link])],
+                        t_ready, t_start, t_sent, t_arr, (t_sent - t_ready) - tx, tx, delay,
+                        power * tx))
+        v = u
+    hops.reverse()
+    path = [hops[0].src] + [h.dst for h in hops]
+    return TransferResult(
+        t_arrival=best[i_dst], path=path, energy_j=sum(h.energy_j for h in hops), t0=t0,
+        n_bytes=float(n_bytes), wait_s=sum(h.wait_s for h in hops),
+        transmit_s=sum(h.transmit_s for h in hops),
+        propagation_s=sum(h.propagation_s for h in hops), hops=hops,
+    )

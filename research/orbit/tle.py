@@ -1,0 +1,240 @@
+"""Two-line element sets: strict parsing, checksums and filters.
+
+``sgp4`` accepts TLE lines without checking them, so a corrupted file would silently give wrong
+orbits. This module checks every line (length, line number, modulo-10 checksum, matching
+catalogue numbers) and raises :class:`TLEError` naming the file, the line and the satellite.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sgp4.api import WGS72, Satrec
+
+MU_EARTH_KM3_S2 = 398600.8  # WGS72 value, the constant SGP4 itself uses
+R_EARTH_KM = 6378.135  # WGS72 equatorial radius, as in SGP4
+
+TLE_LINE_LENGTH = 69
+
+
+class TLEError(ValueError):
+    """A TLE file or line that cannot be trusted (wrong checksum, length, structure)."""
+
+
+@dataclass(frozen=True)
+class TLE:
+    """One element set: the optional name line and the two data lines."""
+
+    name: str
+    line1: str
+    line2: str
+
+    @property
+    def catalog_number(self) -> str:
+        """NORAD catalogue number (columns 3-7 of line 1), as text (may be Alpha-5)."""
+        return self.line1[2:7].strip()
+
+    @property
+    def mean_motion_rev_per_day(self) -> float:
+        return float(self.line2[52:63])
+
+    @property
+    def eccentricity(self) -> float:
+        return float("0." + self.line2[26:33].strip())
+
+    @property
+    def inclination_deg(self) -> float:
+        return float(self.line2[8:16])
+
+    @property
+    def raan_deg(self) -> float:
+        return float(self.line2[17:25])
+
+    def perigee_apogee_km(self) -> tuple[float, float]:
+        """Perigee and apogee altitudes above the WGS72 equatorial radius (two-body, km)."""
+        n = self.mean_motion_rev_per_day * 2.0 * math.pi / 86400.0
+        a = (MU_EARTH_KM3_S2 / n**2) ** (1.0 / 3.0)
+        e = self.eccentricity
+        return a * (1.0 - e) - R_EARTH_KM, a * (1.0 + e) - R_EARTH_KM
+
+    def satrec(self) -> Satrec:
+        return Satrec.twoline2rv(self.line1, self.line2, WGS72)
+
+
+def tle_checksum(line: str) -> int:
+    """Modulo-10 checksum of the first 68 columns: digits count as themselves, '-' as 1."""
+    total = 0
+    for ch in line[:68]:
+        if ch.isdigit():
+            total += int(ch)
+        elif ch == "-":
+            total += 1
+    return total % 10
+
+
+def validate_tle_line(line: str, number: int, where: str) -> str:
+    """Check one data line and return it without trailing whitespace.
+
+    Args:
+        line: the raw line.
+        number: 1 or 2, the line number it must carry in column 1.
+        where: a human-readable location used in error messages (file, line, satellite).
+
+    Raises:
+        TLEError: when the length, the line number or the checksum is wrong.
+    """
+    text = line.rstrip()
+    if len(text) != TLE_LINE_LENGTH:
+        raise TLEError(
+            f"{where}: TLE line {number} has {len(text)} characters, expected "
+            f"{TLE_LINE_LENGTH}: {text!r}"
+        )
+    if text[0] != str(number) or text[1] != " ":
+        raise TLEError(f"{where}: expected TLE line {number} to start with '{number} ': {text!r}")
+    if not text[68].isdigit():
+        raise TLEError(f"{where}: TLE line {number} has no checksum digit in column 69: {text!r}")
+    expected = tle_checksum(text)
+    if int(text[68]) != expected:
+        raise TLEError(
+            f"{where}: TLE line {number} checksum is {text[68]} but the line sums to {expected} "
+            f"(corrupted line?): {text!r}"
+        )
+    return text
+
+
+def parse_tle_text(text: str, source: str = "<string>") -> list[TLE]:
+    """Parse 2-line or 3-line (name + 2 lines) element sets from text.
+
+    Args:
+        text: file contents.
+        source: name used in error messages, usually the file path.
+
+    Raises:
+        TLEError: on any malformed line, with the source and line number.
+    """
+    lines = text.splitlines()
+    out: list[TLE] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        raw = lines[i]
+        if not raw.strip():
+            i += 1
+            continue
+        if raw.startswith("1 ") and i + 1 < n and lines[i + 1].startswith("2 "):
+            name, first = "", i
+        else:
+            name, first = raw.strip(), i + 1
+        if first + 1 >= n:
+            raise TLEError(f"{source} line {i + 1}: element set {name!r} is missing its data lines")
+        label = f"{source} line {first + 1} ({name or 'unnamed'})"
+        l1 = validate_tle_line(lines[first], 1, label)
+        label2 = f"{source} line {first + 2} ({name or 'unnamed'})"
+        l2 = validate_tle_line(lines[first + 1], 2, label2)
+        if l1[2:7] != l2[2:7]:
+            raise TLEError(
+                f"{label}: catalogue numbers differ between line 1 ({l1[2:7]!r}) and line 2 "
+                f"({l2[2:7]!r})"
+            )
+        out.append(TLE(name=name or l1[2:7].strip(), line1=l1, line2=l2))
+        i = first + 2
+    return out
+
+
+def load_tle_file(path: str | Path) -> list[TLE]:
+    """Read and check every element set of a TLE file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"TLE file not found: {p}")
+    return parse_tle_text(p.read_text(encoding="ascii", errors="replace"), source=str(p))
+
+
+def resolve_tle_file(name: str | Path, folder: Path | None = None) -> Path:
+    """Find a TLE file: an existing path, or a name in the shared folder (``.txt`` optional)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    if folder is None:
+        from research.paths import tle_dir
+
+        folder = tle_dir()
+    for cand in (folder / p, folder / f"{p}.txt"):
+        if cand.is_file():
+            return cand
+    avail = sorted(q.stem for q in folder.glob("*.txt")) if folder.is_dir() else []
+    raise FileNotFoundError(
+        f"TLE file {str(name)!r} not found (as a path or in {folder}); available: {avail}"
+    )
+
+
+def filter_tles(
+    tles: Iterable[TLE],
+    *,
+    names: Sequence[str] | None = None,
+    name_contains: str | None = None,
+    name_regex: str | None = None,
+    altitude_km: tuple[float, float] | None = None,
+    limit: int | None = None,
+) -> list[TLE]:
+    """Select element sets.
+
+    Args:
+        tles: the candidates.
+        names: exact names to keep (case-insensitive); unknown names raise ``KeyError``.
+        name_contains: keep names containing this text (case-insensitive).
+        name_regex: keep names matching this regular expression (``re.search``).
+        altitude_km: ``(low, high)``: keep orbits whose perigee and apogee both lie in the band,
+            e.g. ``(530, 570)`` for the operational Starlink shells (raising and deorbiting
+            satellites drop out).
+        limit: keep at most this many (first in file order), for quick runs.
+    """
+    out = list(tles)
+    if names is not None:
+        wanted = {n.upper() for n in names}
+        have = {t.name.upper() for t in out}
+        missing = sorted(wanted - have)
+        if missing:
+            raise KeyError(f"TLE names not found: {missing[:10]}")
+        out = [t for t in out if t.name.upper() in wanted]
+    if name_contains:
+        key = name_contains.upper()
+        out = [t for t in out if key in t.name.upper()]
+    if name_regex:
+        rx = re.compile(name_regex)
+        out = [t for t in out if rx.search(t.name)]
+    if altitude_km is not None:
+        lo, hi = altitude_km
+        if lo > hi:
+            raise ValueError(f"altitude_km band must be (low, high), got {altitude_km}")
+        keep = []
+        for t in out:
+            per, apo = t.perigee_apogee_km()
+            if lo <= per and apo <= hi:
+                keep.append(t)
+        out = keep
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        out = out[:limit]
+    return out
+
+
+def unique_node_ids(tles: Sequence[TLE]) -> list[str]:
+    """Node ids ``sat-<NAME>`` (spaces as ``_``), with ``-<catalogue number>`` on duplicates."""
+    base = ["sat-" + re.sub(r"\s+", "_", t.name.strip()) for t in tles]
+    counts: dict[str, int] = {}
+    for b in base:
+        counts[b] = counts.get(b, 0) + 1
+    ids = [b if counts[b] == 1 else f"{b}-{t.catalog_number}"
+           for b, t in zip(base, tles, strict=True)]
+    seen: dict[str, int] = {}
+    out = []
+    for i in ids:  # same name and number twice (a duplicated entry): number them
+        k = seen.get(i, 0)
+        seen[i] = k + 1
+        out.append(i if k == 0 else f"{i}-{k}")
+    return out

@@ -1,0 +1,66 @@
+"""Slim a training checkpoint into a committed one (weights only, fp16) and record its sha256.
+
+    python scripts/export_checkpoint.py mae  outputs/pretrain_mae/.../last.ckpt checkpoints/satvit_small_mae.pt
+    python scripts/export_checkpoint.py task outputs/finetune_full/.../full-epoch=09.ckpt checkpoints/satvit_small_full.ckpt
+
+``mae`` writes the encoder's state dict (what ``ClassificationTask(pretrained=...)`` loads);
+``task`` writes a Lightning checkpoint without optimizer or loop state, which
+``satedge test --ckpt_path`` restores (weights, hyper-parameters, data normalisation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+KEEP = ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step",
+        "EuroSATDataModule", "datamodule_hyper_parameters")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["mae", "task"])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
+    args = parser.parse_args()
+    ckpt = torch.load(args.source, map_location="cpu", weights_only=False)
+    if args.kind == "mae":
+        prefix = "model.encoder."
+        slim = half({k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})
+    else:
+        slim = {k: ckpt[k] for k in KEEP if k in ckpt}
+        slim["state_dict"] = half(ckpt["state_dict"])
+        slim["hyper_parameters"] = dict(slim.get("hyper_parameters", {}))
+        slim["hyper_parameters"].pop("link", None)
+    args.target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(slim, args.target)
+    digest = sha256(args.target)
+    manifest_path = args.target.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest[args.target.name] = {
+        "sha256": digest,
+        "bytes": args.target.stat().st_size,
+        "kind": args.kind,
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+        "made_by": args.note,
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"{args.target} {args.target.stat().st_size} bytes sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()

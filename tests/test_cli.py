@@ -1,0 +1,64 @@
+"""The real ``satedge`` entry point driven by the real experiment YAMLs on tiny generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from research.cli import main
+from research.paths import REPO_ROOT
+
+EXPERIMENTS = REPO_ROOT / "experiments"
+TINY = ["--model.init_args.backbone", "satvit_tiny", "--data.init_args.batch_size", "8"]
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The YAMLs write logs and checkpoints under ./outputs: keep them in the test's folder."""
+    monkeypatch.chdir(tmp_path)
+
+
+def _overrides(fake_root: Path, tmp_path: Path) -> list[str]:
+    return TINY + [
+        "--data.init_args.root", str(fake_root),
+        "--data.init_args.split_file", str(tmp_path / "split.json"),
+        "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false",
+    ]
+
+
+def test_pretrain_fast_dev_run(fake_root: Path, tmp_path: Path) -> None:
+    args = ["fit", "--config", str(EXPERIMENTS / "pretrain_mae.yaml"), *_overrides(fake_root, tmp_path)]
+    assert main([*args, "--trainer.fast_dev_run", "1"]) == 0
+
+
+@pytest.mark.parametrize("mode", ["head", "lora", "full"])
+def test_finetune_fast_dev_run(mode: str, fake_root: Path, tmp_path: Path) -> None:
+    args = ["fit", "--config", str(EXPERIMENTS / f"finetune_{mode}.yaml"), *_overrides(fake_root, tmp_path)]
+    assert main([*args, "--model.init_args.pretrained", "null", "--trainer.fast_dev_run", "1"]) == 0
+
+
+def test_fit_checkpoint_resume_and_test(fake_root: Path, tmp_path: Path) -> None:
+    base = [
+        "--config", str(EXPERIMENTS / "finetune_full.yaml"), *_overrides(fake_root, tmp_path),
+        "--model.init_args.pretrained", "null", "--trainer.limit_train_batches", "2",
+        "--trainer.limit_val_batches", "1",
+    ]
+    assert main(["fit", *base, "--trainer.max_epochs", "1"]) == 0
+    last = next(tmp_path.rglob("last.ckpt"))
+    assert torch.load(last, weights_only=False)["epoch"] == 0
+    assert main(["fit", *base, "--trainer.max_epochs", "2", "--ckpt_path", str(last)]) == 0
+    newest = max(tmp_path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    resumed = torch.load(newest, weights_only=False)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 4
+    assert main(["test", *base, "--ckpt_path", str(last)]) == 0
+
+
+def test_config_typo_names_the_key(fake_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["fit", "--config", str(EXPERIMENTS / "finetune_full.yaml"), *_overrides(fake_root, tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--model.init_args.split_indx", "1"])
+    assert exit_info.value.code != 0
+    assert "split_indx" in capsys.readouterr().err
