@@ -17,16 +17,11 @@ from pathlib import Path
 
 import torch
 
-KEEP = ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step",
-        "EuroSATDataModule", "datamodule_hyper_parameters")
+from research.models.weights import mae_encoder_weights, slim_task_checkpoint
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def main() -> None:
@@ -37,14 +32,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
     args = parser.parse_args()
     ckpt = torch.load(args.source, map_location="cpu", weights_only=False)
-    if args.kind == "mae":
-        prefix = "model.encoder."
-        slim = half({k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})
-    else:
-        slim = {k: ckpt[k] for k in KEEP if k in ckpt}
-        slim["state_dict"] = half(ckpt["state_dict"])
-        slim["hyper_parameters"] = dict(slim.get("hyper_parameters", {}))
-        slim["hyper_parameters"].pop("link", None)
+    slim = mae_encoder_weights(ckpt) if args.kind == "mae" else slim_task_checkpoint(ckpt)
     args.target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, args.target)
     digest = sha256(args.target)

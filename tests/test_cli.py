@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from research.cli import main
+from research.models.weights import slim_task_checkpoint
 from research.paths import REPO_ROOT
 
 EXPERIMENTS = REPO_ROOT / "experiments"
@@ -54,6 +55,10 @@ def test_fit_checkpoint_resume_and_test(fake_root: Path, tmp_path: Path) -> None
     resumed = torch.load(newest, weights_only=False)
     assert resumed["epoch"] == 1 and resumed["global_step"] == 4
     assert main(["test", *base, "--ckpt_path", str(last)]) == 0
+    # The slim fp16 checkpoint we commit restores for testing as well.
+    slim = tmp_path / "slim.ckpt"
+    torch.save(slim_task_checkpoint(torch.load(last, weights_only=False)), slim)
+    assert main(["test", *base, "--ckpt_path", str(slim)]) == 0
 
 
 def test_config_typo_names_the_key(fake_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -74,3 +74,31 @@ def load_backbone_weights(
             f"unexpected {unexpected[:5]}"
         )
     return sorted(result.missing_keys)
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+# What a committed task checkpoint keeps: enough for ``satedge test --ckpt_path`` (weights,
+# hyper-parameters, the data module's normalisation), none of the optimizer or loop state.
+SLIM_KEYS = (
+    "state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step",
+    "EuroSATDataModule", "datamodule_hyper_parameters",
+)
+
+
+def slim_task_checkpoint(checkpoint: dict) -> dict:
+    """A Lightning checkpoint reduced to fp16 weights plus what testing needs."""
+    slim = {k: checkpoint[k] for k in SLIM_KEYS if k in checkpoint}
+    slim["state_dict"] = _half(checkpoint["state_dict"])
+    return slim
+
+
+def mae_encoder_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The fp16 encoder state dict of an ``MAEPretrainTask`` checkpoint (the foundation model)."""
+    prefix = "model.encoder."
+    encoder = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    if not encoder:
+        raise ValueError("checkpoint holds no 'model.encoder.*' weights; expected an MAEPretrainTask checkpoint")
+    return _half(encoder)
