@@ -1,0 +1,80 @@
+"""The committed checkpoints: intact (sha256), loadable, and as accurate as the README says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from research.data import EuroSATDataModule
+from research.models import build_backbone, load_backbone_weights
+from research.paths import checkpoints_dir, eurosat_dir
+
+MANIFEST = checkpoints_dir() / "manifest.json"
+RESULTS = checkpoints_dir().parent / "results" / "foundation_eurosat.json"
+
+
+def _manifest() -> dict:
+    return json.loads(MANIFEST.read_text())
+
+
+def test_manifest_hashes_match_files() -> None:
+    entries = _manifest()
+    assert "satvit_small_mae.pt" in entries
+    for name, entry in entries.items():
+        path = checkpoints_dir() / name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], name
+        assert path.stat().st_size <= 10 * 2**20, f"{name} exceeds 10 MB"
+
+
+def test_mae_foundation_loads_into_the_default_backbone() -> None:
+    vit = build_backbone("satvit_small")
+    missing = load_backbone_weights(vit, checkpoints_dir() / "satvit_small_mae.pt")
+    assert set(missing) == {"head.weight", "head.bias"}  # a new task head
+
+
+@pytest.mark.parametrize("mode", ["head", "lora", "full"])
+def test_finetuned_checkpoint_on_embedded_images(mode: str) -> None:
+    """The embedded images come from the full test split: an unseen check of each checkpoint."""
+    path = checkpoints_dir() / f"satvit_small_{mode}.ckpt"
+    if not path.exists():
+        pytest.skip(f"{path.name} not committed")
+    from research.tasks import ClassificationTask
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    hparams = {**ckpt["hyper_parameters"], "pretrained": None}
+    task = ClassificationTask(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    task.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    task.eval()
+    dm = EuroSATDataModule(root=None, batch_size=250)
+    dm.setup()
+    stats = ckpt["EuroSATDataModule"]
+    dm.mean, dm.std = stats["mean"], stats["std"]
+    data = dm.load()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(data), 250):
+            batch = [data.images[start : start + 250], data.labels[start : start + 250]]
+            images, labels = dm.prepare_batch(batch, train=False)
+            correct += int((task(images).argmax(1) == labels).sum())
+    accuracy = correct / len(data)
+    reported = json.loads(RESULTS.read_text())[mode]["test_acc"]
+    # 1,000 images: a 95% binomial interval is about +-2.5 points around the full-test accuracy.
+    assert abs(accuracy - reported) < 0.04, (accuracy, reported)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not eurosat_dir().is_dir(), reason="full EuroSAT copy not present")
+def test_full_test_split_reproduces_the_reported_accuracy(tmp_path, monkeypatch) -> None:
+    from research.cli import run_lightning
+    from research.paths import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    for mode, row in json.loads(RESULTS.read_text()).items():
+        cli = run_lightning([
+            "test", "--config", f"experiments/finetune_{mode}.yaml", "--ckpt_path", row["checkpoint"],
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
+        ])
+        assert abs(float(cli.trainer.callback_metrics["test/acc"]) - row["test_acc"]) < 1e-4, mode
