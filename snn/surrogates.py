@@ -13,7 +13,13 @@ from collections.abc import Callable
 import torch
 from snntorch import surrogate
 
-__all__ = ["SpikeFn", "build_surrogate", "list_surrogates", "register_surrogate"]
+__all__ = [
+    "NamedSurrogate",
+    "SpikeFn",
+    "build_surrogate",
+    "list_surrogates",
+    "register_surrogate",
+]
 
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 """Maps ``mem - threshold`` to spikes in {0, 1} with a surrogate derivative."""
@@ -60,9 +66,40 @@ def build_surrogate(name: str, **kwargs: float) -> SpikeFn:
     Raises:
         ValueError: If ``name`` is unknown; the message lists the valid names.
     """
-    if name not in _SURROGATES:
-        raise ValueError(f"unknown surrogate {name!r}; expected one of {list_surrogates()}")
-    return _SURROGATES[name](**kwargs)
+    return NamedSurrogate(name, **kwargs)
+
+
+class NamedSurrogate:
+    """A spike function that remembers its registry name and shape parameters.
+
+    Why: the factories return closures, which ``pickle`` cannot store, so ``torch.save`` of a
+    whole model (and anything else that pickles it) failed; this wrapper pickles as
+    ``(name, kwargs)`` and rebuilds the closure from the registry when loaded.
+
+    Args:
+        name: A registered surrogate name.
+        **kwargs: Its shape parameters.
+    """
+
+    def __init__(self, name: str, **kwargs: float) -> None:
+        if name not in _SURROGATES:
+            raise ValueError(f"unknown surrogate {name!r}; expected one of {list_surrogates()}")
+        self.name = name
+        self.kwargs = dict(kwargs)
+        self._fn = _SURROGATES[name](**kwargs)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return self._fn(u)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"name": self.name, "kwargs": self.kwargs}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["name"], **state["kwargs"])
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return f"NamedSurrogate({self.name!r}{args})"
 
 
 @register_surrogate("fast_sigmoid")

@@ -6,6 +6,8 @@ image), never estimated from formulas; a MAC is half a FLOP in its accounting.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -58,9 +60,23 @@ def _params(modules: list[nn.Module | nn.Parameter]) -> tuple[int, int]:
     return sum(t.numel() for t in tensors), sum(t.numel() * t.element_size() for t in tensors)
 
 
+@contextmanager
+def unfused_attention(module: nn.Module) -> Iterator[None]:
+    """Run timm attention as explicit matmuls: FlopCounterMode counts fused CPU attention as 0."""
+    fused = [(m, m.fused_attn) for m in module.modules() if hasattr(m, "fused_attn")]
+    for m, _ in fused:
+        m.fused_attn = False
+    try:
+        yield
+    finally:
+        for m, flag in fused:
+            m.fused_attn = flag
+
+
 def _flops(fn, *args) -> int:
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    owner = getattr(fn, "__self__", fn)
+    with unfused_attention(owner), counter, torch.no_grad():
         fn(*args)
     return int(counter.get_total_flops())
 

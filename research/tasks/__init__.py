@@ -2,6 +2,7 @@
 
 from research.tasks.base import BaseTask
 from research.tasks.classification import ClassificationTask
+from research.tasks.codec import CodecTask
 from research.tasks.mae import MAEPretrainTask
 
-__all__ = ["BaseTask", "ClassificationTask", "MAEPretrainTask"]
+__all__ = ["BaseTask", "ClassificationTask", "CodecTask", "MAEPretrainTask"]

@@ -56,7 +56,8 @@ class ClassificationTask(BaseTask):
         warmup_epochs: float = 1.0,
     ) -> None:
         self.save_hyperparameters(ignore=["link"])
-        self._link = link
+        # Not yet an nn.Module attribute (Module.__init__ runs in super()); SplitViT registers it.
+        self.__dict__["_link"] = link
         super().__init__()
 
     def configure_models(self) -> None:

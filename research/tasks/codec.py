@@ -1,0 +1,332 @@
+"""CodecTask: train a link module at the cut of the split ViT for the task, not for reconstruction.
+
+The loss is cross-entropy plus ``lmbda`` times the estimated bits per inference (from the codec's
+likelihoods), optionally plus a distillation term towards the uncompressed split model. The
+entropy-model quantiles train with their own optimizer (CompressAI's pattern), so the task uses
+manual optimisation. Validation reports estimated bits; test sends every batch through the real
+bytes (``decompress(compress(tokens))``) and reports real bytes, estimated bits and their gap.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from encoders.base import LinkModule, build_link
+from encoders.rate import estimated_bits, payload_bits
+from encoders.training import split_parameters
+from research.models.finetune import configure_finetuning
+from research.models.presets import build_backbone, get_preset
+from research.models.split_vit import SplitViT
+from research.models.weights import load_backbone_weights
+from research.tasks.classification import ClassificationTask
+
+__all__ = ["CodecTask", "link_kwargs"]
+
+CodecFinetune = Literal["frozen", "head", "lora", "full"]
+# Buffers of CompressAI entropy models whose size is only known after ``update()``.
+_TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def link_kwargs(
+    codec: str,
+    dim: int,
+    num_tokens: int,
+    latent_dim: int = 16,
+    merge_tokens: int = 1,
+    hidden_dim: int | None = None,
+    hyper_dim: int = 8,
+    hyper_hidden_dim: int = 64,
+    num_steps: int = 8,
+    granularity: Literal["token", "sample"] = "token",
+) -> dict[str, Any]:
+    """Constructor arguments of the built-in link ``codec`` from the task's flat, typed arguments.
+
+    The task keeps one flat argument list (so LightningCLI validates every YAML key) and passes
+    each link only the arguments it takes. ``latent_dim`` is the spiking link's ``code_dim``.
+    """
+    if codec in ("factorized", "hyperprior"):
+        kw: dict[str, Any] = {
+            "dim": dim,
+            "num_tokens": num_tokens,
+            "latent_dim": latent_dim,
+            "merge_tokens": merge_tokens,
+            "hidden_dim": hidden_dim,
+        }
+        if codec == "hyperprior":
+            kw.update(hyper_dim=hyper_dim, hyper_hidden_dim=hyper_hidden_dim)
+        return kw
+    if codec == "spike":
+        return {"dim": dim, "code_dim": latent_dim, "num_steps": num_steps}
+    if codec in ("int8", "int4"):
+        return {"granularity": granularity}
+    return {}
+
+
+class CodecTask(ClassificationTask):
+    """Train a codec (and optionally the backbone) at ``split_index`` for classification at a rate.
+
+    Args:
+        backbone: Preset name (``satvit_tiny``, ``satvit_small``, ``satvit_base``).
+        num_classes: Number of classes.
+        in_chans: Input bands.
+        split_index: Blocks on the satellite side of the cut (0 = after patch embedding).
+        head_placement: ``satellite`` (the paper's split) or ``ground``.
+        finetune: What trains besides the codec: ``frozen`` (nothing), ``head``, ``lora``, ``full``.
+        lora_rank: LoRA rank (``finetune=lora``).
+        lora_alpha: LoRA scaling numerator.
+        pretrained: Weights to start from, ideally a fine-tuned classifier (e.g.
+            ``checkpoints/satvit_small_full.ckpt``, head included); also the distillation teacher.
+        codec: Registered link name (``encoders.list_links()``), e.g. ``factorized``.
+        latent_dim: Learned codecs: latent channels per coded unit; ``spike``: channels per token.
+        merge_tokens: Learned codecs: code ``k x k`` neighbouring tokens as one unit.
+        hidden_dim: Learned codecs: transform width (default: the token width).
+        hyper_dim: ``hyperprior``: hyper-latent channels.
+        hyper_hidden_dim: ``hyperprior``: hyper transform width.
+        num_steps: ``spike``: timesteps.
+        granularity: ``int8``/``int4``: one offset/step per ``token`` or per ``sample``.
+        lmbda: Rate weight: loss = CE + ``lmbda`` * estimated bits per inference (+ distillation).
+        distill_weight: Weight of the KL term towards the uncompressed split model (0: none).
+        distill_temperature: Softmax temperature of the distillation term.
+        drop_path_rate: Stochastic depth of the student backbone.
+        label_smoothing: Cross-entropy label smoothing.
+        lr: Peak learning rate of the main optimizer (codec and trainable backbone parts).
+        aux_lr: Learning rate of the entropy-model quantiles' own optimizer.
+        weight_decay: AdamW weight decay of the main optimizer.
+        warmup_epochs: Linear warm-up length.
+        clip_grad_norm: Gradient-norm clip of the main optimizer (CompressAI uses 1.0; 0: none).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "satvit_small",
+        num_classes: int = 10,
+        in_chans: int = 3,
+        split_index: int = 0,
+        head_placement: Literal["satellite", "ground"] = "satellite",
+        finetune: CodecFinetune = "frozen",
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        pretrained: str | None = None,
+        codec: str = "factorized",
+        latent_dim: int = 16,
+        merge_tokens: int = 1,
+        hidden_dim: int | None = None,
+        hyper_dim: int = 8,
+        hyper_hidden_dim: int = 64,
+        num_steps: int = 8,
+        granularity: Literal["token", "sample"] = "token",
+        lmbda: float = 1e-3,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 1.0,
+        drop_path_rate: float = 0.0,
+        label_smoothing: float = 0.0,
+        lr: float = 1e-3,
+        aux_lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_epochs: float = 0.0,
+        clip_grad_norm: float = 1.0,
+    ) -> None:
+        super().__init__(
+            backbone=backbone, num_classes=num_classes, in_chans=in_chans,
+            split_index=split_index, head_placement=head_placement, finetune=finetune,
+            lora_rank=lora_rank, lora_alpha=lora_alpha, pretrained=pretrained,
+            link=None, drop_path_rate=drop_path_rate,
+            label_smoothing=label_smoothing, lr=lr, weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+        )
+        self.automatic_optimization = False  # two optimizers: main and entropy-model quantiles
+
+    # ----------------------------------------------------------------- hooks
+    def configure_models(self) -> None:
+        hp = self.hparams
+        vit = build_backbone(hp.backbone, hp.num_classes, hp.in_chans, hp.drop_path_rate)
+        if hp.pretrained:
+            load_backbone_weights(vit, hp.pretrained)
+        self.teacher: SplitViT | None = None
+        if hp.distill_weight > 0:
+            # The uncompressed split model: same weights, identity link, never trained.
+            self.teacher = SplitViT(copy.deepcopy(vit), hp.split_index, hp.head_placement)
+            self.teacher.requires_grad_(False).eval()
+        model = SplitViT(vit, hp.split_index, hp.head_placement, self.build_codec())
+        mode = "head" if hp.finetune == "frozen" else hp.finetune
+        self.model = configure_finetuning(model, mode, hp.lora_rank, hp.lora_alpha)
+        if hp.finetune == "frozen":
+            for module in self.model.head_modules():
+                module.requires_grad_(False)
+            self.model.link.requires_grad_(True)
+
+    def build_codec(self) -> LinkModule:
+        """The link module named by ``codec``, sized for the backbone's tokens at the cut.
+
+        Built here from the saved hyper-parameters rather than passed in, so a checkpoint alone
+        rebuilds the task (``ClassificationTask`` cannot take a module before ``Module.__init__``).
+        """
+        hp = self.hparams
+        preset = get_preset(hp.backbone)
+        num_tokens = (preset.img_size // preset.patch_size) ** 2
+        kwargs = link_kwargs(
+            hp.codec, preset.embed_dim, num_tokens, hp.latent_dim, hp.merge_tokens,
+            hp.hidden_dim, hp.hyper_dim, hp.hyper_hidden_dim, hp.num_steps, hp.granularity,
+        )
+        return build_link(hp.codec, **kwargs)
+
+    def configure_metrics(self) -> None:
+        super().configure_metrics()
+        self.test_forward_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
+
+    @property
+    def link(self) -> LinkModule:
+        """The link module at the cut."""
+        return self.model.link
+
+    def train(self, mode: bool = True) -> CodecTask:
+        """Keep the teacher in eval mode (no dropout or stochastic depth) whatever Lightning sets."""
+        super().train(mode)
+        if getattr(self, "teacher", None) is not None:
+            self.teacher.eval()
+        return self
+
+    # ----------------------------------------------------------------- optimisation
+    def main_and_aux_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+        """Trainable parameters as ``(main, aux)``; ``aux`` are the entropy-model quantiles."""
+        return split_parameters(self.model)
+
+    def parameter_groups(self) -> list[dict]:
+        """The base groups (weight decay split) without the quantiles, which have their own optimizer."""
+        aux = {id(p) for p in self.main_and_aux_parameters()[1]}
+        groups = super().parameter_groups()
+        return [{**g, "params": [p for p in g["params"] if id(p) not in aux]} for g in groups]
+
+    def configure_optimizers(self) -> Any:
+        conf = super().configure_optimizers()
+        _, aux = self.main_and_aux_parameters()
+        if not aux:
+            return conf
+        aux_optimizer = torch.optim.Adam(aux, lr=self.hparams.aux_lr)
+        return [conf["optimizer"], aux_optimizer], [conf["lr_scheduler"]]
+
+    def _losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        out = self.model.forward_parts(images)
+        logits = out["logits"]
+        ce = self.criterion(logits, labels)
+        bits = estimated_bits(out["likelihoods"])
+        bits = bits.mean() if bits.numel() else logits.new_zeros(())
+        loss = ce + self.hparams.lmbda * bits
+        losses = {"logits": logits, "ce": ce, "bits": bits, "coded": bool(out["likelihoods"])}
+        if self.teacher is not None:
+            t = self.hparams.distill_temperature
+            with torch.no_grad():
+                target = F.log_softmax(self.teacher(images) / t, dim=1)
+            student = F.log_softmax(logits / t, dim=1)
+            kd = F.kl_div(student, target, log_target=True, reduction="batchmean") * t * t
+            loss = loss + self.hparams.distill_weight * kd
+            losses["distill"] = kd
+        losses["loss"] = loss
+        return losses
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        losses = self._losses(images, labels)
+        optimizers = self.optimizers()
+        main = optimizers[0] if isinstance(optimizers, list) else optimizers
+        main.zero_grad()
+        self.manual_backward(losses["loss"])
+        if self.hparams.clip_grad_norm > 0:
+            self.clip_gradients(main, gradient_clip_val=self.hparams.clip_grad_norm,
+                                gradient_clip_algorithm="norm")
+        main.step()
+        aux_loss = self.link.aux_loss()
+        if isinstance(optimizers, list):
+            # The raw optimizer, so that trainer.global_step counts batches, not two steps each.
+            aux_optimizer = self.optimizers(use_pl_optimizer=False)[1]
+            aux_optimizer.zero_grad()
+            self.manual_backward(aux_loss)
+            aux_optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        n = len(labels)
+        self.train_metrics.update(losses["logits"].detach(), labels)
+        logs = {"train/loss": losses["loss"], "train/ce": losses["ce"],
+                "train/bits_per_inference": losses["bits"], "train/aux_loss": aux_loss}
+        if "distill" in losses:
+            logs["train/distill"] = losses["distill"]
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=n)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=n)
+        return losses["loss"].detach()
+
+    # ----------------------------------------------------------------- evaluation
+    def _refresh_tables(self) -> None:
+        self.link.update(force=True)
+
+    def on_validation_start(self) -> None:
+        self._refresh_tables()
+
+    def on_test_start(self) -> None:
+        self._refresh_tables()
+
+    def on_predict_start(self) -> None:
+        self._refresh_tables()
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        """Accuracy through ``forward`` (quantised as the coder would) and estimated bits.
+
+        Links without an entropy model report the real bits of their payloads instead.
+        """
+        images, labels = batch
+        losses = self._losses(images, labels)
+        bits = losses["bits"]
+        if not losses["coded"]:
+            tokens = self.model.satellite_part(images)
+            bits = payload_bits(self.link.compress(tokens)).mean().to(images.device, torch.float32)
+        self.val_metrics.update(losses["logits"], labels)
+        n = len(labels)
+        self.log_dict({"val/loss": losses["loss"], "val/bits_per_inference": bits},
+                      on_epoch=True, batch_size=n)
+        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        """Classify the tokens decoded from the real payloads; log real and estimated rates."""
+        images, labels = batch
+        tokens = self.model.satellite_part(images)
+        payloads = self.link.compress(tokens)
+        decoded = self.link.decompress(payloads, tokens.shape).to(tokens)
+        logits = self.model.head(self.model.ground_part(decoded))
+        real_bits = payload_bits(payloads).to(images.device, torch.float32)
+        out = self.link(tokens)
+        forward_logits = self.model.head(self.model.ground_part(out["y_hat"]))
+        self.test_metrics.update(logits, labels)
+        self.test_forward_acc.update(forward_logits, labels)
+        n = len(labels)
+        logs = {
+            "test/loss": self.criterion(logits, labels),
+            "test/bits_per_inference": real_bits.mean(),
+            "test/bytes_per_inference": real_bits.mean() / 8,
+        }
+        est = estimated_bits(out["likelihoods"])
+        if est.numel():
+            est = est.to(real_bits)
+            logs["test/bits_per_inference_estimated"] = est.mean()
+            logs["test/bits_gap_per_inference"] = (real_bits - est).mean()
+        self.log_dict(logs, on_epoch=True, batch_size=n)
+        self.log_dict(self.test_metrics, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("test/acc_forward", self.test_forward_acc, on_epoch=True, batch_size=n)
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resize the entropy coder's table buffers to the checkpoint's before Lightning loads it.
+
+        Their size depends on the trained densities; a fresh module holds empty ones, and
+        Lightning's ``load_state_dict`` does not go through ``EntropyLink.load_state_dict``.
+        """
+        state = checkpoint.get("state_dict", {})
+        for name, buffer in list(self.named_buffers()):
+            owner, _, leaf = name.rpartition(".")
+            if leaf in _TABLE_BUFFERS and name in state and state[name].shape != buffer.shape:
+                empty = torch.empty(state[name].shape, dtype=buffer.dtype, device=buffer.device)
+                setattr(self.get_submodule(owner), leaf, empty)

@@ -1,0 +1,261 @@
+"""Rate-accuracy figure: learned token codecs at several cuts against image and token baselines.
+
+Every point is measured on the same test images with real bytes: image codecs (raw, PNG, JPEG,
+WebP via Pillow) are decoded and classified by the unsplit fine-tuned model; token baselines
+(identity, float16, int8, int4) and learned codecs (``CodecTask``, one run per cut and rate
+weight) go through ``decompress(compress(tokens))`` into the ground part. Writes
+``rate_accuracy.{csv,json,png,pdf}`` to ``--out`` and prints, per cut, the fewest bytes within 1
+and within 3 accuracy points of the uncompressed model.
+
+    python scripts/fig_rate_accuracy.py --quick      # satvit_tiny, embedded subset: ~1-2 min CPU
+    python scripts/fig_rate_accuracy.py              # satvit_small from the fine-tuned checkpoint,
+                                                     # full EuroSAT, cuts {0, 3, 5} x 5 weights (GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import matplotlib
+import numpy as np
+import torch
+from PIL import Image
+
+from research.data import EuroSATDataModule
+from research.data.transforms import normalize
+from research.models.presets import build_backbone, get_preset
+from research.models.weights import load_backbone_weights
+from research.tasks.classification import ClassificationTask
+from research.tasks.codec import CodecTask
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TOKEN_BASELINES = ("identity", "float16", "int8", "int4")
+QUALITIES = (10, 30, 50, 75, 90)
+
+
+def _trainer(epochs: int = 1) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=epochs, accelerator="auto", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+
+
+def reference_weights(args: argparse.Namespace, dm: EuroSATDataModule, out: Path) -> str:
+    """The fine-tuned model's weights file; in quick mode (no checkpoint) train one briefly."""
+    if args.pretrained:
+        return args.pretrained
+    torch.manual_seed(0)
+    task = ClassificationTask(backbone=args.backbone, finetune="full", lr=2e-3, warmup_epochs=0.0)
+    _trainer(args.ref_epochs).fit(task, datamodule=dm)
+    path = out / "reference_vit.pt"
+    torch.save(task.model.vit.state_dict(), path)
+    return str(path)
+
+
+@torch.no_grad()
+def classify(vit: torch.nn.Module, images: torch.Tensor, dm: EuroSATDataModule, batch: int = 256) -> torch.Tensor:
+    """Predicted labels of uint8 images ``[N, C, H, W]`` by the unsplit model."""
+    device = next(vit.parameters()).device
+    preds = [vit(normalize(images[i : i + batch].to(device), dm.mean, dm.std)).argmax(1).cpu()
+             for i in range(0, len(images), batch)]
+    return torch.cat(preds)
+
+
+def _pil_roundtrip(image: torch.Tensor, fmt: str, quality: int | None) -> tuple[int, torch.Tensor]:
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    buf = io.BytesIO()
+    kwargs = {"optimize": True} if fmt == "PNG" else {"quality": quality}
+    pil.save(buf, format=fmt, **kwargs)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return buf.tell(), torch.from_numpy(decoded.copy()).permute(2, 0, 1)
+
+
+def image_baselines(vit: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                    dm: EuroSATDataModule) -> list[dict]:
+    """Raw, PNG, JPEG and WebP at several qualities, decoded and classified by the unsplit model."""
+    settings = [("raw", None), ("PNG", None)]
+    settings += [(fmt, q) for fmt in ("JPEG", "WEBP") for q in QUALITIES]
+    rows = []
+    for fmt, quality in settings:
+        if fmt == "raw":
+            sizes, decoded = [images[0].numel()] * len(images), images
+        else:
+            pairs = [_pil_roundtrip(img, fmt, quality) for img in images]
+            sizes, decoded = [p[0] for p in pairs], torch.stack([p[1] for p in pairs])
+        acc = (classify(vit, decoded, dm) == labels).float().mean().item()
+        rows.append({"family": "image", "method": fmt.lower(), "split_index": "",
+                     "setting": "" if quality is None else f"q={quality}",
+                     "bytes_per_inference": float(np.mean(sizes)), "acc": acc})
+    return rows
+
+
+def _test_row(task: CodecTask, dm: EuroSATDataModule, family: str, setting: str) -> dict:
+    result = _trainer().test(task, datamodule=dm, verbose=False)[0]
+    return {
+        "family": family, "method": task.hparams.codec, "split_index": task.hparams.split_index,
+        "setting": setting, "bytes_per_inference": result["test/bytes_per_inference"],
+        "acc": result["test/acc"], "acc_forward": result["test/acc_forward"],
+        "bits_estimated": result.get("test/bits_per_inference_estimated", ""),
+    }
+
+
+def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) -> list[dict]:
+    """Token baselines at every cut, then one trained codec per (cut, rate weight)."""
+    common = {"backbone": args.backbone, "pretrained": weights}
+    rows = []
+    for split in args.splits:
+        for name in TOKEN_BASELINES:
+            task = CodecTask(codec=name, split_index=split, finetune="frozen", **common)
+            rows.append(_test_row(task, dm, "token", ""))
+        for lmbda in args.lambdas:
+            start = time.perf_counter()
+            torch.manual_seed(0)
+            task = CodecTask(
+                codec=args.codec, split_index=split, finetune=args.finetune, lmbda=lmbda,
+                latent_dim=args.latent_dim, lr=args.lr, aux_lr=args.lr, **common,
+            )
+            _trainer(args.epochs).fit(task, datamodule=dm)
+            row = _test_row(task, dm, "codec", f"lambda={lmbda:g}")
+            rows.append({**row, "train_s": time.perf_counter() - start})
+            print(f"split {split} lambda {lmbda:g}: {row['bytes_per_inference']:.1f} B, "
+                  f"acc {100 * row['acc']:.2f}%", flush=True)
+    return rows
+
+
+def summarise(rows: list[dict], reference_acc: float) -> dict[str, dict]:
+    """Per cut (and for image codecs), the fewest bytes within 1 and 3 points of the reference."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        key = "image" if row["family"] == "image" else f"split_{row['split_index']}"
+        groups.setdefault(key, []).append(row)
+    summary = {}
+    for key, group in groups.items():
+        entry = {}
+        for points in (1, 3):
+            ok = [r for r in group if 100 * (reference_acc - r["acc"]) <= points]
+            best = min(ok, key=lambda r: r["bytes_per_inference"]) if ok else None
+            entry[f"within_{points}pt"] = None if best is None else {
+                "bytes_per_inference": best["bytes_per_inference"], "acc": best["acc"],
+                "method": best["method"], "setting": best["setting"],
+            }
+        summary[key] = entry
+    return summary
+
+
+def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["family"] == "image":
+            key = (row["method"],)
+        elif row["family"] == "token":
+            key = (f"{row['method']} @ split {row['split_index']}",)
+        else:
+            key = (f"{row['method']} codec @ split {row['split_index']}",)
+        lines.setdefault(key, []).append(row)
+    for (label,), group in sorted(lines.items()):
+        group = sorted(group, key=lambda r: r["bytes_per_inference"])
+        x = [r["bytes_per_inference"] for r in group]
+        y = [100 * r["acc"] for r in group]
+        style = "-o" if "codec" in label else ("--s" if "split" in label else ":^")
+        ax.plot(x, y, style, ms=4, lw=1.2, label=label)
+    ax.axhline(100 * reference_acc, color="k", lw=0.8, ls="--", label="uncompressed")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per inference (real payloads)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    paths = [out / "rate_accuracy.png", out / "rate_accuracy.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="satvit_tiny on the embedded subset")
+    parser.add_argument("--out", type=Path, default=Path("outputs/figures"))
+    parser.add_argument("--backbone", default=None)
+    parser.add_argument("--pretrained", default=None, help="fine-tuned weights (.ckpt/.pt)")
+    parser.add_argument("--root", default=None, help="EuroSAT ImageFolder (default: full set)")
+    parser.add_argument("--split-file", default=None)
+    parser.add_argument("--splits", type=int, nargs="+", default=None)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=None)
+    parser.add_argument("--codec", default="factorized")
+    parser.add_argument("--latent-dim", type=int, default=None)
+    parser.add_argument("--finetune", default="frozen", choices=["frozen", "head", "lora", "full"])
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--ref-epochs", type=int, default=4, help="quick mode's reference model")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        defaults = {"backbone": "satvit_tiny", "splits": [1], "lambdas": [1e-3, 1e-1],
+                    "epochs": 2, "latent_dim": 8, "lr": 1e-2, "batch_size": 32}
+    else:
+        defaults = {"backbone": "satvit_small", "pretrained": "checkpoints/satvit_small_full.ckpt",
+                    "root": "../shared/data/eurosat_rgb",
+                    "split_file": "research/data/splits/eurosat_rgb_seed0.json",
+                    "lambdas": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "epochs": 3, "latent_dim": 16,
+                    "lr": 1e-3, "batch_size": 128}
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.splits is None:
+        depth = get_preset(args.backbone).depth
+        args.splits = sorted({0, depth // 2, depth - 1})
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    dm = EuroSATDataModule(root=args.root, batch_size=args.batch_size, split_file=args.split_file)
+    dm.setup()
+    weights = reference_weights(args, dm, args.out)
+    vit = build_backbone(args.backbone)
+    load_backbone_weights(vit, weights)
+    vit.eval()
+    images, labels = dm.subset("test").tensors
+    reference_acc = (classify(vit, images, dm) == labels).float().mean().item()
+    print(f"uncompressed {args.backbone}: acc {100 * reference_acc:.2f}% on {len(labels)} test images")
+    rows = image_baselines(vit, images, labels, dm) + token_rows(args, weights, dm)
+    summary = summarise(rows, reference_acc)
+    fields = ["family", "method", "split_index", "setting", "bytes_per_inference", "acc",
+              "acc_forward", "bits_estimated", "train_s"]
+    with (args.out / "rate_accuracy.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    title = f"{args.backbone}, {len(labels)} test images, {args.codec} codec ({args.finetune})"
+    plot(rows, reference_acc, args.out, title)
+    record = {
+        "reference_acc": reference_acc, "num_test_images": len(labels), "rows": rows,
+        "summary": summary, "wall_s": time.perf_counter() - start,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    (args.out / "rate_accuracy.json").write_text(json.dumps(record, indent=2))
+    for key, entry in summary.items():
+        parts = []
+        for points in (1, 3):
+            best = entry[f"within_{points}pt"]
+            parts.append(f"within {points} pt: " + ("none" if best is None else
+                         f"{best['bytes_per_inference']:.0f} B ({best['method']} {best['setting']})"))
+        print(f"{key}: " + "; ".join(parts))
+    return record
+
+
+if __name__ == "__main__":
+    main()

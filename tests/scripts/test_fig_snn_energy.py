@@ -1,0 +1,31 @@
+"""``scripts/fig_snn_energy.py --quick`` runs end to end and writes its four files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+from research.paths import REPO_ROOT
+
+
+def test_fig_snn_energy_quick(tmp_path):
+    args = [
+        sys.executable, str(REPO_ROOT / "scripts" / "fig_snn_energy.py"), "--quick",
+        "--backbone", "satvit_tiny", "--steps", "1", "2", "--hidden", "32",
+        "--limit-batches", "0.3", "--batch-size", "64", "--out", str(tmp_path),
+    ]
+    run = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
+    assert "under cmos45nm the claim" in run.stdout
+    assert (tmp_path / "snn_energy.png").stat().st_size > 1000
+    assert (tmp_path / "snn_energy.pdf").is_file()
+    rows = list(csv.DictReader((tmp_path / "snn_energy.csv").open()))
+    variants = {r["variant"] for r in rows}
+    assert variants == {"ann_linear", "ann_mlp", "snn_T1", "snn_T2", "convert_T1", "convert_T2"}
+    assert {r["profile"] for r in rows} == {"cmos45nm", "loihi", "jetson_nano", "a100"}
+    assert all(float(r["energy_j"]) > float(r["head_energy_j"]) > 0 for r in rows)
+    data = json.loads((tmp_path / "snn_energy.json").read_text())
+    assert set(data["claim"]["by_ref"]) == {"ann_linear", "ann_mlp"}
+    snn = next(r for r in data["records"] if r["variant"] == "snn_T2")
+    assert "head.1.lifs.0" in snn["firing_rates"]

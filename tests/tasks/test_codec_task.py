@@ -1,0 +1,123 @@
+"""CodecTask: every registered link trains, codes real bytes and is tested on them; the CLI runs it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from encoders import HEADER_SIZE, list_links
+from research.cli import main
+from research.paths import REPO_ROOT
+from research.tasks.codec import CodecTask
+
+CODEC_DIR = REPO_ROOT / "experiments" / "codec"
+TINY_CODEC = {"latent_dim": 4, "hidden_dim": 32, "hyper_dim": 4, "hyper_hidden_dim": 16, "num_steps": 4}
+
+
+def _task(codec: str, **overrides: object) -> CodecTask:
+    torch.manual_seed(0)
+    args = {"backbone": "satvit_tiny", "codec": codec, "lmbda": 1e-2, **TINY_CODEC, **overrides}
+    return CodecTask(**args)
+
+
+def _loader() -> DataLoader:
+    gen = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(16, 3, 64, 64, generator=gen), torch.randint(0, 10, (16,), generator=gen))
+    return DataLoader(data, batch_size=8)
+
+
+def _trainer(**kwargs: object) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, **kwargs,
+    )
+
+
+@pytest.mark.parametrize("codec", list_links())
+def test_every_link_trains_and_is_tested_on_real_bytes(codec: str) -> None:
+    task = _task(codec, finetune="head", distill_weight=0.5)
+    before = {n: p.detach().clone() for n, p in task.named_parameters()}
+    trainer = _trainer(max_epochs=1, limit_val_batches=1)
+    trainer.fit(task, _loader(), _loader())
+    assert trainer.global_step == 2  # one per batch, although the quantiles step too
+    for name, param in task.named_parameters():
+        changed = not torch.equal(param, before[name])
+        assert changed == param.requires_grad, f"{name}: trainable={param.requires_grad}"
+    assert any(n.startswith("model.vit.blocks") for n in before)
+    assert not any(p.requires_grad for p in task.model.vit.blocks.parameters())
+    result = trainer.test(task, _loader(), verbose=False)[0]
+    assert result["test/bytes_per_inference"] > HEADER_SIZE
+    assert result["test/bits_per_inference"] == pytest.approx(8 * result["test/bytes_per_inference"])
+    assert 0.0 <= result["test/acc"] <= 1.0
+    if task.link.aux_loss().requires_grad:  # learned codecs: estimated bits and the gap
+        est = result["test/bits_per_inference_estimated"]
+        assert result["test/bits_gap_per_inference"] == pytest.approx(result["test/bits_per_inference"] - est, rel=1e-4)
+    else:  # the real-byte path equals forward for links that quantise in forward
+        assert result["test/acc"] == result["test/acc_forward"]
+
+
+@pytest.mark.parametrize("finetune", ["frozen", "head", "lora", "full"])
+@pytest.mark.parametrize("codec", ["factorized", "hyperprior"])
+def test_main_and_aux_parameters_partition_the_trainable_ones(codec: str, finetune: str) -> None:
+    task = _task(codec, finetune=finetune)
+    main_params, aux = task.main_and_aux_parameters()
+    ids = [id(p) for p in main_params], [id(p) for p in aux]
+    trainable = {id(p) for p in task.parameters() if p.requires_grad}
+    assert aux and not set(ids[0]) & set(ids[1])
+    assert set(ids[0]) | set(ids[1]) == trainable
+    grouped = {id(p) for g in task.parameter_groups() for p in g["params"]}
+    assert grouped == set(ids[0])
+    link_params = {id(p) for p in task.link.parameters()}
+    assert link_params <= trainable
+    if finetune == "frozen":
+        assert trainable == link_params
+
+
+def test_rate_weight_lowers_the_rate() -> None:
+    rates = []
+    for lmbda in (0.0, 1.0):
+        task = _task("factorized", finetune="frozen", lmbda=lmbda, lr=1e-2)
+        trainer = _trainer(max_epochs=4, limit_val_batches=0)
+        trainer.fit(task, _loader())
+        rates.append(trainer.test(task, _loader(), verbose=False)[0]["test/bits_per_inference"])
+    assert rates[1] < rates[0]
+
+
+# ----------------------------------------------------------------- the real CLI and YAMLs
+@pytest.fixture
+def cli_args(fake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.chdir(tmp_path)  # the YAMLs write under ./outputs
+    return [
+        "--config", str(CODEC_DIR / "base.yaml"),
+        "--config", str(CODEC_DIR / "lambda_1e-2.yaml"),
+        "--config", str(CODEC_DIR / "split_0.yaml"),
+        "--model.init_args.backbone", "satvit_tiny", "--model.init_args.pretrained", "null",
+        "--model.init_args.latent_dim", "4", "--model.init_args.hidden_dim", "32",
+        "--data.init_args.root", str(fake_root), "--data.init_args.batch_size", "8",
+        "--data.init_args.split_file", str(tmp_path / "split.json"),
+        "--trainer.enable_progress_bar", "false",
+    ]
+
+
+def test_cli_fast_dev_run(cli_args: list[str]) -> None:
+    assert main(["fit", *cli_args, "--trainer.fast_dev_run", "1"]) == 0
+    assert main(["test", *cli_args, "--trainer.fast_dev_run", "1"]) == 0
+
+
+def test_cli_checkpoint_then_test_on_real_bytes(cli_args: list[str], tmp_path: Path) -> None:
+    fit = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    assert main(["fit", *cli_args, *fit]) == 0
+    last = next(tmp_path.rglob("last.ckpt"))
+    hparams = torch.load(last, weights_only=False)["hyper_parameters"]
+    assert hparams["lmbda"] == pytest.approx(1e-2) and hparams["codec"] == "factorized"
+    assert main(["test", *cli_args, "--ckpt_path", str(last)]) == 0
+    logs = [p for p in (tmp_path / "outputs" / "codec").rglob("metrics.csv") if "test/acc" in p.read_text()]
+    rows = list(csv.DictReader(logs[0].open()))
+    test = next(r for r in rows if r.get("test/acc"))
+    assert float(test["test/bytes_per_inference"]) > HEADER_SIZE
+    assert float(test["test/bits_per_inference_estimated"]) > 0
