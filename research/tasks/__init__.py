@@ -4,5 +4,6 @@ from research.tasks.base import BaseTask
 from research.tasks.classification import ClassificationTask
 from research.tasks.codec import CodecTask
 from research.tasks.mae import MAEPretrainTask
+from research.tasks.spiking import SpikingTask
 
-__all__ = ["BaseTask", "ClassificationTask", "CodecTask", "MAEPretrainTask"]
+__all__ = ["BaseTask", "ClassificationTask", "CodecTask", "MAEPretrainTask", "SpikingTask"]
