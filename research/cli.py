@@ -31,6 +31,7 @@ def _subcommand(name: str) -> Callable[[list[str]], int]:
 
 def run_lightning(argv: list[str]) -> LightningCLI:
     """Run LightningCLI over any ``BaseTask`` and any ``LightningDataModule`` named in the YAML."""
+    os.environ.setdefault("WANDB_MODE", "offline")  # W&B never asks for a login unless told to
     return LightningCLI(
         model_class=BaseTask,
         datamodule_class=L.LightningDataModule,
@@ -45,7 +46,6 @@ def run_lightning(argv: list[str]) -> LightningCLI:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``satedge`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("WANDB_MODE", "offline")
     if argv and argv[0] in SUBCOMMANDS:
         return int(_subcommand(argv[0])(argv[1:]) or 0)
     run_lightning(argv)
