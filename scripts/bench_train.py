@@ -32,7 +32,7 @@ class StepTimer(L.Callback):
         self.start = self.end = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
+        if trainer.global_step == self.warmup:  # global: batch_idx restarts every epoch
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
