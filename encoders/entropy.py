@@ -12,7 +12,6 @@ decoding garbage.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,9 +20,9 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
 
 from encoders.base import LinkModule
-from encoders.header import config_tag
+from encoders.header import config_tag, state_crc32
 
-__all__ = ["EntropyLink", "scale_table", "state_crc32"]
+__all__ = ["EntropyLink", "scale_table"]
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
@@ -34,16 +33,6 @@ def scale_table(
 ) -> list[float]:
     """Log-spaced Gaussian scales of the conditional tables (Ballé's defaults, as in CompressAI)."""
     return torch.exp(torch.linspace(math.log(low), math.log(high), levels)).tolist()
-
-
-def state_crc32(module: nn.Module) -> int:
-    """CRC32 of every parameter and buffer (names and raw bytes), e.g. to tell checkpoints apart."""
-    crc = 0
-    for name, tensor in sorted(module.state_dict().items()):
-        crc = zlib.crc32(name.encode(), crc)
-        raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        crc = zlib.crc32(raw.tobytes(), crc)
-    return crc
 
 
 class EntropyLink(LinkModule):

@@ -26,6 +26,9 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
+from torch import nn
+
 __all__ = [
     "CODEC_IDS",
     "FLAG_ZLIB",
@@ -171,3 +174,13 @@ def unpack_payload(
     if flags & ~flag_mask:
         raise ValueError(f"{where}: unknown flags {flags & ~flag_mask:#04x} for this codec")
     return Header(version, cid, flags, n, d, tag, length, crc), body
+
+
+def state_crc32(module: nn.Module) -> int:
+    """CRC32 of every parameter and buffer (names and raw bytes), e.g. to tell checkpoints apart."""
+    crc = 0
+    for name, tensor in sorted(module.state_dict().items()):
+        crc = zlib.crc32(name.encode(), crc)
+        raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+        crc = zlib.crc32(raw.tobytes(), crc)
+    return crc

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from encoders.base import LinkModule, register_link
-from encoders.header import FLAG_ZLIB, Header, config_tag
+from encoders.header import FLAG_ZLIB, Header, config_tag, state_crc32
 from snn.neurons import initial_mem, make_lif, release_state
 
 __all__ = ["SPIKE_CODEC_ID", "SpikeLink", "pack_spikes", "unpack_spikes"]
@@ -73,15 +73,6 @@ def unpack_spikes(body: bytes, flags: int, steps: int, n_tokens: int, width: int
     if bits[n_bits:].any():
         raise ValueError("spike body has nonzero padding bits")
     return bits[:n_bits].reshape(steps, n_tokens, width)
-
-
-def _weights_crc(module: nn.Module) -> int:
-    crc = 0
-    for name, tensor in sorted(module.state_dict().items()):
-        crc = zlib.crc32(name.encode(), crc)
-        raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        crc = zlib.crc32(raw.tobytes(), crc)
-    return crc
 
 
 @register_link("spike", codec_id=SPIKE_CODEC_ID)
@@ -140,7 +131,7 @@ class SpikeLink(LinkModule):
 
     def wire_tag(self) -> int:
         """Configuration tag that also covers the current weights (encoder and decoder)."""
-        return config_tag(self.config(), _weights_crc(self))
+        return config_tag(self.config(), state_crc32(self))
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, N, k]`` in {0, 1}; differentiable through the surrogate."""
