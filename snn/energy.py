@@ -225,19 +225,24 @@ def _is_attention(module: nn.Module) -> bool:
     return all(hasattr(module, a) for a in ("qkv", "num_heads", "head_dim"))
 
 
+def _account(rec: LayerOps, dense_macs: int, synops: int | None) -> None:
+    """Book one call: dense MACs for real-valued input, synaptic ops for a spike input."""
+    rec.calls += 1
+    if synops is None:
+        rec.macs += dense_macs
+    else:
+        rec.synops += synops
+        rec.spiking_macs += dense_macs
+        rec.step_synops.append(synops)
+
+
 def _linear_hook(rec: LayerOps):
     def hook(module: nn.Linear, args: tuple, output: torch.Tensor) -> None:
         x = args[0]
         rows = x.numel() // module.in_features
         dense = rows * module.in_features * module.out_features
-        rec.calls += 1
-        if _is_binary(x):
-            syn = int(torch.count_nonzero(x)) * module.out_features
-            rec.synops += syn
-            rec.spiking_macs += dense
-            rec.step_synops.append(syn)
-        else:
-            rec.macs += dense
+        syn = int(torch.count_nonzero(x)) * module.out_features if _is_binary(x) else None
+        _account(rec, dense, syn)
 
     return hook
 
@@ -247,7 +252,7 @@ def _conv_hook(rec: LayerOps):
         x = args[0]
         kh, kw = module.kernel_size
         dense = output.numel() * (module.in_channels // module.groups) * kh * kw
-        rec.calls += 1
+        syn = None
         if _is_binary(x):
             if module.padding_mode == "zeros" and isinstance(module.padding, tuple):
                 ones = torch.ones_like(module.weight)
@@ -268,11 +273,7 @@ def _conv_hook(rec: LayerOps):
                 fan_out = module.out_channels // module.groups * kh * kw
                 stride = module.stride[0] * module.stride[1]
                 syn = int(torch.count_nonzero(x)) * fan_out // stride
-            rec.synops += syn
-            rec.spiking_macs += dense
-            rec.step_synops.append(syn)
-        else:
-            rec.macs += dense
+        _account(rec, dense, syn)
 
     return hook
 
