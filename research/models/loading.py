@@ -1,0 +1,75 @@
+"""Load a fine-tuned classification checkpoint as a plain SplitViT, outside Lightning.
+
+Federated fine-tuning, serving and evaluation start from the committed checkpoints; this is the
+one place that turns a ``ClassificationTask`` checkpoint into a model plus the input
+normalisation it was trained with (a model must see inputs scaled as in training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from research.data.transforms import normalize
+from research.models.split_vit import SplitViT
+
+__all__ = ["Classifier", "load_classifier"]
+
+
+@dataclass
+class Classifier:
+    """A split model in eval mode with its normalisation and training hyper-parameters."""
+
+    model: SplitViT
+    mean: list[float]
+    std: list[float]
+    hparams: dict
+    path: Path
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, C, H, W]`` images scaled as the model saw them in training."""
+        return normalize(images, self.mean, self.std)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+        """Class indices of uint8 images, in batches."""
+        out = [self.model(self.normalize(images[i : i + batch_size])).argmax(1)
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def load_classifier(path: str | Path, *, split_index: int | None = None,
+                    head_placement: str | None = None) -> Classifier:
+    """Rebuild the ``ClassificationTask`` saved at ``path`` (weights cast to float32).
+
+    ``split_index`` / ``head_placement`` re-cut the same weights elsewhere: the split only decides
+    where the model is cut, not what it computes.
+    """
+    from research.tasks.classification import ClassificationTask
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file named
+        raise ValueError(f"cannot read checkpoint {str(path)!r}: {err}") from err
+    if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{str(path)!r} is not a ClassificationTask checkpoint "
+                         "(expected 'hyper_parameters' and 'state_dict')")
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+    hparams["pretrained"] = None
+    if split_index is not None:
+        hparams["split_index"] = split_index
+    if head_placement is not None:
+        hparams["head_placement"] = head_placement
+    task = ClassificationTask(**hparams)
+    task.load_state_dict({k: v.float() if v.is_floating_point() else v
+                          for k, v in ckpt["state_dict"].items()})
+    stats = ckpt.get("EuroSATDataModule")
+    if not stats:
+        raise ValueError(f"checkpoint {str(path)!r} carries no EuroSATDataModule normalisation")
+    model = task.model.eval()
+    return Classifier(model, list(stats["mean"]), list(stats["std"]), hparams, path)

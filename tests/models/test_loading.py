@@ -1,0 +1,31 @@
+"""load_classifier rebuilds a committed checkpoint as a plain SplitViT."""
+
+import pytest
+import torch
+
+from research.data.embedded import load_embedded
+from research.models.loading import load_classifier
+from research.paths import checkpoints_dir
+
+CKPT = checkpoints_dir() / "satvit_small_full.ckpt"
+
+
+@pytest.mark.skipif(not CKPT.exists(), reason="committed checkpoint missing")
+def test_recut_model_gives_the_same_predictions():
+    data = load_embedded()
+    images = data.images[:40]
+    a = load_classifier(CKPT)
+    b = load_classifier(CKPT, split_index=3)
+    assert b.model.split_index == 3
+    torch.testing.assert_close(a.model(a.normalize(images)), b.model(b.normalize(images)),
+                               atol=1e-4, rtol=1e-4)
+    assert (a.predict(images) == data.labels[:40]).float().mean() > 0.6
+
+
+def test_bad_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_classifier(tmp_path / "nope.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"x": 1}, bad)
+    with pytest.raises(ValueError, match="not a ClassificationTask checkpoint"):
+        load_classifier(bad)
