@@ -108,15 +108,42 @@ def _test_row(task: CodecTask, dm: EuroSATDataModule, family: str, setting: str)
     }
 
 
+def _done_rows(path: Path) -> dict[tuple, dict]:
+    """Rows already measured by an earlier, interrupted run (one JSON object per line)."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["split_index"], r["method"], r["setting"]): r for r in rows}
+
+
 def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) -> list[dict]:
-    """Token baselines at every cut, then one trained codec per (cut, rate weight)."""
+    """Token baselines at every cut, then one trained codec per (cut, rate weight).
+
+    Each finished row is appended to ``rows.jsonl`` under ``--out``; a rerun with the same
+    ``--out`` skips them, so a stopped sweep resumes where it was.
+    """
     common = {"backbone": args.backbone, "pretrained": weights}
+    journal = args.out / "rows.jsonl"
+    done = _done_rows(journal)
     rows = []
+
+    def keep(row: dict) -> None:
+        rows.append(row)
+        with journal.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
     for split in args.splits:
         for name in TOKEN_BASELINES:
+            if (split, name, "") in done:
+                rows.append(done[(split, name, "")])
+                continue
             task = CodecTask(codec=name, split_index=split, finetune="frozen", **common)
-            rows.append(_test_row(task, dm, "token", ""))
+            keep(_test_row(task, dm, "token", ""))
         for lmbda in args.lambdas:
+            setting = f"lambda={lmbda:g}"
+            if (split, args.codec, setting) in done:
+                rows.append(done[(split, args.codec, setting)])
+                continue
             start = time.perf_counter()
             torch.manual_seed(0)
             task = CodecTask(
@@ -124,8 +151,8 @@ def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) ->
                 latent_dim=args.latent_dim, lr=args.lr, aux_lr=args.lr, **common,
             )
             _trainer(args.epochs).fit(task, datamodule=dm)
-            row = _test_row(task, dm, "codec", f"lambda={lmbda:g}")
-            rows.append({**row, "train_s": time.perf_counter() - start})
+            row = _test_row(task, dm, "codec", setting)
+            keep({**row, "train_s": time.perf_counter() - start})
             print(f"split {split} lambda {lmbda:g}: {row['bytes_per_inference']:.1f} B, "
                   f"acc {100 * row['acc']:.2f}%", flush=True)
     return rows
