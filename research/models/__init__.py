@@ -9,7 +9,7 @@ from research.models.finetune import (
 from research.models.loading import Classifier, load_classifier
 from research.models.mae import MaskedAutoencoder, patchify
 from research.models.presets import build_backbone, get_preset, list_backbones, register_backbone
-from research.models.profile import SplitProfile, profile_split
+from research.models.profile import SplitProfile, count_flops, profile_split
 from research.models.split_vit import SplitViT
 from research.models.weights import load_backbone_weights
 
@@ -22,6 +22,7 @@ __all__ = [
     "add_lora",
     "build_backbone",
     "configure_finetuning",
+    "count_flops",
     "get_preset",
     "list_backbones",
     "load_classifier",

@@ -73,7 +73,12 @@ def unfused_attention(module: nn.Module) -> Iterator[None]:
             m.fused_attn = flag
 
 
-def _flops(fn, *args) -> int:
+def count_flops(fn, *args) -> int:
+    """FLOPs of ``fn(*args)`` as counted by FlopCounterMode (attention unfused, no grad).
+
+    The one FLOP counter of the project: evaluation and federated costs call it on the same
+    parts ``profile_split`` does, so every ledger prices the same operations.
+    """
     counter = FlopCounterMode(display=False)
     owner = getattr(fn, "__self__", fn)
     with unfused_attention(owner), counter, torch.no_grad():
@@ -96,10 +101,10 @@ def profile_split(model: SplitViT, in_chans: int = 3, img_size: int | None = Non
         sat_modules.append(v.pos_embed)
     ground_modules = [*v.blocks[k:], v.norm]
     parts = (
-        PartCost("satellite", *_params(sat_modules), _flops(model.satellite_part, x)),
+        PartCost("satellite", *_params(sat_modules), count_flops(model.satellite_part, x)),
         PartCost("link", *_params([model.link]), 0),
-        PartCost("ground", *_params(ground_modules), _flops(model.ground_part, tokens)),
-        PartCost("head", *_params(model.head_modules()), _flops(model.head, feats)),
+        PartCost("ground", *_params(ground_modules), count_flops(model.ground_part, tokens)),
+        PartCost("head", *_params(model.head_modules()), count_flops(model.head, feats)),
     )
     model.train(was_training)
     return SplitProfile(
