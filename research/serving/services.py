@@ -1,0 +1,247 @@
+"""Service kinds: the model parts a large model is virtualised into, each a small callable.
+
+Every service wraps real modules of a split ViT (or a link codec / spiking head) and reports what
+placement and simulation need: parameter bytes (memory on the node), FLOPs per image (counted by
+``FlopCounterMode`` on a real forward pass, never estimated) and the bytes it emits per image (what
+the next hop carries). Kinds:
+
+* ``embed``: modality embedder, images -> tokens (RGB: the checkpoint's patch embedding; ``ms13``:
+  a 13-band patch embedding initialised from the RGB kernel on Sentinel-2 bands B04, B03, B02);
+* ``encoder``: blocks ``i..j`` of the shared encoder (the last segment also norms and pools);
+* ``codec``: a link module from ``encoders`` (tokens <-> ``list[bytes]``);
+* ``head``: a task head, ANN or spiking (features -> logits or retrieval embeddings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from timm.layers import PatchEmbed
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from encoders.base import LinkModule
+from research.models.profile import unfused_attention
+
+__all__ = [
+    "MS13_RGB_BANDS",
+    "Service",
+    "ServiceCost",
+    "ClassifierHead",
+    "EmbeddingHead",
+    "Embedder",
+    "EncoderSegment",
+    "LinkCodec",
+    "SpikingTaskHead",
+    "count_flops",
+    "multispectral_embedder",
+    "rgb_embedder",
+]
+
+MS13_RGB_BANDS = (3, 2, 1)
+"""Indices of Sentinel-2 B04 (red), B03 (green), B02 (blue) in the 13-band L1C order."""
+
+
+def count_flops(module: nn.Module, example: torch.Tensor) -> int:
+    """FLOPs of one forward pass (attention unfused, as fused CPU attention counts as 0)."""
+    counter = FlopCounterMode(display=False)
+    with unfused_attention(module), counter, torch.no_grad():
+        module(example)
+    return int(counter.get_total_flops())
+
+
+def _param_bytes(params: Sequence[torch.Tensor]) -> int:
+    return int(sum(p.numel() * p.element_size() for p in params))
+
+
+@dataclass(frozen=True)
+class ServiceCost:
+    """Per-image cost of a service: memory it occupies, FLOPs it runs, bytes it emits."""
+
+    param_bytes: int
+    flops: int
+    out_bytes: int
+
+
+class Service(nn.Module):
+    """Base of every service: a named module with a measured :class:`ServiceCost`."""
+
+    kind: str = ""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self._cost: ServiceCost | None = None
+
+    def example_input(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def own_parameters(self) -> list[torch.Tensor]:
+        """Parameters that live in this service's memory (overridden where weights are shared)."""
+        return list(self.parameters())
+
+    @property
+    def cost(self) -> ServiceCost:
+        """Measured once on one example image, then cached."""
+        if self._cost is None:
+            x = self.example_input()
+            with torch.no_grad():
+                out = self(x)
+            out_bytes = int(out.numel() * 4) if isinstance(out, torch.Tensor) else 0
+            self._cost = ServiceCost(_param_bytes(self.own_parameters()), count_flops(self, x),
+                                     out_bytes)
+        return self._cost
+
+
+class Embedder(Service):
+    """Patch embedding + position embedding of one modality: images ``[B, C, H, W]`` -> tokens."""
+
+    kind = "embed"
+
+    def __init__(self, name: str, patch_embed: nn.Module, vit: VisionTransformer,
+                 in_chans: int) -> None:
+        super().__init__(name)
+        self.patch_embed = patch_embed
+        self.pos_embed = vit.pos_embed  # shared Parameter: one position table per encoder
+        self.norm_pre = vit.norm_pre
+        self.in_chans = in_chans
+        self.img_size = int(vit.patch_embed.img_size[0])
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(1, self.in_chans, self.img_size, self.img_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # Same operations as timm's _pos_embed for a ViT with no class token (no dropout in eval).
+        return self.norm_pre(self.patch_embed(images) + self.pos_embed)
+
+
+def rgb_embedder(vit: VisionTransformer) -> Embedder:
+    """The checkpoint's own RGB patch embedding as a service."""
+    return Embedder("embed_rgb", vit.patch_embed, vit, in_chans=3)
+
+
+def multispectral_embedder(vit: VisionTransformer, bands: int = 13) -> Embedder:
+    """A 13-band patch embedding for the same encoder.
+
+    Initialised so that the RGB bands reproduce the RGB embedder exactly and the other bands start
+    at zero (fine-tuning would train them); with only RGB data here it is tested on generated
+    13-band images.
+    """
+    rgb = vit.patch_embed
+    dim = rgb.proj.out_channels
+    pe = PatchEmbed(img_size=rgb.img_size, patch_size=rgb.patch_size, in_chans=bands,
+                    embed_dim=dim)
+    with torch.no_grad():
+        pe.proj.weight.zero_()
+        for rgb_band, ms_band in enumerate(MS13_RGB_BANDS):
+            pe.proj.weight[:, ms_band] = rgb.proj.weight[:, rgb_band]
+        pe.proj.bias.copy_(rgb.proj.bias)
+    return Embedder("embed_ms13", pe, vit, in_chans=bands)
+
+
+class EncoderSegment(Service):
+    """Blocks ``start..stop`` of the shared encoder; the last segment also norms and pools."""
+
+    kind = "encoder"
+
+    def __init__(self, vit: VisionTransformer, start: int, stop: int) -> None:
+        depth = len(vit.blocks)
+        if not 0 <= start < stop <= depth:
+            raise ValueError(f"encoder segment {start}..{stop} is not inside 0..{depth}")
+        super().__init__(f"encoder_{start}_{stop}")
+        self.blocks = nn.Sequential(*vit.blocks[start:stop])
+        self.final = stop == depth
+        self.norm = vit.norm if self.final else nn.Identity()
+        self.num_tokens = int(vit.patch_embed.num_patches)
+        self.dim = int(vit.embed_dim)
+        self._pool = vit.pool
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(1, self.num_tokens, self.dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(tokens)
+        return self._pool(self.norm(x)) if self.final else x
+
+
+class LinkCodec(Service):
+    """A link module at a cut: ``encode`` to real bytes and ``decode`` back; forward = both."""
+
+    kind = "codec"
+
+    def __init__(self, link: LinkModule, token_shape: tuple[int, int]) -> None:
+        super().__init__(f"codec_{link.link_name or type(link).__name__}")
+        self.link = link
+        self.token_shape = token_shape
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(1, *self.token_shape)
+
+    def encode(self, tokens: torch.Tensor) -> list[bytes]:
+        return self.link.compress(tokens)
+
+    def decode(self, payloads: list[bytes]) -> torch.Tensor:
+        """Raises ``ValueError`` for truncated or foreign payloads (the codec checks headers)."""
+        return self.link.decompress(payloads, self.token_shape)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(tokens))
+
+    @property
+    def cost(self) -> ServiceCost:
+        if self._cost is None:
+            x = torch.randn(1, *self.token_shape)
+            nbytes = len(self.encode(x)[0])
+            self._cost = ServiceCost(_param_bytes(self.own_parameters()), 0, nbytes)
+        return self._cost
+
+
+class _Head(Service):
+    kind = "head"
+
+    def __init__(self, name: str, in_features: int) -> None:
+        super().__init__(name)
+        self.in_features = in_features
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(1, self.in_features)
+
+
+class ClassifierHead(_Head):
+    """ANN task head: ``LayerNorm`` (timm's ``fc_norm``) + linear classifier on pooled features."""
+
+    def __init__(self, name: str, norm: nn.Module, linear: nn.Linear) -> None:
+        super().__init__(name, linear.in_features)
+        self.norm = norm
+        self.linear = linear
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(features))
+
+
+class SpikingTaskHead(_Head):
+    """Spiking task head (``snn.SpikingHead``): logits from spike counts or membranes."""
+
+    def __init__(self, name: str, head: nn.Module, in_features: int) -> None:
+        super().__init__(name, in_features)
+        self.head = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+
+class EmbeddingHead(_Head):
+    """Retrieval embedding: the normalised pooled features, unit length for cosine search."""
+
+    def __init__(self, name: str, norm: nn.Module, in_features: int) -> None:
+        super().__init__(name, in_features)
+        self.norm = norm
+
+    def own_parameters(self) -> list[torch.Tensor]:
+        return list(self.norm.parameters())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.norm(features), dim=-1)

@@ -1,0 +1,203 @@
+"""Tasks as chains of shared services, built from one encoder, and their EuroSAT evaluations.
+
+Three tasks share one encoder (and one embedder per modality):
+
+* ``landcover``: the committed checkpoint's 10-class head;
+* ``coarse``: 4 classes derived from the labels by :data:`COARSE_OF` (cultivated land, natural
+  vegetation, water, urban), with its own head trained on the frozen encoder's features;
+* ``retrieval``: unit-length embeddings, evaluated by class-level recall@k against a gallery.
+
+A chain is ``[embedder(modality), codec?, encoder segments..., head(task)]``; composing it gives
+the unsplit model's logits exactly when the codec is lossless (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from research.data.imagefolder import EUROSAT_CLASSES
+from research.data.transforms import normalize
+from research.serving.schema import BANDS
+from research.serving.services import (
+    MS13_RGB_BANDS,
+    ClassifierHead,
+    EmbeddingHead,
+    EncoderSegment,
+    LinkCodec,
+    Service,
+    SpikingTaskHead,
+    multispectral_embedder,
+    rgb_embedder,
+)
+
+__all__ = [
+    "COARSE_CLASSES",
+    "COARSE_OF",
+    "TASKS",
+    "Catalog",
+    "build_catalog",
+    "coarse_labels",
+    "recall_at_k",
+    "train_coarse_head",
+]
+
+TASKS = ("landcover", "coarse", "retrieval")
+COARSE_CLASSES = ("land", "vegetation", "water", "urban")
+COARSE_OF = {
+    "AnnualCrop": "land", "PermanentCrop": "land", "Pasture": "land",
+    "Forest": "vegetation", "HerbaceousVegetation": "vegetation",
+    "River": "water", "SeaLake": "water",
+    "Highway": "urban", "Industrial": "urban", "Residential": "urban",
+}
+"""EuroSAT class -> coarse class: cultivated land, natural vegetation, water, built-up."""
+
+
+def coarse_labels(labels: torch.Tensor, classes: Sequence[str] = EUROSAT_CLASSES) -> torch.Tensor:
+    """Map 10-class EuroSAT labels to the 4 coarse classes."""
+    table = torch.tensor([COARSE_CLASSES.index(COARSE_OF[c]) for c in classes])
+    return table[labels.long()]
+
+
+@dataclass
+class Catalog:
+    """Every service of a deployment and how tasks chain them.
+
+    Attributes:
+        services: name -> service.
+        embedders: modality -> embedder name.
+        segments: encoder segment names in order (shared by every task).
+        heads: task -> head name.
+        codec: link codec name at the embedder/encoder cut, or ``None`` (tokens stay float32).
+        mean / std: per-modality input normalisation (uint8 images -> model inputs).
+    """
+
+    services: dict[str, Service]
+    embedders: dict[str, str]
+    segments: list[str]
+    heads: dict[str, str]
+    codec: str | None = None
+    mean: dict[str, list[float]] = field(default_factory=dict)
+    std: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.heads)
+
+    def chain(self, task: str, modality: str = "rgb") -> list[str]:
+        """Service names a request for ``task`` passes through, in order."""
+        codec = [self.codec] if self.codec else []
+        return [self.embedders[modality], *codec, *self.segments, self.heads[task]]
+
+    def shared(self, modality: str = "rgb") -> list[str]:
+        """The part of every chain that a multi-task request runs once."""
+        return self.chain(self.tasks[0], modality)[:-1]
+
+    def normalize(self, images: torch.Tensor, modality: str = "rgb") -> torch.Tensor:
+        return normalize(images, self.mean[modality], self.std[modality])
+
+    def token_shape(self) -> tuple[int, int]:
+        seg = self.services[self.segments[0]]
+        assert isinstance(seg, EncoderSegment)
+        return seg.num_tokens, seg.dim
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, modality: str = "rgb",
+                 batch_size: int = 200) -> torch.Tensor:
+        """Pooled encoder features of uint8 images (the input of every head)."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = self.services[self.embedders[modality]](self.normalize(images[i:i + batch_size],
+                                                                        modality))
+            for name in self.segments:
+                x = self.services[name](x)
+            out.append(x)
+        return torch.cat(out)
+
+
+def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[float], *,
+                  cuts: Sequence[int] = (), codec: str | None = None,
+                  coarse_head: nn.Module | None = None,
+                  spiking_head: nn.Module | None = None) -> Catalog:
+    """Services for the three tasks on one encoder.
+
+    Args:
+        vit: the encoder (eval mode); its ``fc_norm`` + ``head`` is the land-cover head.
+        mean / std: RGB normalisation of the checkpoint; 13-band inputs reuse it on B04/B03/B02
+            and use 0.5 / 0.25 on the other bands.
+        cuts: block indices where the encoder is cut into segments (``()``: one segment).
+        codec: link module name at the embedder/encoder cut (``encoders.build_link``).
+        coarse_head: the coarse head (``LayerNorm`` + ``Linear``); a fresh one if ``None``.
+        spiking_head: optional spiking land-cover head, served as task ``landcover_snn``.
+    """
+    depth = len(vit.blocks)
+    bounds = [0, *sorted(int(c) for c in cuts), depth]
+    if len(set(bounds)) != len(bounds) or bounds != sorted(bounds):
+        raise ValueError(f"cuts {list(cuts)} must be distinct block indices in 1..{depth - 1}")
+    dim = int(vit.embed_dim)
+    services: dict[str, Service] = {}
+    for emb in (rgb_embedder(vit), multispectral_embedder(vit, BANDS["ms13"])):
+        services[emb.name] = emb
+    segments = [EncoderSegment(vit, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    services.update({s.name: s for s in segments})
+    if coarse_head is None:
+        coarse_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, len(COARSE_CLASSES)))
+    heads: list[Service] = [
+        ClassifierHead("head_landcover", vit.fc_norm, vit.head),
+        ClassifierHead("head_coarse", coarse_head[0], coarse_head[1]),
+        EmbeddingHead("head_retrieval", vit.fc_norm, dim),
+    ]
+    if spiking_head is not None:
+        heads.append(SpikingTaskHead("head_landcover_snn", spiking_head, dim))
+    services.update({h.name: h for h in heads})
+    head_of = {h.name.removeprefix("head_"): h.name for h in heads}
+    codec_name = None
+    if codec is not None:
+        from encoders.base import build_link
+
+        link = LinkCodec(build_link(codec).eval(), (segments[0].num_tokens, dim))
+        services[link.name] = link
+        codec_name = link.name
+    ms_mean, ms_std = [0.5] * BANDS["ms13"], [0.25] * BANDS["ms13"]
+    for rgb_band, ms_band in enumerate(MS13_RGB_BANDS):
+        ms_mean[ms_band], ms_std[ms_band] = float(mean[rgb_band]), float(std[rgb_band])
+    for s in services.values():
+        s.eval()
+    return Catalog(services, {"rgb": "embed_rgb", "ms13": "embed_ms13"},
+                   [s.name for s in segments], head_of, codec_name,
+                   {"rgb": list(mean), "ms13": ms_mean}, {"rgb": list(std), "ms13": ms_std})
+
+
+def train_coarse_head(features: torch.Tensor, labels: torch.Tensor, *, steps: int = 300,
+                      lr: float = 0.02, seed: int = 0) -> nn.Sequential:
+    """Train the coarse head (``LayerNorm`` + ``Linear``) on frozen features, full batch.
+
+    The encoder stays frozen, so the head is the only new weight a new task adds on board.
+    """
+    torch.manual_seed(seed)
+    dim = features.shape[1]
+    head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, len(COARSE_CLASSES)))
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
+    y = coarse_labels(labels)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(head(features), y)
+        loss.backward()
+        opt.step()
+    return head.eval()
+
+
+def recall_at_k(queries: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor,
+                gallery_labels: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
+    """Class-level recall@k: share of queries with a same-class item among their k nearest.
+
+    Embeddings are unit length, so nearest means the largest cosine similarity.
+    """
+    sims = queries @ gallery.T
+    top = sims.topk(max(ks), dim=1).indices
+    hit = gallery_labels[top] == query_labels[:, None]
+    return {k: float(hit[:, :k].any(1).float().mean()) for k in ks}

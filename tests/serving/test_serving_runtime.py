@@ -1,0 +1,82 @@
+"""Bad requests get a clear error response; a replica that dies loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from research.serving.runtime import InProcessRuntime
+from research.serving.schema import Limits, Request
+from research.serving.services import LinkCodec
+
+
+def _req(images, **kw):
+    base = dict(request_id="bad", tasks=("landcover",), source="sat-P00-S00", payload=images)
+    base.update(kw)
+    return Request(**base)
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(payload="not a tensor"), "torch.Tensor"),
+    (dict(tasks=("segmentation",)), "unknown task"),
+    (dict(tasks=()), "non-empty"),
+    (dict(modality="sar"), "unknown modality"),
+    (dict(deadline_s=-1.0, capture_time_s=5.0), "before the capture"),
+])
+def test_bad_request_metadata(catalog, images, kw, needle):
+    resp = InProcessRuntime(catalog).handle(_req(images, **kw))
+    assert not resp.ok and needle in resp.error
+
+
+def test_bad_payloads(catalog, images):
+    rt = InProcessRuntime(catalog, limits=Limits(tasks=catalog.tasks, max_payload_bytes=20_000))
+    cases = {
+        "dtype": (_req(images.float()), "dtype"),
+        "bands": (_req(images[:, :2]), "needs 3 bands"),
+        "size": (_req(images[..., :32, :32]), "64x64"),
+        "shape": (_req(images[0]), "[B, C, H, W]"),
+        "big": (_req(images), "exceeds the limit"),
+        "both": (_req(images[:1], bitstream=[b"x"]), "exactly one"),
+        "notreq": ({"tasks": ("landcover",)}, "expected a Request"),
+    }
+    for name, (req, needle) in cases.items():
+        resp = rt.handle(req)
+        assert not resp.ok and needle in resp.error, (name, resp.error)
+
+
+def test_truncated_bitstream_is_an_error_response(catalog, images):
+    from encoders.base import IdentityLink
+
+    rt = InProcessRuntime(catalog)
+    with torch.no_grad():
+        tokens = catalog.services["embed_rgb"](catalog.normalize(images[:2]))
+    codec = LinkCodec(IdentityLink(), catalog.token_shape())
+    payloads = codec.encode(tokens)
+    good = rt.handle(_req(None, payload=None, bitstream=payloads, token_shape=(64, 32)))
+    assert good.ok, good.error
+    cut = rt.handle(_req(None, request_id="cut", payload=None,
+                         bitstream=[payloads[0][:-10], payloads[1]], token_shape=(64, 32)))
+    assert not cut.ok and "ValueError" in cut.error
+    shape = rt.handle(_req(None, request_id="shp", payload=None, bitstream=payloads,
+                           token_shape=(16, 32)))
+    assert not shape.ok and "token_shape" in shape.error
+
+
+def test_replica_failure_reroutes_without_loss_or_duplicates(catalog, images):
+    placement = {"encoder_0_1": ["sat-A", "sat-B"], "head_landcover": ["sat-A", "gs-X"]}
+    ref = InProcessRuntime(catalog, placement)
+    rt = InProcessRuntime(catalog, placement)
+    rt.fail_after("encoder_0_1", "sat-A", 2)  # dies mid-workload
+    reqs = [_req(images[i:i + 1], request_id=f"r{i}") for i in range(6)]
+    expected = ref.serve(reqs)
+    got = rt.serve(reqs[:3]) + rt.serve(reqs[3:]) + rt.serve(reqs[:2])  # retries of answered
+    assert all(r.ok for r in got)
+    assert sorted(rt.answer_count) == sorted(r.request_id for r in reqs)
+    assert set(rt.answer_count.values()) == {1}
+    for r, e in zip(got[:6], expected, strict=True):
+        torch.testing.assert_close(r.outputs["landcover"], e.outputs["landcover"])
+    assert not rt._replica("encoder_0_1", "sat-A").alive
+    assert any("encoder_0_1@sat-B" in r.served_by for r in got[3:6])
+    rt.kill("encoder_0_1", "sat-B")
+    dead = rt.handle(_req(images[:1], request_id="late"))
+    assert not dead.ok and "no live replica" in dead.error
