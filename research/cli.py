@@ -20,6 +20,7 @@ from research.tasks.base import BaseTask
 # Non-Lightning subcommands: name -> "module:function" taking argv and returning an exit code.
 SUBCOMMANDS: dict[str, str] = {
     "orbit": "research.orbit.cli:main",
+    "federate": "research.fed.cli:main",
     "profile": "research.models.cli:main",
 }
 

@@ -1,0 +1,99 @@
+"""Aggregation: weighted FedAvg, ring all-reduce chunk by chunk, inter-orbit combination.
+
+Numerics run in float64 so every aggregation path (star, ring, Flower) gives the same mean to
+float32 precision. The ring is simulated step by step: in each of the ``2(K-1)`` steps every node
+sends one chunk to its successor, which may only send on once the chunk it waits for arrived;
+the ``hop`` callback prices each transfer on the contact plan and returns the receiver's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from research.fed.ledger import Track
+
+State = dict[str, torch.Tensor]
+HopFn = Callable[[int, int, float, Track], Track]
+
+WIRE_BYTES = 4
+"""Bytes per exchanged element: states and ring chunks travel as float32."""
+
+
+def state_bytes(state: State) -> int:
+    """Bytes of a state dict as sent (float32)."""
+    return sum(v.numel() * WIRE_BYTES for v in state.values())
+
+
+def flatten(state: State) -> torch.Tensor:
+    """All tensors of ``state`` as one float64 vector (key order of the dict)."""
+    return torch.cat([v.detach().reshape(-1).double() for v in state.values()])
+
+
+def unflatten(vec: torch.Tensor, like: State) -> State:
+    """Inverse of :func:`flatten`, cast back to each tensor's dtype."""
+    out, i = {}, 0
+    for k, v in like.items():
+        n = v.numel()
+        out[k] = vec[i:i + n].reshape(v.shape).to(v.dtype).clone()
+        i += n
+    return out
+
+
+def weighted_average(states: list[State], weights: list[float]) -> State:
+    """FedAvg: ``sum_i w_i s_i / sum_i w_i``; weights are sample counts."""
+    if not states or len(states) != len(weights):
+        raise ValueError(f"need as many weights as states, got {len(states)} and {len(weights)}")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError("weights must sum to a positive number")
+    acc = sum(flatten(s) * float(w) for s, w in zip(states, weights, strict=True))
+    return unflatten(acc / total, states[0])
+
+
+def weighted_vector(state: State, weight: float) -> torch.Tensor:
+    """What a ring carries: ``w * s`` with ``w`` appended, so sums give the weighted mean."""
+    return torch.cat([flatten(state) * float(weight), torch.tensor([float(weight)],
+                                                                    dtype=torch.float64)])
+
+
+def mean_from_sum(vec: torch.Tensor, like: State) -> State:
+    """Weighted mean from a reduced :func:`weighted_vector` sum."""
+    return unflatten(vec[:-1] / vec[-1], like)
+
+
+def ring_allreduce(vectors: list[torch.Tensor], tracks: list[Track] | None = None,
+                   hop: HopFn | None = None) -> tuple[list[torch.Tensor], list[Track] | None]:
+    """Sum ``vectors`` over a ring (reduce-scatter, then all-gather); every node gets the sum.
+
+    Node ``i`` sends to ``(i + 1) % K``. ``hop(i, j, n_bytes, track_i)`` returns the clock at
+    which ``j`` holds the chunk (it may raise); with ``hop`` None only the numerics run.
+    """
+    k = len(vectors)
+    if k == 1:
+        return [vectors[0].clone()], tracks
+    chunks = [list(torch.tensor_split(v.clone(), k)) for v in vectors]
+
+    def step(chunk_of: Callable[[int], int], reduce: bool) -> None:
+        nonlocal tracks
+        payloads = [(i, chunk_of(i), chunks[i][chunk_of(i)].clone()) for i in range(k)]
+        arrivals = None
+        if hop is not None and tracks is not None:
+            arrivals = [hop(i, (i + 1) % k, p.numel() * WIRE_BYTES, tracks[i])
+                        for i, _, p in payloads]
+        for i, c, p in payloads:
+            j = (i + 1) % k
+            chunks[j][c] = chunks[j][c] + p if reduce else p
+        if arrivals is not None:
+            new = list(tracks)
+            for i, arrival in enumerate(arrivals):
+                j = (i + 1) % k
+                new[j] = arrival if arrival.t > tracks[j].t else tracks[j]
+            tracks = new
+
+    for s in range(k - 1):
+        step(lambda i, s=s: (i - s) % k, reduce=True)
+    for s in range(k - 1):
+        step(lambda i, s=s: (i + 1 - s) % k, reduce=False)
+    return [torch.cat(c) for c in chunks], tracks

@@ -1,0 +1,209 @@
+"""Federated fine-tuning config: typed sections read from YAML, strict about keys and values.
+
+A typo'd key is an error naming the key, the closest valid one and the section, so a run never
+silently falls back to a default. See ``experiments/fed/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from research.orbit.config import OrbitConfigError, check_keys
+
+SCHEMES = ("collaborative", "onboard")
+FAULT_KINDS = ("station_outage", "isl_failure")
+
+
+class FedConfigError(ValueError):
+    """A federated-run config that does not describe a valid run."""
+
+
+@dataclass
+class ModelConfig:
+    """The split ViT: backbone preset, foundation weights, what trains, the link at the cut."""
+
+    backbone: str = "satvit_small"
+    weights: str | None = "checkpoints/satvit_small_mae.pt"
+    trainable: str = "head"
+    link: str = "identity"
+    num_classes: int = 10
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are dealt to satellites (``root`` None: embedded)."""
+
+    root: str | None = None
+    max_images: int | None = None
+    test_fraction: float = 0.2
+    partition: str = "dirichlet"
+    alpha: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Rounds and the local optimiser (SGD, state reset each round so FedAvg stays stateless)."""
+
+    rounds: int = 30
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    seed: int = 0
+
+
+@dataclass
+class CommConfig:
+    """The three communication strategies (switch one off for an ablation) and round rules.
+
+    ``reuse_features``: the encoder is frozen, so a satellite keeps the features of round 1 and
+    later rounds skip re-embedding / re-encoding and their transfers (same rule for both schemes).
+    ``round_deadline_s``: satellites not done by then are dropped from the round (None: wait).
+    """
+
+    intra_orbit_sharing: bool = True
+    maxflow: bool = True
+    ring_aggregation: bool = True
+    reuse_features: bool = True
+    round_deadline_s: float | None = None
+    backhaul_s: float = 0.05
+
+
+@dataclass
+class ProfilesConfig:
+    """Compute profiles (names in :mod:`research.compute`) of satellites and the ground."""
+
+    satellite: str = "jetson_nano"
+    ground: str = "a100"
+
+
+@dataclass
+class Fault:
+    """A station outage or ISL failure over ``[start_s, end_s)``."""
+
+    kind: str
+    nodes: list[str]
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class FedConfig:
+    """A whole federated run; ``scenario`` is an orbit YAML path or an inline orbit mapping."""
+
+    scenario: Any
+    name: str = "fed"
+    scheme: str = "collaborative"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    comm: CommConfig = field(default_factory=CommConfig)
+    profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    faults: list[Fault] = field(default_factory=list)
+    out_dir: str = "outputs/fed"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> FedConfig:
+        """A copy with top-level fields or ``"section.key"`` values changed."""
+        raw = self.to_dict()
+        for key, value in changes.items():
+            section, _, sub = key.partition(".")
+            if sub:
+                raw[section][sub] = value
+            else:
+                raw[section] = value
+        return parse_config(raw, "<replace>")
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "comm": CommConfig,
+            "profiles": ProfilesConfig}
+
+
+def _keys(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _checked(d: Any, cls: type, where: str) -> dict:
+    try:
+        return check_keys(d, _keys(cls), where)
+    except OrbitConfigError as err:
+        raise FedConfigError(str(err)) from None
+
+
+def _fault(d: Any, where: str) -> Fault:
+    f = _checked(d, Fault, where)
+    if f.get("kind") not in FAULT_KINDS:
+        raise FedConfigError(f"{where}: kind must be one of {list(FAULT_KINDS)}, got "
+                             f"{f.get('kind')!r}")
+    nodes = f.get("nodes")
+    nodes = [nodes] if isinstance(nodes, str) else list(nodes or [])
+    need = 1 if f["kind"] == "station_outage" else 2
+    if len(nodes) != need:
+        raise FedConfigError(f"{where}: {f['kind']} needs {need} node(s) in 'nodes', got {nodes}")
+    start, end = float(f.get("start_s", 0.0)), float(f.get("end_s", float("inf")))
+    if not end > start >= 0:
+        raise FedConfigError(f"{where}: need 0 <= start_s < end_s, got {start}, {end}")
+    return Fault(f["kind"], nodes, start, end)
+
+
+def _validate(cfg: FedConfig, source: str) -> None:
+    def bad(msg: str) -> FedConfigError:
+        return FedConfigError(f"fed config {source}: {msg}")
+
+    if cfg.scheme not in SCHEMES:
+        raise bad(f"scheme must be one of {list(SCHEMES)}, got {cfg.scheme!r}")
+    if cfg.model.trainable != "head":
+        raise bad(f"model.trainable={cfg.model.trainable!r}: only 'head' is implemented")
+    t = cfg.train
+    if t.rounds < 1 or t.local_epochs < 1 or t.batch_size < 1:
+        raise bad("train.rounds, train.local_epochs and train.batch_size must be >= 1")
+    if not t.lr > 0 or not 0 <= t.momentum < 1:
+        raise bad(f"train.lr must be > 0 and train.momentum in [0, 1), got {t.lr}, {t.momentum}")
+    d = cfg.data
+    if not 0 < d.test_fraction < 1:
+        raise bad(f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
+    if d.partition not in ("dirichlet", "iid", "shards"):
+        raise bad(f"data.partition must be dirichlet, iid or shards, got {d.partition!r}")
+    if d.max_images is not None and d.max_images < 2:
+        raise bad(f"data.max_images must be >= 2 or null, got {d.max_images}")
+    dl = cfg.comm.round_deadline_s
+    if dl is not None and not dl > 0:
+        raise bad(f"comm.round_deadline_s must be > 0 or null, got {dl}")
+    if not isinstance(cfg.scenario, (str, dict)):
+        raise bad("scenario must be an orbit YAML path or an orbit config mapping")
+
+
+def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
+    """Validate a config mapping (already loaded from YAML)."""
+    top = _checked(raw, FedConfig, f"fed config {source} (top level)")
+    if "scenario" not in top:
+        raise FedConfigError(f"fed config {source}: missing required key 'scenario'")
+    kwargs: dict[str, Any] = {k: v for k, v in top.items() if k not in SECTIONS and k != "faults"}
+    for name, cls in SECTIONS.items():
+        values = _checked(top.get(name), cls, f"fed config {source}: {name}")
+        try:
+            kwargs[name] = cls(**values)
+        except TypeError as err:
+            raise FedConfigError(f"fed config {source}: {name}: {err}") from None
+    kwargs["faults"] = [_fault(f, f"fed config {source}: faults[{i}]")
+                        for i, f in enumerate(top.get("faults") or [])]
+    cfg = FedConfig(**kwargs)
+    _validate(cfg, source)
+    return cfg
+
+
+def load_config(path: str | Path) -> FedConfig:
+    """Read and validate a federated-run YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"fed config not found: {p}")
+    with open(p) as fh:
+        return parse_config(yaml.safe_load(fh), source=str(p))

@@ -1,0 +1,115 @@
+"""Round ledger: critical-path time split, bytes per link type, energy per satellite.
+
+Each satellite's work in a round is a :class:`Track` (its clock plus how the time since the round
+started was spent). At a synchronisation point the latest track wins, so the parts of a round's
+row always add up to ``t_end - t_start``: they are the critical path, not a sum over satellites.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from research.orbit.routing import TransferResult
+
+TIME_PARTS = ("compute_sat", "compute_ground", "wait", "transmit", "propagation")
+LINK_TYPES = ("isl_intra", "isl_inter", "downlink", "uplink")
+_KIND = {"isl-intra": "isl_intra", "isl-inter": "isl_inter", "isl-nearest": "isl_inter"}
+
+
+@dataclass(frozen=True)
+class Track:
+    """A clock and the split of the time it has advanced by (immutable: branches are cheap)."""
+
+    t: float
+    parts: tuple[float, ...] = (0.0,) * len(TIME_PARTS)
+
+    def add(self, part: str, dt: float) -> Track:
+        p = list(self.parts)
+        p[TIME_PARTS.index(part)] += dt
+        return Track(self.t + dt, tuple(p))
+
+    def after(self, res: TransferResult) -> Track:
+        """The clock after a transfer that was asked for at or after ``self.t``."""
+        wait = res.t_arrival - self.t - res.transmit_s - res.propagation_s
+        p = list(self.parts)
+        for name, v in (("wait", wait), ("transmit", res.transmit_s),
+                        ("propagation", res.propagation_s)):
+            p[TIME_PARTS.index(name)] += v
+        return Track(res.t_arrival, tuple(p))
+
+    def wait_until(self, t: float) -> Track:
+        return self.add("wait", t - self.t) if t > self.t else self
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(TIME_PARTS, self.parts, strict=True))
+
+
+def latest(tracks: list[Track]) -> Track:
+    """The track that finishes last (the critical path of a synchronisation)."""
+    return max(tracks, key=lambda tr: tr.t)
+
+
+def link_type(kind: str, src_is_station: bool) -> str:
+    """Ledger link type of a hop kind from the orbit package."""
+    if kind == "ground":
+        return "uplink" if src_is_station else "downlink"
+    return _KIND[kind]
+
+
+@dataclass
+class Accounting:
+    """Bytes per link type and energy per satellite booked during one round."""
+
+    bytes: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LINK_TYPES, 0.0))
+    compute_j: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    transmit_j: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    exchanged_bytes: float = 0.0
+
+    def book_transfer(self, res: TransferResult, stations: set[str]) -> None:
+        for hop in res.hops:
+            self.bytes[link_type(hop.kind, hop.src in stations)] += res.n_bytes
+            if hop.src not in stations:
+                self.transmit_j[hop.src] += hop.energy_j
+
+    def book(self, link: str, n_bytes: float, sat: str | None = None, energy_j: float = 0.0
+             ) -> None:
+        self.bytes[link] += n_bytes
+        if sat is not None:
+            self.transmit_j[sat] += energy_j
+
+
+def round_row(*, round_idx: int, scheme: str, start: Track, end: Track, acct: Accounting,
+              accuracy: float, participants: list[str], dropped: dict[str, str],
+              aggregation: str) -> dict:
+    """One ledger row (flat, CSV-able)."""
+    row: dict = {"round": round_idx, "scheme": scheme, "t_start_s": start.t, "t_end_s": end.t,
+                 "duration_s": end.t - start.t, "aggregation": aggregation}
+    row.update({f"time_{k}_s": v for k, v in end.as_dict().items()})
+    row.update({f"bytes_{k}": v for k, v in acct.bytes.items()})
+    row["bytes_model_exchange"] = acct.exchanged_bytes
+    row["energy_sat_compute_j"] = float(sum(acct.compute_j.values()))
+    row["energy_sat_transmit_j"] = float(sum(acct.transmit_j.values()))
+    row["accuracy"] = accuracy
+    row["participants"] = len(participants)
+    row["dropped"] = len(dropped)
+    row["dropped_ids"] = ";".join(f"{k}:{v}" for k, v in sorted(dropped.items()))
+    return row
+
+
+def write_ledger(rows: list[dict], out_dir: str | Path, stem: str = "ledger") -> tuple[Path, Path]:
+    """Write rows as ``<stem>.csv`` and ``<stem>.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
+    if rows:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(csv_path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+    json_path.write_text(json.dumps(rows, indent=1))
+    return csv_path, json_path

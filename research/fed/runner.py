@@ -1,0 +1,134 @@
+"""In-process federated runner: deterministic with a seed, checkpointed every round, resumable.
+
+``run(cfg)`` builds the contact plan, the split model, the features and the clients, then runs
+rounds until ``train.rounds`` (or the plan's horizon). After every round the whole state goes to
+``out_dir/round_XXXX.pt``; a later call with the same config resumes from the latest file and
+ends exactly where an uninterrupted run ends (local updates are seeded by run, round, client).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from research.fed.aggregate import State
+from research.fed.clients import (
+    Dataset,
+    HeadNet,
+    SatelliteClient,
+    accuracy,
+    build_model,
+    exchanged_state,
+    load_dataset,
+    make_clients,
+)
+from research.fed.config import FedConfig
+from research.fed.cost import Costs, measure_costs
+from research.fed.ledger import write_ledger
+from research.fed.network import FedNetwork
+from research.fed.rounds import PRELOADED, HorizonReached, RoundSimulator, RunState
+from research.orbit import ContactPlan
+from research.orbit import load_config as load_orbit_config
+from research.orbit import parse_config as parse_orbit_config
+
+CKPT = re.compile(r"round_(\d{4})\.pt$")
+
+
+@dataclass
+class Setup:
+    """What every scheme of one scenario shares: plan, model, features, clients, costs."""
+
+    plan: ContactPlan
+    template: HeadNet
+    initial: State
+    data: Dataset
+    clients: list[SatelliteClient]
+    costs: Costs
+
+
+def build_plan(scenario: str | dict) -> ContactPlan:
+    """Contact plan of an orbit scenario (a YAML path or an inline mapping)."""
+    pc = (load_orbit_config(scenario) if isinstance(scenario, str)
+          else parse_orbit_config(scenario, "<fed scenario>"))
+    return pc.build()
+
+
+def prepare(cfg: FedConfig, plan: ContactPlan | None = None, cache_dir: str | None = None
+            ) -> Setup:
+    """Build (or reuse) everything but the scheme."""
+    plan = plan if plan is not None else build_plan(cfg.scenario)
+    model = build_model(cfg.model)
+    data = load_dataset(model, cfg.model, cfg.data, cache_dir)
+    template = HeadNet(model)
+    initial = exchanged_state(template)
+    clients = make_clients(plan.satellites, [plan.plane_of(s) for s in plan.satellites],
+                           data.train_y, cfg.data)
+    return Setup(plan, template, initial, data, clients,
+                 measure_costs(model, initial, data.sample_tokens))
+
+
+@dataclass
+class RunResult:
+    """Ledger rows, the final head, and per-satellite energy ``[compute_j, transmit_j]``."""
+
+    rows: list[dict]
+    head: State
+    energy: dict[str, list[float]]
+    initial_accuracy: float
+    out_dir: Path
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    files = sorted(p for p in Path(out_dir).glob("round_*.pt") if CKPT.search(p.name))
+    return files[-1] if files else None
+
+
+def _fingerprint(cfg: FedConfig) -> str:
+    d = cfg.to_dict()
+    d.pop("out_dir")
+    d["train"].pop("rounds")
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
+        max_rounds: int | None = None) -> RunResult:
+    """Run (or resume) ``cfg``; ``max_rounds`` stops early (the next call continues)."""
+    setup = setup or prepare(cfg)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = FedNetwork(setup.plan, cfg.faults)
+    sim = RoundSimulator(cfg, net, setup.clients, setup.costs, setup.template, setup.data)
+    acc0 = accuracy(setup.template, setup.initial, setup.data.test_x, setup.data.test_y)
+    state = RunState(round=0, t=0.0, holder=PRELOADED, head=setup.initial)
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        saved = torch.load(ckpt, weights_only=True)
+        if saved["fingerprint"] != _fingerprint(cfg):
+            raise ValueError(f"{ckpt} was written by a different config; use another out_dir "
+                             "or resume=False")
+        state = RunState(**saved["state"])
+    target = cfg.train.rounds if max_rounds is None else min(cfg.train.rounds, max_rounds)
+    while state.round < target:
+        try:
+            state = sim.run_round(state)
+        except HorizonReached as err:
+            warnings.warn(f"{cfg.name}: stopping after round {state.round}: {err} (plan horizon "
+                          f"{setup.plan.horizon_s:.0f} s)", stacklevel=2)
+            break
+        torch.save({"state": asdict(state), "fingerprint": _fingerprint(cfg)},
+                   out / f"round_{state.round:04d}.pt")
+    write_ledger(state.rows, out)
+    return RunResult(state.rows, state.head, state.energy, acc0, out)
+
+
+def time_to_accuracy(rows: list[dict], target: float) -> float | None:
+    """Simulated seconds until the ledger first reaches ``target`` accuracy (None: never)."""
+    for r in rows:
+        if r["accuracy"] >= target:
+            return float(r["t_end_s"])
+    return None

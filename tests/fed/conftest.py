@@ -1,0 +1,42 @@
+"""Tiny federated scenario shared by the fed tests: 3 planes x 10 satellites, 3 stations, 6 h."""
+
+from __future__ import annotations
+
+import pytest
+
+from research.fed.config import parse_config
+from research.fed.runner import build_plan, prepare
+
+SCENARIO = {
+    "name": "fed_tiny",
+    "epoch": "2024-07-16T12:00:00Z",
+    "duration_s": 6 * 3600,
+    "step_s": 30,
+    "constellation": {"walker": {"planes": 3, "sats_per_plane": 10, "altitude_km": 550.0,
+                                 "inclination_deg": 53.0, "phasing": 1, "kind": "delta"}},
+    "stations": {"names": ["Kiruna", "Matera", "Maspalomas"]},
+    "isl": {"topology": "grid"},
+    "eclipse": False,
+}
+
+
+def tiny_raw(**overrides) -> dict:
+    raw = {
+        "name": "tiny",
+        "scenario": SCENARIO,
+        "model": {"backbone": "satvit_tiny", "weights": None},
+        "data": {"max_images": 300, "alpha": 0.5},
+        "train": {"rounds": 2, "local_epochs": 1, "batch_size": 16, "lr": 0.1},
+    }
+    raw.update(overrides)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def tiny_plan():
+    return build_plan(SCENARIO)
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(tiny_plan):
+    return prepare(parse_config(tiny_raw()), plan=tiny_plan)
