@@ -21,10 +21,9 @@ import torch
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from encoders.base import LinkModule
-from research.models.profile import unfused_attention
+from research.models.profile import count_flops
 
 __all__ = [
     "MS13_RGB_BANDS",
@@ -36,21 +35,12 @@ __all__ = [
     "EncoderSegment",
     "LinkCodec",
     "SpikingTaskHead",
-    "count_flops",
     "multispectral_embedder",
     "rgb_embedder",
 ]
 
 MS13_RGB_BANDS = (3, 2, 1)
 """Indices of Sentinel-2 B04 (red), B03 (green), B02 (blue) in the 13-band L1C order."""
-
-
-def count_flops(module: nn.Module, example: torch.Tensor) -> int:
-    """FLOPs of one forward pass (attention unfused, as fused CPU attention counts as 0)."""
-    counter = FlopCounterMode(display=False)
-    with unfused_attention(module), counter, torch.no_grad():
-        module(example)
-    return int(counter.get_total_flops())
 
 
 def _param_bytes(params: Sequence[torch.Tensor]) -> int:

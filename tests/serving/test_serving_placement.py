@@ -1,0 +1,106 @@
+"""Placement respects memory and compute limits; the MILP is never worse than greedy; the
+simulator reports unmeetable deadlines as missed and queues FIFO at busy nodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from research.serving.placement import (
+    Demand,
+    PlacementProblem,
+    default_nodes,
+    greedy,
+    optimise,
+    plan_epochs,
+)
+from research.serving.routing import Network
+from research.serving.simulator import (
+    SimRequest,
+    make_requests,
+    microservice_routes,
+    monolithic_routes,
+    simulate,
+)
+
+TASKS = ("landcover", "coarse", "retrieval")
+
+
+@pytest.fixture(scope="module")
+def tight(catalog, plan):
+    """Satellites hold the embedder plus ~one encoder segment; high load forces sharing."""
+    probe = PlacementProblem.from_catalog(catalog, default_nodes(plan.satellites, plan.stations),
+                                          [])
+    mem = probe.param_bytes["embed_rgb"] + probe.param_bytes["encoder_0_1"] * 1.5
+    nodes = default_nodes(plan.satellites, plan.stations, satellite_memory_bytes=mem)
+    demands = [Demand(s, TASKS, rate, tiles=2048)
+               for s, rate in zip(plan.satellites[:4], (0.4, 0.2, 0.1, 0.05), strict=True)]
+    return PlacementProblem.from_catalog(catalog, nodes, demands, memory_weight=10.0)
+
+
+def _check_limits(p, pl):
+    mem = pl.memory_by_node(p.param_bytes)
+    for n, b in mem.items():
+        assert b <= p.nodes[n].memory + 1e-6, (n, b)
+    load: dict[str, float] = {}
+    for d in p.demands:
+        e = p.embedders[d.modality]
+        load[d.source] = load.get(d.source, 0.0) + d.rate_hz * d.tiles * p.flops[e]
+    for d, stages in zip(p.demands, pl.routes, strict=True):
+        for k, stage in enumerate(stages):
+            assert abs(sum(s for _, s in stage) - 1) < 1e-6
+            for n, share in stage:
+                for s in p.stage_services(d, k):
+                    assert n in pl.replicas[s]
+                    load[n] = load.get(n, 0.0) + share * d.rate_hz * d.tiles * p.flops[s]
+    for n, f in load.items():
+        assert f <= p.max_utilisation * p.nodes[n].profile.effective_flops * (1 + 1e-6), n
+
+
+def test_limits_respected_and_milp_not_worse(tight, plan):
+    net = Network(plan)
+    g = greedy(tight, net, 0.0)
+    m = optimise(tight, net, 0.0)
+    _check_limits(tight, g)
+    _check_limits(tight, m)
+    assert m.objective <= g.objective + 1e-9
+    assert m.solver == "milp", m.info
+    # the tight memory forbids the whole encoder on any one satellite
+    for n in plan.satellites:
+        assert not ({"encoder_0_1", "encoder_1_2"} <= {s for s, ns in m.replicas.items()
+                                                        if n in ns})
+
+
+def test_replanning_per_epoch(tight, plan):
+    pls = plan_epochs(tight, Network(plan), epoch_s=1200, horizon_s=3600, method="greedy")
+    assert [p.t for p in pls] == [0.0, 1200.0, 2400.0]
+    with pytest.raises(ValueError, match="unknown placement method"):
+        plan_epochs(tight, Network(plan), 1200, 3600, method="anneal")
+
+
+def test_unmeetable_deadline_is_missed_not_dropped(catalog, plan):
+    nodes = default_nodes(plan.satellites, plan.stations)
+    demands = [Demand(plan.satellites[0], TASKS, 0.02, tiles=8)]
+    p = PlacementProblem.from_catalog(catalog, nodes, demands)
+    net = Network(plan)
+    reqs = make_requests(demands, 1800, deadline_s=1e-4, seed=1)
+    # computes past the horizon: no contact left to deliver its result
+    late = SimRequest("edge", 0, len(reqs), plan.satellites[0], TASKS, 3590.0, 3600.0, 2_000_000)
+    reqs.append(late)
+    out = simulate(net, nodes, reqs, microservice_routes(p, [optimise(p, net)], 3600, reqs),
+                   "microservice")
+    assert len(out) == len(reqs), [(o.latency_s, o.reason) for o in out if not o.missed]
+    assert all(o.missed for o in out), [(o.latency_s, o.reason) for o in out if not o.missed]
+    assert {o.reason for o in out[:-1]} == {"deadline"}
+    assert out[-1].reason.startswith("unreachable")
+
+
+def test_fifo_queue_at_busy_node(catalog, plan):
+    nodes = default_nodes(plan.satellites, plan.stations)
+    src = plan.satellites[0]
+    demands = [Demand(src, TASKS, 1.0, tiles=4096)]
+    p = PlacementProblem.from_catalog(catalog, nodes, demands)
+    reqs = [SimRequest(f"r{i}", 0, i, src, TASKS, 10.0, 4000.0, 4096) for i in range(3)]
+    out = simulate(Network(plan), nodes, reqs, monolithic_routes(p, reqs), "monolithic")
+    q = [o.queue_s for o in out]
+    assert q[0] == 0.0 and 0 < q[1] < q[2]
+    assert out[1].compute_s == pytest.approx(out[0].compute_s)
