@@ -120,7 +120,10 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
             warnings.warn(f"{cfg.name}: stopping after round {state.round}: {err} (plan horizon "
                           f"{setup.plan.horizon_s:.0f} s)", stacklevel=2)
             break
-        torch.save({"state": asdict(state), "fingerprint": _fingerprint(cfg)},
+        saved = asdict(state)
+        for key in ("t", "rows", "energy"):  # plain floats (numpy scalars do not load safely)
+            saved[key] = json.loads(json.dumps(saved[key]))
+        torch.save({"state": saved, "fingerprint": _fingerprint(cfg)},
                    out / f"round_{state.round:04d}.pt")
     write_ledger(state.rows, out)
     return RunResult(state.rows, state.head, state.energy, acc0, out)

@@ -1,0 +1,78 @@
+"""Runs on the tiny scenario: learning, resume, exchanged bytes, dropped satellites, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from research.fed.aggregate import state_bytes
+from research.fed.clients import exchanged_state, make_clients
+from research.fed.config import FedConfigError, parse_config
+from research.fed.runner import run
+from tests.fed.conftest import tiny_raw
+
+
+def _cfg(tmp_path, **kw):
+    return parse_config(tiny_raw(out_dir=str(tmp_path), **kw))
+
+
+def test_two_rounds_improve_over_round_zero(tiny_setup, tmp_path):
+    res = run(_cfg(tmp_path), setup=tiny_setup)
+    assert len(res.rows) == 2
+    assert res.rows[-1]["accuracy"] > res.initial_accuracy
+    assert (tmp_path / "ledger.csv").is_file() and (tmp_path / "round_0002.pt").is_file()
+    r = res.rows[0]
+    parts = sum(r[f"time_{k}_s"] for k in ("compute_sat", "compute_ground", "wait", "transmit",
+                                           "propagation"))
+    assert parts == pytest.approx(r["duration_s"], abs=1e-6)
+    assert r["bytes_downlink"] > 0 and r["bytes_uplink"] > 0
+
+
+def test_resume_equals_uninterrupted(tiny_setup, tmp_path):
+    cfg = _cfg(tmp_path / "a")
+    run(cfg, setup=tiny_setup, max_rounds=1)  # "killed" after round 1
+    resumed = run(cfg, setup=tiny_setup)
+    whole = run(cfg.replace(out_dir=str(tmp_path / "b")), setup=tiny_setup)
+    assert resumed.rows == whole.rows
+    for k in whole.head:
+        assert torch.equal(resumed.head[k], whole.head[k])
+
+
+def test_only_the_head_is_exchanged_and_its_bytes_feed_the_ledger(tiny_setup, tmp_path):
+    state = exchanged_state(tiny_setup.template)
+    assert sorted({k.split(".")[0] for k in state}) == ["fc_norm", "head"]
+    assert tiny_setup.costs.update_bytes == state_bytes(state)
+    res = run(_cfg(tmp_path, scheme="onboard", train={"rounds": 1}), setup=tiny_setup)
+    row = res.rows[0]  # round 1: no broadcast (preloaded), one upload per participant
+    assert row["bytes_model_exchange"] == row["participants"] * state_bytes(state)
+    assert row["bytes_downlink"] == row["bytes_model_exchange"]
+
+
+def test_satellite_without_data_warns_and_is_dropped(tiny_setup, tmp_path):
+    plan = tiny_setup.plan
+    labels = tiny_setup.data.train_y[: len(plan.satellites) - 1]
+    with pytest.warns(UserWarning, match="hold no training data"):
+        clients = make_clients(plan.satellites, [plan.plane_of(s) for s in plan.satellites],
+                               labels, parse_config(tiny_raw()).data)
+    setup = dataclasses.replace(tiny_setup, clients=clients)
+    res = run(_cfg(tmp_path, train={"rounds": 1}), setup=setup)
+    empty = next(c.sat for c in clients if c.n == 0)
+    assert f"{empty}:no_data" in res.rows[0]["dropped_ids"]
+    assert res.rows[0]["participants"] + res.rows[0]["dropped"] == len(plan.satellites)
+
+
+def test_station_outage_everywhere_stops_with_a_warning(tiny_setup, tmp_path):
+    faults = [{"kind": "station_outage", "nodes": [g], "start_s": 0, "end_s": 1e9}
+              for g in tiny_setup.plan.stations]
+    with pytest.warns(UserWarning, match="stopping after round 0"):
+        res = run(_cfg(tmp_path, scheme="onboard", faults=faults), setup=tiny_setup)
+    assert res.rows == []
+
+
+def test_bad_config_key_names_the_key():
+    with pytest.raises(FedConfigError, match="'lrr'.*did you mean 'lr'"):
+        parse_config(tiny_raw(train={"lrr": 0.1}))
+    with pytest.raises(FedConfigError, match="scheme"):
+        parse_config(tiny_raw(scheme="everywhere"))
