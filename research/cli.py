@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "orbit": "research.orbit.cli:main",
     "federate": "research.fed.cli:main",
     "profile": "research.models.cli:main",
+    "serve": "research.serving.cli:main",
 }
 
 

@@ -1,0 +1,159 @@
+"""``satedge serve`` YAML: model, orbit scenario, nodes, workload, placement, evaluation.
+
+Every section is a mapping with fixed keys; an unknown key is an error that names it, suggests
+the closest valid key and lists the valid ones. See ``experiments/serving/multitask.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from research.orbit.config import OrbitConfigError, check_keys
+
+__all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
+
+
+class ServingConfigError(ValueError):
+    """A serving YAML that does not describe a valid run."""
+
+
+@dataclass
+class ModelSection:
+    """Encoder and tasks: a checkpoint (real weights) or a backbone preset (random weights)."""
+
+    checkpoint: str | None = "checkpoints/satvit_small_full.ckpt"
+    backbone: str | None = None
+    cuts: list[int] = field(default_factory=lambda: [3])
+    codec: str | None = "int8"
+    coarse_train_images: int = 500
+    coarse_steps: int = 300
+
+
+@dataclass
+class NodesSection:
+    """Compute profiles (``research.compute``) of satellites and ground servers."""
+
+    satellite_profile: str = "jetson_nano"
+    ground_profile: str = "a100"
+    satellite_memory_bytes: float | None = None
+
+
+@dataclass
+class WorkloadSection:
+    """Captures: which satellites, which tasks together, how often, how big, how urgent."""
+
+    sources: int | list[str] = 12
+    tasks: list[str] = field(default_factory=lambda: ["landcover", "coarse", "retrieval"])
+    rate_hz: float = 0.05
+    tiles: int = 256
+    modality: str = "ms13"
+    deadline_s: float = 300.0
+    horizon_s: float = 3600.0
+    seed: int = 0
+
+
+@dataclass
+class PlacementSection:
+    """Placement solver and its prices (see ``research.serving.placement``)."""
+
+    method: str = "milp"
+    epoch_s: float = 900.0
+    memory_weight: float = 1.0
+    max_utilisation: float = 0.7
+    neighbourhood_hops: int = 1
+    station_antennas: bool = True
+
+
+@dataclass
+class EvaluateSection:
+    """Real images through the in-process runtime: accuracy per task and recall@k."""
+
+    images: int = 200
+    recall_k: list[int] = field(default_factory=lambda: [1, 5, 10])
+
+
+@dataclass
+class ServeConfig:
+    """A parsed serving run."""
+
+    name: str
+    orbit: dict
+    model: ModelSection
+    nodes: NodesSection
+    workload: WorkloadSection
+    placement: PlacementSection
+    evaluate: EvaluateSection
+    raw: dict
+
+    def build_plan(self):
+        """The contact plan of the ``orbit`` section (``file:`` plus inline overrides)."""
+        from research.orbit.config import parse_config
+
+        spec = dict(self.orbit)
+        source = str(spec.pop("file", "<serve config: orbit>"))
+        raw: dict = {}
+        if source != "<serve config: orbit>":
+            with open(source) as fh:
+                raw = yaml.safe_load(fh) or {}
+        raw.update(spec)
+        try:
+            return parse_config(raw, source).build()
+        except OrbitConfigError as err:
+            raise ServingConfigError(str(err)) from err
+
+
+_SECTIONS = {"model": ModelSection, "nodes": NodesSection, "workload": WorkloadSection,
+             "placement": PlacementSection, "evaluate": EvaluateSection}
+TOP_KEYS = ("name", "orbit", *_SECTIONS)
+
+
+def _keys(d: Any, valid: tuple[str, ...], where: str) -> dict:
+    try:
+        return check_keys(d, valid, where)
+    except OrbitConfigError as err:
+        raise ServingConfigError(str(err)) from err
+
+
+def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
+    """Validate a serving mapping (already loaded from YAML)."""
+    top = _keys(raw, TOP_KEYS, f"serve config {source} (top level)")
+    if "orbit" not in top:
+        raise ServingConfigError(f"serve config {source}: missing required section 'orbit'")
+    if not isinstance(top["orbit"], dict):
+        raise ServingConfigError(f"serve config {source}: orbit must be a mapping (an orbit "
+                                 "scenario, or file: <orbit yaml> plus overrides)")
+    sections = {}
+    for key, cls in _SECTIONS.items():
+        valid = tuple(f.name for f in fields(cls))
+        try:
+            sections[key] = cls(**_keys(top.get(key), valid, f"{source}: {key}"))
+        except TypeError as err:
+            raise ServingConfigError(f"serve config {source}: {key}: {err}") from err
+    m, w, p = sections["model"], sections["workload"], sections["placement"]
+    if (m.checkpoint is None) == (m.backbone is None):
+        raise ServingConfigError(f"serve config {source}: model needs exactly one of "
+                                 "checkpoint or backbone")
+    if p.method not in ("milp", "greedy"):
+        raise ServingConfigError(f"serve config {source}: placement.method {p.method!r}; "
+                                 "expected 'milp' or 'greedy'")
+    if w.modality not in ("rgb", "ms13"):
+        raise ServingConfigError(f"serve config {source}: workload.modality {w.modality!r}; "
+                                 "expected 'rgb' or 'ms13'")
+    if w.rate_hz <= 0 or w.tiles < 1 or w.horizon_s <= 0 or p.epoch_s <= 0:
+        raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s and epoch_s "
+                                 "must be positive")
+    return ServeConfig(name=str(top.get("name", Path(source).stem)), orbit=dict(top["orbit"]),
+                       raw=dict(top), **sections)
+
+
+def load_serve_config(path: str | Path) -> ServeConfig:
+    """Read and validate a serving YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"serve config not found: {p}")
+    with open(p) as fh:
+        return parse_serve_config(yaml.safe_load(fh), source=str(p))
