@@ -7,13 +7,13 @@ import json
 import pytest
 import yaml
 
+from research.paths import REPO_ROOT
 from research.serving.cli import main
 from research.serving.config import (
     ServingConfigError,
     load_serve_config,
     parse_serve_config,
 )
-from research.paths import REPO_ROOT
 
 
 def _quick() -> dict:
