@@ -1,1 +1,35 @@
-"""placeholder"""
+"""Per-inference evaluation: scenarios, schemes, the ledger and its report.
+
+``satedge evaluate --config experiments/eval/demo.yaml`` runs every scheme of a scenario on the
+same captures and writes one ledger row per inference (accuracy, bytes per link type, energy,
+latency split into its parts).
+"""
+
+from research.eval.evaluate import (
+    Capture,
+    EvalResult,
+    captures_for,
+    evaluate,
+    test_images,
+    to_ground,
+)
+from research.eval.ledger import LATENCY_PARTS, LedgerRow, check_row, summarise, write_ledger
+from research.eval.scenario import EvalScenario, ScenarioError, load_scenario, parse_scenario
+
+__all__ = [
+    "LATENCY_PARTS",
+    "Capture",
+    "EvalResult",
+    "EvalScenario",
+    "LedgerRow",
+    "ScenarioError",
+    "captures_for",
+    "check_row",
+    "evaluate",
+    "load_scenario",
+    "parse_scenario",
+    "summarise",
+    "test_images",
+    "to_ground",
+    "write_ledger",
+]

@@ -42,12 +42,14 @@ class Classifier:
 
 def load_classifier(path: str | Path, *, split_index: int | None = None,
                     head_placement: str | None = None) -> Classifier:
-    """Rebuild the ``ClassificationTask`` saved at ``path`` (weights cast to float32).
+    """Rebuild the ``ClassificationTask`` (or ``CodecTask``) saved at ``path``, in float32.
 
     ``split_index`` / ``head_placement`` re-cut the same weights elsewhere: the split only decides
-    where the model is cut, not what it computes.
+    where the model is cut, not what it computes. A ``CodecTask`` checkpoint (its hyper-parameters
+    name a ``codec``) comes back with its trained link module at the cut.
     """
     from research.tasks.classification import ClassificationTask
+    from research.tasks.codec import CodecTask
 
     path = Path(path)
     if not path.is_file():
@@ -65,7 +67,13 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
         hparams["split_index"] = split_index
     if head_placement is not None:
         hparams["head_placement"] = head_placement
-    task = ClassificationTask(**hparams)
+    task_cls = CodecTask if "codec" in hparams else ClassificationTask
+    if task_cls is CodecTask and split_index not in (None, ckpt["hyper_parameters"]["split_index"]):
+        raise ValueError(f"{str(path)!r} holds a codec trained at split_index "
+                         f"{ckpt['hyper_parameters']['split_index']}; it cannot be re-cut")
+    task = task_cls(**hparams)
+    if task_cls is CodecTask:
+        task.on_load_checkpoint(ckpt)  # size the entropy tables before loading them
     task.load_state_dict({k: v.float() if v.is_floating_point() else v
                           for k, v in ckpt["state_dict"].items()})
     stats = ckpt.get("EuroSATDataModule")

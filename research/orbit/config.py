@@ -6,13 +6,12 @@ scenario never silently runs with a default. See ``experiments/orbit/*.yaml`` fo
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from research.configfile import check_keys as _check_keys
+from research.configfile import read_yaml
 from research.orbit.constellation import (
     Constellation,
     constellation_preset,
@@ -43,19 +42,8 @@ class OrbitConfigError(ValueError):
 
 
 def check_keys(d: Any, valid: tuple[str, ...], where: str) -> dict:
-    """Reject non-mappings and unknown keys, naming the key, a suggestion and the valid keys."""
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise OrbitConfigError(f"{where} must be a mapping with keys {list(valid)}, got {d!r}")
-    for k in d:
-        if k not in valid:
-            close = difflib.get_close_matches(str(k), valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise OrbitConfigError(
-                f"unknown key {k!r} in {where}{hint}; valid keys: {list(valid)}"
-            )
-    return dict(d)
+    """:func:`research.configfile.check_keys` raising :class:`OrbitConfigError`."""
+    return _check_keys(d, valid, where, OrbitConfigError)
 
 
 @dataclass
@@ -113,12 +101,7 @@ def parse_config(raw: Any, source: str = "<config>") -> PlanConfig:
 
 def load_config(path: str | Path) -> PlanConfig:
     """Read and validate a scenario YAML file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"orbit config not found: {p}")
-    with open(p) as fh:
-        raw = yaml.safe_load(fh)
-    return parse_config(raw, source=str(p))
+    return parse_config(read_yaml(path, "orbit config", OrbitConfigError), source=str(path))
 
 
 def _link_spec(v: Any, key: str, source: str) -> dict:

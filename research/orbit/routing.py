@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -109,16 +110,19 @@ def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits
     return float(t_start), f, f + delay, tx, delay
 
 
-def earliest_transfer(plan: ContactPlan, src: str, dst: str, n_bytes: float, t0: float, *,
-                      relay_via_stations: bool = False) -> TransferResult:
+def earliest_transfer(plan: ContactPlan, src: str, dst: str | Sequence[str], n_bytes: float,
+                      t0: float, *, relay_via_stations: bool = False) -> TransferResult:
     """See :meth:`ContactPlan.transfer`."""
     if not (isinstance(n_bytes, (int, float, np.integer, np.floating))
             and math.isfinite(n_bytes) and n_bytes >= 0):
         raise ValueError(f"n_bytes must be a finite number >= 0, got {n_bytes!r}")
     t0 = plan._check_t(t0)
-    i_src, i_dst = plan.index(src), plan.index(dst)
+    targets = {plan.index(d) for d in ([dst] if isinstance(dst, str) else dst)}
+    if not targets:
+        raise ValueError("dst must name at least one node")
+    i_src, i_dst = plan.index(src), -1
     bits = 8.0 * float(n_bytes)
-    if i_src == i_dst:
+    if i_src in targets:
         return TransferResult(t0, [src], 0.0, t0, float(n_bytes), 0.0, 0.0, 0.0, [])
     n_sat = len(plan.satellites)
     best = {i_src: t0}
@@ -130,12 +134,13 @@ def earliest_transfer(plan: ContactPlan, src: str, dst: str, n_bytes: float, t0:
         if u in done:
             continue
         done.add(u)
-        if u == i_dst:
+        if u in targets:  # popped first: the earliest arrival among the targets
+            i_dst = u
             break
         if u >= n_sat and u != i_src and not relay_via_stations:
             continue
         for link, fwd, v in plan.adjacency(u):
-            if v in done or (v >= n_sat and v != i_dst and not relay_via_stations):
+            if v in done or (v >= n_sat and v not in targets and not relay_via_stations):
                 continue
             hop = hop_timing(plan, link, fwd, t, bits)
             if hop is None:
@@ -144,7 +149,7 @@ def earliest_transfer(plan: ContactPlan, src: str, dst: str, n_bytes: float, t0:
                 best[v] = hop[2]
                 prev[v] = (u, link, fwd, t, hop)
                 heapq.heappush(heap, (hop[2], v))
-    if i_dst not in done:
+    if i_dst < 0:
         raise UnreachableError(
             f"no route from {src} to {dst} delivers {n_bytes} bytes between t0={t0} s and the "
             f"plan horizon {plan.horizon_s} s"

@@ -260,7 +260,8 @@ def assemble_windows(chunks: list[GroundChunk], n_st: int, n_steps: int, step_s:
     if len(pair):
         new[1:] = (pair[1:] != pair[:-1]) | (step[1:] != step[:-1] + 1)
     first = np.flatnonzero(new)
-    last = np.append(first[1:], len(pair)) - 1
+    # No station ever in view (e.g. a polar station under a low-inclination shell): no windows.
+    last = np.append(first[1:], len(pair)) - 1 if len(first) else first
     wpair = pair[first].astype(np.int64)
     k_first, k_last = step[first].astype(np.int64), step[last].astype(np.int64)
     start = _lookup(wpair * n_steps + k_first, cat("rise_key", np.int64),

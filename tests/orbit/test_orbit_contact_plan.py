@@ -155,3 +155,32 @@ def test_doppler_matches_skyfield_range_rate(demo):
     rdot_sky = rng[1] - rng[0]
     assert abs(demo.range_rate_m_s(c.a, c.b, t) - rdot_sky) < 1.0
     assert demo.doppler_hz(c.a, c.b, t) == pytest.approx(-8.2e9 * rdot_sky / C_M_S, abs=30.0)
+
+
+def test_transfer_to_any_of_several_nodes_takes_the_earliest(demo_no_isl):
+    sat = demo_no_isl.satellites[7]
+    each = []
+    for g in demo_no_isl.stations:
+        try:
+            each.append(demo_no_isl.transfer(sat, g, 5e6, 600.0))
+        except UnreachableError:  # e.g. Kiruna is never seen from a 53-degree shell
+            pass
+    assert each
+    anyone = demo_no_isl.transfer(sat, demo_no_isl.stations, 5e6, 600.0)
+    best = min(each, key=lambda r: r.t_arrival)
+    assert anyone.t_arrival == pytest.approx(best.t_arrival)
+    assert anyone.path[-1] == best.path[-1]
+    with pytest.raises(ValueError, match="at least one node"):
+        demo_no_isl.transfer(sat, [], 1.0, 0.0)
+
+
+def test_station_never_in_view_gives_an_empty_plan_not_a_crash():
+    from research.orbit import GroundStation, IslConfig, TimeGrid, build_contact_plan, walker
+
+    shell = walker(2, 4, 550.0, 53.0, epoch="2024-07-16T12:00:00Z")
+    pole = [GroundStation("Pole", 89.9, 0.0)]
+    plan = build_contact_plan(shell, pole, TimeGrid("2024-07-16T12:00:00Z", 3600, 60),
+                              isl=IslConfig(topology="none"), eclipse=False)
+    assert plan.contacts() == []
+    with pytest.raises(UnreachableError):
+        plan.transfer(plan.satellites[0], "gs-Pole", 1.0, 0.0)

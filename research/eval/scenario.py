@@ -1,0 +1,223 @@
+"""Evaluation scenarios: what is captured where, how the model is split, and what it is run on.
+
+A scenario YAML names an orbit (a scenario file from ``experiments/orbit`` or an inline mapping),
+a capture workload, the test images, the split model and the schemes to compare, and the device
+profiles. Every key is checked; a typo names itself and the valid keys.
+
+    name: demo
+    orbit: experiments/orbit/demo_6x11.yaml
+    images: {source: embedded}                 # or {source: eurosat, root: ..., split_file: ...}
+    captures: {count: 200, interval_s: 30, start_s: 60, seed: 0}
+    model: {checkpoint: checkpoints/satvit_small_full.ckpt, split_index: 0, head_placement: ground}
+    schemes:
+      - {name: split-identity, kind: split, link: identity}
+      - {name: split-int8, kind: split, link: int8}
+      - {name: raw, kind: image, format: raw}
+      - {name: jpeg75, kind: image, format: jpeg, quality: 75}
+      - {name: onboard, kind: onboard}
+    profiles: {satellite: jetson_nano, ground: a100}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from research.compute import ComputeProfile, compute_profile
+from research.configfile import check_keys, read_yaml
+from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
+from research.paths import REPO_ROOT
+
+__all__ = [
+    "CaptureSpec",
+    "EvalScenario",
+    "ImageSpec",
+    "ModelSpec",
+    "ScenarioError",
+    "SchemeSpec",
+    "load_scenario",
+    "parse_scenario",
+]
+
+TOP_KEYS = ("name", "orbit", "images", "captures", "model", "schemes", "profiles", "out")
+IMAGE_KEYS = ("source", "root", "split_file", "limit")
+CAPTURE_KEYS = ("count", "satellites", "start_s", "interval_s", "seed")
+MODEL_KEYS = ("checkpoint", "split_index", "head_placement")
+SCHEME_KEYS = ("name", "kind", "link", "checkpoint", "format", "quality")
+PROFILE_KEYS = ("satellite", "ground")
+SCHEME_KINDS = ("split", "image", "onboard")
+TOKEN_LINKS = ("identity", "float16", "int8", "int4")
+IMAGE_FORMATS = ("raw", "png", "jpeg", "webp")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that does not describe a valid evaluation."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Which labelled test images the captures draw from."""
+
+    source: str = "embedded"
+    root: str | None = None
+    split_file: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """``count`` captures, one every ``interval_s`` from ``start_s``, on the listed satellites."""
+
+    count: int = 100
+    satellites: tuple[str, ...] | str = "all"
+    start_s: float = 60.0
+    interval_s: float = 30.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The fine-tuned classifier and where it is cut."""
+
+    checkpoint: str = "checkpoints/satvit_small_full.ckpt"
+    split_index: int = 0
+    head_placement: str = "ground"
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """One way of answering a capture.
+
+    ``split``: the satellite part on board, ``link`` (a token baseline, or a trained ``CodecTask``
+    checkpoint) across the cut, the rest on the ground. ``image``: the image is encoded as
+    ``format`` and the whole model runs on the ground. ``onboard``: the whole model on board and
+    only the answer goes down.
+    """
+
+    name: str
+    kind: str
+    link: str = "identity"
+    checkpoint: str | None = None
+    format: str = "raw"
+    quality: int = 75
+
+
+@dataclass
+class EvalScenario:
+    """A validated scenario."""
+
+    name: str
+    orbit: PlanConfig
+    images: ImageSpec
+    captures: CaptureSpec
+    model: ModelSpec
+    schemes: list[SchemeSpec]
+    satellite_profile: ComputeProfile
+    ground_profile: ComputeProfile
+    out: str
+    raw: dict = field(default_factory=dict)
+
+
+def _resolve(path: str | None) -> str | None:
+    """Relative paths are tried from the working directory, then from the repository root."""
+    if path is None or Path(path).is_absolute() or Path(path).exists():
+        return path
+    candidate = REPO_ROOT / path
+    return str(candidate) if candidate.exists() else path
+
+
+def _typed(d: dict, key: str, kind: type, where: str) -> Any:
+    value = d[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ScenarioError(f"{where}.{key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _scheme(i: int, d: Any, source: str) -> SchemeSpec:
+    where = f"{source}: schemes[{i}]"
+    s = _checked(d, SCHEME_KEYS, where)
+    if "kind" not in s:
+        raise ScenarioError(f"{where} needs 'kind', one of {list(SCHEME_KINDS)}")
+    if s["kind"] not in SCHEME_KINDS:
+        raise ScenarioError(f"{where}.kind {s['kind']!r} is not one of {list(SCHEME_KINDS)}")
+    s.setdefault("name", s["kind"])
+    if s["kind"] == "split":
+        if s.get("checkpoint"):
+            s["checkpoint"] = _resolve(str(s["checkpoint"]))
+            s.setdefault("link", "codec")
+        elif s.get("link", "identity") not in TOKEN_LINKS:
+            raise ScenarioError(f"{where}.link {s.get('link')!r}: expected one of "
+                                f"{list(TOKEN_LINKS)}, or a trained codec given as 'checkpoint'")
+    if s["kind"] == "image":
+        if s.get("format", "raw") not in IMAGE_FORMATS:
+            raise ScenarioError(f"{where}.format {s.get('format')!r} is not one of "
+                                f"{list(IMAGE_FORMATS)}")
+        q = s.get("quality", 75)
+        if not isinstance(q, int) or not 1 <= q <= 100:
+            raise ScenarioError(f"{where}.quality must be an integer in [1, 100], got {q!r}")
+    return SchemeSpec(**s)
+
+
+def _checked(d: Any, valid: tuple[str, ...], where: str) -> dict:
+    return check_keys(d, valid, where, ScenarioError)
+
+
+def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
+    """Validate a scenario mapping (already loaded from YAML)."""
+    top = _checked(raw, TOP_KEYS, f"scenario {source} (top level)")
+    for req in ("orbit", "model", "schemes"):
+        if req not in top:
+            raise ScenarioError(f"scenario {source}: missing required key {req!r}")
+    try:
+        orbit = top["orbit"]
+        if isinstance(orbit, str):
+            orbit_cfg = load_config(_resolve(orbit))
+        else:
+            orbit_cfg = parse_config(orbit, source=f"{source}: orbit")
+    except (OrbitConfigError, FileNotFoundError) as err:
+        raise ScenarioError(f"scenario {source}: orbit: {err}") from err
+
+    images = ImageSpec(**_checked(top.get("images"), IMAGE_KEYS, f"{source}: images"))
+    if images.source not in ("embedded", "eurosat"):
+        raise ScenarioError(f"{source}: images.source {images.source!r} is not one of "
+                            "['embedded', 'eurosat']")
+    captures_raw = _checked(top.get("captures"), CAPTURE_KEYS, f"{source}: captures")
+    for key, kind in (("count", int), ("seed", int), ("start_s", float), ("interval_s", float)):
+        if key in captures_raw:
+            captures_raw[key] = _typed(captures_raw, key, kind, f"{source}: captures")
+    if isinstance(captures_raw.get("satellites"), list):
+        captures_raw["satellites"] = tuple(captures_raw["satellites"])
+    captures = CaptureSpec(**captures_raw)
+    if captures.count < 1 or captures.interval_s < 0 or captures.start_s < 0:
+        raise ScenarioError(f"{source}: captures need count >= 1, interval_s >= 0, start_s >= 0")
+    model_raw = _checked(top["model"], MODEL_KEYS, f"{source}: model")
+    model = ModelSpec(**model_raw)
+    model = ModelSpec(_resolve(model.checkpoint), model.split_index, model.head_placement)
+    if model.head_placement not in ("satellite", "ground"):
+        raise ScenarioError(f"{source}: model.head_placement must be 'satellite' or 'ground', "
+                            f"got {model.head_placement!r}")
+    if not isinstance(top["schemes"], list) or not top["schemes"]:
+        raise ScenarioError(f"{source}: schemes must be a non-empty list")
+    schemes = [_scheme(i, s, source) for i, s in enumerate(top["schemes"])]
+    names = [s.name for s in schemes]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{source}: scheme names must be unique, got {names}")
+
+    profiles = _checked(top.get("profiles"), PROFILE_KEYS, f"{source}: profiles")
+    try:
+        sat = compute_profile(profiles.get("satellite", "jetson_nano"))
+        ground = compute_profile(profiles.get("ground", "a100"))
+    except ValueError as err:
+        raise ScenarioError(f"{source}: profiles: {err}") from err
+    name = str(top.get("name", Path(source).stem))
+    return EvalScenario(name=name, orbit=orbit_cfg, images=images, captures=captures, model=model,
+                        schemes=schemes, satellite_profile=sat, ground_profile=ground,
+                        out=str(top.get("out", f"outputs/eval/{name}")), raw=dict(top))
+
+
+def load_scenario(path: str | Path) -> EvalScenario:
+    """Read and validate a scenario YAML file."""
+    return parse_scenario(read_yaml(path, "scenario file", ScenarioError), source=str(path))
