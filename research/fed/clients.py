@@ -82,6 +82,14 @@ def local_update(template: nn.Module, state: State, features: torch.Tensor,
     return exchanged_state(head)
 
 
+def client_update(template: nn.Module, data: Dataset, client: SatelliteClient, index: int,
+                  head: State, cfg: TrainConfig, round_idx: int) -> State:
+    """One satellite's local update in round ``round_idx`` (same in every engine)."""
+    idx = torch.from_numpy(client.indices)
+    return local_update(template, head, data.train_x[idx], data.train_y[idx], cfg,
+                        client_seed(cfg.seed, round_idx, index))
+
+
 @torch.no_grad()
 def accuracy(template: nn.Module, state: State, features: torch.Tensor,
              labels: torch.Tensor) -> float:

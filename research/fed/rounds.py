@@ -18,6 +18,7 @@ the reason in the ledger; a dropped update is discarded, never averaged in later
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 
 from research.compute import compute_profile
 from research.fed.aggregate import (
+    State,
     mean_from_sum,
     ring_allreduce,
     weighted_average,
@@ -34,8 +36,7 @@ from research.fed.clients import (
     Dataset,
     SatelliteClient,
     accuracy,
-    client_seed,
-    local_update,
+    client_update,
 )
 from research.fed.config import FedConfig
 from research.fed.cost import Costs
@@ -45,6 +46,8 @@ from research.fed.schedule import drain_to_ground
 from research.orbit import TransferResult, UnreachableError
 
 PRELOADED = "preloaded"
+Trainer = Callable[[int, State, list[str]], dict[str, State]]
+"""``(round, global head, satellites) -> {satellite: updated head}``: the engine's local step."""
 
 
 @dataclass
@@ -68,7 +71,8 @@ class RoundSimulator:
     """Runs rounds of one scheme over a network, a dataset and clients."""
 
     def __init__(self, cfg: FedConfig, net: FedNetwork, clients: list[SatelliteClient],
-                 costs: Costs, template: nn.Module, data: Dataset) -> None:
+                 costs: Costs, template: nn.Module, data: Dataset,
+                 trainer: Trainer | None = None) -> None:
         self.cfg, self.net, self.clients, self.costs = cfg, net, clients, costs
         self.template, self.data = template, data
         self.sat_hw = compute_profile(cfg.profiles.satellite)
@@ -77,6 +81,13 @@ class RoundSimulator:
         self.ring = self.collab and cfg.comm.ring_aggregation
         self.sharing = self.collab and cfg.comm.intra_orbit_sharing
         self.index = {c.sat: i for i, c in enumerate(clients)}
+        self.trainer: Trainer = trainer or self.train_local
+
+    def train_local(self, round_idx: int, head: State, sats: list[str]) -> dict[str, State]:
+        """Local updates of ``sats`` in this process (the default engine)."""
+        return {sat: client_update(self.template, self.data, self.clients[self.index[sat]],
+                                   self.index[sat], head, self.cfg.train, round_idx)
+                for sat in sats}
 
     # ------------------------------------------------------------------ helpers
     def _send(self, acct: Accounting, src: str, dst: str, n_bytes: float, tr: Track, *,
@@ -264,13 +275,7 @@ class RoundSimulator:
             del ready[sat]
         if not ready:
             raise HorizonReached(f"round {r}: no satellite could train ({len(dropped)} dropped)")
-        updates = {}
-        for sat in ready:
-            c = self.clients[self.index[sat]]
-            idx = torch.from_numpy(c.indices)
-            updates[sat] = local_update(self.template, st.head, self.data.train_x[idx],
-                                        self.data.train_y[idx], self.cfg.train,
-                                        client_seed(self.cfg.train.seed, r, self.index[sat]))
+        updates = self.trainer(r, st.head, sorted(ready, key=self.index.get))
         if self.ring:
             end, head, label = self._ring(acct, ready, updates, dropped)
             holder = self._holder

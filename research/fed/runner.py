@@ -31,7 +31,7 @@ from research.fed.config import FedConfig
 from research.fed.cost import Costs, measure_costs
 from research.fed.ledger import write_ledger
 from research.fed.network import FedNetwork
-from research.fed.rounds import PRELOADED, HorizonReached, RoundSimulator, RunState
+from research.fed.rounds import PRELOADED, HorizonReached, RoundSimulator, RunState, Trainer
 from research.orbit import ContactPlan
 from research.orbit import load_config as load_orbit_config
 from research.orbit import parse_config as parse_orbit_config
@@ -96,13 +96,17 @@ def _fingerprint(cfg: FedConfig) -> str:
 
 
 def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
-        max_rounds: int | None = None) -> RunResult:
-    """Run (or resume) ``cfg``; ``max_rounds`` stops early (the next call continues)."""
+        max_rounds: int | None = None, trainer: Trainer | None = None) -> RunResult:
+    """Run (or resume) ``cfg``; ``max_rounds`` stops early (the next call continues).
+
+    ``trainer`` replaces the in-process local updates (the Flower engine passes its own).
+    """
     setup = setup or prepare(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = FedNetwork(setup.plan, cfg.faults)
-    sim = RoundSimulator(cfg, net, setup.clients, setup.costs, setup.template, setup.data)
+    sim = RoundSimulator(cfg, net, setup.clients, setup.costs, setup.template, setup.data,
+                         trainer)
     acc0 = accuracy(setup.template, setup.initial, setup.data.test_x, setup.data.test_y)
     state = RunState(round=0, t=0.0, holder=PRELOADED, head=setup.initial)
     ckpt = latest_checkpoint(out) if resume else None

@@ -1,0 +1,25 @@
+"""Flower's Simulation Engine (Ray) gives the same aggregated head as the in-process runner."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from research.fed.config import parse_config
+from research.fed.runner import run
+from tests.fed.conftest import tiny_raw
+
+pytest.importorskip("ray")
+
+
+@pytest.mark.slow
+def test_flower_equals_in_process(tiny_setup, tmp_path):
+    from research.fed.flower import run_flower
+
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower")))
+    flower = run_flower(cfg, tiny_setup)
+    local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=tiny_setup)
+    assert len(flower.rows) == len(local.rows) == 2
+    for k in local.head:
+        assert torch.allclose(flower.head[k], local.head[k], atol=1e-6)
+    assert [r["participants"] for r in flower.rows] == [r["participants"] for r in local.rows]
