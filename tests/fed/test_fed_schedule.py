@@ -23,8 +23,7 @@ def test_assignment_respects_every_capacity(rule):
         assert 0 < f <= caps[e]
     for g in antenna:
         assert sum(f for (_, gg), f in a.down.items() if gg == g) <= antenna[g]
-    for (x, y), f in a.isl.items():
-        assert f <= 80e6 * window / 8
+    assert all(f <= 80e6 * window / 8 for f in a.isl.values())
     for s, f in a.cleared.items():
         assert f <= BACKLOG[s]
     assert sum(a.cleared.values()) == sum(a.down.values())
