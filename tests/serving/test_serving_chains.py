@@ -56,3 +56,16 @@ def test_coarse_mapping_and_recall():
     g = torch.nn.functional.normalize(torch.eye(4), dim=1)
     r = recall_at_k(g, torch.tensor([0, 1, 2, 3]), g, torch.tensor([0, 1, 2, 3]), ks=(1,))
     assert r[1] == 1.0
+
+
+def test_spiking_head_serves_as_a_task(vit, catalog, images):
+    from snn import convert_head
+
+    feats = catalog.features(images)
+    snn_head = convert_head(torch.nn.Sequential(vit.fc_norm, vit.head), feats, num_steps=64)
+    cat = build_catalog(vit, MEAN, STD, spiking_head=snn_head)
+    resp = InProcessRuntime(cat).handle(Request("s", ("landcover", "landcover_snn"), "sat",
+                                                payload=images))
+    assert resp.ok, resp.error
+    assert resp.outputs["landcover_snn"].shape == resp.outputs["landcover"].shape
+    assert cat.services["head_landcover_snn"].cost.flops > 0

@@ -66,13 +66,13 @@ def test_cli_quick_run(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_fig_serving_quick(tmp_path):
+    import os
     import subprocess
     import sys
 
     subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "fig_serving.py"), "--quick",
                     "--out", str(tmp_path)], cwd=REPO_ROOT, check=True, timeout=120,
-                   capture_output=True, env={**__import__("os").environ,
-                                             "WANDB_MODE": "disabled"})
+                   capture_output=True, env={**os.environ, "WANDB_MODE": "disabled"})
     assert (tmp_path / "serving.png").stat().st_size > 1000
     assert (tmp_path / "serving.pdf").is_file()
     assert "microservice" in (tmp_path / "serving_caption.md").read_text()
