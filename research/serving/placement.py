@@ -13,6 +13,9 @@ The model (stated so the numbers can be judged):
   at the epoch's start) plus compute times from the nodes' compute profiles, plus delivery of the
   results to the ground. The objective is the rate-weighted mean of that latency plus
   ``memory_weight`` seconds per GiB of model weights on board (so memory is not free).
+* Ground stations are one pool linked by the terrestrial network: a service placed on one
+  station is replicated on all (weights on the ground are not priced), and requests run a ground
+  stage at whichever station their bytes reach first.
 * Limits: weights on a node fit its memory; the FLOP/s a node is asked for stay below
   ``max_utilisation`` of its sustained FLOP/s (queueing stays bounded).
 
@@ -191,6 +194,10 @@ def objective(p: PlacementProblem, net: Network, placement: Placement) -> float:
 def _finish(p: PlacementProblem, net: Network, t: float, replicas: dict[str, set[str]],
             routes: list, solver: str, info: dict) -> Placement:
     emb, _ = _embedder_load(p)
+    ground = {n for n, node in p.nodes.items() if not node.on_board}
+    for nodes in replicas.values():  # the ground is one pool: every station holds its replicas
+        if nodes & ground:
+            nodes |= ground
     reps = {s: sorted(n) for s, n in replicas.items() if n}
     reps.update({e: sorted(srcs) for e, srcs in emb.items()})
     pl = Placement(t, reps, routes, solver=solver, info=info)

@@ -9,7 +9,8 @@ shifted by the wait), so raw-image downlink pays for the antenna it occupies. A 
 finishes after its deadline, or cannot reach its next node within the plan, is reported as
 missed (with its reason), never dropped.
 
-Three schemes build routes for the same requests: :func:`microservice_routes` (placed replicas),
+Three schemes build routes for the same requests: :func:`microservice_routes` (placed replicas;
+ground stages go to the ground pool),
 :func:`monolithic_routes` (one full model per task on the capturing satellite) and
 :func:`ground_routes` (downlink the raw images, infer on the ground server).
 """
@@ -120,7 +121,9 @@ def microservice_routes(p: PlacementProblem, placements: Sequence[Placement], ep
         d = p.demands[r.demand]
         tok = p.token_bytes * r.tiles
         steps = [Step(r.source, _flops(p, [p.embedders[r.modality]], r.tiles), tok, "embed")]
-        nodes = pl.path(r.demand, r.index)
+        # Ground stations form one pool (terrestrial network): a ground stage runs at whichever
+        # station the bytes reach first, as every station holds the ground replicas.
+        nodes = [n if p.nodes[n].on_board else GROUND for n in pl.path(r.demand, r.index)]
         for k, n in enumerate(nodes):
             last = k == len(nodes) - 1
             out = p.result_bytes(d) if last else tok
