@@ -76,6 +76,8 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
         task.on_load_checkpoint(ckpt)  # size the entropy tables before loading them
     task.load_state_dict({k: v.float() if v.is_floating_point() else v
                           for k, v in ckpt["state_dict"].items()})
+    if task_cls is CodecTask:
+        task.model.link.update(force=True)  # tables are rebuilt from the loaded entropy models
     stats = ckpt.get("EuroSATDataModule")
     if not stats:
         raise ValueError(f"checkpoint {str(path)!r} carries no EuroSATDataModule normalisation")

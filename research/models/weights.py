@@ -88,10 +88,15 @@ SLIM_KEYS = (
 )
 
 
-def slim_task_checkpoint(checkpoint: dict) -> dict:
-    """A Lightning checkpoint reduced to fp16 weights plus what testing needs."""
+def slim_task_checkpoint(checkpoint: dict, half: bool = True) -> dict:
+    """A Lightning checkpoint reduced to (fp16 unless ``half=False``) weights plus what testing needs.
+
+    Codec checkpoints keep float32: their entropy tables are tied to the exact entropy-model
+    parameters they were built from.
+    """
     slim = {k: checkpoint[k] for k in SLIM_KEYS if k in checkpoint}
-    slim["state_dict"] = _half(checkpoint["state_dict"])
+    if half:
+        slim["state_dict"] = _half(checkpoint["state_dict"])
     return slim
 
 
