@@ -76,3 +76,13 @@ def test_bad_config_key_names_the_key():
         parse_config(tiny_raw(train={"lrr": 0.1}))
     with pytest.raises(FedConfigError, match="scheme"):
         parse_config(tiny_raw(scheme="everywhere"))
+
+
+def test_deadline_drops_stragglers_once(tiny_setup, tmp_path):
+    cfg = _cfg(tmp_path, scheme="onboard", train={"rounds": 1},
+               comm={"round_deadline_s": 1800.0})
+    row = run(cfg, setup=tiny_setup).rows[0]
+    assert "deadline" in row["dropped_ids"]
+    assert row["duration_s"] <= 1800.0 + cfg.comm.backhaul_s + 1e-6
+    # each dropped update is discarded: only participants' uploads were booked as exchanged
+    assert row["bytes_model_exchange"] >= row["participants"] * tiny_setup.costs.update_bytes
