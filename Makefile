@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test test-all lint figures
+.PHONY: install demo quickstart test test-all lint figures figures-quick
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
+	$(VENV)/bin/satedge demo
+
+quickstart: install
 	$(VENV)/bin/satedge fit --config experiments/quickstart.yaml
 	$(VENV)/bin/satedge test --config experiments/quickstart.yaml --ckpt_path outputs/quickstart/checkpoints/best.ckpt
 
@@ -27,3 +30,11 @@ test-all: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# Every README figure, one script each (full mode; the codec sweep wants a GPU or a few CPU hours).
+FIGURES := fig_orbit fig_rate_accuracy fig_snn_energy fig_fed_time fig_serving fig_ledger
+figures: install
+	for f in $(FIGURES); do $(PY) scripts/$$f.py --out outputs/figures/$${f#fig_} || exit 1; done
+
+figures-quick: install
+	for f in $(FIGURES); do $(PY) scripts/$$f.py --quick --out outputs/figures-quick/$${f#fig_} || exit 1; done

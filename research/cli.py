@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "federate": "research.fed.cli:main",
     "profile": "research.models.cli:main",
     "serve": "research.serving.cli:main",
+    "evaluate": "research.eval.cli:main",
+    "demo": "research.demo:main",
 }
 
 

@@ -52,7 +52,7 @@ def train_codec(out: Path, epochs: int, lmbda: float) -> Path:
     import lightning as L
 
     from research.data import EuroSATDataModule
-    from research.models.weights import slim_task_checkpoint
+    from research.models.weights import export_task_checkpoint
     from research.tasks import CodecTask
 
     path = out / "codec_split0.ckpt"
@@ -69,11 +69,7 @@ def train_codec(out: Path, epochs: int, lmbda: float) -> Path:
                         limit_val_batches=0, default_root_dir=str(out))
     trainer.fit(task, datamodule=dm)
     task.model.link.update(force=True)
-    tmp = out / "codec_split0.full.ckpt"
-    trainer.save_checkpoint(tmp)
-    full = torch.load(tmp, map_location="cpu", weights_only=False)
-    torch.save(slim_task_checkpoint(full, half=False), path)
-    tmp.unlink()
+    export_task_checkpoint(trainer, path, keep_float32=("model.link.",))
     return path
 
 

@@ -30,7 +30,7 @@ from PIL import Image
 from research.data import EuroSATDataModule
 from research.data.transforms import normalize
 from research.models.presets import build_backbone, get_preset
-from research.models.weights import load_backbone_weights
+from research.models.weights import export_task_checkpoint, load_backbone_weights
 from research.tasks.classification import ClassificationTask
 from research.tasks.codec import CodecTask
 
@@ -150,8 +150,12 @@ def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) ->
                 codec=args.codec, split_index=split, finetune=args.finetune, lmbda=lmbda,
                 latent_dim=args.latent_dim, lr=args.lr, aux_lr=args.lr, **common,
             )
-            _trainer(args.epochs).fit(task, datamodule=dm)
+            trainer = _trainer(args.epochs)
+            trainer.fit(task, datamodule=dm)
             row = _test_row(task, dm, "codec", setting)
+            task.model.link.update(force=True)
+            export_task_checkpoint(trainer, args.out / "codecs" / f"split{split}_{setting}.ckpt",
+                                   keep_float32=("model.link.",))
             keep({**row, "train_s": time.perf_counter() - start})
             print(f"split {split} lambda {lmbda:g}: {row['bytes_per_inference']:.1f} B, "
                   f"acc {100 * row['acc']:.2f}%", flush=True)

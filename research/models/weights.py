@@ -88,15 +88,17 @@ SLIM_KEYS = (
 )
 
 
-def slim_task_checkpoint(checkpoint: dict, half: bool = True) -> dict:
-    """A Lightning checkpoint reduced to (fp16 unless ``half=False``) weights plus what testing needs.
+def slim_task_checkpoint(checkpoint: dict, keep_float32: tuple[str, ...] = ()) -> dict:
+    """A Lightning checkpoint reduced to fp16 weights plus what testing needs.
 
-    Codec checkpoints keep float32: their entropy tables are tied to the exact entropy-model
-    parameters they were built from.
+    Weights whose names start with a ``keep_float32`` prefix stay float32: a codec's entropy
+    tables are tied to the exact entropy-model parameters they were built from
+    (``keep_float32=("model.link.",)``).
     """
     slim = {k: checkpoint[k] for k in SLIM_KEYS if k in checkpoint}
-    if half:
-        slim["state_dict"] = _half(checkpoint["state_dict"])
+    state = checkpoint["state_dict"]
+    kept = {k: v for k, v in state.items() if k.startswith(keep_float32)} if keep_float32 else {}
+    slim["state_dict"] = {**_half({k: v for k, v in state.items() if k not in kept}), **kept}
     return slim
 
 
@@ -107,3 +109,20 @@ def mae_encoder_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     if not encoder:
         raise ValueError("checkpoint holds no 'model.encoder.*' weights; expected an MAEPretrainTask checkpoint")
     return _half(encoder)
+
+
+def export_task_checkpoint(trainer, path: str | Path, keep_float32: tuple[str, ...] = ()) -> Path:
+    """Save ``trainer``'s model as a slim checkpoint at ``path`` (see :func:`slim_task_checkpoint`).
+
+    Goes through ``trainer.save_checkpoint`` so the data module's normalisation is included.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = path.with_suffix(".full.tmp")
+    trainer.save_checkpoint(full)
+    try:
+        checkpoint = torch.load(full, map_location="cpu", weights_only=False)
+        torch.save(slim_task_checkpoint(checkpoint, keep_float32), path)
+    finally:
+        full.unlink(missing_ok=True)
+    return path
