@@ -30,6 +30,11 @@ VARIANTS: dict[str, dict] = {
     "collab_no_ring": {"comm.ring_aggregation": False},
     "collaborative_recompute": {"comm.reuse_features": False},
     "onboard_recompute": {"scheme": "onboard", "comm.reuse_features": False},
+    "onboard_deadline_1h": {"scheme": "onboard", "comm.round_deadline_s": 3600.0},
+    "collaborative_recompute_deadline_1h": {"comm.reuse_features": False,
+                                            "comm.round_deadline_s": 3600.0},
+    "onboard_recompute_deadline_1h": {"scheme": "onboard", "comm.reuse_features": False,
+                                      "comm.round_deadline_s": 3600.0},
 }
 QUICK_VARIANTS = ("collaborative", "onboard", "collab_no_sharing", "collab_no_maxflow",
                   "collab_no_ring")
@@ -90,8 +95,9 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict) -> str:
         f"({gnd_hw.effective_flops / 1e12:.0f} TFLOP/s, {gnd_hw.power_w} W). "
         f"Local: {cfg.train.local_epochs} epoch(s), SGD lr {cfg.train.lr}.",
         "",
-        "| run | rounds | final acc | sim hours | downlink MB | uplink MB | ISL intra MB | "
-        "ISL inter MB | sat compute J/sat | sat transmit J/sat |",
+        "| run | rounds | final acc | sim hours | "
+        + " | ".join(f"{k} MB" for k in LINK_TYPES)
+        + " | sat compute J/sat | sat transmit J/sat |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     n_sat = len(plan.satellites)
@@ -114,7 +120,8 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict) -> str:
     lines.append("reuse_features: a frozen encoder lets satellites keep round-1 features; the "
                  "`_recompute` runs re-embed (collaborative: re-downlink, re-encode, re-uplink) "
                  "or re-encode on board every round. Time parts per round (critical path) are in "
-                 "the ledger.")
+                 "the ledger. `_deadline_1h`: partial participation (satellites not done "
+                 "within 1 h of the round start are dropped from that round).")
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
               f", {summaries[name]['sim_hours']:.2f} sim h ({time.time() - t1:.0f} s)")
     ratios = {}
     for collab, onboard in (("collaborative", "onboard"),
-                            ("collaborative_recompute", "onboard_recompute")):
+                            ("collaborative_recompute", "onboard_recompute"),
+                            ("collaborative", "onboard_deadline_1h"),
+                            ("collaborative_recompute_deadline_1h",
+                             "onboard_recompute_deadline_1h")):
         if results.get(collab) and results.get(onboard):
             ratios[f"{collab} / {onboard}"] = ratio(results[collab], results[onboard])
     write_ledger(all_rows, out, "fed_time_ledger")

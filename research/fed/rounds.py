@@ -151,7 +151,8 @@ class RoundSimulator:
                 continue
             arrived[sat] = self._book(acct, res, tr, True)
         deadline = self._deadline(ready)
-        for sat in [s for s, tr in arrived.items() if tr.t > deadline]:
+        late = [s for s, tr in arrived.items() if tr.t > deadline]
+        for sat in late:
             dropped[sat] = "deadline"
             del arrived[sat]
         if not arrived:
@@ -159,7 +160,10 @@ class RoundSimulator:
         sats = sorted(arrived, key=self.index.get)
         head = weighted_average([updates[s] for s in sats],
                                 [self.clients[self.index[s]].n for s in sats])
-        end = latest(list(arrived.values())).add("propagation", self.cfg.comm.backhaul_s)
+        end = latest(list(arrived.values()))
+        if late or any(v == "deadline" for v in dropped.values()):
+            end = end.wait_until(deadline)  # the ground waits out the deadline for stragglers
+        end = end.add("propagation", self.cfg.comm.backhaul_s)
         return end, head, GROUND
 
     def _deadline(self, ready: dict[str, Track]) -> float:
@@ -270,11 +274,14 @@ class RoundSimulator:
             flops = self.cfg.train.local_epochs * c.n * self.costs.train_flops
             ready[c.sat] = self._compute(acct, c.sat, tr, flops)
         deadline = self._deadline(ready)
-        for sat in [s for s, tr in ready.items() if tr.t > deadline]:
+        late = [s for s, tr in ready.items() if tr.t > deadline]
+        for sat in late:
             dropped[sat] = "deadline"
             del ready[sat]
         if not ready:
             raise HorizonReached(f"round {r}: no satellite could train ({len(dropped)} dropped)")
+        if late:  # stragglers are only known as such once the deadline has passed
+            ready = {s: tr.wait_until(deadline) for s, tr in ready.items()}
         updates = self.trainer(r, st.head, sorted(ready, key=self.index.get))
         if self.ring:
             end, head, label = self._ring(acct, ready, updates, dropped)
