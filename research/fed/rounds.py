@@ -280,7 +280,7 @@ class RoundSimulator:
             del ready[sat]
         if not ready:
             raise HorizonReached(f"round {r}: no satellite could train ({len(dropped)} dropped)")
-        if late:  # stragglers are only known as such once the deadline has passed
+        if late and self.ring:  # a ring's members are only known once the deadline passed
             ready = {s: tr.wait_until(deadline) for s, tr in ready.items()}
         updates = self.trainer(r, st.head, sorted(ready, key=self.index.get))
         if self.ring:
