@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
     return paths
 
 
-def caption(cfg, setup, results: dict, ratios: dict, summaries: dict) -> str:
+def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: str) -> str:
     plan = setup.plan
     s = plan.summary()
     sat_hw, gnd_hw = compute_profile(cfg.profiles.satellite), compute_profile(cfg.profiles.ground)
@@ -116,6 +117,8 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict) -> str:
                      f"**ratio {_fmt(r['ratio'])}** (vs on-board's whole run "
                      f"{_h(r['t_onboard_total_s'])}: {_fmt(r['ratio_vs_onboard_total'])}); "
                      "target <= 0.33, aim 0.25.")
+    lines.append("")
+    lines.append(f"Command: `{command}`")
     lines.append("")
     lines.append("reuse_features: a frozen encoder lets satellites keep round-1 features; the "
                  "`_recompute` runs re-embed (collaborative: re-downlink, re-encode, re-uplink) "
@@ -178,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         {"ratios": ratios, "runs": summaries, "costs": setup.costs.as_dict(),
          "config": base.to_dict()}, indent=1, default=str))
     plot({k: v for k, v in results.items() if v}, out)
-    (out / "fed_time_caption.md").write_text(caption(base, setup, results, ratios, summaries))
+    command = "python scripts/fig_fed_time.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    (out / "fed_time_caption.md").write_text(
+        caption(base, setup, results, ratios, summaries, command.strip()))
     for pair, r in ratios.items():
         print(f"ratio {pair}: {_fmt(r['ratio'])} (collaborative {_h(r['t_collaborative_s'])}, "
               f"on-board {_h(r['t_onboard_s'])}, target acc {100 * r['target_accuracy']:.1f}%)")
