@@ -73,11 +73,14 @@ def train_codec(out: Path, epochs: int, lmbda: float) -> Path:
     return path
 
 
-def run_fed(config: str, plan, out: Path) -> None:
-    """Collaborative vs on-board federated fine-tuning on the demo plan (research.fed)."""
-    from research.fed.demo import compare_schemes
+def run_fed(config: str, out: Path) -> dict:
+    """Collaborative vs on-board federated fine-tuning of the head (research.fed), 7-day plan."""
+    from research.fed.compare import compare
+    from research.fed.config import load_config as load_fed_config
 
-    compare_schemes(REPO_ROOT / config, out / "fed", plan=plan)
+    base = load_fed_config(REPO_ROOT / config)
+    return compare(base, out / "fed", ("collaborative", "onboard"), out / "fed" / "runs",
+                   command="satedge demo", cache_dir=str(out / "fed" / "cache"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_fed:
         print("skipped (--skip-fed)")
     else:
-        run_fed(args.fed_config, plan, args.out)
+        run_fed(args.fed_config, args.out)
         print(f"({time.perf_counter() - t:.0f} s)")
 
     t = _step(3, "task-oriented codec at split 0")

@@ -27,3 +27,15 @@ def tle_dir() -> Path:
 def checkpoints_dir() -> Path:
     """Committed model checkpoints (weights only) that later work and the demo start from."""
     return REPO_ROOT / "checkpoints"
+
+
+def resolve_path(path: str | None) -> str | None:
+    """A config's relative path: as given if it exists from here, else from the repository root.
+
+    Lets every YAML name ``checkpoints/...`` or ``experiments/...`` and still run from any
+    working directory.
+    """
+    if path is None or Path(path).is_absolute() or Path(path).exists():
+        return path
+    candidate = REPO_ROOT / path
+    return str(candidate) if candidate.exists() else path

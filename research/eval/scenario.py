@@ -27,7 +27,7 @@ from typing import Any
 from research.compute import ComputeProfile, compute_profile
 from research.configfile import check_keys, read_yaml
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
-from research.paths import REPO_ROOT
+from research.paths import resolve_path
 
 __all__ = [
     "CaptureSpec",
@@ -119,14 +119,6 @@ class EvalScenario:
     raw: dict = field(default_factory=dict)
 
 
-def _resolve(path: str | None) -> str | None:
-    """Relative paths are tried from the working directory, then from the repository root."""
-    if path is None or Path(path).is_absolute() or Path(path).exists():
-        return path
-    candidate = REPO_ROOT / path
-    return str(candidate) if candidate.exists() else path
-
-
 def _typed(d: dict, key: str, kind: type, where: str) -> Any:
     value = d[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -146,7 +138,7 @@ def _scheme(i: int, d: Any, source: str) -> SchemeSpec:
     s.setdefault("name", s["kind"])
     if s["kind"] == "split":
         if s.get("checkpoint"):
-            s["checkpoint"] = _resolve(str(s["checkpoint"]))
+            s["checkpoint"] = resolve_path(str(s["checkpoint"]))
             s.setdefault("link", "codec")
         elif s.get("link", "identity") not in TOKEN_LINKS:
             raise ScenarioError(f"{where}.link {s.get('link')!r}: expected one of "
@@ -174,7 +166,7 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
     try:
         orbit = top["orbit"]
         if isinstance(orbit, str):
-            orbit_cfg = load_config(_resolve(orbit))
+            orbit_cfg = load_config(resolve_path(orbit))
         else:
             orbit_cfg = parse_config(orbit, source=f"{source}: orbit")
     except (OrbitConfigError, FileNotFoundError) as err:
@@ -195,7 +187,7 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
         raise ScenarioError(f"{source}: captures need count >= 1, interval_s >= 0, start_s >= 0")
     model_raw = _checked(top["model"], MODEL_KEYS, f"{source}: model")
     model = ModelSpec(**model_raw)
-    model = ModelSpec(_resolve(model.checkpoint), model.split_index, model.head_placement)
+    model = ModelSpec(resolve_path(model.checkpoint), model.split_index, model.head_placement)
     if model.head_placement not in ("satellite", "ground"):
         raise ScenarioError(f"{source}: model.head_placement must be 'satellite' or 'ground', "
                             f"got {model.head_placement!r}")

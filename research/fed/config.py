@@ -7,13 +7,12 @@ silently falls back to a default. See ``experiments/fed/*.yaml``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from research.orbit.config import OrbitConfigError, check_keys
+from research.configfile import check_keys, read_yaml
+from research.paths import resolve_path
 
 SCHEMES = ("collaborative", "onboard")
 FAULT_KINDS = ("station_outage", "isl_failure")
@@ -132,10 +131,7 @@ def _keys(cls: type) -> tuple[str, ...]:
 
 
 def _checked(d: Any, cls: type, where: str) -> dict:
-    try:
-        return check_keys(d, _keys(cls), where)
-    except OrbitConfigError as err:
-        raise FedConfigError(str(err)) from None
+    return check_keys(d, _keys(cls), where, FedConfigError)
 
 
 def _fault(d: Any, where: str) -> Fault:
@@ -195,6 +191,10 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
             raise FedConfigError(f"fed config {source}: {name}: {err}") from None
     kwargs["faults"] = [_fault(f, f"fed config {source}: faults[{i}]")
                         for i, f in enumerate(top.get("faults") or [])]
+    if isinstance(kwargs.get("scenario"), str):
+        kwargs["scenario"] = resolve_path(kwargs["scenario"])
+    if kwargs["model"].weights:
+        kwargs["model"] = replace(kwargs["model"], weights=resolve_path(kwargs["model"].weights))
     cfg = FedConfig(**kwargs)
     _validate(cfg, source)
     return cfg
@@ -202,8 +202,4 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
 
 def load_config(path: str | Path) -> FedConfig:
     """Read and validate a federated-run YAML file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"fed config not found: {p}")
-    with open(p) as fh:
-        return parse_config(yaml.safe_load(fh), source=str(p))
+    return parse_config(read_yaml(path, "fed config", FedConfigError), source=str(path))

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from research.orbit.config import OrbitConfigError, check_keys
+from research.configfile import check_keys, read_yaml
+from research.orbit.config import OrbitConfigError
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
 
@@ -97,8 +96,7 @@ class ServeConfig:
         source = str(spec.pop("file", "<serve config: orbit>"))
         raw: dict = {}
         if source != "<serve config: orbit>":
-            with open(source) as fh:
-                raw = yaml.safe_load(fh) or {}
+            raw = read_yaml(source, "orbit config", ServingConfigError) or {}
         raw.update(spec)
         try:
             return parse_config(raw, source).build()
@@ -112,10 +110,7 @@ TOP_KEYS = ("name", "orbit", *_SECTIONS)
 
 
 def _keys(d: Any, valid: tuple[str, ...], where: str) -> dict:
-    try:
-        return check_keys(d, valid, where)
-    except OrbitConfigError as err:
-        raise ServingConfigError(str(err)) from err
+    return check_keys(d, valid, where, ServingConfigError)
 
 
 def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
@@ -152,8 +147,5 @@ def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
 
 def load_serve_config(path: str | Path) -> ServeConfig:
     """Read and validate a serving YAML file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"serve config not found: {p}")
-    with open(p) as fh:
-        return parse_serve_config(yaml.safe_load(fh), source=str(p))
+    return parse_serve_config(read_yaml(path, "serve config", ServingConfigError),
+                              source=str(path))
