@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         scenario = load_scenario(REPO_ROOT / path)
         scenario.captures = replace(scenario.captures, count=count)
         if args.codec:
-            scenario.schemes.insert(4, SchemeSpec(name="split0-codec", kind="split",
+            scenario.schemes.insert(4, SchemeSpec(name=f"codec-{Path(args.codec).stem}", kind="split",
                                                   link="codec", checkpoint=args.codec))
         result = run_scenario(scenario, args.out / scenario.name, progress=not args.quick)
         results[scenario.name] = result.summary
