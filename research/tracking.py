@@ -48,7 +48,8 @@ def log_run(job: str, config: Mapping, summary: Mapping, *, out_dir: str | Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=project, job_type=job, config=dict(config), dir=str(out_dir),
-                     reinit="finish_previous", settings=wandb.Settings(silent=True))
+                     reinit="finish_previous",
+                     settings=wandb.Settings(mode=os.environ["WANDB_MODE"], silent=True))
     try:
         run.summary.update(_scalars(summary))
         payload: dict = {}

@@ -13,7 +13,7 @@ from research.models import (
     profile_split,
     trainable_parameters,
 )
-from research.models.profile import _flops
+from research.models.profile import count_flops
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def test_bad_head_placement(vit: torch.nn.Module) -> None:
 
 
 def test_profile_parts_add_up_to_the_whole(vit: torch.nn.Module) -> None:
-    whole = _flops(vit, torch.randn(1, 3, 64, 64))
+    whole = count_flops(vit, torch.randn(1, 3, 64, 64))
     for k in range(3):
         prof = profile_split(SplitViT(vit, k))
         total = sum(p.flops for p in prof.parts)
