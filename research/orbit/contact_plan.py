@@ -314,12 +314,14 @@ class ContactPlan:
             self._adjacency = adj
         return self._adjacency[i]
 
-    def transfer(self, src: str, dst: str | Sequence[str], n_bytes: float, t0: float, *,
+    def transfer(self, src: str | Sequence[str], dst: str | Sequence[str], n_bytes: float,
+                 t0: float, *,
                  relay_via_stations: bool = False) -> TransferResult:
         """Earliest arrival of ``n_bytes`` from ``src`` to ``dst`` starting at ``t0``.
 
-        ``dst`` may be several nodes (e.g. ``plan.stations``): the bytes go to whichever of them
-        they reach first, found in one search.
+        ``src`` and ``dst`` may each be several nodes (e.g. ``plan.stations``, which share a
+        terrestrial network): the bytes leave whichever source gets them to whichever
+        destination first, found in one search.
 
         Store-and-forward over the time-varying graph: each hop waits for its next contact,
         transmits (resuming in later contacts of the same link if one ends), then the bytes

@@ -110,24 +110,29 @@ def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits
     return float(t_start), f, f + delay, tx, delay
 
 
-def earliest_transfer(plan: ContactPlan, src: str, dst: str | Sequence[str], n_bytes: float,
-                      t0: float, *, relay_via_stations: bool = False) -> TransferResult:
+def earliest_transfer(plan: ContactPlan, src: str | Sequence[str], dst: str | Sequence[str],
+                      n_bytes: float, t0: float, *, relay_via_stations: bool = False
+                      ) -> TransferResult:
     """See :meth:`ContactPlan.transfer`."""
     if not (isinstance(n_bytes, (int, float, np.integer, np.floating))
             and math.isfinite(n_bytes) and n_bytes >= 0):
         raise ValueError(f"n_bytes must be a finite number >= 0, got {n_bytes!r}")
     t0 = plan._check_t(t0)
+    sources = [plan.index(s) for s in ([src] if isinstance(src, str) else src)]
     targets = {plan.index(d) for d in ([dst] if isinstance(dst, str) else dst)}
-    if not targets:
-        raise ValueError("dst must name at least one node")
-    i_src, i_dst = plan.index(src), -1
+    if not sources or not targets:
+        raise ValueError("src and dst must each name at least one node")
+    i_dst = -1
     bits = 8.0 * float(n_bytes)
-    if i_src in targets:
-        return TransferResult(t0, [src], 0.0, t0, float(n_bytes), 0.0, 0.0, 0.0, [])
+    already = [i for i in sources if i in targets]
+    if already:
+        return TransferResult(t0, [plan.nodes[already[0]]], 0.0, t0, float(n_bytes), 0.0, 0.0,
+                              0.0, [])
     n_sat = len(plan.satellites)
-    best = {i_src: t0}
+    best = dict.fromkeys(sources, t0)
     prev: dict[int, tuple[int, int, bool, float, tuple]] = {}
-    heap = [(t0, i_src)]
+    starts = set(sources)
+    heap = [(t0, i) for i in sorted(starts)]
     done = set()
     while heap:
         t, u = heapq.heappop(heap)
@@ -137,7 +142,7 @@ def earliest_transfer(plan: ContactPlan, src: str, dst: str | Sequence[str], n_b
         if u in targets:  # popped first: the earliest arrival among the targets
             i_dst = u
             break
-        if u >= n_sat and u != i_src and not relay_via_stations:
+        if u >= n_sat and u not in starts and not relay_via_stations:
             continue
         for link, fwd, v in plan.adjacency(u):
             if v in done or (v >= n_sat and v not in targets and not relay_via_stations):
@@ -156,7 +161,7 @@ def earliest_transfer(plan: ContactPlan, src: str, dst: str | Sequence[str], n_b
         )
     hops: list[Hop] = []
     v = i_dst
-    while v != i_src:
+    while v not in starts:  # a start is never re-entered: nothing arrives before t0
         u, link, fwd, t_ready, (t_start, t_sent, t_arr, tx, delay) = prev[v]
         power = plan.model_for(link, fwd).tx_power_w
         hops.append(Hop(plan.nodes[u], plan.nodes[v], KIND_NAMES[int(plan.link_kind[link])],

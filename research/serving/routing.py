@@ -65,16 +65,13 @@ class Network:
             return Hop(src, t0, t0, 0.0, (src,), 0.0, t0)
         if t0 >= self.plan.horizon_s:
             return None
-        if dst == GROUND:
-            hops = [self.transfer(src, gs, n_bytes, t0) for gs in self.plan.stations]
-            hops = [h for h in hops if h is not None]
-            return min(hops, key=lambda h: h.t_arrival) if hops else None
+        targets = self.plan.stations if dst == GROUND else dst  # stations: one search
         try:
-            r = self.plan.transfer(src, dst, n_bytes, t0)
+            r = self.plan.transfer(src, targets, n_bytes, t0)
         except UnreachableError:
             return None
         last = r.hops[-1] if r.hops else None
-        return Hop(dst, t0, r.t_arrival, r.energy_j, tuple(r.path),
+        return Hop(r.path[-1], t0, r.t_arrival, r.energy_j, tuple(r.path),
                    last.transmit_s if last else 0.0, last.t_start if last else t0)
 
     def seconds(self, src: str, dst: str, n_bytes: float, t0: float) -> float:

@@ -172,6 +172,16 @@ def test_transfer_to_any_of_several_nodes_takes_the_earliest(demo_no_isl):
     assert anyone.path[-1] == best.path[-1]
     with pytest.raises(ValueError, match="at least one node"):
         demo_no_isl.transfer(sat, [], 1.0, 0.0)
+    back = []
+    for g in demo_no_isl.stations:
+        try:
+            back.append(demo_no_isl.transfer(g, sat, 5e6, 600.0))
+        except UnreachableError:
+            pass
+    from_any = demo_no_isl.transfer(demo_no_isl.stations, sat, 5e6, 600.0)
+    first = min(back, key=lambda r: r.t_arrival)
+    assert from_any.t_arrival == pytest.approx(first.t_arrival)
+    assert from_any.path[0] == first.path[0]
 
 
 def test_station_never_in_view_gives_an_empty_plan_not_a_crash():
