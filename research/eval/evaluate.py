@@ -176,18 +176,6 @@ def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
             "satellite_profile": scenario.satellite_profile.to_dict(),
             "ground_profile": scenario.ground_profile.to_dict(),
             "captures": asdict(scenario.captures), "test_images": len(images), "skipped": skipped}
-    paths = write_ledger(rows, summary, out or scenario.out, meta=_jsonable(meta))
+    paths = write_ledger(rows, summary, out or scenario.out, meta=meta)
     return EvalResult(rows, summary, paths, skipped)
 
-
-def _jsonable(value):
-    """Make nested config values JSON-safe (tuples, numpy scalars, paths)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)

@@ -121,5 +121,7 @@ def write_ledger(rows: list[LedgerRow], summary: list[dict], out: str | Path,
             writer = csv.DictWriter(f, fieldnames=list(summary[0]))
             writer.writeheader()
             writer.writerows(summary)
-    paths["summary_json"].write_text(json.dumps({**(meta or {}), "schemes": summary}, indent=2))
+    # default=str: config values such as paths or numpy scalars are recorded as text.
+    paths["summary_json"].write_text(json.dumps({**(meta or {}), "schemes": summary}, indent=2,
+                                                default=str))
     return paths

@@ -197,6 +197,10 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
     names = [s.name for s in schemes]
     if len(set(names)) != len(names):
         raise ScenarioError(f"{source}: scheme names must be unique, got {names}")
+    for where, path in [("model.checkpoint", model.checkpoint)] + [
+            (f"schemes[{s.name}].checkpoint", s.checkpoint) for s in schemes if s.checkpoint]:
+        if not Path(path).is_file():
+            raise ScenarioError(f"{source}: {where} {path!r} does not exist")
 
     profiles = _checked(top.get("profiles"), PROFILE_KEYS, f"{source}: profiles")
     try:

@@ -107,3 +107,9 @@ def test_unreachable_answers_are_reported_not_dropped(raw_scenario):
     assert len(res.rows) == 3 and not any(r.delivered for r in res.rows)
     assert all(math.isnan(r.latency_s) for r in res.rows)
     assert res.summary[0]["delivered"] == 0
+
+
+def test_missing_checkpoints_are_named_before_anything_runs(raw_scenario):
+    raw_scenario["model"]["checkpoint"] = "checkpoints/nope.ckpt"
+    with pytest.raises(ScenarioError, match="model.checkpoint 'checkpoints/nope.ckpt' does not"):
+        parse_scenario(raw_scenario, "tiny.yaml")
