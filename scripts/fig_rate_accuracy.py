@@ -3,13 +3,18 @@
 Every point is measured on the same test images with real bytes: image codecs (raw, PNG, JPEG,
 WebP via Pillow) are decoded and classified by the unsplit fine-tuned model; token baselines
 (identity, float16, int8, int4) and learned codecs (``CodecTask``, one run per cut and rate
-weight) go through ``decompress(compress(tokens))`` into the ground part. Writes
+weight and token merge) go through ``decompress(compress(tokens))`` into the ground part. Writes
 ``rate_accuracy.{csv,json,png,pdf}`` to ``--out`` and prints, per cut, the fewest bytes within 1
 and within 3 accuracy points of the uncompressed model.
 
+With a frozen satellite part (``--finetune frozen`` or ``head``), codecs train on the tokens at
+the cut, computed once per cut and cached on disk (:class:`research.data.features.FeatureDataModule`),
+so an epoch costs only the ground part; testing always runs the whole pipeline on images.
+
     python scripts/fig_rate_accuracy.py --quick      # satvit_tiny, embedded subset: ~1-2 min CPU
-    python scripts/fig_rate_accuracy.py              # satvit_small from the fine-tuned checkpoint,
-                                                     # full EuroSAT, cuts {0, 3, 5} x 5 weights (GPU)
+    python scripts/fig_rate_accuracy.py --out results/rate_accuracy
+                                                     # satvit_small from the fine-tuned checkpoint,
+                                                     # full EuroSAT, cuts {0, 3, 5, 6}
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from PIL import Image
 
 from research.data import EuroSATDataModule
+from research.data.features import FeatureDataModule, weights_key
 from research.data.transforms import normalize
 from research.models.presets import build_backbone, get_preset
 from research.models.weights import export_task_checkpoint, load_backbone_weights
@@ -116,8 +122,22 @@ def _done_rows(path: Path) -> dict[tuple, dict]:
     return {(r["split_index"], r["method"], r["setting"]): r for r in rows}
 
 
+def cut_tokens(args: argparse.Namespace, weights: str, dm: EuroSATDataModule, split: int) -> FeatureDataModule:
+    """Tokens at cut ``split`` of the frozen model for every image split, cached on disk (fp16)."""
+    model = CodecTask(codec="identity", split_index=split, backbone=args.backbone,
+                      pretrained=weights).model.eval()
+    key = weights_key(weights, f"split{split}-tokens")
+    return FeatureDataModule(dm, model.satellite_part, key, train_views=args.views,
+                             batch_size=args.batch_size, dtype=torch.float16)
+
+
+def codec_setting(merge: int, lmbda: float) -> str:
+    """Row key of one learned codec (unmerged codecs keep the key of earlier sweeps)."""
+    return f"lambda={lmbda:g}" if merge == 1 else f"merge={merge},lambda={lmbda:g}"
+
+
 def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) -> list[dict]:
-    """Token baselines at every cut, then one trained codec per (cut, rate weight).
+    """Token baselines at every cut, then one trained codec per (cut, token merge, rate weight).
 
     Each finished row is appended to ``rows.jsonl`` under ``--out``; a rerun with the same
     ``--out`` skips them, so a stopped sweep resumes where it was.
@@ -139,8 +159,10 @@ def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) ->
                 continue
             task = CodecTask(codec=name, split_index=split, finetune="frozen", **common)
             keep(_test_row(task, dm, "token", ""))
-        for lmbda in args.lambdas:
-            setting = f"lambda={lmbda:g}"
+        cached = args.finetune in ("frozen", "head")
+        train_dm = cut_tokens(args, weights, dm, split) if cached else dm
+        for merge, lmbda in ((m, lam) for m in args.merge_tokens for lam in args.lambdas):
+            setting = codec_setting(merge, lmbda)
             if (split, args.codec, setting) in done:
                 rows.append(done[(split, args.codec, setting)])
                 continue
@@ -148,16 +170,17 @@ def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) ->
             torch.manual_seed(0)
             task = CodecTask(
                 codec=args.codec, split_index=split, finetune=args.finetune, lmbda=lmbda,
-                latent_dim=args.latent_dim, lr=args.lr, aux_lr=args.lr, **common,
+                latent_dim=args.latent_dim, merge_tokens=merge, lr=args.lr, aux_lr=args.lr,
+                **common,
             )
             trainer = _trainer(args.epochs)
-            trainer.fit(task, datamodule=dm)
+            trainer.fit(task, datamodule=train_dm)
             row = _test_row(task, dm, "codec", setting)
             task.model.link.update(force=True)
             export_task_checkpoint(trainer, args.out / "codecs" / f"split{split}_{setting}.ckpt",
                                    keep_float32=("model.link.",))
-            keep({**row, "train_s": time.perf_counter() - start})
-            print(f"split {split} lambda {lmbda:g}: {row['bytes_per_inference']:.1f} B, "
+            keep({**row, "epochs": args.epochs, "train_s": time.perf_counter() - start})
+            print(f"split {split} {setting}: {row['bytes_per_inference']:.1f} B, "
                   f"acc {100 * row['acc']:.2f}%", flush=True)
     return rows
 
@@ -191,13 +214,16 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
         elif row["family"] == "token":
             key = (f"{row['method']} @ split {row['split_index']}",)
         else:
-            key = (f"{row['method']} codec @ split {row['split_index']}",)
+            merge = row["setting"].split(",")[0] + " " if row["setting"].startswith("merge") else ""
+            key = (f"{row['method']} codec {merge}@ split {row['split_index']}",)
         lines.setdefault(key, []).append(row)
     for (label,), group in sorted(lines.items()):
         group = sorted(group, key=lambda r: r["bytes_per_inference"])
         x = [r["bytes_per_inference"] for r in group]
         y = [100 * r["acc"] for r in group]
         style = "-o" if "codec" in label else ("--s" if "split" in label else ":^")
+        if "merge" in label:
+            style = "-D"
         ax.plot(x, y, style, ms=4, lw=1.2, label=label)
     ax.axhline(100 * reference_acc, color="k", lw=0.8, ls="--", label="uncompressed")
     ax.set_xscale("log")
@@ -225,6 +251,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lambdas", type=float, nargs="+", default=None)
     parser.add_argument("--codec", default="factorized")
     parser.add_argument("--latent-dim", type=int, default=None)
+    parser.add_argument("--merge-tokens", type=int, nargs="+", default=None,
+                        help="k: code each k x k group of tokens as one unit (8: the whole grid)")
+    parser.add_argument("--views", type=int, default=1,
+                        help="dihedral views of each training image in the token cache (1..8)")
     parser.add_argument("--finetune", default="frozen", choices=["frozen", "head", "lora", "full"])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--ref-epochs", type=int, default=4, help="quick mode's reference model")
@@ -233,19 +263,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         defaults = {"backbone": "satvit_tiny", "splits": [1], "lambdas": [1e-3, 1e-1],
-                    "epochs": 2, "latent_dim": 8, "lr": 1e-2, "batch_size": 32}
+                    "merge_tokens": [1, 8], "epochs": 2, "latent_dim": 8, "lr": 1e-2,
+                    "batch_size": 32}
     else:
         defaults = {"backbone": "satvit_small", "pretrained": "checkpoints/satvit_small_full.ckpt",
                     "root": "../shared/data/eurosat_rgb",
                     "split_file": "research/data/splits/eurosat_rgb_seed0.json",
-                    "lambdas": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "epochs": 3, "latent_dim": 16,
-                    "lr": 1e-3, "batch_size": 128}
+                    "lambdas": [3e-4, 3e-3, 3e-2], "merge_tokens": [1, 8], "epochs": 10,
+                    "latent_dim": 16, "lr": 1e-3, "batch_size": 128}
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     if args.splits is None:
         depth = get_preset(args.backbone).depth
-        args.splits = sorted({0, depth // 2, depth - 1})
+        args.splits = sorted({0, depth // 2, depth - 1, depth})
     return args
 
 
@@ -265,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = image_baselines(vit, images, labels, dm) + token_rows(args, weights, dm)
     summary = summarise(rows, reference_acc)
     fields = ["family", "method", "split_index", "setting", "bytes_per_inference", "acc",
-              "acc_forward", "bits_estimated", "train_s"]
+              "acc_forward", "bits_estimated", "epochs", "train_s"]
     with (args.out / "rate_accuracy.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()

@@ -1,13 +1,17 @@
 """Spiking vs ANN task heads: test accuracy against measured energy per inference, per profile.
 
-Trains each head on the frozen split ViT with :class:`research.tasks.spiking.SpikingTask` and
-tests it; energy is counted from the spikes the head really emits on the test images. Heads: the
-ViT's Linear head and an ANN MLP of the SNN's hidden sizes (the Linear head is far cheaper than
-any MLP, so the SNN is compared against both), the trained SNN head at each T, and the ANN-to-SNN
-conversion of the trained ANN MLP head at each T. Writes ``snn_energy.{csv,json,png,pdf}``.
+Trains each head with :class:`research.tasks.spiking.SpikingTask` on the pooled features of the
+frozen split ViT (computed once and cached: :class:`research.data.features.FeatureDataModule`),
+then tests it on the test images through the whole satellite side; energy is counted from the
+spikes the head really emits there. Heads: the ViT's Linear head and an ANN MLP of the SNN's
+hidden sizes (the Linear head is far cheaper than any MLP, so the SNN is compared against both);
+the trained SNN head at each T for each input encoding (``direct``: the first layer is a dense
+ANN layer; ``if``: integrate-and-fire encoder neurons make it spike-driven, with a firing-rate
+penalty); and the ANN-to-SNN conversion of the trained ANN MLP head at each T.
+Writes ``snn_energy.{csv,json,png,pdf}``.
 
     python scripts/fig_snn_energy.py --quick   # embedded 1,000 images, 1 epoch, T in {1,2,4}
-    python scripts/fig_snn_energy.py           # full EuroSAT, satvit_small_full.ckpt, T in {1,2,4,8}
+    python scripts/fig_snn_energy.py --out results/snn_energy   # full EuroSAT, T in {1,2,4,8}
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ import torch  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from research.data import EuroSATDataModule  # noqa: E402
+from research.data.features import FeatureDataModule, weights_key  # noqa: E402
 from research.paths import REPO_ROOT  # noqa: E402
 from research.tasks.spiking import SpikingTask  # noqa: E402
+from snn import get_encoding  # noqa: E402
 
 CLAIM = "SNN head within 1 point of the ANN head with >= 5x less head energy"
 FULL_CKPT = REPO_ROOT / "checkpoints" / "satvit_small_full.ckpt"
@@ -46,8 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--root", default=None, help="EuroSAT root; default: full set (quick: embedded)")
     p.add_argument("--steps", type=int, nargs="+", default=None, help="T values")
     p.add_argument("--hidden", type=int, nargs="+", default=[256])
-    p.add_argument("--encoding", default="direct",
-                   help="SNN input encoding; direct runs the first layer as dense MACs, like the ANN")
+    p.add_argument("--encodings", nargs="+", default=["direct", "if"],
+                   help="SNN input encodings; direct runs the first layer as dense MACs, like the "
+                        "ANN; if makes it spike-driven")
+    p.add_argument("--rate-penalty", type=float, default=1.0,
+                   help="firing-rate penalty of the 'if' SNN heads (direct ones get none)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--limit-batches", type=float, default=1.0, help="fraction of training batches")
     p.add_argument("--batch-size", type=int, default=128)
@@ -68,15 +77,15 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
         args.pretrained = args.pretrained or str(FULL_CKPT)
         args.root = args.root or str(REPO_ROOT.parent / "shared" / "data" / "eurosat_rgb")
         args.steps = args.steps or [1, 2, 4, 8]
-        args.epochs = args.epochs or 10
+        args.epochs = args.epochs or 30
         if not Path(args.pretrained).is_file():
             raise SystemExit(f"{args.pretrained} does not exist yet; run the full fine-tune first")
     return args
 
 
-def run_variant(name: str, task: SpikingTask, dm: EuroSATDataModule, args: argparse.Namespace,
-                train: bool) -> dict:
-    """Fit (unless ``train`` is False) and test one head; returns its measured record."""
+def run_variant(name: str, task: SpikingTask, dms: tuple[FeatureDataModule, EuroSATDataModule],
+                args: argparse.Namespace, train: bool) -> dict:
+    """Fit on cached features (unless ``train`` is False), test on images; the measured record."""
     trainer = L.Trainer(
         max_epochs=args.epochs, accelerator=args.accelerator, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -84,12 +93,14 @@ def run_variant(name: str, task: SpikingTask, dm: EuroSATDataModule, args: argpa
     )
     start = time.perf_counter()
     if train:
-        trainer.fit(task, dm)
-    result = trainer.test(task, dm, verbose=False)[0]
+        trainer.fit(task, dms[0])
+    result = trainer.test(task, dms[1], verbose=False)[0]
     hp = task.hparams
     record = {
         "variant": name, "head": hp.head, "init": hp.init,
         "num_steps": hp.num_steps if hp.head == "spiking" else None,
+        "encoding": hp.encoding if hp.head == "spiking" else None,
+        "rate_penalty": hp.rate_penalty,
         "test_acc": float(result["test/acc"]), "seconds": time.perf_counter() - start,
         "energy": {p: r.to_row() for p, r in task.test_energy.items()},
         "head_energy_j": task.head_energy(), "firing_rates": task.firing_rates(),
@@ -102,26 +113,40 @@ def run_variant(name: str, task: SpikingTask, dm: EuroSATDataModule, args: argpa
 def run_all(args: argparse.Namespace, workdir: Path) -> list[dict]:
     # the full set uses the split the fine-tuned checkpoint was trained on (no test leakage)
     split = SPLIT if args.root and not args.quick else None
-    dm = EuroSATDataModule(root=args.root, batch_size=args.batch_size, split_file=split)
+    images = EuroSATDataModule(root=args.root, batch_size=args.batch_size, split_file=split)
     common = dict(backbone=args.backbone, pretrained=args.pretrained, hidden=tuple(args.hidden),
                   lr=args.lr, finetune="frozen", split_index=0, head_placement="satellite")
+    dms = (pooled_features(images, common, args), images)
     records = []
     for head in ("linear", "ann_mlp"):
         L.seed_everything(0, verbose=False)
         task = SpikingTask(head=head, **common)
-        records.append(run_variant(f"ann_{head.replace('ann_', '')}", task, dm, args, train=True))
+        records.append(run_variant(f"ann_{head.replace('ann_', '')}", task, dms, args, train=True))
         if head == "ann_mlp":
             ann_ckpt = workdir / "ann_mlp.ckpt"
             torch.save({"state_dict": task.state_dict()}, ann_ckpt)
-    for steps in args.steps:
-        L.seed_everything(0, verbose=False)
-        task = SpikingTask(head="spiking", num_steps=steps, encoding=args.encoding, **common)
-        records.append(run_variant(f"snn_T{steps}", task, dm, args, train=True))
+    for encoding in args.encodings:
+        penalty = args.rate_penalty if get_encoding(encoding).neurons else 0.0
+        for steps in args.steps:
+            L.seed_everything(0, verbose=False)
+            task = SpikingTask(head="spiking", num_steps=steps, encoding=encoding,
+                               rate_penalty=penalty, **common)
+            name = f"snn_T{steps}" if encoding == "direct" else f"snn_{encoding}_T{steps}"
+            records.append(run_variant(name, task, dms, args, train=True))
     for steps in args.steps:
         task = SpikingTask(head="spiking", num_steps=steps, init="convert",
                            convert_from=str(ann_ckpt), **common)
-        records.append(run_variant(f"convert_T{steps}", task, dm, args, train=False))
+        records.append(run_variant(f"convert_T{steps}", task, dms, args, train=False))
     return records
+
+
+def pooled_features(images: EuroSATDataModule, common: dict, args: argparse.Namespace) -> FeatureDataModule:
+    """The frozen backbone's pooled features of every split, computed once (cached on disk)."""
+    model = SpikingTask(head="linear", **common).model.eval()
+    weights = args.pretrained or "random-init"
+    key = weights_key(weights, "pooled") if Path(weights).is_file() else f"{args.backbone}-random-pooled"
+    return FeatureDataModule(images, lambda x: model.ground_part(model.satellite_part(x)), key,
+                             batch_size=args.batch_size)
 
 
 def claim_check(records: list[dict]) -> list[dict]:
@@ -162,14 +187,15 @@ def report_claim(checks: list[dict]) -> dict:
 
 
 def write_tables(records: list[dict], checks: list[dict], summary: dict, args, out: Path) -> None:
-    fields = ["variant", "head", "init", "num_steps", "test_acc", "profile", "energy_j",
+    fields = ["variant", "head", "init", "num_steps", "encoding", "rate_penalty", "test_acc",
+              "profile", "energy_j",
               "head_energy_j", "macs", "synops", "spiking_macs", "neuron_updates", "event_driven"]
     with open(out / "snn_energy.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         for r in records:
             for prof, row in r["energy"].items():
-                w.writerow({**{k: r[k] for k in fields[:5]}, "profile": prof,
+                w.writerow({**{k: r[k] for k in fields[:7]}, "profile": prof,
                             "head_energy_j": r["head_energy_j"][prof],
                             **{k: row[k] for k in fields if k in row and k != "profile"}})
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -190,12 +216,17 @@ def draw(records: list[dict], out: Path) -> list[Path]:
                 x = r["energy"][prof]["energy_j"] if key == "energy_j" else r["head_energy_j"][prof]
                 marker, color = styles[r["head"]]
                 ax.scatter([x], [100 * r["test_acc"]], marker=marker, c=color, label=r["variant"])
-            for init, color in (("random", "tab:red"), ("convert", "tab:green")):
-                pts = [r for r in records if r["head"] == "spiking" and r["init"] == init]
+            series = [("random", "direct", "tab:red", "SNN trained, direct input"),
+                      ("random", "if", "tab:purple", "SNN trained, IF-encoded input"),
+                      ("convert", "direct", "tab:green", "SNN converted")]
+            for init, encoding, color, series_label in series:
+                pts = [r for r in records if r["head"] == "spiking" and r["init"] == init
+                       and r["encoding"] == encoding]
+                if not pts:
+                    continue
                 xs = [r["energy"][prof]["energy_j"] if key == "energy_j" else r["head_energy_j"][prof]
                       for r in pts]
-                ax.plot(xs, [100 * r["test_acc"] for r in pts], "o-", c=color,
-                        label="SNN trained" if init == "random" else "SNN converted")
+                ax.plot(xs, [100 * r["test_acc"] for r in pts], "o-", c=color, label=series_label)
                 for x, r in zip(xs, pts, strict=True):
                     ax.annotate(f"T={r['num_steps']}", (x, 100 * r["test_acc"]), fontsize=7,
                                 xytext=(3, 3), textcoords="offset points")

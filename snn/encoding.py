@@ -6,6 +6,14 @@ compute it once (``Encoding.constant``). ``rate`` draws Bernoulli spikes whose p
 the value (snnTorch's ``spikegen.rate`` convention, values clipped to [0, 1]); ``rate_sigmoid``
 squashes signed features (LayerNorm outputs) with a logistic first. Rate codes pass gradients
 straight through the sampling, so encoders in front of them still train.
+
+``if`` drives a layer of integrate-and-fire neurons (threshold 1, subtract reset, starting at
+half the threshold) with the value as a constant current: a deterministic rate code with about
+``round(T * x)`` spikes for ``x`` in [0, 1], trained through the neurons' surrogate gradient.
+Unlike ``direct`` it makes the first synaptic layer spike-driven (accumulates, not MACs), and
+unlike ``rate`` it draws no random numbers. A :class:`~snn.head.SpikingHead` holds these
+neurons as a module (``Encoding.neurons``), so their updates and spikes are counted and their
+firing rate can be penalised.
 """
 
 from __future__ import annotations
@@ -14,8 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-__all__ = ["Encoding", "encode", "get_encoding", "list_encodings", "register_encoding"]
+from snn.neurons import initial_mem, make_lif, release_state
+
+__all__ = [
+    "Encoding",
+    "encode",
+    "get_encoding",
+    "integrate_and_fire",
+    "list_encodings",
+    "make_encoder_neurons",
+    "register_encoding",
+]
 
 EncodeFn = Callable[[torch.Tensor, int, "torch.Generator | None"], torch.Tensor]
 
@@ -29,23 +48,28 @@ class Encoding:
         fn: ``fn(x [B, ...], num_steps, generator) -> [T, B, ...]``.
         constant: True when every step carries the same value (``direct``), so the first
             synaptic layer can be computed once instead of ``T`` times.
+        neurons: True when the code is produced by spiking neurons (``if``) that a model should
+            hold as a module (:func:`make_encoder_neurons`), so they are counted like any layer.
     """
 
     name: str
     fn: EncodeFn
     constant: bool
+    neurons: bool = False
 
 
 _ENCODINGS: dict[str, Encoding] = {}
 
 
-def register_encoding(name: str, constant: bool = False) -> Callable[[EncodeFn], EncodeFn]:
+def register_encoding(
+    name: str, constant: bool = False, neurons: bool = False
+) -> Callable[[EncodeFn], EncodeFn]:
     """Decorator that makes an encoding function selectable by ``name``."""
 
     def wrap(fn: EncodeFn) -> EncodeFn:
         if name in _ENCODINGS:
             raise ValueError(f"encoding {name!r} is already registered")
-        _ENCODINGS[name] = Encoding(name=name, fn=fn, constant=constant)
+        _ENCODINGS[name] = Encoding(name=name, fn=fn, constant=constant, neurons=neurons)
         return fn
 
     return wrap
@@ -120,3 +144,33 @@ def _rate(x: torch.Tensor, num_steps: int, gen: torch.Generator | None) -> torch
 @register_encoding("rate_sigmoid")
 def _rate_sigmoid(x: torch.Tensor, num_steps: int, gen: torch.Generator | None) -> torch.Tensor:
     return _rate_from_prob(torch.sigmoid(x), num_steps, gen)
+
+
+def make_encoder_neurons(surrogate: str = "fast_sigmoid") -> nn.Module:
+    """The integrate-and-fire neurons of the ``if`` code: no leak, threshold 1, subtract reset."""
+    return make_lif(beta=1.0, threshold=1.0, surrogate=surrogate, reset="subtract")
+
+
+def integrate_and_fire(
+    neurons: nn.Module, x: torch.Tensor, num_steps: int, mem_init: float = 0.5
+) -> torch.Tensor:
+    """Drive ``neurons`` with the constant current ``x`` for ``num_steps``; spikes ``[T, B, ...]``.
+
+    Starting at ``mem_init`` times the threshold rounds the count (``round(T * x)``) instead of
+    truncating it (Bu et al., ICLR 2022).
+    """
+    mem = initial_mem(neurons, x, mem_init)
+    spikes = []
+    try:
+        for _ in range(num_steps):
+            spk, mem = neurons(x, mem)
+            spikes.append(spk)
+    finally:
+        release_state(neurons)
+    return torch.stack(spikes)
+
+
+@register_encoding("if", neurons=True)
+def _integrate_and_fire(x: torch.Tensor, num_steps: int, gen: torch.Generator | None) -> torch.Tensor:
+    del gen
+    return integrate_and_fire(make_encoder_neurons(), x, num_steps)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from snn.encoding import encode, get_encoding
+from snn.encoding import encode, get_encoding, integrate_and_fire, make_encoder_neurons
 from snn.neurons import initial_mem, make_lif, release_state
 
 __all__ = ["READOUTS", "HeadRecord", "SpikingHead"]
@@ -34,16 +34,19 @@ class HeadRecord:
         spikes: One ``[T, B, H]`` spike tensor per hidden layer.
         out_spikes: ``[T, B, C]`` output spikes (all zero for the membrane readout).
         out_mem: ``[T, B, C]`` output membrane potentials.
+        in_spikes: ``[T, B, D]`` spikes of the input encoder neurons (``if`` encoding), else None.
     """
 
     logits: torch.Tensor
     spikes: list[torch.Tensor]
     out_spikes: torch.Tensor
     out_mem: torch.Tensor
+    in_spikes: torch.Tensor | None = None
 
     def firing_rates(self) -> list[torch.Tensor]:
-        """Mean firing rate of each hidden layer; differentiable, for a sparsity penalty."""
-        return [s.mean() for s in self.spikes]
+        """Mean firing rate of the input encoder (if any) and each hidden layer; differentiable."""
+        inputs = [] if self.in_spikes is None else [self.in_spikes]
+        return [s.mean() for s in [*inputs, *self.spikes]]
 
 
 class SpikingHead(nn.Module):
@@ -57,7 +60,8 @@ class SpikingHead(nn.Module):
         beta: Membrane decay of the hidden (and counting output) neurons.
         threshold: Firing threshold.
         surrogate: Surrogate-gradient name.
-        encoding: Input encoding name (``direct``, ``rate``, ``rate_sigmoid``).
+        encoding: Input encoding name (``direct``, ``rate``, ``rate_sigmoid``, ``if``); ``if``
+            adds integrate-and-fire encoder neurons so the first ``Linear`` is spike-driven.
         readout: One of :data:`READOUTS`.
         norm: Start with a ``LayerNorm`` (as timm's ``fc_norm``).
         reset: Reset mechanism of the spiking neurons.
@@ -90,12 +94,14 @@ class SpikingHead(nn.Module):
             raise ValueError(f"unknown readout {readout!r}; expected one of {list(READOUTS)}")
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        get_encoding(encoding)  # fail early on an unknown name
+        spiking_input = get_encoding(encoding).neurons  # fails early on an unknown name
         self.num_steps = num_steps
         self.encoding = encoding
         self.readout = readout
         self.mem_init = mem_init
         self.norm = nn.LayerNorm(in_features) if norm else nn.Identity()
+        # ``if``: the LayerNorm's per-feature affine sets each encoder neuron's gain and offset
+        self.encoder = make_encoder_neurons(surrogate) if spiking_input else None
         widths = [in_features, *hidden, num_classes]
         self.fcs = nn.ModuleList(
             nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
@@ -176,9 +182,12 @@ class SpikingHead(nn.Module):
         x = self.norm(features)
         steps = self.num_steps
         constant = get_encoding(self.encoding).constant
+        in_spikes = None
         if constant:
             fixed = self.fcs[0](x)  # same current every step: compute it once
             inputs = None
+        elif self.encoder is not None:
+            inputs = in_spikes = integrate_and_fire(self.encoder, x, steps)
         else:
             inputs = encode(x, steps, self.encoding, generator)
         state = self._state_like(x.shape[0], x)
@@ -200,6 +209,7 @@ class SpikingHead(nn.Module):
             spikes=[torch.stack(s) for s in per_layer[:-1]],
             out_spikes=out_spikes,
             out_mem=out_mem,
+            in_spikes=in_spikes,
         )
 
     def _read(self, out_spikes: torch.Tensor, out_mem: torch.Tensor) -> torch.Tensor:

@@ -93,9 +93,24 @@ class SplitViT(nn.Module):
         """The modules that form the task head (trained in head-only fine-tuning)."""
         return [self.vit.fc_norm, self.vit.head]
 
-    def forward_parts(self, images: torch.Tensor) -> dict[str, object]:
-        """Run every part; returns tokens, link output (``y_hat``, ``likelihoods``), features, logits."""
-        tokens = self.satellite_part(images)
+    def cut_tokens(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Tokens at the cut from images ``[B, C, H, W]``, or ``inputs`` itself if it already holds
+        them (``[B, N, D]``, e.g. from a :class:`~research.data.features.FeatureDataModule`)."""
+        if inputs.dim() == 4:
+            return self.satellite_part(inputs)
+        if inputs.dim() == 3 and tuple(inputs.shape[1:]) == (self.num_tokens, self.embed_dim):
+            return inputs
+        raise ValueError(
+            f"expected images [B, C, H, W] or cut tokens [B, {self.num_tokens}, {self.embed_dim}], "
+            f"got a tensor of shape {list(inputs.shape)}"
+        )
+
+    def forward_parts(self, inputs: torch.Tensor) -> dict[str, object]:
+        """Run every part; returns tokens, link output (``y_hat``, ``likelihoods``), features, logits.
+
+        ``inputs`` are images, or the tokens at the cut (then the satellite part is skipped).
+        """
+        tokens = self.cut_tokens(inputs)
         link_out = self.link(tokens)
         features = self.ground_part(link_out["y_hat"])
         return {

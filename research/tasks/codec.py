@@ -211,6 +211,12 @@ class CodecTask(ClassificationTask):
         return [conf["optimizer"], aux_optimizer], [conf["lr_scheduler"]]
 
     def _losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        """Task and rate losses; ``images`` may also be cut tokens from a frozen satellite part."""
+        if images.dim() == 3 and self.hparams.finetune in ("lora", "full"):
+            raise ValueError(
+                f"finetune={self.hparams.finetune!r} trains the satellite part, so batches must be "
+                "images; cached cut tokens (FeatureDataModule) need finetune='frozen' or 'head'"
+            )
         out = self.model.forward_parts(images)
         logits = out["logits"]
         ce = self.criterion(logits, labels)
@@ -221,7 +227,7 @@ class CodecTask(ClassificationTask):
         if self.teacher is not None:
             t = self.hparams.distill_temperature
             with torch.no_grad():
-                target = F.log_softmax(self.teacher(images) / t, dim=1)
+                target = F.log_softmax(self.teacher(images) / t, dim=1)  # images or cut tokens
             student = F.log_softmax(logits / t, dim=1)
             kd = F.kl_div(student, target, log_target=True, reduction="batchmean") * t * t
             loss = loss + self.hparams.distill_weight * kd
@@ -282,7 +288,7 @@ class CodecTask(ClassificationTask):
         losses = self._losses(images, labels)
         bits = losses["bits"]
         if not losses["coded"]:
-            tokens = self.model.satellite_part(images)
+            tokens = self.model.cut_tokens(images)
             bits = payload_bits(self.link.compress(tokens)).mean().to(images.device, torch.float32)
         self.val_metrics.update(losses["logits"], labels)
         n = len(labels)
@@ -293,7 +299,7 @@ class CodecTask(ClassificationTask):
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         """Classify the tokens decoded from the real payloads; log real and estimated rates."""
         images, labels = batch
-        tokens = self.model.satellite_part(images)
+        tokens = self.model.cut_tokens(images)
         payloads = self.link.compress(tokens)
         decoded = self.link.decompress(payloads, tokens.shape).to(tokens)
         logits = self.model.head(self.model.ground_part(decoded))

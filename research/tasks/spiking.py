@@ -319,12 +319,29 @@ class SpikingTask(ClassificationTask):
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, batch_size=n)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
 
+    def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits from images, or from pooled features ``[B, D]`` of the frozen backbone.
+
+        Pooled features (cached by :class:`~research.data.features.FeatureDataModule`) skip the
+        whole ViT, so only the head runs; that needs nothing before the head to train.
+        """
+        if inputs.dim() != 2:
+            return self.model(inputs)
+        if self.hparams.finetune != "frozen" or self.spiking_mlps():
+            raise ValueError(
+                "pooled-feature batches need a frozen backbone without spiking blocks; got "
+                f"finetune={self.hparams.finetune!r}, spiking_blocks={self.hparams.spiking_blocks}"
+            )
+        if inputs.shape[1] != self.model.embed_dim:
+            raise ValueError(f"expected pooled features [B, {self.model.embed_dim}], got {list(inputs.shape)}")
+        return self.model.head(inputs)
+
     def _step(self, batch: list[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
         rates: list[torch.Tensor] = []
         penalise = stage == "train" and self.hparams.rate_penalty > 0
         with self._recording_rates(rates) if penalise else contextlib.nullcontext():
-            logits = self.model(images)
+            logits = self._logits(images)
         loss = self.criterion(logits, labels)
         if rates:
             rate = torch.stack(rates).mean()

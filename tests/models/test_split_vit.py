@@ -102,3 +102,15 @@ def test_lora_starts_as_the_base_model() -> None:
 def test_unknown_finetune_mode() -> None:
     with pytest.raises(ValueError, match="unknown finetune mode 'prompt'"):
         configure_finetuning(SplitViT(build_backbone("satvit_tiny")), "prompt")
+
+
+def test_cut_tokens_accept_images_or_the_tokens_themselves(vit: torch.nn.Module) -> None:
+    model = SplitViT(vit, split_index=1).eval()
+    images = torch.randn(2, 3, 64, 64)
+    tokens = model.satellite_part(images)
+    assert torch.equal(model.cut_tokens(images), tokens)
+    assert model.cut_tokens(tokens) is tokens
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_parts(tokens)["logits"], model(images))
+    with pytest.raises(ValueError, match=r"cut tokens \[B, 64, "):
+        model.cut_tokens(tokens[:, :10])

@@ -91,3 +91,20 @@ def test_bad_arguments():
         SpikingHead(8, 2, readout="latency")
     with pytest.raises(ValueError, match="direct"):
         SpikingHead(8, 2, encoding="phase")
+
+
+def test_if_encoded_head_counts_its_encoder_and_a_spike_driven_first_layer():
+    from snn.energy import count_ops
+
+    torch.manual_seed(0)
+    head = SpikingHead(16, 3, hidden=(12,), num_steps=4, encoding="if", readout="membrane")
+    x = torch.randn(5, 16)
+    rec = head.simulate(x)
+    assert rec.in_spikes is not None and rec.in_spikes.shape == (4, 5, 16)
+    assert len(rec.firing_rates()) == 2  # encoder, hidden layer
+    counts = {lay.name: lay for lay in count_ops(head, x).layers}
+    enc, fc0 = counts["encoder"], counts["fcs.0"]
+    assert enc.neuron_updates == 4 * 5 * 16
+    assert enc.spikes == int(rec.in_spikes.sum())
+    assert fc0.macs == 0 and fc0.synops == enc.spikes * 12  # accumulates, one per spike x fan-out
+    copy.deepcopy(head)  # no state left on the encoder neurons

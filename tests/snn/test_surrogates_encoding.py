@@ -77,3 +77,20 @@ def test_neurons_keep_no_global_or_module_state():
     copy.deepcopy(lif)  # ...and release_state drops it
     (spk.sum() + mem.sum()).backward()
     assert x.grad is not None
+
+
+def test_if_encoding_is_a_rounded_deterministic_rate_code():
+    x = torch.tensor([[-0.5, 0.0, 0.1, 0.3, 0.5, 0.74, 1.0, 2.0]])
+    spikes = encode(x, 4, "if")
+    assert spikes.shape == (4, 1, 8)
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    # count = round(T * x) for x in [0, 1], started at half the threshold; saturates at T
+    assert spikes.sum(0).tolist() == [[0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 4.0]]
+    assert torch.equal(encode(x, 4, "if"), spikes)  # deterministic
+    assert get_encoding("if").neurons and not get_encoding("if").constant
+
+
+def test_if_encoding_passes_gradients_through_the_neurons():
+    x = torch.full((2, 3), 0.4, requires_grad=True)
+    encode(x, 3, "if").sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

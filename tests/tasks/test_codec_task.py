@@ -121,3 +121,25 @@ def test_cli_checkpoint_then_test_on_real_bytes(cli_args: list[str], tmp_path: P
     test = next(r for r in rows if r.get("test/acc"))
     assert float(test["test/bytes_per_inference"]) > HEADER_SIZE
     assert float(test["test/bits_per_inference_estimated"]) > 0
+
+
+def test_cached_cut_tokens_give_the_same_losses_as_images() -> None:
+    task = _task("factorized", split_index=1).eval()
+    images, labels = next(iter(_loader()))
+    tokens = task.model.satellite_part(images)
+    torch.manual_seed(0)
+    from_images = task._losses(images, labels)
+    torch.manual_seed(0)
+    from_tokens = task._losses(tokens, labels)
+    torch.testing.assert_close(from_tokens["loss"], from_images["loss"])
+    trainer = _trainer(max_epochs=1, limit_val_batches=0)
+    token_data = TensorDataset(tokens.detach(), labels)
+    trainer.fit(task, DataLoader(token_data, batch_size=4))
+    assert trainer.global_step == 2
+
+
+def test_cached_tokens_are_refused_when_the_satellite_part_trains() -> None:
+    task = _task("factorized", split_index=1, finetune="lora")
+    images, labels = next(iter(_loader()))
+    with pytest.raises(ValueError, match="finetune='lora' trains the satellite part"):
+        task._losses(task.model.satellite_part(images).detach(), labels)

@@ -142,3 +142,21 @@ def test_pretrained_classification_checkpoint_seeds_the_head_norm(tmp_path: Path
     assert torch.equal(vit.blocks[0].attn.qkv.weight, ref.blocks[0].attn.qkv.weight)
     linear = SpikingTask(backbone="satvit_tiny", head="linear", pretrained=str(ckpt))
     assert torch.equal(linear.model.vit.head.weight, ref.head.weight)
+
+
+def test_pooled_features_give_the_logits_of_images() -> None:
+    torch.manual_seed(0)
+    task = SpikingTask(backbone="satvit_tiny", num_classes=4, num_steps=2, hidden=(8,),
+                       encoding="if").eval()
+    images, _ = _tiny_batch(4)
+    with torch.no_grad():
+        features = task.model.ground_part(task.model.satellite_part(images))
+        torch.testing.assert_close(task._logits(features), task._logits(images))
+    with pytest.raises(ValueError, match="pooled features"):
+        task._logits(features[:, :5])
+
+
+def test_pooled_features_need_a_frozen_backbone() -> None:
+    task = SpikingTask(backbone="satvit_tiny", num_classes=4, num_steps=2, hidden=(8,), finetune="lora")
+    with pytest.raises(ValueError, match="frozen backbone"):
+        task._logits(torch.randn(2, task.model.embed_dim))
