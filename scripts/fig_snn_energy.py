@@ -55,12 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--encodings", nargs="+", default=["direct", "if"],
                    help="SNN input encodings; direct runs the first layer as dense MACs, like the "
                         "ANN; if makes it spike-driven")
-    p.add_argument("--rate-penalty", type=float, default=1.0,
+    p.add_argument("--rate-penalty", type=float, default=0.1,
                    help="firing-rate penalty of the 'if' SNN heads (direct ones get none)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--limit-batches", type=float, default=1.0, help="fraction of training batches")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=128, help="test images per batch")
+    p.add_argument("--feature-batch-size", type=int, default=None,
+                   help="cached features per training batch (default 512; quick: 64)")
+    p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--accelerator", default="auto")
     return p.parse_args(argv)
 
@@ -72,12 +74,14 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
             args.pretrained = str(MAE_CKPT)
         args.steps = args.steps or [1, 2, 4]
         args.epochs = args.epochs or 1
+        args.feature_batch_size = args.feature_batch_size or 64
     else:
         args.backbone = args.backbone or "satvit_small"
         args.pretrained = args.pretrained or str(FULL_CKPT)
         args.root = args.root or str(REPO_ROOT.parent / "shared" / "data" / "eurosat_rgb")
         args.steps = args.steps or [1, 2, 4, 8]
-        args.epochs = args.epochs or 30
+        args.epochs = args.epochs or 15
+        args.feature_batch_size = args.feature_batch_size or 512
         if not Path(args.pretrained).is_file():
             raise SystemExit(f"{args.pretrained} does not exist yet; run the full fine-tune first")
     return args
@@ -146,7 +150,7 @@ def pooled_features(images: EuroSATDataModule, common: dict, args: argparse.Name
     weights = args.pretrained or "random-init"
     key = weights_key(weights, "pooled") if Path(weights).is_file() else f"{args.backbone}-random-pooled"
     return FeatureDataModule(images, lambda x: model.ground_part(model.satellite_part(x)), key,
-                             batch_size=args.batch_size)
+                             batch_size=args.feature_batch_size)
 
 
 def claim_check(records: list[dict]) -> list[dict]:

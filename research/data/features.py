@@ -148,6 +148,14 @@ class FeatureDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
+    def state_dict(self) -> dict:
+        """The image module's normalisation and split digest, so checkpoints can classify images."""
+        self.images.setup()
+        return self.images.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.images.load_state_dict(state_dict)
+
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list[torch.Tensor]:
         features, labels = batch
         return [features.float(), labels]

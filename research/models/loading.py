@@ -78,7 +78,8 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
                           for k, v in ckpt["state_dict"].items()})
     if task_cls is CodecTask:
         task.model.link.update(force=True)  # tables are rebuilt from the loaded entropy models
-    stats = ckpt.get("EuroSATDataModule")
+    # trained on images, or on cached features of them (same normalisation)
+    stats = ckpt.get("EuroSATDataModule") or ckpt.get("FeatureDataModule")
     if not stats:
         raise ValueError(f"checkpoint {str(path)!r} carries no EuroSATDataModule normalisation")
     model = task.model.eval()

@@ -87,3 +87,10 @@ def test_bad_view_count_and_key(tmp_path: Path, fake_root: Path) -> None:
     assert key.startswith("w-") and key.endswith("-pooled")
     weights.write_bytes(b"abd")
     assert weights_key(weights, "pooled") != key
+
+
+def test_checkpoints_carry_the_image_normalisation(fake_root: Path, tmp_path: Path) -> None:
+    dm = _dm(fake_root)
+    fdm = FeatureDataModule(dm, _mean_colour, "mean", cache_dir=tmp_path, progress=False)
+    state = fdm.state_dict()
+    assert state["mean"] == dm.mean and state["split_digest"] == dm.split.digest()

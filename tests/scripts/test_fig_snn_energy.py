@@ -22,10 +22,17 @@ def test_fig_snn_energy_quick(tmp_path):
     assert (tmp_path / "snn_energy.pdf").is_file()
     rows = list(csv.DictReader((tmp_path / "snn_energy.csv").open()))
     variants = {r["variant"] for r in rows}
-    assert variants == {"ann_linear", "ann_mlp", "snn_T1", "snn_T2", "convert_T1", "convert_T2"}
+    assert variants == {"ann_linear", "ann_mlp", "snn_T1", "snn_T2", "snn_if_T1", "snn_if_T2",
+                        "convert_T1", "convert_T2"}
     assert {r["profile"] for r in rows} == {"cmos45nm", "loihi", "jetson_nano", "a100"}
     assert all(float(r["energy_j"]) > float(r["head_energy_j"]) > 0 for r in rows)
     data = json.loads((tmp_path / "snn_energy.json").read_text())
     assert set(data["claim"]["by_ref"]) == {"ann_linear", "ann_mlp"}
     snn = next(r for r in data["records"] if r["variant"] == "snn_T2")
     assert "head.1.lifs.0" in snn["firing_rates"]
+    spike_driven = next(r for r in data["records"] if r["variant"] == "snn_if_T2")
+    assert "head.1.encoder" in spike_driven["firing_rates"]  # the encoder neurons are counted
+    cmos = {r["variant"]: r for r in rows if r["profile"] == "cmos45nm"}
+    # direct input: the first layer is dense MACs; IF input makes it accumulates
+    assert float(cmos["snn_if_T2"]["synops"]) > float(cmos["snn_T2"]["synops"])
+    assert float(cmos["snn_if_T2"]["macs"]) < float(cmos["snn_T2"]["macs"])
