@@ -133,9 +133,14 @@ def cut_tokens(args: argparse.Namespace, weights: str, dm: EuroSATDataModule, sp
                              batch_size=args.batch_size, dtype=torch.float16)
 
 
-def codec_setting(merge: int, lmbda: float) -> str:
-    """Row key of one learned codec (unmerged codecs keep the key of earlier sweeps)."""
-    return f"lambda={lmbda:g}" if merge == 1 else f"merge={merge},lambda={lmbda:g}"
+def codec_setting(merge: int, lmbda: float, args: argparse.Namespace) -> str:
+    """Row key of one learned codec (default transforms keep the key of earlier sweeps)."""
+    parts = [] if merge == 1 else [f"merge={merge}"]
+    if args.hidden_dim:
+        parts.append(f"hidden={args.hidden_dim}")
+    if args.distill_weight:
+        parts.append(f"distill={args.distill_weight:g}")
+    return ",".join([*parts, f"lambda={lmbda:g}"])
 
 
 def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) -> list[dict]:
@@ -164,7 +169,7 @@ def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) ->
         cached = args.finetune in ("frozen", "head")
         train_dm = cut_tokens(args, weights, dm, split) if cached else dm
         for merge, lmbda in ((m, lam) for m in args.merge_tokens for lam in args.lambdas):
-            setting = codec_setting(merge, lmbda)
+            setting = codec_setting(merge, lmbda, args)
             if (split, args.codec, setting) in done:
                 rows.append(done[(split, args.codec, setting)])
                 continue
@@ -172,8 +177,8 @@ def token_rows(args: argparse.Namespace, weights: str, dm: EuroSATDataModule) ->
             torch.manual_seed(0)
             task = CodecTask(
                 codec=args.codec, split_index=split, finetune=args.finetune, lmbda=lmbda,
-                latent_dim=args.latent_dim, merge_tokens=merge, lr=args.lr, aux_lr=args.lr,
-                **common,
+                latent_dim=args.latent_dim, merge_tokens=merge, hidden_dim=args.hidden_dim,
+                distill_weight=args.distill_weight, lr=args.lr, aux_lr=args.lr, **common,
             )
             trainer = _trainer(args.epochs)
             trainer.fit(task, datamodule=train_dm)
@@ -216,8 +221,8 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
         elif row["family"] == "token":
             key = (f"{row['method']} @ split {row['split_index']}",)
         else:
-            merge = row["setting"].split(",")[0] + " " if row["setting"].startswith("merge") else ""
-            key = (f"{row['method']} codec {merge}@ split {row['split_index']}",)
+            shape = ",".join(p for p in row["setting"].split(",") if not p.startswith("lambda"))
+            key = (f"{row['method']} codec {shape + ' ' if shape else ''}@ split {row['split_index']}",)
         lines.setdefault(key, []).append(row)
     for (label,), group in sorted(lines.items()):
         group = sorted(group, key=lambda r: r["bytes_per_inference"])
@@ -255,6 +260,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latent-dim", type=int, default=None)
     parser.add_argument("--merge-tokens", type=int, nargs="+", default=None,
                         help="k: code each k x k group of tokens as one unit (8: the whole grid)")
+    parser.add_argument("--hidden-dim", type=int, default=None,
+                        help="width of the codec transforms (default: the token width); small "
+                             "widths keep a merged codec from memorising the training set")
+    parser.add_argument("--distill-weight", type=float, default=0.0,
+                        help="> 0: also match the uncompressed split model's predictions (KL)")
     parser.add_argument("--views", type=int, default=1,
                         help="dihedral views of each training image in the token cache (1..8)")
     parser.add_argument("--finetune", default="frozen", choices=["frozen", "head", "lora", "full"])

@@ -143,3 +143,10 @@ def test_cached_tokens_are_refused_when_the_satellite_part_trains() -> None:
     images, labels = next(iter(_loader()))
     with pytest.raises(ValueError, match="finetune='lora' trains the satellite part"):
         task._losses(task.model.satellite_part(images).detach(), labels)
+
+
+def test_cli_merged_codec_yaml(cli_args: list[str]) -> None:
+    """experiments/codec/merge8_split6.yaml parses and runs (tiny model: its last cut is 2)."""
+    args = [*cli_args, "--config", str(CODEC_DIR / "merge8_split6.yaml"),
+            "--model.init_args.split_index", "2", "--model.init_args.hidden_dim", "16"]
+    assert main(["fit", *args, "--trainer.fast_dev_run", "1"]) == 0

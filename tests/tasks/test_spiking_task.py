@@ -160,3 +160,20 @@ def test_pooled_features_need_a_frozen_backbone() -> None:
     task = SpikingTask(backbone="satvit_tiny", num_classes=4, num_steps=2, hidden=(8,), finetune="lora")
     with pytest.raises(ValueError, match="frozen backbone"):
         task._logits(torch.randn(2, task.model.embed_dim))
+
+
+def test_cli_if_input_yaml(fake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """experiments/snn/if_input.yaml: the spike-driven head trains and logs its encoder's rate."""
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "--config", str(SNN / "base.yaml"), "--config", str(SNN / "if_input.yaml"),
+        "--model.init_args.backbone", "satvit_tiny", "--model.init_args.pretrained", "null",
+        "--model.init_args.hidden", "[16]",
+        "--data.init_args.root", str(fake_root), "--data.init_args.batch_size", "8",
+        "--data.init_args.split_file", str(tmp_path / "split.json"),
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+        "--trainer.logger.init_args.save_dir", str(tmp_path),
+    ]
+    assert main(["fit", *args, "--trainer.fast_dev_run", "1"]) == 0
+    assert main(["test", *args, "--trainer.limit_test_batches", "1"]) == 0
+    assert 0 <= _metrics(tmp_path)["test/firing_rate_head_1_encoder"] <= 1
