@@ -7,8 +7,10 @@ spikes the head really emits there. Heads: the ViT's Linear head and an ANN MLP 
 hidden sizes (the Linear head is far cheaper than any MLP, so the SNN is compared against both);
 the trained SNN head at each T for each input encoding (``direct``: the first layer is a dense
 ANN layer; ``if``: integrate-and-fire encoder neurons make it spike-driven, with a firing-rate
-penalty); and the ANN-to-SNN conversion of the trained ANN MLP head at each T.
-Writes ``snn_energy.{csv,json,png,pdf}``.
+penalty); spiking heads without a hidden layer (IF input), the linear head's counterpart; and the
+ANN-to-SNN conversion of the trained ANN MLP head at each T. Writes
+``snn_energy.{csv,json,png,pdf}``; every measured variant lands in ``records.jsonl`` first, so an
+interrupted run resumes (delete that file to start over).
 
     python scripts/fig_snn_energy.py --quick   # embedded 1,000 images, 1 epoch, T in {1,2,4}
     python scripts/fig_snn_energy.py --out results/snn_energy   # full EuroSAT, T in {1,2,4,8}
@@ -57,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "ANN; if makes it spike-driven")
     p.add_argument("--rate-penalty", type=float, default=0.1,
                    help="firing-rate penalty of the 'if' SNN heads (direct ones get none)")
+    p.add_argument("--linear-steps", type=int, nargs="*", default=[1, 2],
+                   help="T values of spiking heads without a hidden layer (IF input), the "
+                        "counterparts of the linear head")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--limit-batches", type=float, default=1.0, help="fraction of training batches")
     p.add_argument("--batch-size", type=int, default=128, help="test images per batch")
@@ -104,6 +109,7 @@ def run_variant(name: str, task: SpikingTask, dms: tuple[FeatureDataModule, Euro
         "variant": name, "head": hp.head, "init": hp.init,
         "num_steps": hp.num_steps if hp.head == "spiking" else None,
         "encoding": hp.encoding if hp.head == "spiking" else None,
+        "hidden": list(hp.hidden) if hp.head != "linear" else [],
         "rate_penalty": hp.rate_penalty,
         "test_acc": float(result["test/acc"]), "seconds": time.perf_counter() - start,
         "energy": {p: r.to_row() for p, r in task.test_energy.items()},
@@ -114,18 +120,50 @@ def run_variant(name: str, task: SpikingTask, dms: tuple[FeatureDataModule, Euro
     return record
 
 
+def _journal(out: Path) -> dict[str, dict]:
+    """Variants measured by an earlier, interrupted run into the same ``--out``."""
+    path = out / "records.jsonl"
+    if not path.exists():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["variant"]: r for r in records}
+
+
 def run_all(args: argparse.Namespace, workdir: Path) -> list[dict]:
+    """Measure every variant; each lands in ``--out/records.jsonl`` and a rerun skips it."""
     # the full set uses the split the fine-tuned checkpoint was trained on (no test leakage)
     split = SPLIT if args.root and not args.quick else None
     images = EuroSATDataModule(root=args.root, batch_size=args.batch_size, split_file=split)
     common = dict(backbone=args.backbone, pretrained=args.pretrained, hidden=tuple(args.hidden),
                   lr=args.lr, finetune="frozen", split_index=0, head_placement="satellite")
     dms = (pooled_features(images, common, args), images)
-    records = []
+    done, records = _journal(args.out), []
+
+    def measure(name: str, task: SpikingTask, train: bool = True) -> None:
+        if name in done:
+            records.append(done[name])
+            return
+        record = run_variant(name, task, dms, args, train)
+        records.append(record)
+        with (args.out / "records.jsonl").open("a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+    converts = [f"convert_T{steps}" for steps in args.steps]
     for head in ("linear", "ann_mlp"):
+        name = f"ann_{head.replace('ann_', '')}"
+        needed = head == "ann_mlp" and any(c not in done for c in converts)
+        if name in done and not needed:
+            records.append(done[name])
+            continue
         L.seed_everything(0, verbose=False)
         task = SpikingTask(head=head, **common)
-        records.append(run_variant(f"ann_{head.replace('ann_', '')}", task, dms, args, train=True))
+        if name in done:  # only its weights are needed, for the conversions
+            trainer = L.Trainer(max_epochs=args.epochs, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+            trainer.fit(task, dms[0])
+            records.append(done[name])
+        else:
+            measure(name, task)
         if head == "ann_mlp":
             ann_ckpt = workdir / "ann_mlp.ckpt"
             torch.save({"state_dict": task.state_dict()}, ann_ckpt)
@@ -133,14 +171,26 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict]:
         penalty = args.rate_penalty if get_encoding(encoding).neurons else 0.0
         for steps in args.steps:
             L.seed_everything(0, verbose=False)
-            task = SpikingTask(head="spiking", num_steps=steps, encoding=encoding,
-                               rate_penalty=penalty, **common)
             name = f"snn_T{steps}" if encoding == "direct" else f"snn_{encoding}_T{steps}"
-            records.append(run_variant(name, task, dms, args, train=True))
-    for steps in args.steps:
-        task = SpikingTask(head="spiking", num_steps=steps, init="convert",
-                           convert_from=str(ann_ckpt), **common)
-        records.append(run_variant(f"convert_T{steps}", task, dms, args, train=False))
+            if name not in done:
+                measure(name, SpikingTask(head="spiking", num_steps=steps, encoding=encoding,
+                                          rate_penalty=penalty, **common))
+            else:
+                records.append(done[name])
+    for steps in args.linear_steps:  # no hidden layer: the counterpart of the linear head
+        L.seed_everything(0, verbose=False)
+        name = f"snn_if_linear_T{steps}"
+        if name not in done:
+            measure(name, SpikingTask(head="spiking", num_steps=steps, encoding="if",
+                                      rate_penalty=args.rate_penalty, **{**common, "hidden": ()}))
+        else:
+            records.append(done[name])
+    for name, steps in zip(converts, args.steps, strict=True):
+        if name in done:
+            records.append(done[name])
+            continue
+        measure(name, SpikingTask(head="spiking", num_steps=steps, init="convert",
+                                  convert_from=str(ann_ckpt), **common), train=False)
     return records
 
 
@@ -191,15 +241,15 @@ def report_claim(checks: list[dict]) -> dict:
 
 
 def write_tables(records: list[dict], checks: list[dict], summary: dict, args, out: Path) -> None:
-    fields = ["variant", "head", "init", "num_steps", "encoding", "rate_penalty", "test_acc",
-              "profile", "energy_j",
+    fields = ["variant", "head", "init", "num_steps", "encoding", "hidden", "rate_penalty",
+              "test_acc", "profile", "energy_j",
               "head_energy_j", "macs", "synops", "spiking_macs", "neuron_updates", "event_driven"]
     with open(out / "snn_energy.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         for r in records:
             for prof, row in r["energy"].items():
-                w.writerow({**{k: r[k] for k in fields[:7]}, "profile": prof,
+                w.writerow({**{k: r.get(k) for k in fields[:8]}, "profile": prof,
                             "head_energy_j": r["head_energy_j"][prof],
                             **{k: row[k] for k in fields if k in row and k != "profile"}})
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -220,12 +270,13 @@ def draw(records: list[dict], out: Path) -> list[Path]:
                 x = r["energy"][prof]["energy_j"] if key == "energy_j" else r["head_energy_j"][prof]
                 marker, color = styles[r["head"]]
                 ax.scatter([x], [100 * r["test_acc"]], marker=marker, c=color, label=r["variant"])
-            series = [("random", "direct", "tab:red", "SNN trained, direct input"),
-                      ("random", "if", "tab:purple", "SNN trained, IF-encoded input"),
-                      ("convert", "direct", "tab:green", "SNN converted")]
-            for init, encoding, color, series_label in series:
+            series = [("random", "direct", True, "tab:red", "SNN MLP, direct input"),
+                      ("random", "if", True, "tab:purple", "SNN MLP, IF-encoded input"),
+                      ("random", "if", False, "tab:orange", "SNN linear, IF-encoded input"),
+                      ("convert", "direct", True, "tab:green", "SNN MLP converted")]
+            for init, encoding, hidden, color, series_label in series:
                 pts = [r for r in records if r["head"] == "spiking" and r["init"] == init
-                       and r["encoding"] == encoding]
+                       and r["encoding"] == encoding and bool(r.get("hidden", True)) == hidden]
                 if not pts:
                     continue
                 xs = [r["energy"][prof]["energy_j"] if key == "energy_j" else r["head_energy_j"][prof]

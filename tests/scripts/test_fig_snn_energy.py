@@ -13,7 +13,7 @@ from research.paths import REPO_ROOT
 def test_fig_snn_energy_quick(tmp_path):
     args = [
         sys.executable, str(REPO_ROOT / "scripts" / "fig_snn_energy.py"), "--quick",
-        "--backbone", "satvit_tiny", "--steps", "1", "2", "--hidden", "32",
+        "--backbone", "satvit_tiny", "--steps", "1", "2", "--hidden", "32", "--linear-steps", "1",
         "--limit-batches", "0.3", "--batch-size", "64", "--out", str(tmp_path),
     ]
     run = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
@@ -23,7 +23,7 @@ def test_fig_snn_energy_quick(tmp_path):
     rows = list(csv.DictReader((tmp_path / "snn_energy.csv").open()))
     variants = {r["variant"] for r in rows}
     assert variants == {"ann_linear", "ann_mlp", "snn_T1", "snn_T2", "snn_if_T1", "snn_if_T2",
-                        "convert_T1", "convert_T2"}
+                        "snn_if_linear_T1", "convert_T1", "convert_T2"}
     assert {r["profile"] for r in rows} == {"cmos45nm", "loihi", "jetson_nano", "a100"}
     assert all(float(r["energy_j"]) > float(r["head_energy_j"]) > 0 for r in rows)
     data = json.loads((tmp_path / "snn_energy.json").read_text())
@@ -36,3 +36,8 @@ def test_fig_snn_energy_quick(tmp_path):
     # direct input: the first layer is dense MACs; IF input makes it accumulates
     assert float(cmos["snn_if_T2"]["synops"]) > float(cmos["snn_T2"]["synops"])
     assert float(cmos["snn_if_T2"]["macs"]) < float(cmos["snn_T2"]["macs"])
+    journal = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert {r["variant"] for r in journal} == variants
+    # a rerun into the same --out measures nothing again
+    again = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
+    assert "head J (cmos45nm)" not in again.stdout and "under cmos45nm the claim" in again.stdout
