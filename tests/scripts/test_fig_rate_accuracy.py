@@ -41,11 +41,19 @@ def test_fig_rate_accuracy_minimal(tmp_path: Path, fake_root: Path) -> None:
     """Quick mode cut down further (one weight, one epoch, 60 generated images), in-process."""
     fig = _load("fig_rate_accuracy")
     args = ["--quick", "--out", str(tmp_path), "--root", str(fake_root), "--lambdas", "1e-2",
-            "--epochs", "1", "--ref-epochs", "1"]
+            "--merge-tokens", "1", "--epochs", "1", "--ref-epochs", "1"]
     record = fig.main(args)
     _check_outputs(tmp_path, record)
     codec = [r for r in record["rows"] if r["family"] == "codec"]
     assert len(codec) == 1 and codec[0]["bytes_per_inference"] > 0
+    journal = (tmp_path / "rows.jsonl").read_text().splitlines()
+    # a second part of the sweep: a merged codec; the first part's rows stay, nothing is remeasured
+    again = fig.main([*args[:-6], "--merge-tokens", "8", "--epochs", "1", "--ref-epochs", "1"])
+    settings = sorted(r["setting"] for r in again["rows"] if r["family"] == "codec")
+    assert settings == ["lambda=0.01", "merge=8,lambda=0.01"]
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == len(journal) + 1
+    assert len([r for r in again["rows"] if r["family"] == "image"]) == len(
+        [r for r in record["rows"] if r["family"] == "image"])
 
 
 @pytest.mark.slow
