@@ -23,6 +23,7 @@ import csv
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -139,14 +140,18 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict]:
     dms = (pooled_features(images, common, args), images)
     done, records = _journal(args.out), []
 
-    def measure(name: str, task: SpikingTask, train: bool = True) -> None:
+    def measure(name: str, make_task: Callable[[], SpikingTask], train: bool = True) -> SpikingTask | None:
+        """Run one variant unless the journal has it (then its task is never built)."""
         if name in done:
             records.append(done[name])
-            return
+            return None
+        L.seed_everything(0, verbose=False)
+        task = make_task()
         record = run_variant(name, task, dms, args, train)
         records.append(record)
         with (args.out / "records.jsonl").open("a") as f:
             f.write(json.dumps(record, default=str) + "\n")
+        return task
 
     converts = [f"convert_T{steps}" for steps in args.steps]
     for head in ("linear", "ann_mlp"):
@@ -155,42 +160,32 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict]:
         if name in done and not needed:
             records.append(done[name])
             continue
-        L.seed_everything(0, verbose=False)
-        task = SpikingTask(head=head, **common)
         if name in done:  # only its weights are needed, for the conversions
+            L.seed_everything(0, verbose=False)
+            task = SpikingTask(head=head, **common)
             trainer = L.Trainer(max_epochs=args.epochs, logger=False, enable_checkpointing=False,
                                 enable_progress_bar=False, enable_model_summary=False)
             trainer.fit(task, dms[0])
             records.append(done[name])
         else:
-            measure(name, task)
+            task = measure(name, lambda head=head: SpikingTask(head=head, **common))
         if head == "ann_mlp":
             ann_ckpt = workdir / "ann_mlp.ckpt"
             torch.save({"state_dict": task.state_dict()}, ann_ckpt)
     for encoding in args.encodings:
         penalty = args.rate_penalty if get_encoding(encoding).neurons else 0.0
         for steps in args.steps:
-            L.seed_everything(0, verbose=False)
             name = f"snn_T{steps}" if encoding == "direct" else f"snn_{encoding}_T{steps}"
-            if name not in done:
-                measure(name, SpikingTask(head="spiking", num_steps=steps, encoding=encoding,
-                                          rate_penalty=penalty, **common))
-            else:
-                records.append(done[name])
+            measure(name, lambda steps=steps, encoding=encoding, penalty=penalty: SpikingTask(
+                head="spiking", num_steps=steps, encoding=encoding, rate_penalty=penalty, **common))
     for steps in args.linear_steps:  # no hidden layer: the counterpart of the linear head
-        L.seed_everything(0, verbose=False)
-        name = f"snn_if_linear_T{steps}"
-        if name not in done:
-            measure(name, SpikingTask(head="spiking", num_steps=steps, encoding="if",
-                                      rate_penalty=args.rate_penalty, **{**common, "hidden": ()}))
-        else:
-            records.append(done[name])
+        measure(f"snn_if_linear_T{steps}", lambda steps=steps: SpikingTask(
+            head="spiking", num_steps=steps, encoding="if", rate_penalty=args.rate_penalty,
+            **{**common, "hidden": ()}))
     for name, steps in zip(converts, args.steps, strict=True):
-        if name in done:
-            records.append(done[name])
-            continue
-        measure(name, SpikingTask(head="spiking", num_steps=steps, init="convert",
-                                  convert_from=str(ann_ckpt), **common), train=False)
+        measure(name, lambda steps=steps: SpikingTask(
+            head="spiking", num_steps=steps, init="convert", convert_from=str(ann_ckpt), **common),
+            train=False)
     return records
 
 
