@@ -43,7 +43,9 @@ def run_lightning(argv: list[str]) -> LightningCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        args=argv,
+        # From the console script argv *is* sys.argv[1:]; passing it again makes Lightning warn
+        # that both were given.
+        args=None if argv == sys.argv[1:] else argv,
     )
 
 

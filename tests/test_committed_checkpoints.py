@@ -35,7 +35,7 @@ def test_mae_foundation_loads_into_the_default_backbone() -> None:
     assert set(missing) == {"head.weight", "head.bias"}  # a new task head
 
 
-@pytest.mark.parametrize("mode", ["head", "lora", "full"])
+@pytest.mark.parametrize("mode", ["head", "lora", "full", "full_long", "full_ema"])
 def test_finetuned_checkpoint_on_embedded_images(mode: str) -> None:
     """The embedded images come from the full test split: an unseen check of each checkpoint."""
     path = checkpoints_dir() / f"satvit_small_{mode}.ckpt"
@@ -72,9 +72,8 @@ def test_full_test_split_reproduces_the_reported_accuracy(tmp_path, monkeypatch)
     from research.paths import REPO_ROOT
 
     monkeypatch.chdir(REPO_ROOT)
-    for mode, row in json.loads(RESULTS.read_text()).items():
+    for name, row in json.loads(RESULTS.read_text()).items():
         cli = run_lightning([
-            "test", "--config", f"experiments/finetune_{mode}.yaml", "--ckpt_path", row["checkpoint"],
-            "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
+            *row["args"], "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
         ])
-        assert abs(float(cli.trainer.callback_metrics["test/acc"]) - row["test_acc"]) < 1e-4, mode
+        assert abs(float(cli.trainer.callback_metrics["test/acc"]) - row["test_acc"]) < 1e-4, name

@@ -8,6 +8,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from encoders.base import LinkModule
+from research.data.features import dihedral_view
 from research.models.finetune import configure_finetuning
 from research.models.presets import build_backbone
 from research.models.split_vit import SplitViT
@@ -35,6 +36,9 @@ class ClassificationTask(BaseTask):
         lr: peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_epochs: linear warm-up length.
+        test_views: dihedral views (1..8) whose softmax outputs are averaged at test and predict
+            time (test-time augmentation; training already sees all 8). 1 = the image as given.
+            Validation stays single-view so checkpoint selection does not depend on it.
     """
 
     def __init__(
@@ -54,7 +58,10 @@ class ClassificationTask(BaseTask):
         lr: float = 1e-3,
         weight_decay: float = 0.05,
         warmup_epochs: float = 1.0,
+        test_views: int = 1,
     ) -> None:
+        if not 1 <= test_views <= 8:
+            raise ValueError(f"test_views={test_views}; expected 1..8 dihedral views (1 = no test-time augmentation)")
         self.save_hyperparameters(ignore=["link"])
         # Not yet an nn.Module attribute (Module.__init__ runs in super()); SplitViT registers it.
         self.__dict__["_link"] = link
@@ -81,9 +88,17 @@ class ClassificationTask(BaseTask):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
+    def view_averaged_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Log of the softmax averaged over ``test_views`` dihedral views (valid logits for CE and argmax)."""
+        views = self.hparams.get("test_views", 1)
+        if views == 1:
+            return self.model(images)
+        probs = torch.stack([self.model(dihedral_view(images, v)).softmax(dim=1) for v in range(views)])
+        return probs.mean(dim=0).log()
+
     def _step(self, batch: list[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
-        logits = self.model(images)
+        logits = self.view_averaged_logits(images) if stage == "test" else self.model(images)
         loss = self.criterion(logits, labels)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits, labels)
@@ -102,4 +117,4 @@ class ClassificationTask(BaseTask):
         self._step(batch, "test")
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self.model(batch[0]).argmax(dim=1)
+        return self.view_averaged_logits(batch[0]).argmax(dim=1)
