@@ -8,6 +8,7 @@ decay over the trainer's total steps.
 from __future__ import annotations
 
 import math
+import re
 
 import lightning as L
 import torch
@@ -33,15 +34,29 @@ class BaseTask(L.LightningModule):
         """Optional: build torchmetrics collections."""
 
     def parameter_groups(self) -> list[dict]:
-        """Trainable parameters, without weight decay on biases, norms and embeddings."""
-        decay, no_decay = [], []
+        """Trainable parameters, without weight decay on biases, norms and embeddings.
+
+        With a ``layer_decay`` hyper-parameter below 1 (layer-wise learning-rate decay, the usual
+        recipe for fine-tuning MAE encoders), block ``i`` of ``depth`` trains at
+        ``lr * layer_decay ** (depth - i)``, the patch embedding at ``layer_decay ** (depth + 1)``
+        and the head and final norm at the full rate: early, general layers move least.
+        """
+        layer_decay = float(self.hparams.get("layer_decay", 1.0))
+        depth = _depth(self)
+        groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
         for name, p in self.named_parameters():
             if not p.requires_grad:
                 continue
-            (no_decay if p.ndim <= 1 or "pos_embed" in name or "token" in name else decay).append(p)
+            no_decay = p.ndim <= 1 or "pos_embed" in name or "token" in name
+            layer = layer_id(name, depth) if layer_decay != 1.0 else depth + 1
+            groups.setdefault((layer, no_decay), []).append(p)
         return [
-            {"params": decay, "weight_decay": self.hparams.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {
+                "params": params,
+                "weight_decay": 0.0 if no_decay else self.hparams.weight_decay,
+                "lr": self.hparams.lr * layer_decay ** (depth + 1 - layer),
+            }
+            for (layer, no_decay), params in sorted(groups.items())
         ]
 
     def configure_optimizers(self) -> dict:
@@ -59,3 +74,22 @@ class BaseTask(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
         }
+
+
+_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
+
+
+def layer_id(name: str, depth: int) -> int:
+    """Depth of a ViT parameter for layer-wise decay: 0 = embeddings, ``i + 1`` = block ``i``, ``depth + 1`` = the rest."""
+    match = _BLOCK.search(name)
+    if match:
+        return int(match.group(1)) + 1
+    if any(key in name for key in ("patch_embed", "pos_embed", "cls_token", "reg_token")):
+        return 0
+    return depth + 1
+
+
+def _depth(module: torch.nn.Module) -> int:
+    """Number of transformer blocks among ``module``'s parameters (0 when it has none)."""
+    ids = [int(m.group(1)) for name, _ in module.named_parameters() if (m := _BLOCK.search(name))]
+    return max(ids) + 1 if ids else 0

@@ -36,6 +36,8 @@ class ClassificationTask(BaseTask):
         lr: peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_epochs: linear warm-up length.
+        layer_decay: layer-wise learning-rate decay (1 = off; 0.65-0.75 is the MAE recipe): block
+            ``i`` trains at ``lr * layer_decay ** (depth - i)``.
         test_views: dihedral views (1..8) whose softmax outputs are averaged at test and predict
             time (test-time augmentation; training already sees all 8). 1 = the image as given.
             Validation stays single-view so checkpoint selection does not depend on it.
@@ -58,8 +60,11 @@ class ClassificationTask(BaseTask):
         lr: float = 1e-3,
         weight_decay: float = 0.05,
         warmup_epochs: float = 1.0,
+        layer_decay: float = 1.0,
         test_views: int = 1,
     ) -> None:
+        if not 0.0 < layer_decay <= 1.0:
+            raise ValueError(f"layer_decay={layer_decay}; expected a factor in (0, 1] (1 = the same rate everywhere)")
         if not 1 <= test_views <= 8:
             raise ValueError(f"test_views={test_views}; expected 1..8 dihedral views (1 = no test-time augmentation)")
         self.save_hyperparameters(ignore=["link"])

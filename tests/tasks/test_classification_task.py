@@ -38,3 +38,28 @@ def test_one_test_view_is_the_plain_forward_and_bad_counts_are_refused() -> None
         assert torch.equal(task.view_averaged_logits(x), task.model(x))
     with pytest.raises(ValueError, match="test_views=9"):
         ClassificationTask(backbone="satvit_tiny", test_views=9)
+
+
+def _rates(task: ClassificationTask) -> dict[str, float]:
+    by_param = {id(p): g["lr"] for g in task.parameter_groups() for p in g["params"]}
+    return {name: by_param[id(p)] for name, p in task.named_parameters()}
+
+
+def test_layer_decay_scales_each_block_and_leaves_the_head_at_the_peak_rate() -> None:
+    task = ClassificationTask(backbone="satvit_tiny", finetune="full", lr=1e-3, layer_decay=0.5)
+    rates = _rates(task)  # satvit_tiny has 2 blocks
+    assert rates["model.vit.head.weight"] == 1e-3
+    assert rates["model.vit.blocks.1.mlp.fc1.weight"] == 1e-3 * 0.5
+    assert rates["model.vit.blocks.0.attn.qkv.bias"] == 1e-3 * 0.25
+    assert rates["model.vit.patch_embed.proj.weight"] == rates["model.vit.pos_embed"] == 1e-3 * 0.125
+    groups = task.parameter_groups()
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in task.parameters())
+    assert all(g["weight_decay"] == 0.0 for g in groups if any(p.ndim <= 1 for p in g["params"]))
+
+
+def test_without_layer_decay_every_parameter_trains_at_the_peak_rate() -> None:
+    task = ClassificationTask(backbone="satvit_tiny", finetune="lora", lr=2e-4)
+    assert {g["lr"] for g in task.parameter_groups()} == {2e-4}
+    with pytest.raises(ValueError, match="layer_decay=0"):
+        ClassificationTask(backbone="satvit_tiny", layer_decay=0)
+
