@@ -33,10 +33,11 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
-def test_args(row: str) -> list[str]:
-    """The ``satedge`` arguments that measure ``row``."""
-    config, ckpt, extra = ROWS[row]
-    return ["test", "--config", f"experiments/{config}.yaml", "--ckpt_path", f"checkpoints/{ckpt}", *extra]
+def test_args(row: str) -> tuple[Path, list[str]]:
+    """The checkpoint of ``row`` and the ``satedge`` arguments that measure it."""
+    config, name, extra = ROWS[row]
+    ckpt = Path("checkpoints") / name
+    return ckpt, ["test", "--config", f"experiments/{config}.yaml", "--ckpt_path", str(ckpt), *extra]
 
 
 def main() -> None:
@@ -46,8 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for row in args.rows:
-        argv = test_args(row)
-        ckpt = Path(argv[argv.index("--ckpt_path") + 1])
+        ckpt, argv = test_args(row)
         if not ckpt.exists():
             print(f"skip {row}: {ckpt} missing")
             continue

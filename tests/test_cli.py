@@ -41,6 +41,20 @@ def test_finetune_fast_dev_run(mode: str, fake_root: Path, tmp_path: Path) -> No
     assert main([*args, "--model.init_args.pretrained", "null", "--trainer.fast_dev_run", "1"]) == 0
 
 
+
+@pytest.mark.parametrize("stage", ["finetune_full_long", "finetune_full_ema"])
+def test_later_full_stages_overlay_the_base_config(stage: str, fake_root: Path, tmp_path: Path) -> None:
+    args = [
+        "fit", "--config", str(EXPERIMENTS / "finetune_full.yaml"), "--config", str(EXPERIMENTS / f"{stage}.yaml"),
+        *_overrides(fake_root, tmp_path), "--model.init_args.pretrained", "null", "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+    ]
+    assert main(args) == 0
+    last = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)
+    # EMAWeightAveraging saves the averaged weights as state_dict and keeps the raw ones beside them
+    assert ("current_model_state" in last) == (stage == "finetune_full_ema")
+
+
 def test_fit_checkpoint_resume_and_test(fake_root: Path, tmp_path: Path) -> None:
     base = [
         "--config", str(EXPERIMENTS / "finetune_full.yaml"), *_overrides(fake_root, tmp_path),

@@ -95,7 +95,7 @@ class ClassificationTask(BaseTask):
 
     def view_averaged_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Log of the softmax averaged over ``test_views`` dihedral views (valid logits for CE and argmax)."""
-        views = self.hparams.get("test_views", 1)
+        views = self.hparams.test_views
         if views == 1:
             return self.model(images)
         probs = torch.stack([self.model(dihedral_view(images, v)).softmax(dim=1) for v in range(views)])

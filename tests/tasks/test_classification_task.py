@@ -62,4 +62,3 @@ def test_without_layer_decay_every_parameter_trains_at_the_peak_rate() -> None:
     assert {g["lr"] for g in task.parameter_groups()} == {2e-4}
     with pytest.raises(ValueError, match="layer_decay=0"):
         ClassificationTask(backbone="satvit_tiny", layer_decay=0)
-
