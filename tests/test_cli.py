@@ -42,7 +42,7 @@ def test_finetune_fast_dev_run(mode: str, fake_root: Path, tmp_path: Path) -> No
 
 
 
-@pytest.mark.parametrize("stage", ["finetune_full_long", "finetune_full_ema"])
+@pytest.mark.parametrize("stage", ["finetune_full_long", "finetune_full_ema", "finetune_full_mix"])
 def test_later_full_stages_overlay_the_base_config(stage: str, fake_root: Path, tmp_path: Path) -> None:
     args = [
         "fit", "--config", str(EXPERIMENTS / "finetune_full.yaml"), "--config", str(EXPERIMENTS / f"{stage}.yaml"),
@@ -52,7 +52,7 @@ def test_later_full_stages_overlay_the_base_config(stage: str, fake_root: Path, 
     assert main(args) == 0
     last = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)
     # EMAWeightAveraging saves the averaged weights as state_dict and keeps the raw ones beside them
-    assert ("current_model_state" in last) == (stage == "finetune_full_ema")
+    assert ("current_model_state" in last) == (stage != "finetune_full_long")
 
 
 def test_fit_checkpoint_resume_and_test(fake_root: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+from torchvision.transforms import v2
 
 from encoders.base import LinkModule
 from research.data.features import dihedral_view
@@ -41,6 +42,11 @@ class ClassificationTask(BaseTask):
         test_views: dihedral views (1..8) whose softmax outputs are averaged at test and predict
             time (test-time augmentation; training already sees all 8). 1 = the image as given.
             Validation stays single-view so checkpoint selection does not depend on it.
+        mixup_alpha: MixUp Beta(alpha, alpha) on training batches (0 = off; 0.8 is the MAE/DeiT
+            fine-tuning recipe). With ``cutmix_alpha`` too, each batch gets one of the two.
+        cutmix_alpha: CutMix Beta(alpha, alpha) on training batches (0 = off; 1.0 in the recipe).
+            Training accuracy is then scored against each image's own label (its share of the
+            mix varies), so it reads lower than without mixing.
     """
 
     def __init__(
@@ -62,11 +68,17 @@ class ClassificationTask(BaseTask):
         warmup_epochs: float = 1.0,
         layer_decay: float = 1.0,
         test_views: int = 1,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         if not 0.0 < layer_decay <= 1.0:
             raise ValueError(f"layer_decay={layer_decay}; expected a factor in (0, 1] (1 = the same rate everywhere)")
         if not 1 <= test_views <= 8:
             raise ValueError(f"test_views={test_views}; expected 1..8 dihedral views (1 = no test-time augmentation)")
+        if mixup_alpha < 0 or cutmix_alpha < 0:
+            raise ValueError(
+                f"mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}; expected Beta parameters >= 0 (0 = off)"
+            )
         self.save_hyperparameters(ignore=["link"])
         # Not yet an nn.Module attribute (Module.__init__ runs in super()); SplitViT registers it.
         self.__dict__["_link"] = link
@@ -81,7 +93,11 @@ class ClassificationTask(BaseTask):
         self.model = configure_finetuning(model, hp.finetune, hp.lora_rank, hp.lora_alpha)
 
     def configure_losses(self) -> None:
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
+        hp = self.hparams
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
+        # Subclasses built by LightningCLI save only their own arguments: no mixing unless they have it.
+        mixup, cutmix = hp.get("mixup_alpha", 0.0), hp.get("cutmix_alpha", 0.0)
+        self.batch_mixer = batch_mixer(hp.num_classes, mixup, cutmix)
 
     def configure_metrics(self) -> None:
         n = self.hparams.num_classes
@@ -103,8 +119,11 @@ class ClassificationTask(BaseTask):
 
     def _step(self, batch: list[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
+        targets = labels
+        if stage == "train" and self.batch_mixer is not None:
+            images, targets = self.batch_mixer(images, labels)  # soft targets, one row per image
         logits = self.view_averaged_logits(images) if stage == "test" else self.model(images)
-        loss = self.criterion(logits, labels)
+        loss = self.criterion(logits, targets)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits, labels)
         on_step = stage == "train"
@@ -123,3 +142,19 @@ class ClassificationTask(BaseTask):
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.view_averaged_logits(batch[0]).argmax(dim=1)
+
+
+def batch_mixer(num_classes: int, mixup_alpha: float, cutmix_alpha: float) -> v2.Transform | None:
+    """MixUp and/or CutMix for a training batch (torchvision's; one of the two per batch), or ``None``.
+
+    Both regularise a fine-tuned ViT that has learnt its training set (the usual MAE fine-tuning
+    recipe); the transform returns the mixed images and the matching soft targets.
+    """
+    mixers: list[v2.Transform] = []
+    if mixup_alpha > 0:
+        mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+    if cutmix_alpha > 0:
+        mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)

@@ -62,3 +62,24 @@ def test_without_layer_decay_every_parameter_trains_at_the_peak_rate() -> None:
     assert {g["lr"] for g in task.parameter_groups()} == {2e-4}
     with pytest.raises(ValueError, match="layer_decay=0"):
         ClassificationTask(backbone="satvit_tiny", layer_decay=0)
+
+
+def test_mixup_and_cutmix_train_on_soft_targets_and_score_the_own_labels() -> None:
+    torch.manual_seed(0)
+    task = ClassificationTask(backbone="satvit_tiny", finetune="full", mixup_alpha=0.8, cutmix_alpha=1.0)
+    images, labels = torch.randn(6, 3, 64, 64), torch.arange(6)
+    mixed, targets = task.batch_mixer(images, labels)
+    assert targets.shape == (6, 10) and torch.allclose(targets.sum(dim=1), torch.ones(6))
+    assert not torch.equal(mixed, images)
+    assert (targets[torch.arange(6), labels] > 0).all()  # each image keeps a share of its own label
+    task.log = task.log_dict = lambda *args, **kwargs: None  # no trainer to log to
+    loss = task.training_step([images, labels], 0)
+    loss.backward()
+    assert torch.isfinite(loss) and task.model.vit.head.weight.grad is not None
+    assert task.train_metrics["acc"].update_count == 1  # scored against the hard labels
+
+
+def test_batch_mixing_is_off_by_default_and_negative_alphas_are_refused() -> None:
+    assert ClassificationTask(backbone="satvit_tiny").batch_mixer is None
+    with pytest.raises(ValueError, match="mixup_alpha=-0.1"):
+        ClassificationTask(backbone="satvit_tiny", mixup_alpha=-0.1)
