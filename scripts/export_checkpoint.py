@@ -2,10 +2,12 @@
 
     python scripts/export_checkpoint.py mae  outputs/pretrain_mae/.../last.ckpt checkpoints/satvit_small_mae.pt
     python scripts/export_checkpoint.py task outputs/finetune_full/.../full-epoch=09.ckpt checkpoints/satvit_small_full.ckpt
+    python scripts/export_checkpoint.py task a.ckpt b.ckpt checkpoints/soup.ckpt   # weight average of a and b
 
 ``mae`` writes the encoder's state dict (what ``ClassificationTask(pretrained=...)`` loads);
 ``task`` writes a Lightning checkpoint without optimizer or loop state, which
-``satedge test --ckpt_path`` restores (weights, hyper-parameters, data normalisation).
+``satedge test --ckpt_path`` restores (weights, hyper-parameters, data normalisation). Several
+``task`` sources are averaged weight by weight first (a model soup of runs from one start).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from pathlib import Path
 
 import torch
 
-from research.models.weights import mae_encoder_weights, slim_task_checkpoint
+from research.models.weights import (
+    average_task_checkpoints,
+    mae_encoder_weights,
+    slim_task_checkpoint,
+)
 
 
 def sha256(path: Path) -> str:
@@ -27,11 +33,14 @@ def sha256(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["mae", "task"])
-    parser.add_argument("source", type=Path)
+    parser.add_argument("source", type=Path, nargs="+", help="one checkpoint, or several task ones to average")
     parser.add_argument("target", type=Path)
     parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
     args = parser.parse_args()
-    ckpt = torch.load(args.source, map_location="cpu", weights_only=False)
+    if args.kind == "mae" and len(args.source) > 1:
+        parser.error("mae: expected one source checkpoint")
+    ckpts = [torch.load(source, map_location="cpu", weights_only=False) for source in args.source]
+    ckpt = ckpts[0] if len(ckpts) == 1 else average_task_checkpoints(ckpts)
     slim = mae_encoder_weights(ckpt) if args.kind == "mae" else slim_task_checkpoint(ckpt)
     args.target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, args.target)

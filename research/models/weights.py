@@ -102,6 +102,25 @@ def slim_task_checkpoint(checkpoint: dict, keep_float32: tuple[str, ...] = ()) -
     return slim
 
 
+def average_task_checkpoints(checkpoints: list[dict]) -> dict:
+    """The uniform weight average of task checkpoints of one architecture (a "model soup").
+
+    Fine-tuning runs that start from the same weights stay in one loss basin, so the mean of their
+    weights usually scores at least as well as the best of them at no inference cost (Wortsman et
+    al., 2022). Everything but the weights comes from the first checkpoint.
+    """
+    from research.fed.aggregate import weighted_average
+
+    if not checkpoints:
+        raise ValueError("no checkpoints to average; expected at least one")
+    states = [{k: v.float() for k, v in c["state_dict"].items()} for c in checkpoints]
+    for i, state in enumerate(states[1:], start=1):
+        if state.keys() != states[0].keys() or any(v.shape != states[0][k].shape for k, v in state.items()):
+            differing = sorted(state.keys() ^ states[0].keys()) or "tensor shapes"
+            raise ValueError(f"checkpoint {i} does not match checkpoint 0 ({differing}); expected one architecture")
+    return {**checkpoints[0], "state_dict": weighted_average(states, [1.0] * len(states))}
+
+
 def mae_encoder_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The fp16 encoder state dict of an ``MAEPretrainTask`` checkpoint (the foundation model)."""
     prefix = "model.encoder."

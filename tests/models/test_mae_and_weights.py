@@ -65,3 +65,18 @@ def test_weights_of_another_architecture_are_rejected(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="junk.pt"):
         load_backbone_weights(build_backbone("satvit_tiny"), tmp_path / "junk.pt")
+
+
+def test_average_of_task_checkpoints_is_the_mean_of_their_weights() -> None:
+    from research.models.weights import average_task_checkpoints
+
+    torch.manual_seed(0)
+    a, b = (ClassificationTask(backbone="satvit_tiny") for _ in range(2))
+    ckpts = [{"state_dict": t.state_dict(), "epoch": e} for e, t in enumerate((a, b))]
+    soup = average_task_checkpoints(ckpts)
+    key = "model.vit.blocks.0.attn.qkv.weight"
+    assert torch.allclose(soup["state_dict"][key], (a.state_dict()[key] + b.state_dict()[key]) / 2)
+    assert soup["epoch"] == 0 and not torch.equal(soup["state_dict"][key], a.state_dict()[key])
+    other = ClassificationTask(backbone="satvit_tiny", num_classes=5)
+    with pytest.raises(ValueError, match="checkpoint 1 does not match"):
+        average_task_checkpoints([ckpts[0], {"state_dict": other.state_dict()}])
