@@ -30,8 +30,6 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     "full_long_tta8": ("finetune_full", "satvit_small_full_long.ckpt", TTA8),
     "full_ema": ("finetune_full", "satvit_small_full_ema.ckpt", []),
     "full_ema_tta8": ("finetune_full", "satvit_small_full_ema.ckpt", TTA8),
-    "full_mix": ("finetune_full", "satvit_small_full_mix.ckpt", []),
-    "full_mix_tta8": ("finetune_full", "satvit_small_full_mix.ckpt", TTA8),
 }
 
 

@@ -35,6 +35,14 @@ def test_pretrain_fast_dev_run(fake_root: Path, tmp_path: Path) -> None:
     assert main([*args, "--trainer.fast_dev_run", "1"]) == 0
 
 
+def test_long_pretraining_overlays_the_base_config(fake_root: Path, tmp_path: Path) -> None:
+    args = [
+        "fit", "--config", str(EXPERIMENTS / "pretrain_mae.yaml"), "--config", str(EXPERIMENTS / "pretrain_mae_long.yaml"),
+        *_overrides(fake_root, tmp_path), "--trainer.fast_dev_run", "1",
+    ]
+    assert main(args) == 0
+
+
 @pytest.mark.parametrize("mode", ["head", "lora", "full"])
 def test_finetune_fast_dev_run(mode: str, fake_root: Path, tmp_path: Path) -> None:
     args = ["fit", "--config", str(EXPERIMENTS / f"finetune_{mode}.yaml"), *_overrides(fake_root, tmp_path)]
