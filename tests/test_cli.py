@@ -50,7 +50,7 @@ def test_finetune_fast_dev_run(mode: str, fake_root: Path, tmp_path: Path) -> No
 
 
 
-@pytest.mark.parametrize("stage", ["finetune_full_long", "finetune_full_ema", "finetune_full_mix"])
+@pytest.mark.parametrize("stage", ["finetune_full_long", "finetune_full_ema", "finetune_full_mix", "finetune_full_mae_long"])
 def test_later_full_stages_overlay_the_base_config(stage: str, fake_root: Path, tmp_path: Path) -> None:
     args = [
         "fit", "--config", str(EXPERIMENTS / "finetune_full.yaml"), "--config", str(EXPERIMENTS / f"{stage}.yaml"),
