@@ -109,7 +109,7 @@ def average_task_checkpoints(checkpoints: list[dict]) -> dict:
     weights usually scores at least as well as the best of them at no inference cost (Wortsman et
     al., 2022). Everything but the weights comes from the first checkpoint.
     """
-    from research.fed.aggregate import weighted_average
+    from research.fed.aggregate import weighted_average  # here: research.fed imports this module
 
     if not checkpoints:
         raise ValueError("no checkpoints to average; expected at least one")
