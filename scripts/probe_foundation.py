@@ -5,15 +5,20 @@
 
 Each weights file (an MAE state dict or Lightning checkpoint, anything ``load_backbone_weights``
 reads) is loaded into the backbone; its average-pooled features of the training images are the
-references and those of ``--split`` the queries. Prints and writes one JSON row per file.
+references and those of ``--split`` the queries. Prints one JSON row per file and writes them,
+with the command, to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import sys
 import time
 from pathlib import Path
+
+import torch
 
 from research.data import EuroSATDataModule
 from research.data.features import extract_features
@@ -53,7 +58,12 @@ def main() -> None:
         })
         print(json.dumps(rows[-1]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU",
+        "rows": rows,
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

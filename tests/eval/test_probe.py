@@ -44,6 +44,6 @@ def test_probe_script_scores_a_foundation_on_the_embedded_images(tmp_path) -> No
     args = [sys.executable, str(REPO_ROOT / "scripts" / "probe_foundation.py"), "--quick", "--backbone",
             "satvit_tiny", str(tmp_path / "tiny.pt"), "--out", str(tmp_path / "knn.json")]
     subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
-    (row,) = json.loads((tmp_path / "knn.json").read_text())
+    (row,) = json.loads((tmp_path / "knn.json").read_text())["rows"]
     assert row["reference_images"] == 700 and row["query_images"] == 100
     assert row["knn_acc"] > 0.2, row  # even random features carry colour: well above chance (0.1)
