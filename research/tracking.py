@@ -9,10 +9,18 @@ for); ``WANDB_MODE=disabled`` (the tests) turns it off.
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["log_run"]
+__all__ = ["log_run", "machine_description"]
+
+
+def machine_description() -> str:
+    """The CPU and thread count a result was measured with, recorded beside the numbers."""
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU"
 
 
 def _scalars(summary: Mapping) -> dict:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
-import torch
-
 from research.cli import run_lightning
 from research.models.finetune import trainable_parameters
+from research.tracking import machine_description
 
 TTA8 = ["--model.init_args.test_views", "8"]
 # row name -> (experiment config, committed checkpoint, extra CLI arguments)
@@ -65,7 +63,7 @@ def main() -> None:
             "args": argv,
             "command": "satedge " + " ".join(argv),
             "test_wall_s": round(time.perf_counter() - start, 1),
-            "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU",
+            "hardware": machine_description(),
         }
         print(row, results[row])
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 from research.data import EuroSATDataModule
 from research.data.features import extract_features
 from research.eval.probe import knn_accuracy
 from research.models import build_backbone, load_backbone_weights
+from research.tracking import machine_description
 
 
 def main() -> None:
@@ -60,7 +58,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "command": "python " + " ".join(sys.argv),
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU",
+        "hardware": machine_description(),
         "rows": rows,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
