@@ -30,8 +30,9 @@ def normalize(images: torch.Tensor, mean: list[float], std: list[float]) -> torc
 def random_dihedral(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply an independent random flip and 90-degree rotation to each image of a batch."""
     n = images.shape[0]
-    flip = torch.rand(n, generator=generator) < 0.5
-    turns = torch.randint(0, 4, (n,), generator=generator)
+    # Drawn on the CPU (one stream whatever the device), then moved beside the images for masking.
+    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    turns = torch.randint(0, 4, (n,), generator=generator).to(images.device)
     out = images.clone()
     if flip.any():
         out[flip] = out[flip].flip(-1)
