@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from research.eval.curves import best_epoch, epoch_metrics  # noqa: E402
+from research.eval.figures import save_figure  # noqa: E402
 
 
 def parse_run(text: str) -> tuple[str, Path]:
@@ -49,10 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     ax.set_title(args.title)
     ax.grid(alpha=0.3)
     ax.legend()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for suffix in ("png", "pdf"):
-        fig.savefig(args.out / f"curves.{suffix}", dpi=150 if suffix == "png" else None, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, args.out, "curves")
     command = "python scripts/fig_finetune_curves.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     record = {"command": command, "note": args.note, "runs": runs}
     (args.out / "curves.json").write_text(json.dumps(record, indent=2) + "\n")

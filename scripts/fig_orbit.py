@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
+from research.eval.figures import save_figure  # noqa: E402
 from research.orbit import (  # noqa: E402
     TimeGrid,
     build_contact_plan,
@@ -30,14 +31,6 @@ from research.orbit import (  # noqa: E402
 )
 
 QUICK_SITES = ["Kiruna", "Matera", "Maspalomas", "Hartebeesthoek", "Santiago", "SouthPoint"]
-
-
-def _save(fig, out: Path, name: str) -> list[Path]:
-    paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def _world_axes(ax) -> None:
@@ -81,7 +74,7 @@ def ground_tracks(plan, constellation, stations, out: Path, max_tracks: int) -> 
                     textcoords="offset points")
     ax.set_title(f"Ground tracks, {grid.duration_s / 3600:g} h from {grid.to_dict()['epoch']}")
     ax.legend(fontsize=6, loc="lower left", ncol=3)
-    return _save(fig, out, "orbit_ground_tracks")
+    return save_figure(fig, out, "orbit_ground_tracks")
 
 
 def contact_gantt(plan, out: Path) -> list[Path]:
@@ -111,7 +104,7 @@ def contact_gantt(plan, out: Path) -> list[Path]:
     ax.set_xlim(0, plan.horizon_s / 3600)
     ax.set_title("Satellite contacts per ground station (colour: orbital plane; darker: several)")
     ax.grid(True, axis="x", lw=0.4, alpha=0.5)
-    return _save(fig, out, "orbit_contact_gantt")
+    return save_figure(fig, out, "orbit_contact_gantt")
 
 
 def isl_snapshot(plan, constellation, stations, out: Path, t: float) -> list[Path]:
@@ -145,7 +138,7 @@ def isl_snapshot(plan, constellation, stations, out: Path, t: float) -> list[Pat
     ax.plot([], [], c="tab:red", label="ground link")
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title(f"Links at t = {t:g} s ({len(edges)} links)")
-    return _save(fig, out, "orbit_isl_snapshot")
+    return save_figure(fig, out, "orbit_isl_snapshot")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,8 @@ from research.tasks.codec import CodecTask
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from research.eval.figures import save_figure  # noqa: E402
+
 TOKEN_BASELINES = ("identity", "float16", "int8", "int4")
 QUALITIES = (10, 30, 50, 75, 90)
 
@@ -239,11 +241,7 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     ax.set_title(title)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=6, ncol=2, loc="lower right")
-    paths = [out / "rate_accuracy.png", out / "rate_accuracy.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out, "rate_accuracy")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

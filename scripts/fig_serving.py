@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from research.eval.figures import save_figure
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -63,11 +65,7 @@ def _plot(summary: dict, outcomes_csv: Path, out: Path) -> Path:
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelsize=7, rotation=20)
     fig.tight_layout()
-    png = out / "serving.png"
-    fig.savefig(png, dpi=150)
-    fig.savefig(out / "serving.pdf")
-    plt.close(fig)
-    return png
+    return save_figure(fig, out, "serving")[0]
 
 
 def _caption(summary: dict, out: Path) -> None:

@@ -36,6 +36,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from research.data import EuroSATDataModule  # noqa: E402
 from research.data.features import FeatureDataModule, weights_key  # noqa: E402
+from research.eval.figures import save_figure  # noqa: E402
 from research.paths import REPO_ROOT  # noqa: E402
 from research.tasks.spiking import SpikingTask  # noqa: E402
 from snn import get_encoding  # noqa: E402
@@ -303,11 +304,7 @@ def draw(records: list[dict], out: Path) -> list[Path]:
     ax.set_ylabel("firing rate (spikes/neuron/step)")
     ax.set_title("measured firing rate per layer (test images)", fontsize=9)
     ax.legend(fontsize=7, ncol=4)
-    paths = [out / "snn_energy.png", out / "snn_energy.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out, "snn_energy")
 
 
 def main(argv: list[str] | None = None) -> int:

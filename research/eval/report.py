@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from research.eval.figures import save_figure  # noqa: E402
+
 __all__ = ["plot_summary", "print_summary"]
 
 
@@ -68,10 +70,4 @@ def plot_summary(summary: list[dict], out: str | Path, title: str) -> list[Path]
     axes[0].invert_yaxis()
     fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "ledger.png", out / "ledger.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150 if path.suffix == ".png" else None, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out, "ledger")

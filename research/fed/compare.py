@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from research.compute import compute_profile
+from research.eval.figures import save_figure
 from research.fed.cli import summarize
 from research.fed.config import FedConfig
 from research.fed.ledger import LINK_TYPES, write_ledger
@@ -66,11 +67,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths = [out / "fed_time.png", out / "fed_time.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out, "fed_time")
 
 
 def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: str) -> str:

@@ -1,0 +1,19 @@
+"""One way to write a figure: PNG for reading, PDF for papers, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+
+def save_figure(fig: Figure, out: str | Path, name: str) -> list[Path]:
+    """Write ``<out>/<name>.png`` (150 dpi) and ``<out>/<name>.pdf``, close ``fig``, return both paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
