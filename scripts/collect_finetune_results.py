@@ -28,6 +28,8 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     "full_long_tta8": ("finetune_full", "satvit_small_full_long.ckpt", TTA8),
     "full_ema": ("finetune_full", "satvit_small_full_ema.ckpt", []),
     "full_ema_tta8": ("finetune_full", "satvit_small_full_ema.ckpt", TTA8),
+    "full_mae_long": ("finetune_full", "satvit_small_full_mae_long.ckpt", []),
+    "full_mae_long_tta8": ("finetune_full", "satvit_small_full_mae_long.ckpt", TTA8),
 }
 
 

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", type=parse_run, action="append", required=True, help="NAME=metrics.csv")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="Full fine-tuning: validation accuracy by epoch")
+    parser.add_argument("--ymin", type=float, default=None, help="lower end of the accuracy axis (%%), to zoom in")
     parser.add_argument("--note", default="", help="how the runs were made (kept in the JSON)")
     args = parser.parse_args(argv)
     runs = {}
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(args.title)
+    if args.ymin is not None:
+        ax.set_ylim(bottom=args.ymin)
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, args.out, "curves")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from research.cli import main
+from research.cli import main, model_flags, run_lightning
 from research.models.weights import slim_task_checkpoint
 from research.paths import REPO_ROOT
 
@@ -77,6 +77,10 @@ def test_fit_checkpoint_resume_and_test(fake_root: Path, tmp_path: Path) -> None
     resumed = torch.load(newest, weights_only=False)
     assert resumed["epoch"] == 1 and resumed["global_step"] == 4
     assert main(["test", *base, "--ckpt_path", str(last)]) == 0
+    # The checkpoint's hyper-parameters rebuild the model, but options given on the command line win.
+    assert run_lightning(["test", *base, "--ckpt_path", str(last)]).model.hparams.test_views == 1
+    tta = run_lightning(["test", *base, "--ckpt_path", str(last), "--model.init_args.test_views=8"])
+    assert tta.model.hparams.test_views == 8 and tta.model.hparams.backbone == "satvit_tiny"
     # The slim fp16 checkpoint we commit restores for testing as well.
     slim = tmp_path / "slim.ckpt"
     torch.save(slim_task_checkpoint(torch.load(last, weights_only=False)), slim)
@@ -89,3 +93,9 @@ def test_config_typo_names_the_key(fake_root: Path, tmp_path: Path, capsys: pyte
         main([*args, "--model.init_args.split_indx", "1"])
     assert exit_info.value.code != 0
     assert "split_indx" in capsys.readouterr().err
+
+
+def test_model_flags_keep_each_value() -> None:
+    argv = ["test", "--config", "a.yaml", "--model.init_args.test_views", "8", "--trainer.max_epochs", "1",
+            "--model.init_args.lr=0.1", "--ckpt_path", "x.ckpt"]
+    assert model_flags(argv) == ["--model.init_args.test_views", "8", "--model.init_args.lr=0.1"]

@@ -29,13 +29,14 @@ def test_manifest_hashes_match_files() -> None:
         assert path.stat().st_size <= 10 * 2**20, f"{name} exceeds 10 MB"
 
 
-def test_mae_foundation_loads_into_the_default_backbone() -> None:
+@pytest.mark.parametrize("name", ["satvit_small_mae.pt", "satvit_small_mae_long.pt"])
+def test_mae_foundation_loads_into_the_default_backbone(name: str) -> None:
     vit = build_backbone("satvit_small")
-    missing = load_backbone_weights(vit, checkpoints_dir() / "satvit_small_mae.pt")
+    missing = load_backbone_weights(vit, checkpoints_dir() / name)
     assert set(missing) == {"head.weight", "head.bias"}  # a new task head
 
 
-@pytest.mark.parametrize("mode", ["head", "lora", "full", "full_long", "full_ema"])
+@pytest.mark.parametrize("mode", ["head", "lora", "full", "full_long", "full_ema", "full_mae_long"])
 def test_finetuned_checkpoint_on_embedded_images(mode: str) -> None:
     """The embedded images come from the full test split: an unseen check of each checkpoint."""
     path = checkpoints_dir() / f"satvit_small_{mode}.ckpt"
