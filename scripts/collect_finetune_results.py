@@ -28,6 +28,8 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     "full_long_tta8": ("finetune_full", "satvit_small_full_long.ckpt", TTA8),
     "full_ema": ("finetune_full", "satvit_small_full_ema.ckpt", []),
     "full_ema_tta8": ("finetune_full", "satvit_small_full_ema.ckpt", TTA8),
+    "head_mae_long": ("finetune_head", "satvit_small_head_mae_long.ckpt", []),
+    "lora_mae_long": ("finetune_lora", "satvit_small_lora_mae_long.ckpt", []),
     "full_mae_long": ("finetune_full", "satvit_small_full_mae_long.ckpt", []),
     "full_mae_long_tta8": ("finetune_full", "satvit_small_full_mae_long.ckpt", TTA8),
 }

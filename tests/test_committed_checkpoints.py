@@ -36,7 +36,7 @@ def test_mae_foundation_loads_into_the_default_backbone(name: str) -> None:
     assert set(missing) == {"head.weight", "head.bias"}  # a new task head
 
 
-@pytest.mark.parametrize("mode", ["head", "lora", "full", "full_long", "full_ema", "full_mae_long"])
+@pytest.mark.parametrize("mode", ["head", "lora", "full", "full_long", "full_ema", "full_mae_long", "head_mae_long", "lora_mae_long"])
 def test_finetuned_checkpoint_on_embedded_images(mode: str) -> None:
     """The embedded images come from the full test split: an unseen check of each checkpoint."""
     path = checkpoints_dir() / f"satvit_small_{mode}.ckpt"
