@@ -3,6 +3,8 @@
     python scripts/export_checkpoint.py mae  outputs/pretrain_mae/.../last.ckpt checkpoints/satvit_small_mae.pt
     python scripts/export_checkpoint.py task outputs/finetune_full/.../full-epoch=09.ckpt checkpoints/satvit_small_full.ckpt
     python scripts/export_checkpoint.py task a.ckpt b.ckpt checkpoints/soup.ckpt   # weight average of a and b
+    python scripts/export_checkpoint.py task gpu.ckpt out.ckpt --set pretrained=checkpoints/x.pt \
+        --set-data root=../shared/data/eurosat_rgb   # paths of the training machine -> this repo's
 
 ``mae`` writes the encoder's state dict (what ``ClassificationTask(pretrained=...)`` loads);
 ``task`` writes a Lightning checkpoint without optimizer or loop state, which
@@ -18,10 +20,12 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
 from research.models.weights import (
     average_task_checkpoints,
     mae_encoder_weights,
+    set_saved_hyperparameters,
     slim_task_checkpoint,
 )
 
@@ -30,18 +34,39 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with the value read as YAML (``null``, numbers, strings)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["mae", "task"])
     parser.add_argument("source", type=Path, nargs="+", help="one checkpoint, or several task ones to average")
     parser.add_argument("target", type=Path)
     parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
+    parser.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="task: overwrite a saved model hyper-parameter (e.g. pretrained=...)")
+    parser.add_argument("--set-data", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="task: overwrite a saved datamodule hyper-parameter (e.g. root=...)")
     args = parser.parse_args()
     if args.kind == "mae" and len(args.source) > 1:
         parser.error("mae: expected one source checkpoint")
     ckpts = [torch.load(source, map_location="cpu", weights_only=False) for source in args.source]
     ckpt = ckpts[0] if len(ckpts) == 1 else average_task_checkpoints(ckpts)
+    if args.kind == "mae" and (args.set or args.set_data):
+        parser.error("--set/--set-data apply to task checkpoints only")
     slim = mae_encoder_weights(ckpt) if args.kind == "mae" else slim_task_checkpoint(ckpt)
+    try:
+        if args.set:
+            set_saved_hyperparameters(slim, "hyper_parameters", dict(args.set))
+        if args.set_data:
+            set_saved_hyperparameters(slim, "datamodule_hyper_parameters", dict(args.set_data))
+    except KeyError as error:
+        parser.error(str(error.args[0]))
     args.target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, args.target)
     digest = sha256(args.target)

@@ -102,6 +102,24 @@ def slim_task_checkpoint(checkpoint: dict, keep_float32: tuple[str, ...] = ()) -
     return slim
 
 
+def set_saved_hyperparameters(checkpoint: dict, section: str, values: dict[str, object]) -> dict:
+    """Overwrite keys of a checkpoint's saved hyper-parameters (``section``: ``hyper_parameters``
+    or ``datamodule_hyper_parameters``), e.g. paths that only existed on the machine that trained it.
+
+    ``satedge test --ckpt_path`` rebuilds the model and data from these, so a data folder or
+    foundation path from a GPU machine must be made this repo's before the checkpoint is shared.
+    Unknown keys are refused: a typo would otherwise add a key nobody reads.
+    """
+    saved = checkpoint.get(section)
+    if not isinstance(saved, dict):
+        raise KeyError(f"checkpoint has no {section!r}; expected a Lightning checkpoint saved with save_hyperparameters()")
+    unknown = sorted(set(values) - set(saved))
+    if unknown:
+        raise KeyError(f"{section} has no {unknown}; it has {sorted(k for k in saved if not k.startswith('_'))}")
+    checkpoint[section] = {**saved, **values}
+    return checkpoint
+
+
 def average_task_checkpoints(checkpoints: list[dict]) -> dict:
     """The uniform weight average of task checkpoints of one architecture (a "model soup").
 
