@@ -55,10 +55,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.kind == "mae" and len(args.source) > 1:
         parser.error("mae: expected one source checkpoint")
-    ckpts = [torch.load(source, map_location="cpu", weights_only=False) for source in args.source]
-    ckpt = ckpts[0] if len(ckpts) == 1 else average_task_checkpoints(ckpts)
     if args.kind == "mae" and (args.set or args.set_data):
         parser.error("--set/--set-data apply to task checkpoints only")
+    missing = [str(source) for source in args.source if not source.is_file()]
+    if missing:
+        parser.error(f"no such checkpoint: {', '.join(missing)}")
+    ckpts = [torch.load(source, map_location="cpu", weights_only=False) for source in args.source]
+    ckpt = ckpts[0] if len(ckpts) == 1 else average_task_checkpoints(ckpts)
     slim = mae_encoder_weights(ckpt) if args.kind == "mae" else slim_task_checkpoint(ckpt)
     try:
         if args.set:
