@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from research.paths import REPO_ROOT
+from research.paths import DEFAULT_CLASSIFIER, REPO_ROOT
 
-DEFAULT_CHECKPOINT = "checkpoints/satvit_small_full.ckpt"
 ORBIT = "experiments/orbit/demo_6x11.yaml"
 SCENARIO = "experiments/eval/demo.yaml"
 # Trained on the full training split by scripts/fig_rate_accuracy.py (split 5, lambda 3e-4).
@@ -67,7 +66,7 @@ def train_codec(out: Path, epochs: int, lmbda: float) -> Path:
         return path
     torch.manual_seed(0)
     dm = EuroSATDataModule(root=None, batch_size=64)
-    task = CodecTask(backbone="satvit_small", pretrained=str(REPO_ROOT / DEFAULT_CHECKPOINT),
+    task = CodecTask(backbone="satvit_small", pretrained=str(REPO_ROOT / DEFAULT_CLASSIFIER),
                      split_index=0, head_placement="ground", finetune="frozen",
                      codec="factorized", latent_dim=8, lmbda=lmbda, lr=1e-2, aux_lr=1e-2)
     trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,

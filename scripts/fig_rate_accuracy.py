@@ -35,10 +35,11 @@ import torch
 from PIL import Image
 
 from research.data import EuroSATDataModule
-from research.data.features import FeatureDataModule, weights_key
+from research.data.features import FeatureDataModule, default_device, weights_key
 from research.data.transforms import normalize
 from research.models.presets import build_backbone, get_preset
 from research.models.weights import export_task_checkpoint, load_backbone_weights
+from research.paths import DEFAULT_CLASSIFIER
 from research.tasks.classification import ClassificationTask
 from research.tasks.codec import CodecTask
 
@@ -128,11 +129,12 @@ def _done_rows(path: Path) -> dict[tuple, dict]:
 
 def cut_tokens(args: argparse.Namespace, weights: str, dm: EuroSATDataModule, split: int) -> FeatureDataModule:
     """Tokens at cut ``split`` of the frozen model for every image split, cached on disk (fp16)."""
+    device = default_device()
     model = CodecTask(codec="identity", split_index=split, backbone=args.backbone,
-                      pretrained=weights).model.eval()
+                      pretrained=weights).model.eval().to(device)
     key = weights_key(weights, f"split{split}-tokens")
     return FeatureDataModule(dm, model.satellite_part, key, train_views=args.views,
-                             batch_size=args.batch_size, dtype=torch.float16)
+                             batch_size=args.batch_size, dtype=torch.float16, device=device)
 
 
 def codec_setting(merge: int, lmbda: float, args: argparse.Namespace) -> str:
@@ -265,6 +267,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="> 0: also match the uncompressed split model's predictions (KL)")
     parser.add_argument("--views", type=int, default=1,
                         help="dihedral views of each training image in the token cache (1..8)")
+    parser.add_argument("--skip-images", action="store_true",
+                        help="measure no image baselines (another run into the same --out does)")
     parser.add_argument("--finetune", default="frozen", choices=["frozen", "head", "lora", "full"])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--ref-epochs", type=int, default=4, help="quick mode's reference model")
@@ -276,7 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "merge_tokens": [1, 8], "epochs": 2, "latent_dim": 8, "lr": 1e-2,
                     "batch_size": 32}
     else:
-        defaults = {"backbone": "satvit_small", "pretrained": "checkpoints/satvit_small_full.ckpt",
+        defaults = {"backbone": "satvit_small", "pretrained": DEFAULT_CLASSIFIER,
                     "root": "../shared/data/eurosat_rgb",
                     "split_file": "research/data/splits/eurosat_rgb_seed0.json",
                     "lambdas": [3e-4, 3e-3, 3e-2], "merge_tokens": [1, 8], "epochs": 10,
@@ -299,13 +303,13 @@ def main(argv: list[str] | None = None) -> dict:
     weights = reference_weights(args, dm, args.out)
     vit = build_backbone(args.backbone)
     load_backbone_weights(vit, weights)
-    vit.eval()
+    vit.eval().to(default_device())
     images, labels = dm.subset("test").tensors
     reference_acc = (classify(vit, images, dm) == labels).float().mean().item()
     print(f"uncompressed {args.backbone}: acc {100 * reference_acc:.2f}% on {len(labels)} test images")
     journal = args.out / "rows.jsonl"
     image_rows = [r for r in _done_rows(journal).values() if r["family"] == "image"]
-    if not image_rows:  # the same test images every run: measured once per --out
+    if not image_rows and not args.skip_images:  # the same test images: once per --out
         image_rows = image_baselines(vit, images, labels, dm)
         with journal.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in image_rows)

@@ -35,15 +35,15 @@ import torch  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from research.data import EuroSATDataModule  # noqa: E402
-from research.data.features import FeatureDataModule, weights_key  # noqa: E402
+from research.data.features import FeatureDataModule, default_device, weights_key  # noqa: E402
 from research.eval.figures import save_figure  # noqa: E402
-from research.paths import REPO_ROOT  # noqa: E402
+from research.paths import DEFAULT_CLASSIFIER, DEFAULT_FOUNDATION, REPO_ROOT  # noqa: E402
 from research.tasks.spiking import SpikingTask  # noqa: E402
 from snn import get_encoding  # noqa: E402
 
 CLAIM = "SNN head within 1 point of the ANN head with >= 5x less head energy"
-FULL_CKPT = REPO_ROOT / "checkpoints" / "satvit_small_full.ckpt"
-MAE_CKPT = REPO_ROOT / "checkpoints" / "satvit_small_mae.pt"
+FULL_CKPT = REPO_ROOT / DEFAULT_CLASSIFIER
+MAE_CKPT = REPO_ROOT / DEFAULT_FOUNDATION
 SPLIT = str(REPO_ROOT / "research" / "data" / "splits" / "eurosat_rgb_seed0.json")
 
 
@@ -192,11 +192,12 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[dict]:
 
 def pooled_features(images: EuroSATDataModule, common: dict, args: argparse.Namespace) -> FeatureDataModule:
     """The frozen backbone's pooled features of every split, computed once (cached on disk)."""
-    model = SpikingTask(head="linear", **common).model.eval()
+    device = default_device()
+    model = SpikingTask(head="linear", **common).model.eval().to(device)
     weights = args.pretrained or "random-init"
     key = weights_key(weights, "pooled") if Path(weights).is_file() else f"{args.backbone}-random-pooled"
     return FeatureDataModule(images, lambda x: model.ground_part(model.satellite_part(x)), key,
-                             batch_size=args.feature_batch_size)
+                             batch_size=args.feature_batch_size, device=device)
 
 
 def claim_check(records: list[dict]) -> list[dict]:

@@ -11,6 +11,7 @@ of the training images (flips and 90-degree rotations, the augmentations of
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def weights_key(weights: str | Path, what: str) -> str:
     return f"{path.stem}-{digest}-{what}"
 
 
+def default_device() -> torch.device:
+    """CUDA when there is a GPU, else the CPU: where a frozen prefix encodes a whole data set."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @torch.no_grad()
 def extract_features(
     fn: Callable[[torch.Tensor], torch.Tensor],
@@ -51,15 +57,19 @@ def extract_features(
     batch_size: int = 256,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
+    device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``fn`` on one dihedral ``view`` of a split's normalised images: ``(features, labels)``."""
+    """``fn`` on one dihedral ``view`` of a split's normalised images: ``(features, labels)``.
+
+    Batches go to ``device`` (where ``fn``'s modules must be); features come back on the CPU.
+    """
     raw, labels = images.subset(split).tensors
     chunks = []
     starts = range(0, len(raw), batch_size)
     for start in tqdm(starts, desc=f"{split} view {view}", disable=not progress, leave=False):
         batch = [dihedral_view(raw[start : start + batch_size], view), labels[start : start + batch_size]]
         x, _ = images.prepare_batch(batch, train=False)
-        chunks.append(fn(x).to(dtype))
+        chunks.append(fn(x.to(device)).to(dtype).cpu())
     return torch.cat(chunks), labels
 
 
@@ -79,6 +89,8 @@ class FeatureDataModule(L.LightningDataModule):
             as ``float32``).
         cache_dir: Where the cache lives (default ``$SATEDGE_CACHE/features``); ``None`` there too.
         progress: Show a bar while encoding.
+        device: Where ``fn`` runs while encoding (its modules must be there already); e.g.
+            :func:`default_device`. The cache does not depend on it.
     """
 
     def __init__(
@@ -91,6 +103,7 @@ class FeatureDataModule(L.LightningDataModule):
         dtype: torch.dtype = torch.float32,
         cache_dir: str | Path | None = None,
         progress: bool = True,
+        device: torch.device | str = "cpu",
     ) -> None:
         super().__init__()
         if not 1 <= train_views <= 8:
@@ -99,7 +112,7 @@ class FeatureDataModule(L.LightningDataModule):
         self.train_views, self.dtype = train_views, dtype
         self.batch_size = batch_size or images.hparams.batch_size
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "features"
-        self.progress = progress
+        self.progress, self.device = progress, device
         self.data: dict[str, TensorDataset] = {}
 
     def cache_path(self) -> Path:
@@ -123,15 +136,15 @@ class FeatureDataModule(L.LightningDataModule):
         else:
             stored = {name: self._encode(name) for name in SPLITS}
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs sharing a cache never collide
             torch.save(stored, tmp)
             tmp.replace(path)  # never leave a half-written cache behind
         self.data = {name: TensorDataset(*stored[name]) for name in SPLITS}
 
     def _encode(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         views = range(self.train_views if name == "train" else 1)
-        parts = [extract_features(self.fn, self.images, name, v, dtype=self.dtype, progress=self.progress)
-                 for v in views]
+        parts = [extract_features(self.fn, self.images, name, v, dtype=self.dtype,
+                                  progress=self.progress, device=self.device) for v in views]
         return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:

@@ -8,7 +8,7 @@ profiles. Every key is checked; a typo names itself and the valid keys.
     orbit: experiments/orbit/demo_6x11.yaml
     images: {source: embedded}                 # or {source: eurosat, root: ..., split_file: ...}
     captures: {count: 200, interval_s: 30, start_s: 60, seed: 0}
-    model: {checkpoint: checkpoints/satvit_small_full.ckpt, split_index: 0, head_placement: ground}
+    model: {checkpoint: checkpoints/satvit_small_full_mae_long.ckpt, split_index: 0, head_placement: ground}
     schemes:
       - {name: split-identity, kind: split, link: identity}
       - {name: split-int8, kind: split, link: int8}
@@ -27,7 +27,7 @@ from typing import Any
 from research.compute import ComputeProfile, compute_profile
 from research.configfile import check_keys, read_yaml
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
-from research.paths import resolve_path
+from research.paths import DEFAULT_CLASSIFIER, resolve_path
 
 __all__ = [
     "CaptureSpec",
@@ -80,7 +80,7 @@ class CaptureSpec:
 class ModelSpec:
     """The fine-tuned classifier and where it is cut."""
 
-    checkpoint: str = "checkpoints/satvit_small_full.ckpt"
+    checkpoint: str = DEFAULT_CLASSIFIER
     split_index: int = 0
     head_placement: str = "ground"
 

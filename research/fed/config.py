@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from research.configfile import check_keys, read_yaml
-from research.paths import resolve_path
+from research.paths import DEFAULT_FOUNDATION, resolve_path
 
 SCHEMES = ("collaborative", "onboard")
 FAULT_KINDS = ("station_outage", "isl_failure")
@@ -27,7 +27,7 @@ class ModelConfig:
     """The split ViT: backbone preset, foundation weights, what trains, the link at the cut."""
 
     backbone: str = "satvit_small"
-    weights: str | None = "checkpoints/satvit_small_mae.pt"
+    weights: str | None = DEFAULT_FOUNDATION
     trainable: str = "head"
     link: str = "identity"
     num_classes: int = 10

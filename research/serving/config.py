@@ -12,6 +12,7 @@ from typing import Any
 
 from research.configfile import check_keys, read_yaml
 from research.orbit.config import OrbitConfigError
+from research.paths import DEFAULT_CLASSIFIER
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
 
@@ -24,7 +25,7 @@ class ServingConfigError(ValueError):
 class ModelSection:
     """Encoder and tasks: a checkpoint (real weights) or a backbone preset (random weights)."""
 
-    checkpoint: str | None = "checkpoints/satvit_small_full.ckpt"
+    checkpoint: str | None = DEFAULT_CLASSIFIER
     backbone: str | None = None
     cuts: list[int] = field(default_factory=lambda: [3])
     codec: str | None = "int8"

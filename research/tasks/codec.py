@@ -29,6 +29,7 @@ __all__ = ["CodecTask", "link_kwargs"]
 
 CodecFinetune = Literal["frozen", "head", "lora", "full"]
 # Buffers of CompressAI entropy models whose size is only known after ``update()``.
+TEACHER_PREFIX = "teacher."  # state-dict keys of the distillation teacher
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 
@@ -80,7 +81,7 @@ class CodecTask(ClassificationTask):
         lora_rank: LoRA rank (``finetune=lora``).
         lora_alpha: LoRA scaling numerator.
         pretrained: Weights to start from, ideally a fine-tuned classifier (e.g.
-            ``checkpoints/satvit_small_full.ckpt``, head included); also the distillation teacher.
+            ``checkpoints/satvit_small_full_mae_long.ckpt``, head included); also the distillation teacher.
         codec: Registered link name (``encoders.list_links()``), e.g. ``factorized``.
         latent_dim: Learned codecs: latent channels per coded unit; ``spike``: channels per token.
         merge_tokens: Learned codecs: code ``k x k`` neighbouring tokens as one unit.
@@ -324,13 +325,26 @@ class CodecTask(ClassificationTask):
         self.log("test/acc_forward", self.test_forward_acc, on_epoch=True, batch_size=n)
 
     # ----------------------------------------------------------------- checkpoints
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resize the entropy coder's table buffers to the checkpoint's before Lightning loads it.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leave the distillation teacher out: a frozen copy of ``pretrained``, rebuilt on load.
 
-        Their size depends on the trained densities; a fresh module holds empty ones, and
+        It would otherwise double a codec checkpoint with weights that never change.
+        """
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith(TEACHER_PREFIX)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resize the entropy coder's table buffers to the checkpoint's before Lightning loads it,
+        and fill in the teacher (rebuilt from ``pretrained``) where the checkpoint leaves it out.
+
+        Table sizes depend on the trained densities; a fresh module holds empty ones, and
         Lightning's ``load_state_dict`` does not go through ``EntropyLink.load_state_dict``.
         """
         state = checkpoint.get("state_dict", {})
+        if self.teacher is not None:
+            for key, value in self.teacher.state_dict().items():
+                state.setdefault(TEACHER_PREFIX + key, value)
         for name, buffer in list(self.named_buffers()):
             owner, _, leaf = name.rpartition(".")
             if leaf in _TABLE_BUFFERS and name in state and state[name].shape != buffer.shape:

@@ -91,7 +91,7 @@ class SpikingTask(ClassificationTask):
         finetune: ``frozen`` backbone or ``lora`` adapters; the head always trains.
         lora_rank: LoRA rank (``finetune=lora``).
         lora_alpha: LoRA scaling numerator.
-        pretrained: weights to start from (e.g. the fine-tuned ``satvit_small_full.ckpt``); its
+        pretrained: weights to start from (e.g. the fine-tuned ``satvit_small_full_mae_long.ckpt``); its
             ``fc_norm`` initialises the spiking head's norm.
         head: one of :data:`HEADS`.
         hidden: hidden widths of the spiking and ANN MLP heads.
@@ -295,7 +295,8 @@ class SpikingTask(ClassificationTask):
             if hasattr(dm, "prepare_batch"):
                 batch = dm.prepare_batch(batch, train=False)
             batches.append(batch[0])
-        self.calibrate(torch.cat(batches).to(self.device))
+        # not self.device: during setup Lightning reports the target device before moving weights
+        self.calibrate(torch.cat(batches).to(next(self.parameters()).device))
 
     # --------------------------------------------------------------- training
     @contextlib.contextmanager

@@ -150,3 +150,20 @@ def test_cli_merged_codec_yaml(cli_args: list[str]) -> None:
     args = [*cli_args, "--config", str(CODEC_DIR / "merge8_split6.yaml"),
             "--model.init_args.split_index", "2", "--model.init_args.hidden_dim", "16"]
     assert main(["fit", *args, "--trainer.fast_dev_run", "1"]) == 0
+
+
+def test_checkpoints_leave_the_teacher_out_and_load_it_back(tmp_path: Path) -> None:
+    """The distillation teacher never trains: checkpoints skip it, loading rebuilds it from
+    ``pretrained``."""
+    weights = tmp_path / "vit.pt"
+    torch.save(_task("identity").model.vit.state_dict(), weights)
+    task = _task("factorized", finetune="head", distill_weight=1.0, pretrained=str(weights))
+    trainer = _trainer(max_epochs=1, limit_val_batches=0)
+    trainer.fit(task, _loader())
+    path = tmp_path / "codec.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=False)["state_dict"]
+    assert state and not any(k.startswith("teacher.") for k in state)
+    loaded = CodecTask.load_from_checkpoint(path)
+    for key, value in task.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, msg=key)
