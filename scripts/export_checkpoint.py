@@ -10,6 +10,10 @@
 ``task`` writes a Lightning checkpoint without optimizer or loop state, which
 ``satedge test --ckpt_path`` restores (weights, hyper-parameters, data normalisation). Several
 ``task`` sources are averaged weight by weight first (a model soup of runs from one start).
+``codec`` is ``task`` for a ``CodecTask``: its link module stays float32, because the entropy
+coder's tables and transforms must match the ones that wrote a bitstream bit for bit.
+
+    python scripts/export_checkpoint.py codec "results/rate_accuracy/codecs/split5_<setting>.ckpt" checkpoints/satvit_small_codec_split5_m8.ckpt
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def key_value(text: str) -> tuple[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["mae", "task"])
+    parser.add_argument("kind", choices=["mae", "task", "codec"])
     parser.add_argument("source", type=Path, nargs="+", help="one checkpoint, or several task ones to average")
     parser.add_argument("target", type=Path)
     parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
@@ -62,7 +66,10 @@ def main() -> None:
         parser.error(f"no such checkpoint: {', '.join(missing)}")
     ckpts = [torch.load(source, map_location="cpu", weights_only=False) for source in args.source]
     ckpt = ckpts[0] if len(ckpts) == 1 else average_task_checkpoints(ckpts)
-    slim = mae_encoder_weights(ckpt) if args.kind == "mae" else slim_task_checkpoint(ckpt)
+    if args.kind == "mae":
+        slim = mae_encoder_weights(ckpt)
+    else:
+        slim = slim_task_checkpoint(ckpt, ("model.link.",) if args.kind == "codec" else ())
     try:
         if args.set:
             set_saved_hyperparameters(slim, "hyper_parameters", dict(args.set))

@@ -144,6 +144,8 @@ def codec_setting(merge: int, lmbda: float, args: argparse.Namespace) -> str:
         parts.append(f"hidden={args.hidden_dim}")
     if args.distill_weight:
         parts.append(f"distill={args.distill_weight:g}")
+    if args.finetune != "frozen":  # the ground part co-adapts: another point, not a rerun
+        parts.append(f"finetune={args.finetune}")
     return ",".join([*parts, f"lambda={lmbda:g}"])
 
 
@@ -217,7 +219,7 @@ def summarise(rows: list[dict], reference_acc: float) -> dict[str, dict]:
 
 
 def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
     lines: dict[tuple, list[dict]] = {}
     for row in rows:
         if row["family"] == "image":
@@ -242,7 +244,7 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: points stay visible
     return save_figure(fig, out, "rate_accuracy")
 
 
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    title = f"{args.backbone}, {len(labels)} test images, {args.codec} codec ({args.finetune})"
+    title = f"{args.backbone}, {len(labels)} test images"
     plot(rows, reference_acc, args.out, title)
     record = {
         "reference_acc": reference_acc, "num_test_images": len(labels), "rows": rows,

@@ -7,6 +7,7 @@ normalisation it was trained with (a model must see inputs scaled as in training
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,18 @@ class Classifier:
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
 
+def _init_arguments(task_cls: type, hparams: dict) -> dict:
+    """The saved hyper-parameters ``task_cls`` takes, as Lightning's ``load_from_checkpoint`` does.
+
+    A subclass saves its parents' arguments too (``CodecTask`` saves ``ClassificationTask``'s
+    ``layer_decay``, say) without taking all of them.
+    """
+    params = inspect.signature(task_cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return hparams
+    return {k: v for k, v in hparams.items() if k in params}
+
+
 def load_classifier(path: str | Path, *, split_index: int | None = None,
                     head_placement: str | None = None) -> Classifier:
     """Rebuild the ``ClassificationTask`` (or ``CodecTask``) saved at ``path``, in float32.
@@ -71,7 +84,7 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
     if task_cls is CodecTask and split_index not in (None, ckpt["hyper_parameters"]["split_index"]):
         raise ValueError(f"{str(path)!r} holds a codec trained at split_index "
                          f"{ckpt['hyper_parameters']['split_index']}; it cannot be re-cut")
-    task = task_cls(**hparams)
+    task = task_cls(**_init_arguments(task_cls, hparams))
     if task_cls is CodecTask:
         task.on_load_checkpoint(ckpt)  # size the entropy tables before loading them
     task.load_state_dict({k: v.float() if v.is_floating_point() else v

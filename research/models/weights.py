@@ -84,8 +84,8 @@ def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # hyper-parameters, the data module's normalisation), none of the optimizer or loop state.
 SLIM_KEYS = (
     "state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step",
-    "EuroSATDataModule", "datamodule_hyper_parameters",
-)
+    "EuroSATDataModule", "FeatureDataModule", "datamodule_hyper_parameters",
+)  # a data module's state is the normalisation: trained on images or on cached features of them
 
 
 def slim_task_checkpoint(checkpoint: dict, keep_float32: tuple[str, ...] = ()) -> dict:

@@ -29,3 +29,16 @@ def test_bad_files_are_named(tmp_path):
     torch.save({"x": 1}, bad)
     with pytest.raises(ValueError, match="not a ClassificationTask checkpoint"):
         load_classifier(bad)
+
+
+def test_codec_checkpoint_with_its_parents_hyperparameters_loads(tmp_path):
+    """A CodecTask checkpoint saves ClassificationTask's arguments too (``layer_decay``, ...)."""
+    from research.tasks.codec import CodecTask
+
+    task = CodecTask(backbone="satvit_tiny", codec="int8", split_index=1)
+    hparams = dict(task.hparams, layer_decay=0.75)
+    path = tmp_path / "codec.ckpt"
+    torch.save({"hyper_parameters": hparams, "state_dict": task.state_dict(),
+                "EuroSATDataModule": {"mean": [0.5] * 3, "std": [0.25] * 3}}, path)
+    clf = load_classifier(path)
+    assert clf.model.split_index == 1 and clf.hparams["layer_decay"] == 0.75

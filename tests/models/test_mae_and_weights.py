@@ -80,3 +80,15 @@ def test_average_of_task_checkpoints_is_the_mean_of_their_weights() -> None:
     other = ClassificationTask(backbone="satvit_tiny", num_classes=5)
     with pytest.raises(ValueError, match="checkpoint 1 does not match"):
         average_task_checkpoints([ckpts[0], {"state_dict": other.state_dict()}])
+
+
+def test_slim_checkpoint_keeps_the_normalisation_of_either_data_module() -> None:
+    """Codecs trained on cached features save it under FeatureDataModule; a slim export without
+    it could not classify images."""
+    from research.models.weights import slim_task_checkpoint
+
+    stats = {"mean": [0.3] * 3, "std": [0.2] * 3}
+    for module in ("EuroSATDataModule", "FeatureDataModule"):
+        slim = slim_task_checkpoint({"state_dict": {"w": torch.ones(1)}, module: stats,
+                                     "optimizer_states": [{}]})
+        assert slim[module] == stats and "optimizer_states" not in slim

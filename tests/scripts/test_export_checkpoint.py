@@ -48,3 +48,16 @@ def test_export_refuses_a_hyperparameter_the_checkpoint_lacks(tmp_path: Path) ->
     assert done.returncode != 0
     assert "pretraned" in done.stderr and "pretrained" in done.stderr
     assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_codec_export_keeps_the_link_float32(tmp_path: Path) -> None:
+    """The entropy coder's weights must stay exact; the rest of the model goes fp16."""
+    source = tmp_path / "codec.ckpt"
+    torch.save({"state_dict": {"model.vit.w": torch.ones(2), "model.link.entropy_bottleneck.q": torch.ones(3)},
+                "hyper_parameters": {"codec": "factorized"}}, source)
+    done = _export("codec", str(source), str(tmp_path / "out.ckpt"))
+    assert done.returncode == 0, done.stderr
+    state = torch.load(tmp_path / "out.ckpt", weights_only=False)["state_dict"]
+    assert state["model.vit.w"].dtype == torch.float16
+    assert state["model.link.entropy_bottleneck.q"].dtype == torch.float32
+    assert json.loads((tmp_path / "manifest.json").read_text())["out.ckpt"]["kind"] == "codec"

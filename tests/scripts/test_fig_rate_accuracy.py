@@ -56,6 +56,16 @@ def test_fig_rate_accuracy_minimal(tmp_path: Path, fake_root: Path) -> None:
         [r for r in record["rows"] if r["family"] == "image"])
 
 
+def test_fig_rate_accuracy_skip_images(tmp_path: Path, fake_root: Path) -> None:
+    """``--skip-images``: a part of a sweep run beside another that measures the image codecs."""
+    fig = _load("fig_rate_accuracy")
+    record = fig.main(["--quick", "--out", str(tmp_path), "--root", str(fake_root), "--lambdas", "1e-2",
+                       "--merge-tokens", "1", "--epochs", "1", "--ref-epochs", "1", "--skip-images"])
+    assert {r["family"] for r in record["rows"]} == {"token", "codec"}
+    journal = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert journal and all(r["family"] != "image" for r in journal)
+
+
 @pytest.mark.slow
 def test_fig_rate_accuracy_quick(tmp_path: Path) -> None:
     """The documented ``--quick`` run (~2 min on 2 busy CPU cores)."""
