@@ -78,3 +78,53 @@ def test_full_test_split_reproduces_the_reported_accuracy(tmp_path, monkeypatch)
             *row["args"], "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
         ])
         assert abs(float(cli.trainer.callback_metrics["test/acc"]) - row["test_acc"]) < 1e-4, name
+
+
+CODEC = "satvit_small_codec_split5_m8.ckpt"
+CODEC_SETTING = "merge=8,hidden=32,distill=1,lambda=0.0001"
+
+
+def _codec_row() -> dict:
+    rows = (checkpoints_dir().parent / "results" / "rate_accuracy" / "rows.jsonl").read_text().splitlines()
+    return next(r for r in map(json.loads, rows) if r["split_index"] == 5 and r["setting"] == CODEC_SETTING)
+
+
+def test_committed_codec_on_embedded_images() -> None:
+    """Real bytes through the committed codec on the 1,000 embedded (unseen, test-split) images."""
+    from encoders import payload_bits
+    from research.models.loading import load_classifier
+
+    clf = load_classifier(checkpoints_dir() / CODEC)
+    model, row = clf.model, _codec_row()
+    dm = EuroSATDataModule(root=None, batch_size=250)
+    dm.setup()
+    dm.mean, dm.std = clf.mean, clf.std
+    data = dm.load()
+    correct, bits = 0, []
+    with torch.no_grad():
+        for start in range(0, len(data), 250):
+            batch = [data.images[start : start + 250], data.labels[start : start + 250]]
+            images, labels = dm.prepare_batch(batch, train=False)
+            tokens = model.cut_tokens(images)
+            payloads = model.link.compress(tokens)
+            decoded = model.link.decompress(payloads, tokens.shape)
+            correct += int((model.head(model.ground_part(decoded)).argmax(1) == labels).sum())
+            bits.append(payload_bits(payloads))
+    bytes_per_inference = float(torch.cat(bits).float().mean()) / 8
+    assert abs(correct / len(data) - row["acc"]) < 0.04, (correct / len(data), row["acc"])
+    assert abs(bytes_per_inference - row["bytes_per_inference"]) < 0.1 * row["bytes_per_inference"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not eurosat_dir().is_dir(), reason="full EuroSAT copy not present")
+def test_committed_codec_reproduces_its_row(tmp_path, monkeypatch) -> None:
+    """``satedge test`` on the committed codec gives its rate-accuracy row on the full test split."""
+    from research.cli import run_lightning
+    from research.paths import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    cli = run_lightning(["test", "--config", "experiments/codec/base.yaml", "--ckpt_path", f"checkpoints/{CODEC}",
+                         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"])
+    metrics, row = cli.trainer.callback_metrics, _codec_row()
+    assert abs(float(metrics["test/acc"]) - row["acc"]) < 1e-4
+    assert abs(float(metrics["test/bytes_per_inference"]) - row["bytes_per_inference"]) < 0.05

@@ -27,6 +27,16 @@ class BaseTask(L.LightningModule):
     def configure_models(self) -> None:
         raise NotImplementedError
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Name the task class in the saved hyper-parameters, as LightningCLI does for its runs.
+
+        ``satedge test --ckpt_path`` rebuilds the model from them and needs the class; a task
+        trained by a script (the codec and SNN sweeps) would otherwise leave it out.
+        """
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
+
     def configure_losses(self) -> None:
         """Optional: build loss modules."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
@@ -79,7 +81,11 @@ class ClassificationTask(BaseTask):
             raise ValueError(
                 f"mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}; expected Beta parameters >= 0 (0 = off)"
             )
-        self.save_hyperparameters(ignore=["link"])
+        # Only what this class takes, as LightningCLI saves it: a subclass (CodecTask, SpikingTask)
+        # that fixes some of these arguments must be rebuildable from its own hyper-parameters.
+        own = inspect.signature(type(self).__init__).parameters
+        fixed = [k for k in inspect.signature(ClassificationTask.__init__).parameters if k not in own]
+        self.save_hyperparameters(ignore=["link", *fixed])
         # Not yet an nn.Module attribute (Module.__init__ runs in super()); SplitViT registers it.
         self.__dict__["_link"] = link
         super().__init__()
@@ -111,7 +117,7 @@ class ClassificationTask(BaseTask):
 
     def view_averaged_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Log of the softmax averaged over ``test_views`` dihedral views (valid logits for CE and argmax)."""
-        views = self.hparams.test_views
+        views = self.hparams.get("test_views", 1)
         if views == 1:
             return self.model(images)
         probs = torch.stack([self.model(dihedral_view(images, v)).softmax(dim=1) for v in range(views)])

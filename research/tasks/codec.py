@@ -330,6 +330,7 @@ class CodecTask(ClassificationTask):
 
         It would otherwise double a codec checkpoint with weights that never change.
         """
+        super().on_save_checkpoint(checkpoint)
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if k.startswith(TEACHER_PREFIX)]:
             del state[key]

@@ -167,3 +167,15 @@ def test_checkpoints_leave_the_teacher_out_and_load_it_back(tmp_path: Path) -> N
     loaded = CodecTask.load_from_checkpoint(path)
     for key, value in task.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value, msg=key)
+
+
+def test_a_checkpoint_saved_outside_the_cli_is_testable_by_it(cli_args: list[str], tmp_path: Path) -> None:
+    """Sweep scripts train with a plain Trainer; ``satedge test --ckpt_path`` must still rebuild them."""
+    task = _task("factorized", split_index=0)
+    trainer = _trainer(max_epochs=1, limit_val_batches=0)
+    trainer.fit(task, _loader())
+    path = tmp_path / "script.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=False)["hyper_parameters"]
+    assert saved["_class_path"] == "research.tasks.codec.CodecTask"
+    assert main(["test", *cli_args, "--ckpt_path", str(path), "--trainer.logger", "false"]) == 0
