@@ -44,8 +44,9 @@ class Classifier:
 def _init_arguments(task_cls: type, hparams: dict) -> dict:
     """The saved hyper-parameters ``task_cls`` takes, as Lightning's ``load_from_checkpoint`` does.
 
-    A subclass saves its parents' arguments too (``CodecTask`` saves ``ClassificationTask``'s
-    ``layer_decay``, say) without taking all of them.
+    Tasks built outside LightningCLI used to save their parents' arguments too (a ``CodecTask``
+    saved ``ClassificationTask``'s ``layer_decay``, say); checkpoints written before that was
+    fixed still carry them.
     """
     params = inspect.signature(task_cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
