@@ -218,8 +218,23 @@ def summarise(rows: list[dict], reference_acc: float) -> dict[str, dict]:
     return summary
 
 
+def by_depth(rows: list[dict]) -> dict[str, list[dict]]:
+    """Learned codecs of one setting (shape and rate weight) trained at two or more cuts, by cut.
+
+    Shows where the bottleneck can sit: what a fixed codec keeps as blocks move on board.
+    """
+    series: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["family"] == "codec":
+            series.setdefault(row["setting"], []).append(row)
+    return {setting: sorted(group, key=lambda r: r["split_index"])
+            for setting, group in sorted(series.items()) if len({r["split_index"] for r in group}) > 1}
+
+
 def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    depth = by_depth(rows)
+    fig, axes = plt.subplots(2 if depth else 1, 1, figsize=(7.5, 9.5 if depth else 5), squeeze=False)
+    ax = axes[0, 0]
     lines: dict[tuple, list[dict]] = {}
     for row in rows:
         if row["family"] == "image":
@@ -245,6 +260,19 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     ax.set_title(title)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: points stay visible
+    if depth:
+        ax = axes[1, 0]
+        for setting, group in depth.items():
+            ax.plot([r["split_index"] for r in group], [100 * r["acc"] for r in group], "-o", ms=4, label=setting)
+        sizes = [r["bytes_per_inference"] for group in depth.values() for r in group]
+        ax.axhline(100 * reference_acc, color="k", lw=0.8, ls="--", label="uncompressed")
+        ax.set_xlabel("cut (blocks on board)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"one codec setting at every cut ({min(sizes):.0f}-{max(sizes):.0f} bytes per inference)",
+                     fontsize=10)
+        ax.grid(True, lw=0.3, alpha=0.5)
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.subplots_adjust(hspace=0.3)
     return save_figure(fig, out, "rate_accuracy")
 
 

@@ -83,3 +83,14 @@ def test_bench_codec_quick(tmp_path: Path) -> None:
     assert saved.keys() == record["per_image"].keys() == {"identity", "int8", "factorized"}
     for row in saved.values():
         assert row["satellite_ms"] > 0 and row["encode_ms"] > 0 and row["decode_ms"] > 0
+
+
+def test_by_depth_keeps_settings_measured_at_several_cuts() -> None:
+    fig = _load("fig_rate_accuracy")
+    rows = [{"family": "codec", "setting": "a", "split_index": 3, "acc": 0.9, "bytes_per_inference": 40.0},
+            {"family": "codec", "setting": "a", "split_index": 0, "acc": 0.6, "bytes_per_inference": 35.0},
+            {"family": "codec", "setting": "b", "split_index": 3, "acc": 0.8, "bytes_per_inference": 30.0},
+            {"family": "token", "setting": "", "split_index": 0, "acc": 0.9, "bytes_per_inference": 4e4},
+            {"family": "token", "setting": "", "split_index": 3, "acc": 0.9, "bytes_per_inference": 4e4}]
+    depth = fig.by_depth(rows)
+    assert list(depth) == ["a"] and [r["split_index"] for r in depth["a"]] == [0, 3]
