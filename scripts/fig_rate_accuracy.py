@@ -239,8 +239,8 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     for row in rows:
         if row["family"] == "image":
             key = (row["method"],)
-        elif row["family"] == "token":
-            key = (f"{row['method']} @ split {row['split_index']}",)
+        elif row["family"] == "token":  # about the same at every cut: one marker series per format
+            key = (f"{row['method']} tokens, every cut",)
         else:
             shape = ",".join(p for p in row["setting"].split(",") if not p.startswith("lambda"))
             key = (f"{row['method']} codec {shape + ' ' if shape else ''}@ split {row['split_index']}",)
@@ -249,7 +249,7 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
         group = sorted(group, key=lambda r: r["bytes_per_inference"])
         x = [r["bytes_per_inference"] for r in group]
         y = [100 * r["acc"] for r in group]
-        style = "-o" if "codec" in label else ("--s" if "split" in label else ":^")
+        style = "-o" if "codec" in label else ("s" if "tokens" in label else ":^")
         if "merge" in label:
             style = "-D"
         ax.plot(x, y, style, ms=4, lw=1.2, label=label)
