@@ -53,14 +53,14 @@ def main() -> None:
     parser.add_argument("target", type=Path)
     parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
     parser.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                        help="task: overwrite a saved model hyper-parameter (e.g. pretrained=...)")
+                        help="task/codec: overwrite a saved model hyper-parameter (e.g. pretrained=...)")
     parser.add_argument("--set-data", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                        help="task: overwrite a saved datamodule hyper-parameter (e.g. root=...)")
+                        help="task/codec: overwrite a saved datamodule hyper-parameter (e.g. root=...)")
     args = parser.parse_args()
     if args.kind == "mae" and len(args.source) > 1:
         parser.error("mae: expected one source checkpoint")
     if args.kind == "mae" and (args.set or args.set_data):
-        parser.error("--set/--set-data apply to task checkpoints only")
+        parser.error("--set/--set-data apply to task and codec checkpoints only")
     missing = [str(source) for source in args.source if not source.is_file()]
     if missing:
         parser.error(f"no such checkpoint: {', '.join(missing)}")
