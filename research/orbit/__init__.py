@@ -49,6 +49,8 @@ from research.orbit.propagate import (
     subsatellite_points,
     teme_to_gcrs,
 )
+from research.orbit.network import CAPACITY_MODES, NetworkResources, NetworkState
+from research.orbit.occupancy import Occupancy
 from research.orbit.routing import Hop, TransferResult, UnreachableError
 from research.orbit.stations import GroundStation, default_stations, list_default_sites
 from research.orbit.timegrid import TimeGrid
@@ -66,6 +68,7 @@ __all__ = [
     "fspl_db", "link_from_dict", "list_link_presets",
     "EarthRotation", "check_accelerated", "positions_itrs", "propagate_teme",
     "subsatellite_points", "teme_to_gcrs",
+    "CAPACITY_MODES", "NetworkResources", "NetworkState", "Occupancy",
     "Hop", "TransferResult", "UnreachableError",
     "GroundStation", "default_stations", "list_default_sites",
     "TimeGrid",
