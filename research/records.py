@@ -76,11 +76,12 @@ def _as_dict(row: Any) -> dict:
 
 
 def write_rows(rows: Sequence[Any], out_dir: str | Path, stem: str = "ledger",
-               meta: Mapping[str, Any] | None = None) -> dict[str, Path]:
+               meta: Mapping[str, Any] | None = None, rows_key: str = "rows"
+               ) -> dict[str, Path]:
     """Write ``rows`` (dataclasses or dicts) as ``<stem>.csv`` and ``<stem>.json`` under ``out_dir``.
 
     The CSV has one column per key in first-seen order; the JSON holds ``meta`` (the config and
-    profiles that produced the rows) beside ``rows``. Returns ``{"csv": path, "json": path}``.
+    profiles that produced the rows) beside the rows, under ``rows_key``. Returns ``{"csv": path, "json": path}``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,5 +93,5 @@ def write_rows(rows: Sequence[Any], out_dir: str | Path, stem: str = "ledger",
         writer.writeheader()
         writer.writerows(dicts)
     # default=str: config values such as paths or numpy scalars are recorded as text.
-    paths["json"].write_text(json.dumps({**(meta or {}), "rows": dicts}, indent=1, default=str))
+    paths["json"].write_text(json.dumps({**(meta or {}), rows_key: dicts}, indent=1, default=str))
     return paths

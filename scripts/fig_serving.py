@@ -4,9 +4,10 @@
 
 Runs ``satedge serve`` (``experiments/serving/multitask.yaml``; ``--quick``: ``quick.yaml``),
 then draws ``serving.png/.pdf``: latency distribution per scheme (p50/p95 marked) and on-board
-memory, on-board compute, energy and downlinked bytes. Writes ``serving_schemes.csv``,
-``summary.json``, ``outcomes.csv`` and ``serving_caption.md``, and prints where microservices beat
-or do not beat each baseline.
+memory, on-board compute, on-board energy and downlinked bytes per request. Writes
+``serving_schemes.csv``, ``summary.json``, ``outcomes.{csv,json}`` (per-request ledger,
+:mod:`research.records` names) and ``serving_caption.md``, and prints where microservices beat or
+do not beat each baseline.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def _plot(summary: dict, outcomes_csv: Path, out: Path) -> Path:
     ax.set_title("latency (dotted p50, dashed p95)", fontsize=9)
     bars = [("onboard_memory_bytes", 1e-6, "on-board weights (MB)"),
             ("onboard_flops", 1e-12, "on-board compute (TFLOP)"),
-            ("energy_j", 1.0, "energy (J): on-board + tx"),
-            ("bytes_down", 1e-9, "downlinked (GB)")]
+            ("energy_onboard_j", 1.0, "on-board J per request: compute + tx"),
+            ("bytes_downlink", 1e-6, "downlinked MB per request")]
     names = list(summary["schemes"])
     for ax, (key, scale, title) in zip(axes[1:], bars, strict=True):
-        if key == "energy_j":
-            vals = [summary["schemes"][s]["onboard_energy_j"] + summary["schemes"][s]["tx_energy_j"]
-                    for s in names]
+        if key == "energy_onboard_j":
+            vals = [summary["schemes"][s]["energy_onboard_compute_j"]
+                    + summary["schemes"][s]["energy_onboard_transmit_j"] for s in names]
         else:
             vals = [summary["schemes"][s][key] * scale for s in names]
         ax.bar(names, vals, color=[COLOURS[s] for s in names])
@@ -85,15 +86,19 @@ def _caption(summary: dict, out: Path) -> None:
         + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if k.startswith("retrieval"))
         + f" (codec {acc['codec']}).",
         "",
-        "| scheme | p50 s | p95 s | missed | on-board MB | on-board TFLOP | on-board J | tx J | "
-        "down MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Energy and downlinked bytes are means per request (on-board compute, on-board transmit, "
+        "ground compute).",
+        "",
+        "| scheme | p50 s | p95 s | missed | on-board MB | on-board TFLOP | on-board J/req | "
+        "tx J/req | ground J/req | down MB/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s, v in summary["schemes"].items():
         lines.append(f"| {s} | {v['p50_latency_s']:.3g} | {v['p95_latency_s']:.3g} | "
                      f"{v['missed']}/{v['requests']} | {v['onboard_memory_bytes'] / 1e6:.3g} | "
-                     f"{v['onboard_flops'] / 1e12:.3g} | {v['onboard_energy_j']:.3g} | "
-                     f"{v['tx_energy_j']:.3g} | {v['bytes_down'] / 1e6:.4g} |")
+                     f"{v['onboard_flops'] / 1e12:.3g} | {v['energy_onboard_compute_j']:.3g} | "
+                     f"{v['energy_onboard_transmit_j']:.3g} | {v['energy_ground_j']:.3g} | "
+                     f"{v['bytes_downlink'] / 1e6:.4g} |")
     lines += ["", *[f"- {v}" for v in summary["verdict"]], ""]
     (out / "serving_caption.md").write_text("\n".join(lines))
 

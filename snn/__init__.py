@@ -3,7 +3,7 @@
 Public API: surrogate gradients and input encodings by name, a spiking head for pooled ViT
 features, a spiking drop-in for transformer MLPs, ANN-to-SNN conversion of a head, a spiking
 link module (registered as ``"spike"`` with :mod:`encoders.base`) and an energy ledger priced
-by named device profiles.
+by the named device profiles of :mod:`devices` (import ``get_device`` and friends from there).
 """
 
 from snn.convert import convert_head, robust_max
@@ -21,13 +21,11 @@ from snn.head import READOUTS, HeadRecord, SpikingHead
 from snn.link import SPIKE_CODEC_ID, SpikeLink, pack_spikes, unpack_spikes
 from snn.mlp import SpikingMlp, swap_mlps
 from snn.neurons import initial_mem, is_spiking_neuron, make_lif, release_state
-from snn.profiles import DeviceProfile, get_profile, list_profiles, register_profile
 from snn.surrogates import build_surrogate, list_surrogates, register_surrogate
 
 __all__ = [
     "READOUTS",
     "SPIKE_CODEC_ID",
-    "DeviceProfile",
     "Encoding",
     "EnergyReport",
     "HeadRecord",
@@ -44,16 +42,13 @@ __all__ = [
     "estimate_energy",
     "flop_counter_macs",
     "get_encoding",
-    "get_profile",
     "initial_mem",
     "is_spiking_neuron",
     "list_encodings",
-    "list_profiles",
     "list_surrogates",
     "make_lif",
     "pack_spikes",
     "register_encoding",
-    "register_profile",
     "register_surrogate",
     "release_state",
     "robust_max",

@@ -9,7 +9,7 @@ Neurons get one update per neuron per call and their spikes are counted for firi
 Biases, norms, activations and softmax are not counted (small next to the matmuls).
 
 The counts are device-free (:class:`OpCounts`); :meth:`OpCounts.energy` prices them with a
-:class:`snn.profiles.DeviceProfile` and returns an :class:`EnergyReport` that always names it.
+:class:`devices.DeviceProfile` and returns an :class:`EnergyReport` that always names it.
 On a non-event-driven profile the spiking layers are charged their dense MACs at every call.
 
 A real-valued input that happens to hold only 0s and 1s is counted as spikes. Not counted:
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from devices import DeviceProfile, get_device, list_devices
 from snn.neurons import is_spiking_neuron
-from snn.profiles import DeviceProfile, get_profile, list_profiles
 
 __all__ = [
     "EnergyReport",
@@ -171,7 +171,7 @@ class OpCounts:
 
     def energy(self, profile: str | DeviceProfile = "cmos45nm") -> EnergyReport:
         """Price the counts with a device profile (a name or a :class:`DeviceProfile`)."""
-        prof = get_profile(profile)
+        prof = get_device(profile)
         per = 1.0 / self.batch_size
         layers, split = [], {"mac": 0.0, "synop": 0.0, "neuron": 0.0}
         for lay in self.layers:
@@ -211,8 +211,8 @@ class OpCounts:
         )
 
     def energy_by_profile(self) -> dict[str, EnergyReport]:
-        """:meth:`energy` under every registered profile, keyed by name."""
-        return {name: self.energy(name) for name in list_profiles()}
+        """:meth:`energy` under every registered device profile, keyed by name."""
+        return {name: self.energy(name) for name in list_devices()}
 
 
 def _is_binary(x: torch.Tensor) -> bool:

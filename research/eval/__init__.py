@@ -10,8 +10,8 @@ from research.eval.evaluate import (
     EvalResult,
     captures_for,
     evaluate,
+    simulate_scheme,
     test_images,
-    to_ground,
 )
 from research.eval.ledger import LATENCY_PARTS, LedgerRow, check_row, summarise, write_ledger
 from research.eval.scenario import EvalScenario, ScenarioError, load_scenario, parse_scenario
@@ -30,6 +30,6 @@ __all__ = [
     "parse_scenario",
     "summarise",
     "test_images",
-    "to_ground",
+    "simulate_scheme",
     "write_ledger",
 ]

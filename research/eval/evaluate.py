@@ -1,16 +1,27 @@
-"""Run a scenario: every scheme answers the same captures; the contact plan prices each answer.
+"""Run a scenario: every scheme answers the same captures over the same, shared network.
 
-Per capture (a satellite, a time, a test image) and scheme: on-board compute starts at capture
-time; the payload then travels to the earliest-reached ground station through
-``ContactPlan.transfer`` (store-and-forward over ISLs and ground contacts); the ground computes;
-if the head is on the satellite, the features go back up, the head runs on board and the answer
-comes down again. The answer is complete when it is on the ground (where its user is).
+Per scheme, a fresh :class:`~research.orbit.network.NetworkState` is made from the contact plan
+and the captures are simulated as events in time order:
+
+1. on board, the scene's tiles go through the satellite part on the satellite's one accelerator
+   (first come, first served: a scene waits while earlier ones compute);
+2. the scene's payload (its tiles' bytes as one flow) is sent to whichever ground station it
+   reaches first, booking links, the transmitter and an antenna (``NetworkState.send``);
+3. the ground computes (ground servers are not a bottleneck here);
+4. if the head is on the satellite, the features go back up, the head runs on board and the
+   answer comes down again.
+
+The answer is complete when it is on the ground (where its user is). A scene that cannot be
+delivered within the horizon, or that its satellite cannot store, is a row with
+``delivered=False`` and its reason.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +34,14 @@ from research.eval.scenario import EvalScenario, ScenarioError
 from research.eval.schemes import ANSWER_BYTES, SchemeOutput, build_scheme
 from research.models.loading import load_classifier
 from research.orbit.contact_plan import ContactPlan
-from research.orbit.routing import TransferResult, UnreachableError
+from research.orbit.network import NetworkResources, NetworkState
+from research.orbit.routing import TransferResult
+from research.workload import Capture, get_sensor, orbital_period_s, schedule_captures
 
-__all__ = ["Capture", "EvalResult", "captures_for", "evaluate", "test_images", "to_ground"]
+__all__ = ["Capture", "EvalResult", "captures_for", "evaluate", "run_schemes",
+           "simulate_scheme", "test_images"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Capture:
-    """One image taken by one satellite at one time."""
-
-    index: int
-    satellite: str
-    t_s: float
-    image: int
 
 
 @dataclass
@@ -48,6 +52,7 @@ class EvalResult:
     summary: list[dict]
     paths: dict[str, Path]
     skipped: dict[str, str]
+    network: dict[str, dict] = field(default_factory=dict)
 
 
 def test_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,118 +69,207 @@ def test_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def captures_for(scenario: EvalScenario, plan: ContactPlan, num_images: int) -> list[Capture]:
-    """The workload: seeded satellite choice, one capture every ``interval_s``, images shuffled."""
+def captures_for(scenario: EvalScenario, plan: ContactPlan, num_images: int,
+                 period_s: float | None = None, end_s: float | None = None) -> list[Capture]:
+    """The scenario's workload on this plan (see :func:`research.workload.schedule_captures`)."""
     spec = scenario.captures
-    sats = list(plan.satellites) if spec.satellites == "all" else list(spec.satellites)
+    if spec.satellites == "all":
+        sats = list(plan.satellites)
+    elif isinstance(spec.satellites, int):
+        if not 1 <= spec.satellites <= len(plan.satellites):
+            raise ScenarioError(f"captures.satellites: {spec.satellites} is not between 1 and "
+                                f"the {len(plan.satellites)} satellites of the constellation")
+        sats = list(plan.satellites[: spec.satellites])
+    else:
+        sats = list(spec.satellites)
     unknown = [s for s in sats if s not in plan.satellites]
     if unknown:
         raise ScenarioError(f"captures.satellites: {unknown[:3]} are not in the constellation "
                             f"(e.g. {plan.satellites[0]!r})")
-    last = spec.start_s + (spec.count - 1) * spec.interval_s
-    if last >= plan.horizon_s:
-        raise ScenarioError(f"the last capture (t = {last:g} s) is beyond the orbit horizon "
-                            f"({plan.horizon_s:g} s); use fewer captures or a shorter interval")
-    rng = np.random.default_rng(spec.seed)
-    order = rng.permutation(num_images)
-    chosen = rng.integers(0, len(sats), size=spec.count)
-    return [Capture(i, sats[chosen[i]], spec.start_s + i * spec.interval_s,
-                    int(order[i % num_images])) for i in range(spec.count)]
+    if period_s is None:
+        period_s = orbital_period_s(scenario.orbit.constellation.satrecs)
+    try:
+        return schedule_captures(
+            get_sensor(spec.sensor), sats, plan.horizon_s, num_images, period_s=period_s,
+            per_orbit=spec.per_orbit, count=spec.count, interval_s=spec.interval_s,
+            start_s=spec.start_s, end_s=end_s, seed=spec.seed, sample_tiles=spec.sample_tiles)
+    except ValueError as err:
+        raise ScenarioError(f"captures: {err}") from err
 
 
-def to_ground(plan: ContactPlan, sat: str, n_bytes: float, t0: float) -> TransferResult:
-    """Earliest arrival of ``n_bytes`` from ``sat`` at any ground station (one search)."""
-    return plan.transfer(sat, plan.stations, n_bytes, t0)
-
-
-def from_ground(plan: ContactPlan, sat: str, n_bytes: float, t0: float) -> TransferResult:
-    """Earliest arrival of ``n_bytes`` at ``sat`` from whichever ground station reaches it first."""
-    return plan.transfer(plan.stations, sat, n_bytes, t0)
-
-
-def _bytes_by_kind(result: TransferResult) -> dict[str, float]:
-    out = {"isl": 0.0, "ground": 0.0}
+def _bytes_by_kind(result: TransferResult, stations: set[str]) -> dict[str, float]:
+    out = {"bytes_downlink": 0.0, "bytes_uplink": 0.0, "bytes_isl": 0.0}
     for hop in result.hops:
-        out["ground" if hop.kind == "ground" else "isl"] += result.n_bytes
+        if hop.kind != "ground":
+            out["bytes_isl"] += result.n_bytes
+        else:
+            out["bytes_uplink" if hop.src in stations else "bytes_downlink"] += result.n_bytes
     return out
 
 
-def _row(scheme: str, cap: Capture, label: int, out: SchemeOutput, i: int,
-         plan: ContactPlan, scenario: EvalScenario) -> LedgerRow:
+@dataclass
+class _Scene:
+    """What one scheme does with one capture, accumulated as its events happen."""
+
+    cap: Capture
+    payload: float
+    compute_s: float
+    accel_wait_s: float
+    t_ready: float
+    legs: list[TransferResult] = field(default_factory=list)
+    t_ground: float = 0.0
+
+
+def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], labels: np.ndarray,
+                    position: dict[int, int], plan: ContactPlan, net: NetworkState,
+                    scenario: EvalScenario) -> list[LedgerRow]:
+    """One scheme over every capture, as time-ordered events on ``net`` (see module docstring)."""
     sat_p, ground_p = scenario.satellite_profile, scenario.ground_profile
-    pred = int(out.predictions[i])
-    payload = int(out.payload_bytes[i])
-    compute_s = sat_p.seconds(out.flops_onboard)
-    base = dict(scheme=scheme, capture=cap.index, satellite=cap.satellite, t_capture_s=cap.t_s,
-                image=cap.image, label=label, prediction=pred, correct=pred == label,
-                payload_bytes=payload, flops_onboard=out.flops_onboard + out.flops_return_onboard,
-                flops_ground=out.flops_ground)
-    try:
-        down = to_ground(plan, cap.satellite, payload, cap.t_s + compute_s)
-        ground_s = ground_p.seconds(out.flops_ground)
-        kinds = _bytes_by_kind(down)
-        return_s, uplink, transmit_j, station, hops = 0.0, 0.0, down.energy_j, down.path[-1], 0
-        if out.return_bytes:
-            t_ground = down.t_arrival + ground_s
-            up = from_ground(plan, cap.satellite, out.return_bytes, t_ground)
-            t_head = up.t_arrival + sat_p.seconds(out.flops_return_onboard)
-            answer = to_ground(plan, cap.satellite, ANSWER_BYTES, t_head)
-            return_s = answer.t_arrival - t_ground
-            up_kinds, ans_kinds = _bytes_by_kind(up), _bytes_by_kind(answer)
-            uplink = up_kinds["ground"]
-            kinds["isl"] += up_kinds["isl"] + ans_kinds["isl"]
-            kinds["ground"] += ans_kinds["ground"]
-            transmit_j += up.energy_j + answer.energy_j
-            station, hops = answer.path[-1], len(up.hops) + len(answer.hops)
-        row = LedgerRow(
-            **base, delivered=True, station=station, bytes_isl=kinds["isl"],
-            bytes_downlink=kinds["ground"], bytes_uplink=uplink,
-            energy_compute_j=sat_p.energy_j(out.flops_onboard + out.flops_return_onboard),
-            energy_transmit_j=transmit_j, onboard_compute_s=compute_s, wait_s=down.wait_s,
-            transmit_s=down.transmit_s, propagation_s=down.propagation_s,
-            ground_compute_s=ground_s, return_s=return_s,
-            latency_s=compute_s + down.latency_s + ground_s + return_s, hops=len(down.hops) + hops)
-    except UnreachableError:
-        nan = float("nan")
-        row = LedgerRow(**base, delivered=False, station="", bytes_isl=0.0, bytes_downlink=0.0,
-                        bytes_uplink=0.0, energy_compute_j=sat_p.energy_j(out.flops_onboard),
-                        energy_transmit_j=0.0, onboard_compute_s=compute_s, wait_s=nan,
-                        transmit_s=nan, propagation_s=nan, ground_compute_s=nan, return_s=nan,
-                        latency_s=nan, hops=0)
+    stations = set(plan.stations)
+    free_at: dict[str, float] = defaultdict(float)  # each satellite's accelerator
+    events: list[tuple[float, int, str, _Scene]] = []
+    for cap in captures:
+        compute_s = sat_p.seconds(out.flops_onboard * cap.tiles)
+        start = max(cap.t_s, free_at[cap.satellite])
+        free_at[cap.satellite] = start + compute_s
+        idx = [position[i] for i in cap.sample]
+        payload = float(np.mean(out.payload_bytes[idx])) * cap.tiles
+        scene = _Scene(cap, payload, compute_s, start - cap.t_s, start + compute_s)
+        if scene.t_ready < plan.horizon_s:
+            heapq.heappush(events, (scene.t_ready, cap.index, "down", scene))
+    rows: dict[int, LedgerRow] = {}
+    while events:
+        t, _, kind, scene = heapq.heappop(events)
+        cap = scene.cap
+        if kind == "down":
+            res = net.send(cap.satellite, plan.stations, scene.payload, t)
+        elif kind == "up":
+            res = net.send(plan.stations, cap.satellite, out.return_bytes * cap.tiles, t)
+        else:
+            res = net.send(cap.satellite, plan.stations, ANSWER_BYTES * cap.tiles, t)
+        scene.legs.append(res)
+        if not res.delivered:
+            rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
+                                   res.reason)
+            continue
+        if kind == "down":
+            scene.t_ground = res.t_arrival + ground_p.seconds(out.flops_ground * cap.tiles)
+            if not out.return_bytes:
+                rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations)
+            elif scene.t_ground < plan.horizon_s:
+                heapq.heappush(events, (scene.t_ground, cap.index, "up", scene))
+            else:
+                rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
+                                       "the ground finished after the horizon")
+        elif kind == "up":
+            t_head = res.t_arrival + sat_p.seconds(out.flops_return_onboard * cap.tiles)
+            if t_head < plan.horizon_s:
+                heapq.heappush(events, (t_head, cap.index, "answer", scene))
+            else:
+                rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
+                                       "the head finished after the horizon")
+        else:
+            rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations)
+    for cap in captures:  # computed past the horizon: never sent
+        if cap.index not in rows:
+            scene = _Scene(cap, 0.0, 0.0, 0.0, plan.horizon_s)
+            rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
+                                   "on-board compute ends after the horizon")
+    return [rows[c.index] for c in captures]
+
+
+def _row(name: str, scene: _Scene, out: SchemeOutput, labels: np.ndarray,
+         position: dict[int, int], scenario: EvalScenario, stations: set[str],
+         reason: str = "") -> LedgerRow:
+    sat_p, ground_p = scenario.satellite_profile, scenario.ground_profile
+    cap = scene.cap
+    idx = [position[i] for i in cap.sample]
+    correct = out.predictions[idx] == labels[list(cap.sample)]
+    kinds = {"bytes_downlink": 0.0, "bytes_uplink": 0.0, "bytes_isl": 0.0}
+    for leg in scene.legs:
+        for k, v in _bytes_by_kind(leg, stations).items():
+            kinds[k] += v
+    delivered = not reason
+    down = scene.legs[0] if scene.legs else None
+    flops_on = (out.flops_onboard + out.flops_return_onboard) * cap.tiles
+    nan = float("nan")
+    if delivered:
+        ground_s = ground_p.seconds(out.flops_ground * cap.tiles)
+        return_s = scene.legs[-1].t_arrival - scene.t_ground if out.return_bytes else 0.0
+        timing = dict(queue_s=scene.accel_wait_s + down.wait_s, transmit_s=down.transmit_s,
+                      propagation_s=down.propagation_s, ground_compute_s=ground_s,
+                      return_s=return_s,
+                      latency_s=(scene.legs[-1].t_arrival if out.return_bytes else
+                                 scene.t_ground) - cap.t_s)
+    else:
+        timing = dict(queue_s=nan, transmit_s=nan, propagation_s=nan, ground_compute_s=nan,
+                      return_s=nan, latency_s=nan)
+    row = LedgerRow(
+        scheme=name, capture=cap.index, satellite=cap.satellite, t_capture_s=cap.t_s,
+        tiles=cap.tiles, image=cap.image, label=int(labels[cap.image]),
+        prediction=int(out.predictions[position[cap.image]]),
+        accuracy=float(np.mean(correct)), delivered=delivered,
+        station=scene.legs[-1].path[-1] if delivered else "", payload_bytes=scene.payload,
+        **kinds, flops_onboard=flops_on, flops_ground=out.flops_ground * cap.tiles,
+        energy_onboard_compute_j=sat_p.energy_j(flops_on),
+        energy_onboard_transmit_j=sum(h.energy_j for leg in scene.legs for h in leg.hops
+                                      if h.src not in stations),
+        energy_ground_j=ground_p.energy_j(out.flops_ground * cap.tiles) if delivered else 0.0,
+        onboard_compute_s=scene.compute_s, **timing,
+        hops=sum(len(leg.hops) for leg in scene.legs), reason=reason)
     check_row(row)
     return row
 
 
-def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
-             out: str | Path | None = None, progress: bool = True) -> EvalResult:
-    """Run every scheme of ``scenario`` on the same captures; write the ledger and summary."""
-    plan = plan or scenario.orbit.build()
-    images, labels = test_images(scenario)
-    captures = captures_for(scenario, plan, len(images))
-    used = sorted({c.image for c in captures})
-    position = {img: k for k, img in enumerate(used)}
-    batch = images[used]
+def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = True
+                ) -> tuple[dict[str, SchemeOutput], dict[str, str]]:
+    """Every scheme on ``images`` (real payloads, predictions, FLOPs), and the ones skipped
+    because their on-board part does not fit the satellite's memory (with the reason)."""
     clf = load_classifier(scenario.model.checkpoint, split_index=scenario.model.split_index,
                           head_placement=scenario.model.head_placement)
-    rows: list[LedgerRow] = []
+    outputs: dict[str, SchemeOutput] = {}
     skipped: dict[str, str] = {}
+    memory = scenario.satellite_profile.memory_bytes
     for spec in tqdm(scenario.schemes, desc="schemes", disable=not progress):
-        scheme = build_scheme(spec, clf)
-        output = scheme.run(batch)
-        memory = scenario.satellite_profile.memory_bytes
+        output = build_scheme(spec, clf).run(images)
         if output.onboard_model_bytes > memory:
             skipped[spec.name] = (f"on-board part needs {output.onboard_model_bytes / 2**20:.0f} "
                                   f"MiB, the satellite has {memory / 2**20:.0f} MiB")
             log.warning("scheme %s skipped: %s", spec.name, skipped[spec.name])
             continue
-        for cap in tqdm(captures, desc=spec.name, leave=False, disable=not progress):
-            rows.append(_row(spec.name, cap, int(labels[cap.image]), output,
-                             position[cap.image], plan, scenario))
+        outputs[spec.name] = output
+    return outputs, skipped
+
+
+def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
+             out: str | Path | None = None, progress: bool = True,
+             network: NetworkResources | None = None) -> EvalResult:
+    """Run every scheme of ``scenario`` on the same captures; write the ledger and summary.
+
+    ``network`` overrides the scenario's network resources (e.g. ``capacity="unlimited"``).
+    """
+    plan = plan or scenario.orbit.build()
+    images, labels = test_images(scenario)
+    labels_np = labels.numpy()
+    captures = captures_for(scenario, plan, len(images))
+    used = sorted({i for c in captures for i in c.sample})
+    position = {img: k for k, img in enumerate(used)}
+    outputs, skipped = run_schemes(scenario, images[used], progress)
+    rows: list[LedgerRow] = []
+    net_summary: dict[str, dict] = {}
+    for name, output in outputs.items():
+        net = NetworkState(plan, network or scenario.network)
+        rows.extend(simulate_scheme(name, output, captures, labels_np, position, plan, net,
+                                    scenario))
+        net_summary[name] = net.summary()
     summary = summarise(rows)
     meta = {"scenario": scenario.name, "config": scenario.raw, "plan": plan.summary(),
             "satellite_profile": scenario.satellite_profile.to_dict(),
             "ground_profile": scenario.ground_profile.to_dict(),
-            "captures": asdict(scenario.captures), "test_images": len(images), "skipped": skipped}
+            "captures": asdict(scenario.captures),
+            "sensor": get_sensor(scenario.captures.sensor).to_dict(),
+            "network": (network or scenario.network).to_dict(), "network_use": net_summary,
+            "test_images": len(images), "skipped": skipped}
     paths = write_ledger(rows, summary, out or scenario.out, meta=meta)
-    return EvalResult(rows, summary, paths, skipped)
+    return EvalResult(rows, summary, paths, skipped, net_summary)
 

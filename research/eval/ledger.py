@@ -1,77 +1,91 @@
 """The per-inference ledger: one row per (scheme, capture), its summary, and its files.
 
-Every evaluation ends here, so every figure and table is drawn from the same record: whether the
-answer was right, the bytes on each link type, energy split into on-board compute and
-transmission, and latency split into on-board compute, waiting for a contact, transmission,
-propagation, ground compute and the return leg. The parts add up to the total by construction
-(:func:`check_row` verifies it).
+Every evaluation ends here, so every figure and table is drawn from the same record, in the
+vocabulary of :mod:`research.records` shared with serving and federated rows: the fraction of
+the scene's sampled tiles answered right, the bytes on each link type, energy by where it is
+spent (on-board compute, on-board transmit, ground) and latency split into on-board compute,
+queueing (for the accelerator, a contact or a busy link), transmission, propagation, ground
+compute and the return leg. The parts add up to the total by construction
+(:func:`research.records.check_latency`).
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from research.records import LATENCY_FIELDS, check_latency, total_energy_j, write_rows
+
 __all__ = ["LATENCY_PARTS", "LedgerRow", "check_row", "summarise", "write_ledger"]
 
-LATENCY_PARTS = ("onboard_compute_s", "wait_s", "transmit_s", "propagation_s",
-                 "ground_compute_s", "return_s")
+LATENCY_PARTS = LATENCY_FIELDS
 
 
 @dataclass
 class LedgerRow:
-    """One inference: a capture answered by one scheme."""
+    """One inference: a capture (a scene of ``tiles`` tiles) answered by one scheme.
+
+    ``image``/``label``/``prediction`` are the scene's representative tile; ``accuracy`` is the
+    fraction of its sampled real tiles answered right (0 or 1 for a one-tile capture).
+    ``payload_bytes`` is what left the satellite for the whole scene. ``reason`` says why an
+    undelivered row was not delivered.
+    """
 
     scheme: str
     capture: int
     satellite: str
     t_capture_s: float
+    tiles: int
     image: int
     label: int
     prediction: int
-    correct: bool
+    accuracy: float
     delivered: bool
     station: str
-    payload_bytes: int
-    bytes_isl: float
+    payload_bytes: float
     bytes_downlink: float
     bytes_uplink: float
+    bytes_isl: float
     flops_onboard: float
     flops_ground: float
-    energy_compute_j: float
-    energy_transmit_j: float
+    energy_onboard_compute_j: float
+    energy_onboard_transmit_j: float
+    energy_ground_j: float
     onboard_compute_s: float
-    wait_s: float
+    queue_s: float
     transmit_s: float
     propagation_s: float
     ground_compute_s: float
     return_s: float
     latency_s: float
     hops: int
+    reason: str = ""
 
     @property
     def energy_j(self) -> float:
-        """On-board compute plus transmission energy."""
-        return self.energy_compute_j + self.energy_transmit_j
+        """On-board compute + on-board transmit + ground energy."""
+        return total_energy_j(self)
+
+    @property
+    def energy_onboard_j(self) -> float:
+        """What the satellite spends: compute plus transmission."""
+        return self.energy_onboard_compute_j + self.energy_onboard_transmit_j
 
 
 def check_row(row: LedgerRow, tol: float = 1e-6) -> None:
     """Raise if the latency parts do not add up to the total (an accounting bug, never data)."""
-    if not row.delivered:
-        return
-    parts = sum(getattr(row, p) for p in LATENCY_PARTS)
-    if not math.isclose(parts, row.latency_s, rel_tol=tol, abs_tol=tol):
-        raise AssertionError(f"ledger row {row.scheme}/{row.capture}: latency parts sum to "
-                             f"{parts} s, total is {row.latency_s} s")
+    if row.delivered:
+        check_latency(row, f"ledger row {row.scheme}/{row.capture}", tol)
 
 
 def summarise(rows: list[LedgerRow]) -> list[dict]:
-    """Per scheme, in first-seen order: accuracy, bytes, energy and latency statistics."""
+    """Per scheme, in first-seen order: accuracy, delivery, bytes, energy and latency statistics.
+
+    Means of bytes and energy are per capture; latency percentiles are over delivered captures
+    (``nan`` when none was delivered).
+    """
     order = list(dict.fromkeys(r.scheme for r in rows))
     table = []
     for scheme in order:
@@ -82,19 +96,24 @@ def summarise(rows: list[LedgerRow]) -> list[dict]:
         def mean(attr: str, rows_: list[LedgerRow] = group) -> float:
             return float(np.mean([getattr(r, attr) for r in rows_])) if rows_ else float("nan")
 
+        tiles = sum(r.tiles for r in group)
         entry = {
             "scheme": scheme,
             "inferences": len(group),
             "delivered": len(done),
-            "accuracy": float(np.mean([r.correct for r in group])),
+            "delivered_fraction": len(done) / len(group),
+            "accuracy": mean("accuracy"),
+            "tiles": tiles,
             "payload_bytes": mean("payload_bytes"),
+            "bytes_per_tile": sum(r.payload_bytes for r in group) / tiles,
             "bits_per_inference": 8 * mean("payload_bytes"),
             "bytes_downlink": mean("bytes_downlink"),
-            "bytes_isl": mean("bytes_isl"),
             "bytes_uplink": mean("bytes_uplink"),
-            "energy_compute_j": mean("energy_compute_j"),
-            "energy_transmit_j": mean("energy_transmit_j"),
-            "energy_j": mean("energy_compute_j") + mean("energy_transmit_j"),
+            "bytes_isl": mean("bytes_isl"),
+            "energy_onboard_compute_j": mean("energy_onboard_compute_j"),
+            "energy_onboard_transmit_j": mean("energy_onboard_transmit_j"),
+            "energy_ground_j": mean("energy_ground_j"),
+            "energy_j": float(np.mean([r.energy_j for r in group])),
             "latency_p50_s": float(np.percentile(lat, 50)),
             "latency_p95_s": float(np.percentile(lat, 95)),
             "latency_mean_s": float(np.mean(lat)),
@@ -106,22 +125,9 @@ def summarise(rows: list[LedgerRow]) -> list[dict]:
 
 def write_ledger(rows: list[LedgerRow], summary: list[dict], out: str | Path,
                  meta: dict | None = None) -> dict[str, Path]:
-    """Write ``ledger.csv`` (one row per inference) and ``summary.{csv,json}`` under ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"ledger": out / "ledger.csv", "summary_csv": out / "summary.csv",
-             "summary_json": out / "summary.json"}
-    names = [f.name for f in fields(LedgerRow)]
-    with paths["ledger"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
-    if summary:
-        with paths["summary_csv"].open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(summary[0]))
-            writer.writeheader()
-            writer.writerows(summary)
-    # default=str: config values such as paths or numpy scalars are recorded as text.
-    paths["summary_json"].write_text(json.dumps({**(meta or {}), "schemes": summary}, indent=2,
-                                                default=str))
-    return paths
+    """Write ``ledger.{csv,json}`` (one row per inference) and ``summary.{csv,json}`` (one per
+    scheme, with ``meta``) under ``out``."""
+    ledger = write_rows(rows, out, "ledger")
+    summary_paths = write_rows(summary, out, "summary", meta=meta, rows_key="schemes")
+    return {"ledger": ledger["csv"], "ledger_json": ledger["json"],
+            "summary_csv": summary_paths["csv"], "summary_json": summary_paths["json"]}

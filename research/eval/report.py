@@ -28,7 +28,7 @@ def print_summary(summary: list[dict], title: str, reference: str | None = None,
     """One line per scheme: accuracy, bits, energy, latency (p50/p95) and bytes vs ``reference``."""
     table = Table(title=title)
     for col in ("scheme", "acc", "bits/inf", "vs " + (reference or "-"), "energy/inf",
-                "latency p50", "latency p95", "wait (mean)", "delivered"):
+                "latency p50", "latency p95", "queue (mean)", "delivered"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     ref = next((s for s in summary if s["scheme"] == reference), None)
     for s in summary:
@@ -36,7 +36,7 @@ def print_summary(summary: list[dict], title: str, reference: str | None = None,
         table.add_row(
             s["scheme"], f"{100 * s['accuracy']:.1f}%", _si(s["bits_per_inference"], "b"), ratio,
             _si(s["energy_j"], "J"), _si(s["latency_p50_s"], "s"), _si(s["latency_p95_s"], "s"),
-            _si(s["mean_wait_s"], "s"), f"{s['delivered']}/{s['inferences']}",
+            _si(s["mean_queue_s"], "s"), f"{s['delivered']}/{s['inferences']}",
         )
     if console is None:
         console = Console()

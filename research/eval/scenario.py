@@ -7,7 +7,8 @@ profiles. Every key is checked; a typo names itself and the valid keys.
     name: demo
     orbit: experiments/orbit/demo_6x11.yaml
     images: {source: embedded}                 # or {source: eurosat, root: ..., split_file: ...}
-    captures: {count: 200, interval_s: 30, start_s: 60, seed: 0}
+    captures: {sensor: sentinel2_msi, per_orbit: 20, start_s: 60, seed: 0}   # or count + interval_s
+    network: {capacity: exclusive, station_antennas: 1}   # see research.orbit.NetworkResources
     model: {checkpoint: checkpoints/satvit_small_full_mae_long.ckpt, split_index: 0, head_placement: ground}
     schemes:
       - {name: split-identity, kind: split, link: identity}
@@ -20,14 +21,16 @@ profiles. Every key is checked; a typo names itself and the valid keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from research.compute import ComputeProfile, compute_profile
+from devices import DeviceProfile, get_device
 from research.configfile import check_keys, read_yaml
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
+from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER, resolve_path
+from research.workload import get_sensor
 
 __all__ = [
     "CaptureSpec",
@@ -40,9 +43,12 @@ __all__ = [
     "parse_scenario",
 ]
 
-TOP_KEYS = ("name", "orbit", "images", "captures", "model", "schemes", "profiles", "out")
+TOP_KEYS = ("name", "orbit", "images", "captures", "network", "model", "schemes", "profiles",
+            "out")
 IMAGE_KEYS = ("source", "root", "split_file", "limit")
-CAPTURE_KEYS = ("count", "satellites", "start_s", "interval_s", "seed")
+CAPTURE_KEYS = ("sensor", "per_orbit", "count", "satellites", "start_s", "interval_s", "seed",
+                "sample_tiles")
+NETWORK_KEYS = tuple(f.name for f in fields(NetworkResources))
 MODEL_KEYS = ("checkpoint", "split_index", "head_placement")
 SCHEME_KEYS = ("name", "kind", "link", "checkpoint", "format", "quality")
 PROFILE_KEYS = ("satellite", "ground")
@@ -67,13 +73,21 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class CaptureSpec:
-    """``count`` captures, one every ``interval_s`` from ``start_s``, on the listed satellites."""
+    """What is captured (a :mod:`research.workload` sensor preset) and how often.
 
+    ``per_orbit`` scenes per satellite per orbit (Poisson), or else ``count`` captures, one every
+    ``interval_s`` from ``start_s``; ``satellites`` is ``"all"``, a list of names, or the first
+    N satellites; ``sample_tiles`` real test tiles stand for each scene.
+    """
+
+    sensor: str = "demo_tile"
+    per_orbit: float | None = None
     count: int = 100
-    satellites: tuple[str, ...] | str = "all"
+    satellites: tuple[str, ...] | str | int = "all"
     start_s: float = 60.0
     interval_s: float = 30.0
     seed: int = 0
+    sample_tiles: int = 8
 
 
 @dataclass(frozen=True)
@@ -113,8 +127,9 @@ class EvalScenario:
     captures: CaptureSpec
     model: ModelSpec
     schemes: list[SchemeSpec]
-    satellite_profile: ComputeProfile
-    ground_profile: ComputeProfile
+    network: NetworkResources
+    satellite_profile: DeviceProfile
+    ground_profile: DeviceProfile
     out: str
     raw: dict = field(default_factory=dict)
 
@@ -177,7 +192,8 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
         raise ScenarioError(f"{source}: images.source {images.source!r} is not one of "
                             "['embedded', 'eurosat']")
     captures_raw = _checked(top.get("captures"), CAPTURE_KEYS, f"{source}: captures")
-    for key, kind in (("count", int), ("seed", int), ("start_s", float), ("interval_s", float)):
+    for key, kind in (("count", int), ("seed", int), ("start_s", float), ("interval_s", float),
+                      ("per_orbit", float), ("sample_tiles", int), ("sensor", str)):
         if key in captures_raw:
             captures_raw[key] = _typed(captures_raw, key, kind, f"{source}: captures")
     if isinstance(captures_raw.get("satellites"), list):
@@ -185,6 +201,16 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
     captures = CaptureSpec(**captures_raw)
     if captures.count < 1 or captures.interval_s < 0 or captures.start_s < 0:
         raise ScenarioError(f"{source}: captures need count >= 1, interval_s >= 0, start_s >= 0")
+    if captures.per_orbit is not None and not captures.per_orbit > 0:
+        raise ScenarioError(f"{source}: captures.per_orbit must be > 0, got {captures.per_orbit}")
+    if captures.sample_tiles < 1:
+        raise ScenarioError(f"{source}: captures.sample_tiles must be >= 1")
+    try:
+        get_sensor(captures.sensor)
+        network = NetworkResources.from_dict(_checked(top.get("network"), NETWORK_KEYS,
+                                                      f"{source}: network"), f"{source}: network")
+    except ValueError as err:
+        raise ScenarioError(f"{source}: {err}") from err
     model_raw = _checked(top["model"], MODEL_KEYS, f"{source}: model")
     model = ModelSpec(**model_raw)
     model = ModelSpec(resolve_path(model.checkpoint), model.split_index, model.head_placement)
@@ -204,13 +230,13 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
 
     profiles = _checked(top.get("profiles"), PROFILE_KEYS, f"{source}: profiles")
     try:
-        sat = compute_profile(profiles.get("satellite", "jetson_nano"))
-        ground = compute_profile(profiles.get("ground", "a100"))
+        sat = get_device(profiles.get("satellite", "jetson_nano")).require_throughput()
+        ground = get_device(profiles.get("ground", "a100")).require_throughput()
     except ValueError as err:
         raise ScenarioError(f"{source}: profiles: {err}") from err
     name = str(top.get("name", Path(source).stem))
     return EvalScenario(name=name, orbit=orbit_cfg, images=images, captures=captures, model=model,
-                        schemes=schemes, satellite_profile=sat, ground_profile=ground,
+                        schemes=schemes, network=network, satellite_profile=sat, ground_profile=ground,
                         out=str(top.get("out", f"outputs/eval/{name}")), raw=dict(top))
 
 

@@ -13,13 +13,14 @@ import json
 import time
 from pathlib import Path
 
-from research.compute import compute_profile
+from devices import get_device
 from research.eval.figures import save_figure
 from research.fed.cli import summarize
 from research.fed.config import FedConfig
-from research.fed.ledger import LINK_TYPES, write_ledger
+from research.fed.ledger import LINK_TYPES
 from research.fed.runner import prepare, run, time_to_accuracy
 from research.orbit.contact_plan import ContactPlan
+from research.records import write_rows
 
 VARIANTS: dict[str, dict] = {
     "collaborative": {},
@@ -73,7 +74,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
 def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: str) -> str:
     plan = setup.plan
     s = plan.summary()
-    sat_hw, gnd_hw = compute_profile(cfg.profiles.satellite), compute_profile(cfg.profiles.ground)
+    sat_hw, gnd_hw = get_device(cfg.profiles.satellite), get_device(cfg.profiles.ground)
     lines = [
         "# Federated fine-tuning: accuracy vs simulated wall-clock time",
         "",
@@ -92,8 +93,8 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
         "",
         "| run | rounds | final acc | sim hours | "
         + " | ".join(f"{k} MB" for k in LINK_TYPES)
-        + " | sat compute J/sat | sat transmit J/sat |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        + " | on-board compute J/sat | on-board transmit J/sat | ground J |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     n_sat = len(plan.satellites)
     for name, sm in summaries.items():
@@ -101,8 +102,8 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
         lines.append(
             f"| {name} | {sm['rounds']} | {100 * sm['final_accuracy']:.1f}% | "
             f"{sm['sim_hours']:.2f} | " + " | ".join(f"{b[k] / 1e6:.2f}" for k in LINK_TYPES)
-            + f" | {sm['energy_sat_compute_j'] / n_sat:.2f} | "
-              f"{sm['energy_sat_transmit_j'] / n_sat:.2f} |")
+            + f" | {sm['energy_onboard_compute_j'] / n_sat:.2f} | "
+              f"{sm['energy_onboard_transmit_j'] / n_sat:.2f} | {sm['energy_ground_j']:.1f} |")
     lines.append("")
     for pair, r in ratios.items():
         lines.append(f"Time-to-target ratio ({pair}): on-board final accuracy "
@@ -118,7 +119,8 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
                  "`_recompute` runs re-embed (collaborative: re-downlink, re-encode, re-uplink) "
                  "or re-encode on board every round. Time parts per round (critical path) are in "
                  "the ledger. `_deadline_1h`: partial participation (satellites not done "
-                 "within 1 h of the round start are dropped from that round).")
+                 "within 1 h of the round start are dropped from that round). Ground J: the "
+                 "whole run's ground compute energy (the encoder).")
     return "\n".join(lines) + "\n"
 
 
@@ -161,7 +163,7 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
                              "onboard_recompute_deadline_1h")):
         if results.get(collab) and results.get(onboard):
             ratios[f"{collab} / {onboard}"] = ratio(results[collab], results[onboard])
-    write_ledger(all_rows, out, "fed_time_ledger")
+    write_rows(all_rows, out, "fed_time_ledger", meta={"config": base.to_dict()})
     (out / "fed_time_summary.json").write_text(json.dumps(
         {"ratios": ratios, "runs": summaries, "costs": setup.costs.as_dict(),
          "config": base.to_dict()}, indent=1, default=str))

@@ -76,7 +76,7 @@ class CommConfig:
 
 @dataclass
 class ProfilesConfig:
-    """Compute profiles (names in :mod:`research.compute`) of satellites and the ground."""
+    """Device profiles (names in :mod:`devices`) of satellites and the ground."""
 
     satellite: str = "jetson_nano"
     ground: str = "a100"

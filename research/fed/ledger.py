@@ -3,19 +3,23 @@
 Each satellite's work in a round is a :class:`Track` (its clock plus how the time since the round
 started was spent). At a synchronisation point the latest track wins, so the parts of a round's
 row always add up to ``t_end - t_start``: they are the critical path, not a sum over satellites.
+
+Rows use the shared vocabulary of :mod:`research.records` (latency parts, bytes per link type,
+energy by where it is spent); ``latency_s`` is the round's duration, so
+:func:`research.records.check_latency` holds for every row. Written by
+:func:`research.records.write_rows`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from research.orbit.routing import TransferResult
+from research.records import LATENCY_FIELDS, check_latency
 
-TIME_PARTS = ("compute_sat", "compute_ground", "wait", "transmit", "propagation")
+TIME_PARTS = LATENCY_FIELDS
+"""Parts of a track's time (``return_s`` stays 0: a round ends when the new head exists)."""
 LINK_TYPES = ("isl_intra", "isl_inter", "downlink", "uplink")
 _KIND = {"isl-intra": "isl_intra", "isl-inter": "isl_inter", "isl-nearest": "isl_inter"}
 
@@ -28,6 +32,8 @@ class Track:
     parts: tuple[float, ...] = (0.0,) * len(TIME_PARTS)
 
     def add(self, part: str, dt: float) -> Track:
+        if part not in TIME_PARTS:
+            raise ValueError(f"unknown time part {part!r}; one of {TIME_PARTS}")
         p = list(self.parts)
         p[TIME_PARTS.index(part)] += dt
         return Track(self.t + dt, tuple(p))
@@ -36,13 +42,13 @@ class Track:
         """The clock after a transfer that was asked for at or after ``self.t``."""
         wait = res.t_arrival - self.t - res.transmit_s - res.propagation_s
         p = list(self.parts)
-        for name, v in (("wait", wait), ("transmit", res.transmit_s),
-                        ("propagation", res.propagation_s)):
+        for name, v in (("queue_s", wait), ("transmit_s", res.transmit_s),
+                        ("propagation_s", res.propagation_s)):
             p[TIME_PARTS.index(name)] += v
         return Track(res.t_arrival, tuple(p))
 
     def wait_until(self, t: float) -> Track:
-        return self.add("wait", t - self.t) if t > self.t else self
+        return self.add("queue_s", t - self.t) if t > self.t else self
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(TIME_PARTS, self.parts, strict=True))
@@ -62,11 +68,16 @@ def link_type(kind: str, src_is_station: bool) -> str:
 
 @dataclass
 class Accounting:
-    """Bytes per link type and energy per satellite booked during one round."""
+    """Bytes per link type, energy per satellite and ground energy booked during one round.
+
+    ``ground_j``: ground compute. Hops sent by stations (uplink) count their bytes but no energy
+    (their transmitter is not on board), as in eval and serving.
+    """
 
     bytes: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LINK_TYPES, 0.0))
     compute_j: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     transmit_j: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    ground_j: float = 0.0
     exchanged_bytes: float = 0.0
 
     def book_transfer(self, res: TransferResult, stations: set[str]) -> None:
@@ -85,31 +96,26 @@ class Accounting:
 def round_row(*, round_idx: int, scheme: str, start: Track, end: Track, acct: Accounting,
               accuracy: float, participants: list[str], dropped: dict[str, str],
               aggregation: str) -> dict:
-    """One ledger row (flat, CSV-able)."""
+    """One ledger row (flat, CSV-able), in the :mod:`research.records` vocabulary.
+
+    ``bytes_isl`` is ``bytes_isl_intra + bytes_isl_inter`` (both kept as finer columns).
+    """
+    b = acct.bytes
     row: dict = {"round": round_idx, "scheme": scheme, "t_start_s": start.t, "t_end_s": end.t,
-                 "duration_s": end.t - start.t, "aggregation": aggregation}
-    row.update({f"time_{k}_s": v for k, v in end.as_dict().items()})
-    row.update({f"bytes_{k}": v for k, v in acct.bytes.items()})
+                 "duration_s": end.t - start.t, "latency_s": end.t - start.t,
+                 "aggregation": aggregation}
+    row.update(end.as_dict())
+    row.update({"bytes_downlink": b["downlink"], "bytes_uplink": b["uplink"],
+                "bytes_isl": b["isl_intra"] + b["isl_inter"],
+                "bytes_isl_intra": b["isl_intra"], "bytes_isl_inter": b["isl_inter"]})
     row["bytes_model_exchange"] = acct.exchanged_bytes
-    row["energy_sat_compute_j"] = float(sum(acct.compute_j.values()))
-    row["energy_sat_transmit_j"] = float(sum(acct.transmit_j.values()))
+    row["energy_onboard_compute_j"] = float(sum(acct.compute_j.values()))
+    row["energy_onboard_transmit_j"] = float(sum(acct.transmit_j.values()))
+    row["energy_ground_j"] = float(acct.ground_j)
     row["accuracy"] = accuracy
     row["participants"] = len(participants)
     row["dropped"] = len(dropped)
     row["dropped_ids"] = ";".join(f"{k}:{v}" for k, v in sorted(dropped.items()))
+    check_latency(row, f"{scheme} round {round_idx}")
     return row
 
-
-def write_ledger(rows: list[dict], out_dir: str | Path, stem: str = "ledger") -> tuple[Path, Path]:
-    """Write rows as ``<stem>.csv`` and ``<stem>.json``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
-    if rows:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(csv_path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-    json_path.write_text(json.dumps(rows, indent=1))
-    return csv_path, json_path

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from research.compute import compute_profile
+from devices import get_device
 from research.fed.aggregate import (
     State,
     mean_from_sum,
@@ -75,8 +75,8 @@ class RoundSimulator:
                  trainer: Trainer | None = None) -> None:
         self.cfg, self.net, self.clients, self.costs = cfg, net, clients, costs
         self.template, self.data = template, data
-        self.sat_hw = compute_profile(cfg.profiles.satellite)
-        self.ground_hw = compute_profile(cfg.profiles.ground)
+        self.sat_hw = get_device(cfg.profiles.satellite).require_throughput()
+        self.ground_hw = get_device(cfg.profiles.ground).require_throughput()
         self.collab = cfg.scheme == "collaborative"
         self.ring = self.collab and cfg.comm.ring_aggregation
         self.sharing = self.collab and cfg.comm.intra_orbit_sharing
@@ -103,7 +103,7 @@ class RoundSimulator:
 
     def _compute(self, acct: Accounting, sat: str, tr: Track, flops: float) -> Track:
         acct.compute_j[sat] += self.sat_hw.energy_j(flops)
-        return tr.add("compute_sat", self.sat_hw.seconds(flops))
+        return tr.add("onboard_compute_s", self.sat_hw.seconds(flops))
 
     def _receive(self, acct: Accounting, st: RunState, sat: str, start: Track) -> Track:
         """The global head reaches ``sat`` (first step of every round after the first)."""
@@ -130,7 +130,9 @@ class RoundSimulator:
             if k.sat not in down:
                 dropped[k.sat] = "no_downlink"
                 continue
-            enc = down[k.sat].add("compute_ground", self.ground_hw.seconds(k.n * c.encode_flops))
+            acct.ground_j += self.ground_hw.energy_j(k.n * c.encode_flops)
+            enc = down[k.sat].add("ground_compute_s",
+                                  self.ground_hw.seconds(k.n * c.encode_flops))
             try:
                 res = self.net.from_ground(k.sat, k.n * c.feature_bytes, enc.t,
                                            direct=not self.sharing)
@@ -163,7 +165,7 @@ class RoundSimulator:
         end = latest(list(arrived.values()))
         if late or any(v == "deadline" for v in dropped.values()):
             end = end.wait_until(deadline)  # the ground waits out the deadline for stragglers
-        end = end.add("propagation", self.cfg.comm.backhaul_s)
+        end = end.add("propagation_s", self.cfg.comm.backhaul_s)
         return end, head, GROUND
 
     def _deadline(self, ready: dict[str, Track]) -> float:
@@ -236,7 +238,7 @@ class RoundSimulator:
                 else:
                     res = self.net.to_ground(sat, nb, tr.t, direct=False)
                     tracks.append(self._book(trial, res, tr, True))
-            end = latest(tracks).add("propagation", self.cfg.comm.backhaul_s)
+            end = latest(tracks).add("propagation_s", self.cfg.comm.backhaul_s)
             options.append((end, GROUND, "ring+ground", trial))
         except UnreachableError:
             pass
@@ -308,4 +310,5 @@ def _merge(acct: Accounting, other: Accounting) -> None:
         acct.bytes[k] = acct.bytes.get(k, 0.0) + v
     for k, v in other.transmit_j.items():
         acct.transmit_j[k] += v
+    acct.ground_j += other.ground_j
     acct.exchanged_bytes += other.exchanged_bytes

@@ -29,12 +29,12 @@ from research.fed.clients import (
 )
 from research.fed.config import FedConfig
 from research.fed.cost import Costs, measure_costs
-from research.fed.ledger import write_ledger
 from research.fed.network import FedNetwork
 from research.fed.rounds import PRELOADED, HorizonReached, RoundSimulator, RunState, Trainer
 from research.orbit import ContactPlan
 from research.orbit import load_config as load_orbit_config
 from research.orbit import parse_config as parse_orbit_config
+from research.records import write_rows
 
 CKPT = re.compile(r"round_(\d{4})\.pt$")
 
@@ -129,7 +129,7 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
             saved[key] = json.loads(json.dumps(saved[key]))
         torch.save({"state": saved, "fingerprint": _fingerprint(cfg)},
                    out / f"round_{state.round:04d}.pt")
-    write_ledger(state.rows, out)
+    write_rows(state.rows, out, "ledger", meta={"name": cfg.name, "config": cfg.to_dict()})
     return RunResult(state.rows, state.head, state.energy, acc0, out)
 
 

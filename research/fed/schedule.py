@@ -177,6 +177,6 @@ def drain_to_ground(net: FedNetwork, ready: dict[str, Track], n_bytes: dict[str,
             sent_s[s] += busy
             if rem[s] <= 0:
                 del rem[s]
-                tr = ready[s].add("transmit", sent_s[s]).add("propagation", delay)
+                tr = ready[s].add("transmit_s", sent_s[s]).add("propagation_s", delay)
                 done[s] = tr.wait_until(t + busy + delay)
     return done

@@ -41,6 +41,8 @@ from research.orbit.link_budget import (
     link_from_dict,
     list_link_presets,
 )
+from research.orbit.network import CAPACITY_MODES, NetworkResources, NetworkState
+from research.orbit.occupancy import Occupancy
 from research.orbit.propagate import (
     EarthRotation,
     check_accelerated,
@@ -49,8 +51,6 @@ from research.orbit.propagate import (
     subsatellite_points,
     teme_to_gcrs,
 )
-from research.orbit.network import CAPACITY_MODES, NetworkResources, NetworkState
-from research.orbit.occupancy import Occupancy
 from research.orbit.routing import Hop, TransferResult, UnreachableError
 from research.orbit.stations import GroundStation, default_stations, list_default_sites
 from research.orbit.timegrid import TimeGrid

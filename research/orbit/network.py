@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -136,6 +137,9 @@ class NetworkState:
     def reset(self) -> None:
         """Forget every booking (a fresh network for the next scheme)."""
         self._occ: dict[tuple, Occupancy] = {}
+        self._hop_occ: dict[tuple[int, bool], list[Occupancy]] = {}
+        self._link_windows: dict[int, tuple[int, list[float]]] = {}
+        self._profiles: dict[tuple[int, bool], tuple[list[float], ...]] = {}
         self._clock = -math.inf
         self.offered_bytes = 0.0
         self.delivered_bytes = 0.0
@@ -147,6 +151,7 @@ class NetworkState:
         """An independent copy of the bookings (the plan is shared)."""
         new = copy.copy(self)
         new._occ = copy.deepcopy(self._occ)
+        new._hop_occ = {}
         return new
 
     # ------------------------------------------------------------------ resources
@@ -161,16 +166,39 @@ class NetworkState:
         return self._occupancy(("store", self.plan.index(node)), self.resources.storage_bytes)
 
     def _hop_resources(self, link: int, fwd: bool, u: int, v: int) -> list[Occupancy]:
+        key = (link, fwd)
+        occs = self._hop_occ.get(key)
+        if occs is not None:
+            return occs
         r = self.resources
-        out = [self._occupancy(("link", link, fwd), 1)]
+        occs = [self._occupancy(("link", link, fwd), 1)]
         if self.plan.link_kind[link] == KIND_GROUND:
             sat, station = (u, v) if fwd else (v, u)
-            out.append(self._occupancy(("antenna", station), r.station_antennas))
+            occs.append(self._occupancy(("antenna", station), r.station_antennas))
             if fwd:
-                out.append(self._occupancy(("transmitter", sat), r.downlink_transmitters))
+                occs.append(self._occupancy(("transmitter", sat), r.downlink_transmitters))
         else:
-            out.append(self._occupancy(("isl", u), r.isl_terminals))
-        return out
+            occs.append(self._occupancy(("isl", u), r.isl_terminals))
+        self._hop_occ[key] = occs
+        return occs
+
+    def _windows(self, link: int) -> tuple[int, list[float]]:
+        """First window index of ``link`` and its windows' end times (a list for bisect)."""
+        got = self._link_windows.get(link)
+        if got is None:
+            wb, we = int(self.plan.link_wbeg[link]), int(self.plan.link_wend[link])
+            got = self._link_windows[link] = (wb, self.plan.win_end[wb:we].tolist())
+        return got
+
+    def _profile(self, w: int, fwd: bool) -> tuple[list[float], ...]:
+        """The plan's window profile as lists (bisect on a short list beats numpy calls)."""
+        key = (w, fwd)
+        prof = self._profiles.get(key)
+        if prof is None:
+            bounds, rates, cum, act = self.plan.window_profile(w, fwd)
+            prof = self._profiles[key] = (bounds.tolist(), rates.tolist(), cum.tolist(),
+                                          act.tolist())
+        return prof
 
     # ------------------------------------------------------------------ one hop on free time
     def _hop(self, link: int, fwd: bool, u: int, v: int, t_ready: float, bits: float):
@@ -181,57 +209,61 @@ class NetworkState:
         """
         plan = self.plan
         occs = self._hop_resources(link, fwd, u, v)
-        wb, we = int(plan.link_wbeg[link]), int(plan.link_wend[link])
-        w = wb + int(np.searchsorted(plan.win_end[wb:we], t_ready, side="right"))
+        wb, ends = self._windows(link)
+        k = bisect_right(ends, t_ready)
         remaining, tx = bits, 0.0
         t_start: float | None = None
         segments: list[tuple[float, float]] = []
         f: float | None = None
-        while w < we and f is None:
-            s, e = max(t_ready, float(plan.win_start[w])), float(plan.win_end[w])
-            bounds, rates, cum, act = plan.window_profile(w, fwd)
-            blocked = _merge([iv for o in occs for iv in o.blocked(s, e)])
-            free, a = [], s
-            for b0, b1 in blocked:
-                if b0 > a:
-                    free.append((a, b0))
-                a = max(a, b1)
-            if a < e:
-                free.append((a, e))
+        w = wb + k
+        while k < len(ends) and f is None:
+            w = wb + k
+            s, e = max(t_ready, float(plan.win_start[w])), ends[k]
+            bounds, rates, cum, act = self._profile(w, fwd)
+            last = len(rates) - 1
+            blocked = [iv for o in occs for iv in o.blocked(s, e)]
+            if blocked:
+                free, a = [], s
+                for b0, b1 in _merge(blocked):
+                    if b0 > a:
+                        free.append((a, b0))
+                    a = max(a, b1)
+                if a < e:
+                    free.append((a, e))
+            else:
+                free = [(s, e)]
             for fs, fe in free:
-                j0 = min(max(int(np.searchsorted(bounds, fs, side="right")) - 1, 0),
-                         len(rates) - 1)
-                j1 = min(max(int(np.searchsorted(bounds, fe, side="right")) - 1, 0),
-                         len(rates) - 1)
+                j0 = min(max(bisect_right(bounds, fs) - 1, 0), last)
+                j1 = min(max(bisect_right(bounds, fe) - 1, 0), last)
                 c0 = cum[j0] + rates[j0] * (fs - bounds[j0])
                 c1 = cum[j1] + rates[j1] * (fe - bounds[j1])
                 if c1 <= c0:
                     continue
                 a0 = act[j0] + (fs - bounds[j0] if rates[j0] > 0 else 0.0)
                 if t_start is None:
-                    k = j0 + int(np.argmax(rates[j0:] > 0))
-                    t_start = fs if k == j0 else float(bounds[k])
+                    j = j0
+                    while rates[j] <= 0:
+                        j += 1
+                    t_start = fs if j == j0 else bounds[j]
                 if remaining <= 0:
                     f = t_start
                     break
                 if c1 - c0 >= remaining:
                     target = c0 + remaining
-                    i = min(max(int(np.searchsorted(cum, target, side="left")) - 1, 0),
-                            len(rates) - 1)
-                    f = float(bounds[i] + (target - cum[i]) / rates[i])
+                    i = min(max(bisect_left(cum, target) - 1, 0), last)
+                    f = bounds[i] + (target - cum[i]) / rates[i]
                     tx += act[i] + (f - bounds[i]) - a0
                     segments.append((fs, f))
                     break
                 remaining -= c1 - c0
                 tx += act[j1] + (fe - bounds[j1] if rates[j1] > 0 else 0.0) - a0
                 segments.append((fs, fe))
-            if f is None:
-                w += 1
+            k += 1
         if f is None:
             return None
-        s_idx = plan._sample(w, min(f, float(plan.win_end[w]) - 1e-9))
+        s_idx = plan._sample(w, min(f, ends[w - wb] - 1e-9))
         delay = float(plan.range_km[s_idx]) / C_KM_S
-        return float(t_start), f, f + delay, tx, delay, segments
+        return float(t_start), float(f), f + delay, tx, delay, segments
 
     # ------------------------------------------------------------------ transfers
     def route(self, src: str | Sequence[str], dst: str | Sequence[str], n_bytes: float,
@@ -357,8 +389,12 @@ class NetworkState:
         return result
 
     def summary(self) -> dict:
-        """Counters for ledgers: transfers, bytes offered / delivered / undelivered."""
+        """Counters for ledgers: transfers, bytes offered / delivered / undelivered, and the peak
+        on-board storage (backlog plus relayed bytes) over the satellites that stored anything."""
+        peaks = [occ.peak() for key, occ in self._occ.items() if key[0] == "store"]
         return {"capacity": self.resources.capacity, "transfers": self.transfers,
                 "undelivered_transfers": self.undelivered, "offered_bytes": self.offered_bytes,
                 "delivered_bytes": self.delivered_bytes,
-                "undelivered_bytes": self.undelivered_bytes}
+                "undelivered_bytes": self.undelivered_bytes,
+                "storage_peak_bytes_max": max(peaks, default=0.0),
+                "storage_peak_bytes_mean": float(np.mean(peaks)) if peaks else 0.0}

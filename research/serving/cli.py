@@ -29,9 +29,10 @@ def print_summary(summary: dict) -> None:
 
     cols = [("p50_latency_s", "p50 s"), ("p95_latency_s", "p95 s"), ("missed", "missed"),
             ("onboard_memory_bytes", "on-board MB"), ("onboard_flops", "on-board GFLOP"),
-            ("onboard_energy_j", "on-board J"), ("tx_energy_j", "tx J"),
-            ("bytes_down", "down MB")]
-    scale = {"onboard_memory_bytes": 1e-6, "onboard_flops": 1e-9, "bytes_down": 1e-6}
+            ("energy_onboard_compute_j", "on-board J/req"),
+            ("energy_onboard_transmit_j", "tx J/req"), ("energy_ground_j", "ground J/req"),
+            ("bytes_downlink", "down MB/req")]
+    scale = {"onboard_memory_bytes": 1e-6, "onboard_flops": 1e-9, "bytes_downlink": 1e-6}
     table = Table(title=f"serving: {summary['name']}")
     table.add_column("scheme")
     for _, label in cols:

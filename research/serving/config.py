@@ -35,7 +35,7 @@ class ModelSection:
 
 @dataclass
 class NodesSection:
-    """Compute profiles (``research.compute``) of satellites and ground servers."""
+    """Device profiles (names in :mod:`devices`) of satellites and ground servers."""
 
     satellite_profile: str = "jetson_nano"
     ground_profile: str = "a100"

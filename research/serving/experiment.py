@@ -1,19 +1,20 @@
 """A whole serving run from a :class:`ServeConfig`: build, evaluate on real images, compare schemes.
 
 Shared by ``satedge serve`` and ``scripts/fig_serving.py``. Writes ``summary.json`` (config,
-accuracy, per-scheme numbers, placements), ``outcomes.csv`` (one row per request and scheme) and
-logs the run with :func:`research.tracking.log_run`.
+accuracy, per-scheme numbers, placements), ``outcomes.csv`` / ``outcomes.json`` (one row per
+request and scheme, in the :mod:`research.records` vocabulary, written by
+:func:`research.records.write_rows`) and logs the run with :func:`research.tracking.log_run`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
 
 import torch
 
+from research.records import write_rows
 from research.serving.compare import SCHEMES, Comparison, compare_schemes
 from research.serving.config import ServeConfig
 from research.serving.placement import Demand, default_nodes
@@ -122,11 +123,7 @@ def verdict(summaries: dict[str, dict]) -> list[str]:
 
 def _write(out: Path, cfg: ServeConfig, accuracy: dict, cmp: Comparison, timings: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    rows = cmp.rows()
-    with open(out / "outcomes.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(cmp.rows(), out, "outcomes", meta={"name": cfg.name, "config": cfg.raw})
     summary = {
         "name": cfg.name, "config": cfg.raw, "accuracy": accuracy, "schemes": cmp.summaries,
         "verdict": verdict(cmp.summaries), "timings_s": {**timings, **cmp.timings_s},

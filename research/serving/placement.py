@@ -10,7 +10,7 @@ The model (stated so the numbers can be judged):
 * Candidate nodes of a demand: its satellite, the satellites within ``neighbourhood_hops`` ISL
   hops at the epoch's start, and every ground station.
 * Cost of a path: transfer times from :class:`~research.serving.routing.Network` (contact plan,
-  at the epoch's start) plus compute times from the nodes' compute profiles, plus delivery of the
+  at the epoch's start) plus compute times from the nodes' device profiles, plus delivery of the
   results to the ground. The objective is the rate-weighted mean of that latency plus
   ``memory_weight`` seconds per GiB of model weights on board (so memory is not free).
 * Ground stations are one pool linked by the terrestrial network: a service placed on one
@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
-from research.compute import ComputeProfile, compute_profile
+from devices import DeviceProfile, get_device
 from research.serving.routing import GROUND, Network
 from research.serving.tasks import Catalog
 
@@ -52,7 +52,7 @@ class Node:
     """A node that can host replicas: a satellite (on board) or a ground server."""
 
     name: str
-    profile: ComputeProfile
+    profile: DeviceProfile
     on_board: bool
     memory_bytes: float | None = None
 
@@ -375,8 +375,8 @@ def default_nodes(satellites: Sequence[str], stations: Sequence[str],
                   satellite_profile: str = "jetson_nano", ground_profile: str = "a100",
                   satellite_memory_bytes: float | None = None) -> dict[str, Node]:
     """Satellites with the on-board profile, stations with the ground server profile."""
-    sat = compute_profile(satellite_profile)
-    gnd = compute_profile(ground_profile)
+    sat = get_device(satellite_profile).require_throughput()
+    gnd = get_device(ground_profile).require_throughput()
     nodes = {s: Node(s, sat, True, satellite_memory_bytes) for s in satellites}
     nodes.update({g: Node(g, gnd, False) for g in stations})
     return nodes

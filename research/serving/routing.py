@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from research.orbit import ContactPlan, UnreachableError
+from research.orbit.routing import Hop as OrbitHop
 
 __all__ = ["GROUND", "Hop", "Network"]
 
@@ -21,7 +22,11 @@ GROUND = "ground"
 
 @dataclass(frozen=True)
 class Hop:
-    """A resolved transfer: where it went, when it arrived and what it cost."""
+    """A resolved transfer: where it went, when it arrived and what it cost.
+
+    ``wait_s + transmit_s + propagation_s == t_arrival - t_start``; ``links`` holds the orbit
+    package's per-link hops (their ``kind`` and ``src`` tell downlink, uplink and ISL apart).
+    """
 
     dst: str
     t_start: float
@@ -30,6 +35,10 @@ class Hop:
     path: tuple[str, ...]
     last_transmit_s: float = 0.0
     last_start_s: float = 0.0
+    wait_s: float = 0.0
+    transmit_s: float = 0.0
+    propagation_s: float = 0.0
+    links: tuple[OrbitHop, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -72,7 +81,8 @@ class Network:
             return None
         last = r.hops[-1] if r.hops else None
         return Hop(r.path[-1], t0, r.t_arrival, r.energy_j, tuple(r.path),
-                   last.transmit_s if last else 0.0, last.t_start if last else t0)
+                   last.transmit_s if last else 0.0, last.t_start if last else t0,
+                   r.wait_s, r.transmit_s, r.propagation_s, tuple(r.hops))
 
     def seconds(self, src: str, dst: str, n_bytes: float, t0: float) -> float:
         """Cached transfer time for planning (``inf`` when unreachable)."""

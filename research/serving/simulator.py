@@ -9,6 +9,12 @@ shifted by the wait), so raw-image downlink pays for the antenna it occupies. A 
 finishes after its deadline, or cannot reach its next node within the plan, is reported as
 missed (with its reason), never dropped.
 
+Each request's :class:`Outcome` is a row in the shared ledger vocabulary of
+:mod:`research.records`: bytes per link type, energy by where it is spent and latency split by
+cause (on-board / ground compute, queueing for a busy accelerator, a contact or a busy station
+antenna, transmission, propagation), whose parts add up to ``latency_s`` for every delivered
+request.
+
 Three schemes build routes for the same requests: :func:`microservice_routes` (placed replicas;
 ground stages go to the ground pool),
 :func:`monolithic_routes` (one full model per task on the capturing satellite) and
@@ -24,8 +30,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from research.records import BYTES_FIELDS, ENERGY_FIELDS, LATENCY_FIELDS, check_latency
 from research.serving.placement import Demand, Node, Placement, PlacementProblem
-from research.serving.routing import GROUND, Network
+from research.serving.routing import GROUND, Hop, Network
 from research.serving.schema import BANDS
 
 __all__ = ["Outcome", "SimRequest", "Step", "ground_routes", "make_requests",
@@ -59,7 +66,14 @@ class Step:
 
 @dataclass
 class Outcome:
-    """One request's record in the ledger (times in seconds, energy in joules)."""
+    """One request's row in the ledger (times in seconds, energy in joules, bytes per link type).
+
+    Names follow :mod:`research.records`. ``queue_s``: waiting for a busy accelerator (FIFO
+    compute), for a contact or for a busy station antenna; ``return_s`` is always 0 (the answer
+    ends on the ground). ``energy_onboard_transmit_j``: hops sent by satellites (downlink, ISL);
+    ``energy_ground_j``: ground compute. As in eval and fed, the stations' own transmissions
+    (uplink) are booked in no energy field (their bytes are in ``bytes_uplink``).
+    """
 
     request_id: str
     scheme: str
@@ -71,16 +85,20 @@ class Outcome:
     latency_s: float = math.inf
     missed: bool = True
     reason: str = ""
-    compute_s: float = 0.0
+    onboard_compute_s: float = 0.0
     queue_s: float = 0.0
-    network_s: float = 0.0
+    transmit_s: float = 0.0
+    propagation_s: float = 0.0
+    ground_compute_s: float = 0.0
+    return_s: float = 0.0
     onboard_flops: float = 0.0
     ground_flops: float = 0.0
-    onboard_energy_j: float = 0.0
-    ground_energy_j: float = 0.0
-    tx_energy_j: float = 0.0
-    bytes_sent: float = 0.0
-    bytes_down: float = 0.0
+    energy_onboard_compute_j: float = 0.0
+    energy_onboard_transmit_j: float = 0.0
+    energy_ground_j: float = 0.0
+    bytes_downlink: float = 0.0
+    bytes_uplink: float = 0.0
+    bytes_isl: float = 0.0
     path: str = ""
 
     def row(self) -> dict:
@@ -179,13 +197,14 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
             dur = prof.seconds(step.flops)
             free[node] = start + dur
             o.queue_s += start - t
-            o.compute_s += dur
             if prof.on_board:
+                o.onboard_compute_s += dur
                 o.onboard_flops += step.flops
-                o.onboard_energy_j += prof.profile.energy_j(step.flops)
+                o.energy_onboard_compute_j += prof.profile.energy_j(step.flops)
             else:
+                o.ground_compute_s += dur
                 o.ground_flops += step.flops
-                o.ground_energy_j += prof.profile.energy_j(step.flops)
+                o.energy_ground_j += prof.profile.energy_j(step.flops)
             trail[i].append(node)
             heapq.heappush(heap, (start + dur, seq, i, k, "send", node))
             seq += 1
@@ -202,17 +221,19 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
         if station_antennas and len(hop.path) > 1 and net.plan.is_station(landed):
             rx_start = max(hop.last_start_s, rx_free.get(landed, 0.0))
             arrival += rx_start - hop.last_start_s
+            o.queue_s += rx_start - hop.last_start_s  # waiting for the station's antenna
             rx_free[landed] = rx_start + hop.last_transmit_s
-            o.bytes_down += step.out_bytes
-        o.network_s += arrival - t
-        o.tx_energy_j += hop.energy_j
-        o.bytes_sent += step.out_bytes * (len(hop.path) - 1)
+        o.queue_s += hop.wait_s
+        o.transmit_s += hop.transmit_s
+        o.propagation_s += hop.propagation_s
+        _book_links(o, hop, step.out_bytes, net)
         if last:
             o.done_s = arrival
             o.latency_s = arrival - o.capture_s
             o.missed = arrival > o.deadline_s
             o.reason = "deadline" if o.missed else ""
             o.path = ">".join([*trail[i], landed] if landed != node else trail[i])
+            check_latency(o, f"{scheme} request {o.request_id}")
         else:
             nxt = landed if dst == GROUND else dst
             heapq.heappush(heap, (arrival, seq, i, k + 1, "compute", nxt))
@@ -220,16 +241,40 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
     return out
 
 
+def _book_links(o: Outcome, hop: Hop, n_bytes: float, net: Network) -> None:
+    """Bytes per link type; transmit energy of the hops that satellites send (a station's uplink
+    transmitter is not on board, and ``energy_ground_j`` is ground compute only)."""
+    for link in hop.links:
+        from_station = net.plan.is_station(link.src)
+        if link.kind != "ground":
+            o.bytes_isl += n_bytes
+        elif from_station:
+            o.bytes_uplink += n_bytes
+        else:
+            o.bytes_downlink += n_bytes
+        if not from_station:
+            o.energy_onboard_transmit_j += link.energy_j
+
+
 def summarise(outcomes: Sequence[Outcome], onboard_memory: dict[str, int]) -> dict:
-    """Headline numbers of one scheme: latency percentiles, misses, memory, compute, energy."""
+    """Headline numbers of one scheme: latency percentiles, misses, memory, compute, energy.
+
+    FLOPs are totals over the requests; the energy and bytes fields (:mod:`research.records`
+    names) are means per request, ``energy_j`` their sum, and ``mean_<part>`` the latency parts
+    averaged over delivered requests (as :func:`research.eval.ledger.summarise` reports them).
+    """
     lat = np.array([o.latency_s for o in outcomes], dtype=float)
     finite = lat[np.isfinite(lat)]
+    done = [o for o in outcomes if math.isfinite(o.latency_s)]
 
     def pct(q: float) -> float:
         return float(np.percentile(lat, q)) if len(lat) else math.nan
 
     def total(f: str) -> float:
         return float(sum(getattr(o, f) for o in outcomes))
+
+    def mean(f: str, group: Sequence[Outcome] = outcomes) -> float:
+        return float(np.mean([getattr(o, f) for o in group])) if group else math.nan
 
     return {
         "requests": len(outcomes),
@@ -242,10 +287,8 @@ def summarise(outcomes: Sequence[Outcome], onboard_memory: dict[str, int]) -> di
         "max_satellite_memory_bytes": int(max(onboard_memory.values(), default=0)),
         "onboard_flops": total("onboard_flops"),
         "ground_flops": total("ground_flops"),
-        "onboard_energy_j": total("onboard_energy_j"),
-        "tx_energy_j": total("tx_energy_j"),
-        "ground_energy_j": total("ground_energy_j"),
-        "bytes_sent": total("bytes_sent"),
-        "bytes_down": total("bytes_down"),
-        "mean_queue_s": total("queue_s") / max(len(outcomes), 1),
+        **{f: mean(f) for f in ENERGY_FIELDS},
+        "energy_j": float(sum(mean(f) for f in ENERGY_FIELDS)),
+        **{f: mean(f) for f in BYTES_FIELDS},
+        **{f"mean_{f}": mean(f, done) for f in LATENCY_FIELDS},
     }

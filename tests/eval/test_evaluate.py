@@ -27,7 +27,7 @@ def test_ledger_parts_add_up_and_bytes_match_payloads(scenario):
         if row.delivered:
             assert sum(getattr(row, p) for p in LATENCY_PARTS) == pytest.approx(row.latency_s)
             assert row.bytes_downlink == row.payload_bytes  # no ISLs: one downlink hop
-            assert row.energy_transmit_j > 0
+            assert row.energy_onboard_transmit_j > 0
     assert {len(v) for v in by_scheme.values()} == {12}
     # Every scheme answers the same captures with the same images.
     keys = {s: [(r.capture, r.satellite, r.image, r.label) for r in rows]
@@ -43,7 +43,7 @@ def test_ledger_parts_add_up_and_bytes_match_payloads(scenario):
     preds = {s: [r.prediction for r in rows] for s, rows in by_scheme.items()}
     assert preds["split-identity"] == preds["raw"] == preds["onboard"]
     # Without ISLs, answers wait for a ground contact.
-    assert max(r.wait_s for r in res.rows if r.delivered) > 10
+    assert max(r.queue_s for r in res.rows if r.delivered) > 10
 
 
 def test_files_and_summary(scenario):
@@ -82,7 +82,7 @@ def test_head_on_satellite_returns_features(raw_scenario):
         (lambda r: r["schemes"].append({"name": "q", "kind": "image", "format": "jpeg",
                                         "quality": 0}), "quality"),
         (lambda r: r["model"].update(head_placement="moon"), "head_placement"),
-        (lambda r: r["profiles"].update(satellite="tpu"), "unknown compute profile 'tpu'"),
+        (lambda r: r["profiles"].update(satellite="tpu"), "unknown device profile 'tpu'"),
         (lambda r: r["captures"].update(count="many"), "count must be int"),
         (lambda r: r["orbit"].update(duration_s=-1), "orbit"),
     ],

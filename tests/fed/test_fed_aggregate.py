@@ -41,7 +41,7 @@ def test_ring_allreduce_equals_mean_and_prices_every_hop():
 
     def hop(i, j, nb, tr):
         hops.append((i, j, nb))
-        return tr.add("transmit", 1.0)
+        return tr.add("transmit_s", 1.0)
 
     out, tracks = ring_allreduce(vecs, [Track(0.0)] * 5, hop)
     expected = weighted_average(states, weights)

@@ -18,6 +18,6 @@ def test_fig_ledger_quick(tmp_path):
     for name in ("demo", "no_isl"):
         assert (tmp_path / name / "ledger.png").stat().st_size > 1000
         assert (tmp_path / name / "ledger.pdf").is_file()
-    wait = {n: max(s["mean_wait_s"] for s in data["scenarios"][n]) for n in ("demo", "no_isl")}
+    wait = {n: max(s["mean_queue_s"] for s in data["scenarios"][n]) for n in ("demo", "no_isl")}
     assert wait["no_isl"] > wait["demo"]  # without ISLs, answers wait for a contact
     assert "| no_isl | raw |" in (tmp_path / "ledger_headline.md").read_text()

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from research.paths import REPO_ROOT
+from research.records import BYTES_FIELDS, ENERGY_FIELDS, LATENCY_FIELDS
 from research.serving.cli import main
 from research.serving.config import (
     ServingConfigError,
@@ -58,6 +59,10 @@ def test_cli_quick_run(tmp_path, capsys):
     assert n > 0 and all(s["requests"] == n for s in summary["schemes"].values())
     rows = (tmp_path / "out" / "outcomes.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * n
+    header = set(rows[0].split(","))
+    assert {*BYTES_FIELDS, *ENERGY_FIELDS, *LATENCY_FIELDS, "latency_s"} <= header
+    ledger = json.loads((tmp_path / "out" / "outcomes.json").read_text())
+    assert len(ledger["rows"]) == 3 * n and ledger["name"] == raw["name"]
     assert "microservice" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**raw, "extra": 1}))

@@ -103,4 +103,4 @@ def test_fifo_queue_at_busy_node(catalog, plan):
     out = simulate(Network(plan), nodes, reqs, monolithic_routes(p, reqs), "monolithic")
     q = [o.queue_s for o in out]
     assert q[0] == 0.0 and 0 < q[1] < q[2]
-    assert out[1].compute_s == pytest.approx(out[0].compute_s)
+    assert out[1].onboard_compute_s == pytest.approx(out[0].onboard_compute_s)
