@@ -7,7 +7,10 @@
    trains one at the paper's cut (after patch embedding) if it is missing;
 4. evaluates per-inference accuracy, bits, energy and latency of every scheme (split with token
    baselines and the codec, raw / PNG / JPEG image downlink, everything on board) on the same
-   captures, prints the table and writes the ledger and figures.
+   captures, prints the table and writes the ledger and figures;
+5. the ledger under load: Sentinel-2-like scenes over a small sweep of captures per orbit on
+   shared, one-transfer-at-a-time links; prints each scheme's p95 latency, delivered fraction
+   and knee, and writes the load figure.
 
 Every step writes under ``--out`` (default ``outputs/demo``) and logs to W&B offline.
 """
@@ -26,6 +29,7 @@ from research.paths import DEFAULT_CLASSIFIER, REPO_ROOT
 
 ORBIT = "experiments/orbit/demo_6x11.yaml"
 SCENARIO = "experiments/eval/demo.yaml"
+LOAD_SCENARIO = "experiments/eval/demo_load.yaml"
 # Trained on the full training split by scripts/fig_rate_accuracy.py: split 5, the whole 8x8 token
 # grid as one coded unit, 32-wide transforms, distilled from the uncompressed model, lambda 1e-4.
 COMMITTED_CODEC = "checkpoints/satvit_small_codec_split5_m8.ckpt"
@@ -41,11 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-fed", action="store_true", help="skip the federated step")
     p.add_argument("--fed-config", default="experiments/fed/quick.yaml",
                    help="federated run to compare (collaborative vs on-board)")
+    p.add_argument("--loads", type=float, nargs="+", default=[1, 4, 16],
+                   help="captures per satellite per orbit for the load sweep (step 5)")
     return p
 
 
 def _step(n: int, title: str) -> float:
-    print(f"\n[{n}/4] {title}", flush=True)
+    print(f"\n[{n}/5] {title}", flush=True)
     return time.perf_counter()
 
 
@@ -89,6 +95,31 @@ def run_fed(config: str, out: Path) -> dict:
                    command="satedge demo", cache_dir=str(out / "fed" / "cache"))
 
 
+def run_load(loads: list[float], out: Path, plan) -> dict:
+    """A small load sweep (research.eval.load) and its table: where each scheme's knee is."""
+    from research.eval.load import load_sweep, write_sweep
+    from research.eval.scenario import load_scenario
+
+    scenario = load_scenario(REPO_ROOT / LOAD_SCENARIO)
+    rows, meta = load_sweep(scenario, loads, plan=plan)
+    write_sweep(rows, meta, out)
+    sensor = meta["sensor"]
+    print(f"{sensor['name']}: {sensor['tiles_per_scene']:,} tiles per scene; its duty cycle "
+          f"gives {meta['realistic_per_orbit']:.1f} scenes per satellite per orbit; orbit "
+          f"{meta['orbital_period_s'] / 60:.0f} min")
+    head = f"{'scheme':>14} {'B/tile':>8}" + "".join(f" | {x:>5g}/orbit: p95, delivered"
+                                                    for x in loads) + " | knee"
+    print(head)
+    for name in dict.fromkeys(r["scheme"] for r in rows):
+        mine = [r for r in rows if r["scheme"] == name]
+        cells = "".join(f" | {r['latency_p95_s'] / 60:>11.1f} min, {100 * r['delivered_fraction']:>5.1f}%"
+                        for r in mine)
+        knee = meta["knees"][name]
+        print(f"{name:>14} {mine[0]['bytes_per_tile']:>8.0f}{cells} | "
+              f"{'none' if knee is None else f'{knee:g}/orbit'}")
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -124,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     scenario.schemes.insert(4, SchemeSpec(name=f"split{split['split_index']}-codec",
                                           kind="split", link="codec", checkpoint=str(codec)))
     run_scenario(scenario, args.out / "eval")
+    print(f"({time.perf_counter() - t:.0f} s)")
+
+    t = _step(5, "the ledger under load: shared links, Sentinel-2-like scenes")
+    run_load(args.loads, args.out / "load", plan)
     print(f"({time.perf_counter() - t:.0f} s)")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; files under {args.out}")
     return 0

@@ -3,6 +3,7 @@
     python scripts/fig_load.py --config experiments/eval/load_s2.yaml --out results/load
     python scripts/fig_load.py --config experiments/eval/load_s2.yaml --capacity unlimited \
         --out results/load_unlimited       # the earlier model, for comparison
+    python scripts/fig_load.py --satellite-profile jetson_orin_nx --out results/load_orin
 
 Writes ``<out>/load_sweep.{csv,json,png,pdf}``; the JSON carries each scheme's knee (the lowest
 load at which it stops delivering everything with p95 within one orbit) and the command.
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--capacity", choices=["exclusive", "unlimited"], default=None,
                    help="override the scenario's network capacity mode")
     p.add_argument("--schemes", nargs="+", default=None, help="run only these schemes")
+    p.add_argument("--satellite-profile", default=None,
+                   help="override the on-board device profile (e.g. jetson_orin_nx)")
     p.add_argument("--out", default="outputs/figures/load")
     args = p.parse_args(argv)
     scenario = load_scenario(args.config)
@@ -38,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"unknown scheme(s) {unknown}; the scenario has "
                     f"{[s.name for s in scenario.schemes]}")
         scenario.schemes = [s for s in scenario.schemes if s.name in args.schemes]
+    if args.satellite_profile:
+        from devices import get_device
+
+        scenario.satellite_profile = get_device(args.satellite_profile).require_throughput()
     network = replace(scenario.network, capacity=args.capacity) if args.capacity else None
     rows, meta = load_sweep(scenario, args.loads, network=network)
     meta["command"] = "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])

@@ -128,13 +128,15 @@ def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], label
     stations = set(plan.stations)
     free_at: dict[str, float] = defaultdict(float)  # each satellite's accelerator
     events: list[tuple[float, int, str, _Scene]] = []
+    scenes: dict[int, _Scene] = {}
     for cap in captures:
         compute_s = sat_p.seconds(out.flops_onboard * cap.tiles)
         start = max(cap.t_s, free_at[cap.satellite])
         free_at[cap.satellite] = start + compute_s
         idx = [position[i] for i in cap.sample]
         payload = float(np.mean(out.payload_bytes[idx])) * cap.tiles
-        scene = _Scene(cap, payload, compute_s, start - cap.t_s, start + compute_s)
+        scene = scenes[cap.index] = _Scene(cap, payload, compute_s, start - cap.t_s,
+                                           start + compute_s)
         if scene.t_ready < plan.horizon_s:
             heapq.heappush(events, (scene.t_ready, cap.index, "down", scene))
     rows: dict[int, LedgerRow] = {}
@@ -172,9 +174,8 @@ def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], label
             rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations)
     for cap in captures:  # computed past the horizon: never sent
         if cap.index not in rows:
-            scene = _Scene(cap, 0.0, 0.0, 0.0, plan.horizon_s)
-            rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
-                                   "on-board compute ends after the horizon")
+            rows[cap.index] = _row(name, scenes[cap.index], out, labels, position, scenario,
+                                   stations, "on-board compute ends after the horizon")
     return [rows[c.index] for c in captures]
 
 

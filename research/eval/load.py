@@ -109,11 +109,14 @@ def plot_load(rows: list[dict], meta: dict, out: str | Path) -> list[Path]:
         (line,) = ax_lat.plot(x, lat, marker="o", ms=4, label=label)
         ax_del.plot(x, [100 * p[2] for p in pts], marker="o", ms=4, color=line.get_color())
     ax_lat.axhline(period / 60, color="grey", ls="--", lw=0.8)
-    ax_lat.text(ax_lat.get_xlim()[0], period / 60, " one orbit", va="bottom", fontsize=8,
-                color="grey")
+    ax_lat.annotate("one orbit", (0.01, period / 60), xycoords=("axes fraction", "data"),
+                    va="bottom", fontsize=8, color="grey")
     real = meta.get("realistic_per_orbit")
+    loads = sorted({r["per_orbit"] for r in rows})
     for ax in (ax_lat, ax_del):
         ax.set_xscale("log")
+        ax.set_xticks(loads, [f"{x:g}" for x in loads])
+        ax.minorticks_off()
         ax.set_xlabel("captures per satellite per orbit (offered load)")
         if real:
             ax.axvline(real, color="black", ls=":", lw=0.8)
@@ -124,7 +127,8 @@ def plot_load(rows: list[dict], meta: dict, out: str | Path) -> list[Path]:
     sensor = meta["sensor"]
     net = meta["network"]
     fig.suptitle(f"{meta['scenario']}: {sensor['name']} scenes ({sensor['tiles_per_scene']:,} "
-                 f"tiles each), {net['capacity']} links, {meta['horizon_s'] / 3600:g} h; dotted: "
+                 f"tiles each), {net['capacity']} links, on board "
+                 f"{meta['satellite_profile']['name']}, {meta['horizon_s'] / 3600:g} h; dotted: "
                  f"the sensor's duty cycle", fontsize=10)
-    ax_lat.legend(fontsize=7, loc="upper left", bbox_to_anchor=(2.45, 1.0))
+    ax_del.legend(*ax_lat.get_legend_handles_labels(), fontsize=7, loc="lower left")
     return save_figure(fig, out, "load_sweep")

@@ -206,11 +206,15 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
     if captures.sample_tiles < 1:
         raise ScenarioError(f"{source}: captures.sample_tiles must be >= 1")
     try:
-        get_sensor(captures.sensor)
+        sensor = get_sensor(captures.sensor)
         network = NetworkResources.from_dict(_checked(top.get("network"), NETWORK_KEYS,
                                                       f"{source}: network"), f"{source}: network")
     except ValueError as err:
         raise ScenarioError(f"{source}: {err}") from err
+    tile_bytes = 3 * sensor.tile_px ** 2  # one raw RGB uint8 tile, what the model reads
+    if network.storage_bytes < tile_bytes:
+        raise ScenarioError(f"{source}: network.storage_bytes {network.storage_bytes:g} is smaller "
+                            f"than one raw tile ({tile_bytes} B): no satellite could hold a capture")
     model_raw = _checked(top["model"], MODEL_KEYS, f"{source}: model")
     model = ModelSpec(**model_raw)
     model = ModelSpec(resolve_path(model.checkpoint), model.split_index, model.head_placement)

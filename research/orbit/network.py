@@ -139,7 +139,7 @@ class NetworkState:
         self._occ: dict[tuple, Occupancy] = {}
         self._hop_occ: dict[tuple[int, bool], list[Occupancy]] = {}
         self._link_windows: dict[int, tuple[int, list[float]]] = {}
-        self._profiles: dict[tuple[int, bool], tuple[list[float], ...]] = {}
+        self._profiles: dict[tuple[int, bool], tuple] = {}
         self._clock = -math.inf
         self.offered_bytes = 0.0
         self.delivered_bytes = 0.0
@@ -177,10 +177,14 @@ class NetworkState:
             occs.append(self._occupancy(("antenna", station), r.station_antennas))
             if fwd:
                 occs.append(self._occupancy(("transmitter", sat), r.downlink_transmitters))
-        else:
+        elif r.isl_terminals < self._isl_degree(u):  # otherwise every ISL has its own terminal
             occs.append(self._occupancy(("isl", u), r.isl_terminals))
         self._hop_occ[key] = occs
         return occs
+
+    def _isl_degree(self, node: int) -> int:
+        return sum(1 for link, _, _ in self.plan.adjacency(node)
+                   if self.plan.link_kind[link] != KIND_GROUND)
 
     def _windows(self, link: int) -> tuple[int, list[float]]:
         """First window index of ``link`` and its windows' end times (a list for bisect)."""
@@ -190,22 +194,25 @@ class NetworkState:
             got = self._link_windows[link] = (wb, self.plan.win_end[wb:we].tolist())
         return got
 
-    def _profile(self, w: int, fwd: bool) -> tuple[list[float], ...]:
-        """The plan's window profile as lists (bisect on a short list beats numpy calls)."""
+    def _profile(self, w: int, fwd: bool) -> tuple:
+        """The plan's window profile as lists (bisect on a short list beats numpy calls), and
+        its peak rate."""
         key = (w, fwd)
         prof = self._profiles.get(key)
         if prof is None:
             bounds, rates, cum, act = self.plan.window_profile(w, fwd)
             prof = self._profiles[key] = (bounds.tolist(), rates.tolist(), cum.tolist(),
-                                          act.tolist())
+                                          act.tolist(), float(rates.max()))
         return prof
 
     # ------------------------------------------------------------------ one hop on free time
-    def _hop(self, link: int, fwd: bool, u: int, v: int, t_ready: float, bits: float):
+    def _hop(self, link: int, fwd: bool, u: int, v: int, t_ready: float, bits: float,
+             limit: float = math.inf):
         """Like :func:`research.orbit.routing.hop_timing`, sending only while all is free.
 
         Returns ``(t_start, t_sent, t_arrival, transmit_s, delay_s, segments)`` with the
-        ``[start, end)`` intervals to book, or ``None`` if the horizon comes first.
+        ``[start, end)`` intervals to book, or ``None`` if the horizon (or ``limit``) comes
+        first.
         """
         plan = self.plan
         occs = self._hop_resources(link, fwd, u, v)
@@ -219,45 +226,56 @@ class NetworkState:
         while k < len(ends) and f is None:
             w = wb + k
             s, e = max(t_ready, float(plan.win_start[w])), ends[k]
-            bounds, rates, cum, act = self._profile(w, fwd)
+            bounds, rates, cum, act, peak = self._profile(w, fwd)
             last = len(rates) - 1
-            blocked = [iv for o in occs for iv in o.blocked(s, e)]
-            if blocked:
-                free, a = [], s
-                for b0, b1 in _merge(blocked):
-                    if b0 > a:
-                        free.append((a, b0))
-                    a = max(a, b1)
-                if a < e:
-                    free.append((a, e))
-            else:
-                free = [(s, e)]
-            for fs, fe in free:
-                j0 = min(max(bisect_right(bounds, fs) - 1, 0), last)
-                j1 = min(max(bisect_right(bounds, fe) - 1, 0), last)
-                c0 = cum[j0] + rates[j0] * (fs - bounds[j0])
-                c1 = cum[j1] + rates[j1] * (fe - bounds[j1])
-                if c1 <= c0:
-                    continue
-                a0 = act[j0] + (fs - bounds[j0] if rates[j0] > 0 else 0.0)
-                if t_start is None:
-                    j = j0
-                    while rates[j] <= 0:
-                        j += 1
-                    t_start = fs if j == j0 else bounds[j]
-                if remaining <= 0:
-                    f = t_start
-                    break
-                if c1 - c0 >= remaining:
-                    target = c0 + remaining
-                    i = min(max(bisect_left(cum, target) - 1, 0), last)
-                    f = bounds[i] + (target - cum[i]) / rates[i]
-                    tx += act[i] + (f - bounds[i]) - a0
-                    segments.append((fs, f))
-                    break
-                remaining -= c1 - c0
-                tx += act[j1] + (fe - bounds[j1] if rates[j1] > 0 else 0.0) - a0
-                segments.append((fs, fe))
+            # Look at the bookings a piece at a time (a long ISL window may hold thousands):
+            # first the time the bytes would take at the peak rate, doubling while they wait.
+            span = max(60.0, 2.0 * remaining / peak) if peak > 0 else e - s
+            while s < e and f is None:
+                if s >= limit:
+                    return None
+                b = min(e, s + span)
+                blocked = [iv for o in occs for iv in o.blocked(s, b)]
+                if blocked:
+                    free, a = [], s
+                    for b0, b1 in _merge(blocked):
+                        if b0 > a:
+                            free.append((a, b0))
+                        a = max(a, b1)
+                    if a < b:
+                        free.append((a, b))
+                else:
+                    free = [(s, b)]
+                for fs, fe in free:
+                    j0 = min(max(bisect_right(bounds, fs) - 1, 0), last)
+                    j1 = min(max(bisect_right(bounds, fe) - 1, 0), last)
+                    c0 = cum[j0] + rates[j0] * (fs - bounds[j0])
+                    c1 = cum[j1] + rates[j1] * (fe - bounds[j1])
+                    if c1 <= c0:
+                        continue
+                    a0 = act[j0] + (fs - bounds[j0] if rates[j0] > 0 else 0.0)
+                    if t_start is None:
+                        j = j0
+                        while rates[j] <= 0:
+                            j += 1
+                        t_start = fs if j == j0 else bounds[j]
+                    if remaining <= 0:
+                        f = t_start
+                        break
+                    if c1 - c0 >= remaining:
+                        target = c0 + remaining
+                        i = min(max(bisect_left(cum, target) - 1, 0), last)
+                        f = bounds[i] + (target - cum[i]) / rates[i]
+                        tx += act[i] + (f - bounds[i]) - a0
+                        segments.append((fs, f))
+                        break
+                    remaining -= c1 - c0
+                    tx += act[j1] + (fe - bounds[j1] if rates[j1] > 0 else 0.0) - a0
+                    if segments and segments[-1][1] == fs:  # one piece ended where this starts
+                        segments[-1] = (segments[-1][0], fe)
+                    else:
+                        segments.append((fs, fe))
+                s, span = b, 2.0 * span
             k += 1
         if f is None:
             return None
@@ -300,15 +318,15 @@ class NetworkState:
                                               0.0, 0.0, 0.0, []), book)
         bits = 8.0 * n_bytes
         if not self.exclusive:
-            def hop(link, fwd, u, v, t, b):
-                return hop_timing(plan, link, fwd, t, b)
+            def hop(link, fwd, u, v, t, b, limit):
+                return hop_timing(plan, link, fwd, t, b, limit)
         else:
             hop = self._hop
         entry_after: dict[int, float] = {}  # relays that must drain before the bytes enter
         excluded: set[int] = set()
 
-        def storage_hop(link, fwd, u, v, t, b):
-            return hop(link, fwd, u, v, max(t, entry_after.get(v, t)), b)
+        def storage_hop(link, fwd, u, v, t, b, limit):
+            return hop(link, fwd, u, v, max(t, entry_after.get(v, t)), b, limit)
 
         while True:
             i_dst, _, prev = search(plan, sources, targets, t0, bits,

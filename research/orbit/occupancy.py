@@ -39,6 +39,8 @@ class Occupancy:
 
     def blocked(self, start: float, end: float, amount: float = 1.0) -> list[tuple[float, float]]:
         """Sub-intervals of ``[start, end)`` where booking ``amount`` more would exceed capacity."""
+        if len(self.times) == 1:  # nothing booked yet
+            return []
         limit = self.capacity - amount + 1e-9
         out: list[tuple[float, float]] = []
         i = bisect_right(self.times, start) - 1

@@ -80,9 +80,10 @@ class TransferResult:
         return self.t_arrival - self.t0
 
 
-def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits: float
-               ) -> tuple[float, float, float, float, float] | None:
-    """``(t_start, t_sent, t_arrival, transmit_s, delay_s)`` of one hop, or ``None``."""
+def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits: float,
+               limit: float = math.inf) -> tuple[float, float, float, float, float] | None:
+    """``(t_start, t_sent, t_arrival, transmit_s, delay_s)`` of one hop, or ``None`` if it cannot
+    finish within the horizon, or before ``limit`` (a bound the caller already beats)."""
     wb, we = int(plan.link_wbeg[link]), int(plan.link_wend[link])
     w = wb + int(np.searchsorted(plan.win_end[wb:we], t_ready, side="right"))
     remaining = bits
@@ -90,6 +91,8 @@ def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits
     t_start: float | None = None
     while w < we:
         s = max(t_ready, float(plan.win_start[w]))
+        if s >= limit:
+            return None
         bounds, rates, cum, act = plan.window_profile(w, forward)
         j = min(max(int(np.searchsorted(bounds, s, side="right")) - 1, 0), len(rates) - 1)
         cap_s = cum[j] + rates[j] * (s - bounds[j])
@@ -118,9 +121,10 @@ def hop_timing(plan: ContactPlan, link: int, forward: bool, t_ready: float, bits
     return float(t_start), f, f + delay, tx, delay
 
 
-HopTiming = Callable[[int, bool, int, int, float, float], tuple | None]
-"""``(link, forward, u, v, t_ready, bits) -> (t_start, t_sent, t_arrival, transmit_s, delay_s,
-...)`` or ``None``: how one hop would go; extra items ride along to the caller."""
+HopTiming = Callable[[int, bool, int, int, float, float, float], tuple | None]
+"""``(link, forward, u, v, t_ready, bits, limit) -> (t_start, t_sent, t_arrival, transmit_s,
+delay_s, ...)`` or ``None``: how one hop would go (extra items ride along to the caller);
+``None`` too when it cannot arrive before ``limit``, a time some target is already reached by."""
 
 
 def check_bytes(n_bytes: float) -> float:
@@ -148,6 +152,7 @@ def search(plan: ContactPlan, sources: list[int], targets: set[int], t0: float, 
     Nodes in ``excluded`` are never entered (e.g. relays whose storage is full).
     """
     n_sat = len(plan.satellites)
+    bound = math.inf  # earliest tentative arrival at any target: no hop after it can help
     best = dict.fromkeys(sources, t0)
     prev: dict[int, tuple[int, int, bool, float, tuple]] = {}
     starts = set(sources)
@@ -166,13 +171,15 @@ def search(plan: ContactPlan, sources: list[int], targets: set[int], t0: float, 
             if v in done or v in excluded or (v >= n_sat and v not in targets
                                               and not relay_via_stations):
                 continue
-            timing = hop(link, fwd, u, v, t, bits)
+            timing = hop(link, fwd, u, v, t, bits, bound)
             if timing is None:
                 continue
             if timing[2] < best.get(v, math.inf):
                 best[v] = timing[2]
                 prev[v] = (u, link, fwd, t, timing)
                 heapq.heappush(heap, (timing[2], v))
+                if v in targets:
+                    bound = min(bound, timing[2])
     return -1, best, prev
 
 
@@ -226,8 +233,8 @@ def earliest_transfer(plan: ContactPlan, src: str | Sequence[str], dst: str | Se
     if already:
         return TransferResult(t0, [plan.nodes[already[0]]], 0.0, t0, n_bytes, 0.0, 0.0, 0.0, [])
 
-    def hop(link: int, fwd: bool, u: int, v: int, t: float, bits: float):
-        return hop_timing(plan, link, fwd, t, bits)
+    def hop(link: int, fwd: bool, u: int, v: int, t: float, bits: float, limit: float):
+        return hop_timing(plan, link, fwd, t, bits, limit)
 
     i_dst, _, prev = search(plan, sources, targets, t0, 8.0 * n_bytes, hop,
                             relay_via_stations=relay_via_stations)
