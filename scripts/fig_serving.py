@@ -69,6 +69,13 @@ def _plot(summary: dict, outcomes_csv: Path, out: Path) -> Path:
     return save_figure(fig, out, "serving")[0]
 
 
+def _network(summary: dict) -> str:
+    n = summary.get("network") or {}
+    if n.get("capacity") == "unlimited":
+        return "capacity unlimited (no contention)"
+    return ", ".join(f"{k} {v}" for k, v in n.items() if k != "storage_bytes") or "exclusive"
+
+
 def _caption(summary: dict, out: Path) -> None:
     cfg, acc = summary["config"], summary["accuracy"]
     w = cfg.get("workload", {})
@@ -80,7 +87,8 @@ def _caption(summary: dict, out: Path) -> None:
         f"captures/s each, {w.get('tiles')} tiles of 64x64 ({w.get('modality')}), deadline "
         f"{w.get('deadline_s')} s, {w.get('horizon_s')} s of the contact plan.",
         "Latency runs from capture to the answer reaching any ground station (compute with FIFO "
-        "queues per node, contact-plan transfers, one downlink at a time per station).",
+        "queues per node; contact-plan transfers booked first come first served on link "
+        f"directions, transmitters and station antennas: network {_network(summary)}).",
         f"Accuracy through the served chains on {acc['images']} held-out embedded EuroSAT images: "
         f"land-cover {acc['landcover_acc']:.3f}, coarse {acc['coarse_acc']:.3f}, "
         + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if k.startswith("retrieval"))

@@ -1,7 +1,10 @@
 """Federated fine-tuning config: typed sections read from YAML, strict about keys and values.
 
 A typo'd key is an error naming the key, the closest valid one and the section, so a run never
-silently falls back to a default. See ``experiments/fed/*.yaml``.
+silently falls back to a default. See ``experiments/fed/*.yaml``. ``network`` takes the keys of
+:class:`research.orbit.network.NetworkResources` (default ``capacity: exclusive``: transfers
+book link directions, transmitters and antennas first come first served; ``capacity:
+unlimited`` is the earlier no-contention model).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from research.configfile import check_keys, read_yaml
+from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_FOUNDATION, resolve_path
 
 SCHEMES = ("collaborative", "onboard")
@@ -105,6 +109,7 @@ class FedConfig:
     comm: CommConfig = field(default_factory=CommConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     faults: list[Fault] = field(default_factory=list)
+    network: NetworkResources = field(default_factory=NetworkResources)
     out_dir: str = "outputs/fed"
 
     def to_dict(self) -> dict:
@@ -182,7 +187,8 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
     top = _checked(raw, FedConfig, f"fed config {source} (top level)")
     if "scenario" not in top:
         raise FedConfigError(f"fed config {source}: missing required key 'scenario'")
-    kwargs: dict[str, Any] = {k: v for k, v in top.items() if k not in SECTIONS and k != "faults"}
+    kwargs: dict[str, Any] = {k: v for k, v in top.items()
+                              if k not in SECTIONS and k not in ("faults", "network")}
     for name, cls in SECTIONS.items():
         values = _checked(top.get(name), cls, f"fed config {source}: {name}")
         try:
@@ -191,6 +197,12 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
             raise FedConfigError(f"fed config {source}: {name}: {err}") from None
     kwargs["faults"] = [_fault(f, f"fed config {source}: faults[{i}]")
                         for i, f in enumerate(top.get("faults") or [])]
+    where = f"fed config {source}: network"
+    try:
+        kwargs["network"] = NetworkResources.from_dict(
+            _checked(top.get("network"), NetworkResources, where), where)
+    except ValueError as err:
+        raise FedConfigError(str(err)) from None
     if isinstance(kwargs.get("scenario"), str):
         kwargs["scenario"] = resolve_path(kwargs["scenario"])
     if kwargs["model"].weights:

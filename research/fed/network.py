@@ -1,42 +1,125 @@
-"""The contact plan as federated rounds see it: direct or routed transfers, ground, and faults.
+"""The contact plan as federated rounds see it: booked transfers, the ground, and faults.
+
+Every transfer of a run is booked on network states that live for the whole run (bookings
+persist across rounds), first come first served on link directions, transmitters, station
+antennas and storage (:class:`~research.orbit.network.NetworkState`; ``network: capacity:
+unlimited`` books nothing). Routed transfers use the whole plan; ``direct`` ones (a satellite and
+the ground over the satellite's own ground links, no relay) use a ground-links-only view of it
+with its own bookings, as :class:`NetworkState` has no direct-only route: direct and routed
+transfers contend among themselves, not with each other (they meet only in the ablations that
+mix them).
+
+Transfers must be issued in time order: a round issues them through :class:`Transfers`, an event
+queue that sends each one when it is popped. Every send is also logged (:meth:`FedNetwork.take_log`)
+so that a resumed run can :meth:`~FedNetwork.replay` the bookings of the rounds it skips.
 
 Faults (station outages, ISL failures) are injected here, as a thin mask over the unchanged
-:class:`~research.orbit.ContactPlan`: a transfer whose hops touch a failed node or link while it is
-down is retried from the end of the outage (store-and-forward waits it out), and the visibility
-queries used by the downlink scheduler leave failed stations and links out.
+:class:`~research.orbit.ContactPlan`: a transfer whose route touches a failed node or link while
+it is down is put back until the end of the outage (store-and-forward waits it out), and the
+visibility queries used by the downlink scheduler leave failed stations and links out.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from research.fed.config import Fault
-from research.orbit import ContactPlan, Hop, TransferResult, UnreachableError
-from research.orbit.isl import KIND_NAMES
-from research.orbit.routing import hop_timing
+from research.orbit import ContactPlan, TransferResult, UnreachableError
+from research.orbit.isl import KIND_GROUND
+from research.orbit.network import NetworkResources, NetworkState
 
 GROUND = "ground"
-"""Holder name of a model that sits on the (terrestrially connected) ground segment."""
+"""Holder name of a model that sits on the (terrestrially connected) ground segment; as a
+transfer end, whichever station is best (stations share a terrestrial network)."""
+
+
+def ground_links_only(plan: ContactPlan) -> ContactPlan:
+    """The same plan with its ISL windows left out (same nodes and link indices)."""
+    keep = plan.link_kind[plan.win_link] == KIND_GROUND
+    return ContactPlan(
+        grid=plan.grid, satellites=plan.satellites, stations=plan.stations,
+        planes=[plan.plane_of(s) for s in plan.satellites], link_a=plan.link_a,
+        link_b=plan.link_b, link_kind=plan.link_kind, win_link=plan.win_link[keep],
+        win_start=plan.win_start[keep], win_end=plan.win_end[keep], win_k0=plan.win_k0[keep],
+        win_n=plan.win_n[keep], win_off=plan.win_off[keep], range_km=plan.range_km,
+        models=plan.models, sunlit_bits=plan.sunlit_bits,
+        meta={**plan.meta, "view": "ground links only"})
+
+
+def _lost(src: str, n_bytes: float, t0: float, reason: str) -> TransferResult:
+    nan = math.nan
+    return TransferResult(math.inf, [src], 0.0, t0, float(n_bytes), nan, nan, nan, [],
+                          delivered=False, reason=reason)
 
 
 class FedNetwork:
-    """Fault-aware transfers over a contact plan (see module docstring)."""
+    """Fault-aware, booked transfers over a contact plan (see module docstring).
 
-    def __init__(self, plan: ContactPlan, faults: Sequence[Fault] = ()) -> None:
+    Args:
+        plan: The contact plan.
+        faults: Station outages and ISL failures.
+        resources: Transmitters, antennas, storage and the capacity mode of the bookings.
+    """
+
+    def __init__(self, plan: ContactPlan, faults: Sequence[Fault] = (),
+                 resources: NetworkResources | None = None) -> None:
         self.plan = plan
         self.faults = list(faults)
         self.stations = set(plan.stations)
         for f in self.faults:
             for node in f.nodes:
                 plan.index(node)  # unknown node: KeyError naming it
-        self._pair = {(int(a), int(b)): (i, True) for i, (a, b) in
-                      enumerate(zip(plan.link_a, plan.link_b, strict=True))}
-        self._pair.update({(b, a): (i, False) for (a, b), (i, _) in list(self._pair.items())})
+        self.resources = resources or NetworkResources()
+        self.state = NetworkState(plan, self.resources)
+        self._ground_plan: ContactPlan | None = None
+        self._direct: NetworkState | None = None
+        self.log: list[list] = []  # [direct, sources, targets, n_bytes, t0] of every send
 
     @property
     def horizon_s(self) -> float:
         return self.plan.horizon_s
+
+    def direct_state(self) -> NetworkState:
+        """Bookings of direct transfers (on the ground-links-only view, made on first use)."""
+        if self._direct is None:
+            if self._ground_plan is None:
+                self._ground_plan = ground_links_only(self.plan)
+            self._direct = NetworkState(self._ground_plan, self.resources)
+        return self._direct
+
+    def copy(self) -> FedNetwork:
+        """Independent bookings (plan, faults and the ground view are shared): a what-if."""
+        new = FedNetwork.__new__(FedNetwork)
+        new.__dict__.update(self.__dict__)
+        new.state = self.state.copy()
+        new._direct = None if self._direct is None else self._direct.copy()
+        new.log = list(self.log)
+        return new
+
+    def take_log(self) -> list[list]:
+        """The sends logged since the last call (plain lists: checkpoint-safe), then forget them."""
+        log, self.log = self.log, []
+        return log
+
+    def replay(self, log: Sequence[Sequence]) -> None:
+        """Book the sends of an earlier :meth:`take_log` again, in order (a resumed run)."""
+        for direct, sources, targets, n_bytes, t0 in log:
+            state = self.direct_state() if direct else self.state
+            state.send(list(sources), list(targets), n_bytes, t0)
+
+    def _send(self, state: NetworkState, direct: bool, sources: list[str], targets: list[str],
+              n_bytes: float, t0: float) -> TransferResult:
+        self.log.append([bool(direct), list(sources), list(targets), float(n_bytes), float(t0)])
+        return state.send(sources, targets, n_bytes, t0)
+
+    def summary(self) -> dict:
+        """What the run's network carried (:meth:`NetworkState.summary`), routed and direct."""
+        out = {"routed": self.state.summary()}
+        if self._direct is not None:
+            out["direct"] = self._direct.summary()
+        return out
 
     # ------------------------------------------------------------------ faults
     def _fault_hits(self, f: Fault, a: str, b: str) -> bool:
@@ -57,65 +140,89 @@ class FedNetwork:
                     end = max(end or f.end_s, f.end_s)
         return end
 
-    # ------------------------------------------------------------------ transfers
-    def _direct(self, src: str, dst: str, n_bytes: float, t0: float) -> TransferResult:
-        key = (self.plan.index(src), self.plan.index(dst))
-        if key not in self._pair:
-            raise UnreachableError(f"{src} and {dst} share no link")
-        link, fwd = self._pair[key]
-        timing = hop_timing(self.plan, link, fwd, t0, 8.0 * n_bytes)
-        if timing is None:
-            raise UnreachableError(f"no contact {src} -> {dst} after t={t0:.0f} s within the "
-                                   f"horizon {self.horizon_s:.0f} s")
-        t_start, t_sent, t_arr, tx, delay = timing
-        energy = self.plan.model_for(link, fwd).tx_power_w * tx
-        kind = KIND_NAMES[int(self.plan.link_kind[link])]
-        hop = Hop(src, dst, kind, t0, t_start, t_sent, t_arr, (t_sent - t0) - tx, tx, delay,
-                  energy)
-        return TransferResult(t_arr, [src, dst], energy, t0, float(n_bytes), hop.wait_s, tx,
-                              delay, [hop])
-
-    def transfer(self, src: str, dst: str, n_bytes: float, t0: float, *, direct: bool = False
-                 ) -> TransferResult:
-        """Earliest delivery avoiding faults; ``direct`` allows only the ``src``-``dst`` link.
-
-        Raises :class:`UnreachableError` when nothing arrives within the horizon.
-        """
-        t = t0
+    def _fault_free(self, state: NetworkState, src: str, dst: str, n_bytes: float, t: float
+                    ) -> tuple[float, TransferResult]:
+        """The first start at or after ``t`` whose route (a what-if) avoids every fault."""
         for _ in range(64):
             if t >= self.horizon_s:
                 break
-            res = (self._direct(src, dst, n_bytes, t) if direct
-                   else self.plan.transfer(src, dst, n_bytes, t))
-            end = self._blocked_until(res)
+            res = state.route(src, dst, n_bytes, t)
+            end = self._blocked_until(res) if res.delivered else None
             if end is None:
-                return res
+                return t, res
             t = end
-        raise UnreachableError(f"{src} -> {dst}: no fault-free delivery of {n_bytes:.0f} bytes "
-                               f"after t={t0:.0f} s within the horizon {self.horizon_s:.0f} s")
+        return t, _lost(src, n_bytes, t, "no fault-free route within the horizon")
+
+    # ------------------------------------------------------------------ transfers
+    def attempt(self, src: str, dst: str, n_bytes: float, t0: float, *, direct: bool = False
+                ) -> TransferResult | float:
+        """Send ``n_bytes`` at ``t0`` (booked), or say when to try again.
+
+        ``src`` / ``dst`` may be :data:`GROUND`. Returns the transfer's result (``delivered``
+        False, with the reason, when nothing arrives within the horizon), or, when a fault masks
+        the best route now, the time its outage ends (nothing booked). ``direct`` allows only the
+        satellite's own ground links. ``t0`` must not be earlier than the previous booking's.
+        """
+        if direct and GROUND not in (src, dst) and not (
+                self.plan.is_station(src) or self.plan.is_station(dst)):
+            raise ValueError(f"a direct transfer joins a satellite and the ground, got {src} -> "
+                             f"{dst}")
+        state = self.direct_state() if direct else self.state
+        sources = self.plan.stations if src == GROUND else [src]
+        targets = self.plan.stations if dst == GROUND else [dst]
+        if t0 >= self.horizon_s:
+            return _lost(sources[0], n_bytes, t0, "starts after the plan horizon")
+        if not self.faults:
+            return self._send(state, direct, sources, targets, n_bytes, t0)
+        best: tuple[float, str, str, TransferResult] | None = None
+        for a in sources:  # each pair on its own, as a fault may mask one station only
+            for b in targets:
+                t, res = self._fault_free(state, a, b, n_bytes, t0)
+                if res.delivered and (best is None or res.t_arrival < best[3].t_arrival):
+                    best = (t, a, b, res)
+        if best is None:
+            return _lost(sources[0], n_bytes, t0, "no fault-free route within the horizon")
+        if best[0] > t0:
+            return best[0]
+        return self._send(state, direct, [best[1]], [best[2]], n_bytes, t0)
+
+    def route(self, src: str, dst: str, n_bytes: float, t0: float, *, direct: bool = False
+              ) -> TransferResult:
+        """What :meth:`attempt` would deliver, waiting out faults, without booking (a what-if
+        that may look at any time)."""
+        state = self.direct_state() if direct else self.state
+        sources = self.plan.stations if src == GROUND else [src]
+        targets = self.plan.stations if dst == GROUND else [dst]
+        if t0 >= self.horizon_s:
+            return _lost(sources[0], n_bytes, t0, "starts after the plan horizon")
+        if not self.faults:
+            return state.route(sources, targets, n_bytes, t0)
+        results = [self._fault_free(state, a, b, n_bytes, t0)[1] for a in sources for b in targets]
+        return min(results, key=lambda r: r.t_arrival)
+
+    def transfer(self, src: str, dst: str, n_bytes: float, t0: float, *, direct: bool = False
+                 ) -> TransferResult:
+        """Book one transfer now, waiting out faults (for a single transfer: a round issues
+        its transfers through :class:`Transfers`). Raises :class:`UnreachableError` when nothing
+        arrives within the horizon."""
+        t = t0
+        while True:
+            res = self.attempt(src, dst, n_bytes, t, direct=direct)
+            if isinstance(res, TransferResult):
+                break
+            t = res
+        if not res.delivered:
+            raise UnreachableError(f"{src} -> {dst}: {n_bytes:.0f} bytes after t={t0:.0f} s: "
+                                   f"{res.reason}")
+        return res
 
     def to_ground(self, sat: str, n_bytes: float, t0: float, *, direct: bool) -> TransferResult:
         """Earliest delivery to any station (stations share a terrestrial network)."""
-        return self._best([(sat, g) for g in self.plan.stations], n_bytes, t0, direct)
+        return self.transfer(sat, GROUND, n_bytes, t0, direct=direct)
 
     def from_ground(self, sat: str, n_bytes: float, t0: float, *, direct: bool) -> TransferResult:
         """Earliest delivery from whichever station reaches ``sat`` first."""
-        return self._best([(g, sat) for g in self.plan.stations], n_bytes, t0, direct)
-
-    def _best(self, pairs: list[tuple[str, str]], n_bytes: float, t0: float, direct: bool
-              ) -> TransferResult:
-        best: TransferResult | None = None
-        for a, b in pairs:
-            try:
-                res = self.transfer(a, b, n_bytes, t0, direct=direct)
-            except UnreachableError:
-                continue
-            if best is None or res.t_arrival < best.t_arrival:
-                best = res
-        if best is None:
-            raise UnreachableError(f"{pairs[0][0] if pairs else '?'}: no ground contact after "
-                                   f"t={t0:.0f} s within the horizon {self.horizon_s:.0f} s")
-        return best
+        return self.transfer(GROUND, sat, n_bytes, t0, direct=direct)
 
     # ------------------------------------------------------------------ visibility at t
     def ground_pairs(self, t: float) -> list[tuple[str, str, float]]:
@@ -140,3 +247,56 @@ class FedNetwork:
     def delay_s(self, a: str, b: str, t: float) -> float:
         d = self.plan.delay_s(a, b, t)
         return 0.0 if math.isinf(d) else d
+
+
+class Transfers:
+    """Transfers issued in time order: an event queue over a :class:`FedNetwork`.
+
+    :meth:`request` queues a transfer at ``t0``; :meth:`run` pops the earliest, sends it (a
+    fault on its route puts it back at the fault's end) and hands the result to its ``then``,
+    which may request more transfers, never earlier than the one it got. ``live(t)`` (checked
+    when popped at ``t``) cancels a transfer nobody needs any more. :meth:`at` queues a plain
+    event.
+    """
+
+    def __init__(self, net: FedNetwork) -> None:
+        self.net = net
+        self.now = -math.inf  # the time of the event being handled
+        self.sent = -math.inf  # the time of the latest transfer sent
+        self._heap: list[tuple[float, int, tuple]] = []
+        self._seq = 0
+
+    def request(self, t0: float, src: str, dst: str, n_bytes: float, *, direct: bool = False,
+                then: Callable[[TransferResult], None],
+                live: Callable[[float], bool] | None = None) -> None:
+        if t0 < self.now - 1e-9:
+            raise ValueError(f"transfer {src} -> {dst} requested at t={t0} s, before the "
+                             f"current event at {self.now} s")
+        heapq.heappush(self._heap, (t0, self._seq, (src, dst, n_bytes, direct, then, live)))
+        self._seq += 1
+
+    def at(self, t: float, event: Callable[[], None]) -> None:
+        """Call ``event()`` when the queue reaches ``t``."""
+        if t < self.now - 1e-9:
+            raise ValueError(f"event at t={t} s, before the current event at {self.now} s")
+        heapq.heappush(self._heap, (t, self._seq, event))
+        self._seq += 1
+
+    def run(self, until: float = math.inf) -> None:
+        """Send every queued transfer (those requested from ``then`` too) up to ``until``."""
+        while self._heap and self._heap[0][0] <= until:
+            t, seq, item = heapq.heappop(self._heap)
+            if callable(item):
+                self.now = t
+                item()
+                continue
+            src, dst, n_bytes, direct, then, live = item
+            if live is not None and not live(t):
+                continue
+            self.now = t
+            res = self.net.attempt(src, dst, n_bytes, t, direct=direct)
+            if isinstance(res, TransferResult):
+                self.sent = t
+                then(res)
+            else:  # a fault masks the route: try again when it ends
+                heapq.heappush(self._heap, (res, seq, item))

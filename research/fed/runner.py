@@ -2,8 +2,10 @@
 
 ``run(cfg)`` builds the contact plan, the split model, the features and the clients, then runs
 rounds until ``train.rounds`` (or the plan's horizon). After every round the whole state goes to
-``out_dir/round_XXXX.pt``; a later call with the same config resumes from the latest file and
-ends exactly where an uninterrupted run ends (local updates are seeded by run, round, client).
+``out_dir/round_XXXX.pt`` with the round's network sends; a later call with the same config
+resumes from the latest file, books the earlier rounds' sends again (network bookings persist
+across rounds) and ends exactly where an uninterrupted run ends (local updates are seeded by run,
+round, client).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
     setup = setup or prepare(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    net = FedNetwork(setup.plan, cfg.faults)
+    net = FedNetwork(setup.plan, cfg.faults, cfg.network)
     sim = RoundSimulator(cfg, net, setup.clients, setup.costs, setup.template, setup.data,
                          trainer)
     acc0 = accuracy(setup.template, setup.initial, setup.data.test_x, setup.data.test_y)
@@ -116,6 +118,12 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
             raise ValueError(f"{ckpt} was written by a different config; use another out_dir "
                              "or resume=False")
         state = RunState(**saved["state"])
+        for r in range(1, state.round + 1):  # the network as the skipped rounds left it
+            past = out / f"round_{r:04d}.pt"
+            if not past.is_file():
+                raise ValueError(f"cannot resume from {ckpt}: {past.name} (its network "
+                                 "bookings) is missing; use another out_dir or resume=False")
+            net.replay(torch.load(past, weights_only=True)["network_log"])
     target = cfg.train.rounds if max_rounds is None else min(cfg.train.rounds, max_rounds)
     while state.round < target:
         try:
@@ -127,9 +135,10 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
         saved = asdict(state)
         for key in ("t", "rows", "energy"):  # plain floats (numpy scalars do not load safely)
             saved[key] = json.loads(json.dumps(saved[key]))
-        torch.save({"state": saved, "fingerprint": _fingerprint(cfg)},
-                   out / f"round_{state.round:04d}.pt")
-    write_rows(state.rows, out, "ledger", meta={"name": cfg.name, "config": cfg.to_dict()})
+        torch.save({"state": saved, "fingerprint": _fingerprint(cfg),
+                    "network_log": net.take_log()}, out / f"round_{state.round:04d}.pt")
+    write_rows(state.rows, out, "ledger", meta={"name": cfg.name, "config": cfg.to_dict(),
+                                                "network_use": net.summary()})
     return RunResult(state.rows, state.head, state.energy, acc0, out)
 
 

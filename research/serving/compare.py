@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from research.serving.placement import (
     Demand,
@@ -35,12 +35,14 @@ SCHEMES = ("microservice", "monolithic", "ground")
 
 @dataclass
 class Comparison:
-    """Per-scheme summaries, every request's outcome and the placements used."""
+    """Per-scheme summaries, every request's outcome, the placements used and, per scheme, what
+    its network carried (:meth:`research.orbit.network.NetworkState.summary`)."""
 
     summaries: dict[str, dict]
     outcomes: list[Outcome]
     placements: list[Placement]
     timings_s: dict[str, float]
+    network_use: dict[str, dict] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
         return [o.row() for o in self.outcomes]
@@ -66,8 +68,12 @@ def compare_schemes(catalog: Catalog, net: Network, nodes: dict[str, Node],
                     demands: Sequence[Demand], *, horizon_s: float, epoch_s: float,
                     deadline_s: float, seed: int = 0, method: str = "milp",
                     memory_weight: float = 1.0, max_utilisation: float = 0.7,
-                    neighbourhood_hops: int = 1, station_antennas: bool = True) -> Comparison:
-    """Place, route and simulate the same requests under every scheme."""
+                    neighbourhood_hops: int = 1) -> Comparison:
+    """Place, route and simulate the same requests under every scheme.
+
+    Placement uses what-if estimates on an empty network; each scheme is then simulated on a
+    fresh network state (``net.new_state()``: ``net.resources``), so schemes share nothing.
+    """
     tic = time.perf_counter()
     problem = PlacementProblem.from_catalog(catalog, nodes, demands, memory_weight=memory_weight,
                                             max_utilisation=max_utilisation,
@@ -83,11 +89,13 @@ def compare_schemes(catalog: Catalog, net: Network, nodes: dict[str, Node],
     micro_mem = max((_onboard(pl.memory_by_node(problem.param_bytes), nodes) for pl in placements),
                     key=lambda m: sum(m.values()))
     memory = {"microservice": micro_mem, "monolithic": monolithic_memory(problem), "ground": {}}
-    summaries, outcomes = {}, []
+    summaries, outcomes, network_use = {}, [], {}
     for scheme in SCHEMES:
         tic = time.perf_counter()
-        res = simulate(net, nodes, requests, routes[scheme], scheme, station_antennas)
+        state = net.new_state()
+        res = simulate(net, nodes, requests, routes[scheme], scheme, state)
         timings[f"simulate_{scheme}_s"] = time.perf_counter() - tic
         summaries[scheme] = summarise(res, memory[scheme])
+        network_use[scheme] = state.summary()
         outcomes.extend(res)
-    return Comparison(summaries, outcomes, placements, timings)
+    return Comparison(summaries, outcomes, placements, timings, network_use)

@@ -1,7 +1,10 @@
-"""``satedge serve`` YAML: model, orbit scenario, nodes, workload, placement, evaluation.
+"""``satedge serve`` YAML: model, orbit scenario, nodes, workload, placement, network, evaluation.
 
 Every section is a mapping with fixed keys; an unknown key is an error that names it, suggests
 the closest valid key and lists the valid ones. See ``experiments/serving/multitask.yaml``.
+``network`` takes the keys of :class:`research.orbit.network.NetworkResources` (default:
+``capacity: exclusive``, one downlink transmitter per satellite, one antenna per station;
+``capacity: unlimited`` is the earlier no-contention model).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from research.configfile import check_keys, read_yaml
 from research.orbit.config import OrbitConfigError
+from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
@@ -65,7 +69,6 @@ class PlacementSection:
     memory_weight: float = 1.0
     max_utilisation: float = 0.7
     neighbourhood_hops: int = 1
-    station_antennas: bool = True
 
 
 @dataclass
@@ -88,6 +91,7 @@ class ServeConfig:
     placement: PlacementSection
     evaluate: EvaluateSection
     raw: dict
+    network: NetworkResources = field(default_factory=NetworkResources)
 
     def build_plan(self):
         """The contact plan of the ``orbit`` section (``file:`` plus inline overrides)."""
@@ -107,7 +111,7 @@ class ServeConfig:
 
 _SECTIONS = {"model": ModelSection, "nodes": NodesSection, "workload": WorkloadSection,
              "placement": PlacementSection, "evaluate": EvaluateSection}
-TOP_KEYS = ("name", "orbit", *_SECTIONS)
+TOP_KEYS = ("name", "orbit", *_SECTIONS, "network")
 
 
 def _keys(d: Any, valid: tuple[str, ...], where: str) -> dict:
@@ -122,6 +126,16 @@ def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
     if not isinstance(top["orbit"], dict):
         raise ServingConfigError(f"serve config {source}: orbit must be a mapping (an orbit "
                                  "scenario, or file: <orbit yaml> plus overrides)")
+    if isinstance(top.get("placement"), dict) and "station_antennas" in top["placement"]:
+        raise ServingConfigError(f"serve config {source}: placement.station_antennas was replaced "
+                                 "by the network section (network: {station_antennas: <n>}, or "
+                                 "network: {capacity: unlimited} for no contention)")
+    try:
+        network = NetworkResources.from_dict(
+            _keys(top.get("network"), tuple(f.name for f in fields(NetworkResources)),
+                  f"{source}: network"), f"serve config {source}: network")
+    except ValueError as err:
+        raise ServingConfigError(str(err)) from None
     sections = {}
     for key, cls in _SECTIONS.items():
         valid = tuple(f.name for f in fields(cls))
@@ -143,7 +157,7 @@ def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
         raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s and epoch_s "
                                  "must be positive")
     return ServeConfig(name=str(top.get("name", Path(source).stem)), orbit=dict(top["orbit"]),
-                       raw=dict(top), **sections)
+                       raw=dict(top), network=network, **sections)
 
 
 def load_serve_config(path: str | Path) -> ServeConfig:

@@ -127,6 +127,7 @@ def _write(out: Path, cfg: ServeConfig, accuracy: dict, cmp: Comparison, timings
     summary = {
         "name": cfg.name, "config": cfg.raw, "accuracy": accuracy, "schemes": cmp.summaries,
         "verdict": verdict(cmp.summaries), "timings_s": {**timings, **cmp.timings_s},
+        "network": cfg.network.to_dict(), "network_use": cmp.network_use,
         "placements": [{"t": p.t, "solver": p.solver, "objective": p.objective,
                         "replicas": p.replicas,
                         "info": {k: v for k, v in p.info.items() if k != "message"}}
@@ -157,12 +158,11 @@ def run_serving(cfg: ServeConfig, out_dir: str | Path) -> dict:
     demands = [Demand(s, tuple(w.tasks), w.rate_hz, w.tiles, w.modality)
                for s in _sources(cfg, plan.satellites)]
     horizon = min(w.horizon_s, plan.horizon_s)
-    cmp = compare_schemes(catalog, Network(plan), nodes, demands, horizon_s=horizon,
+    cmp = compare_schemes(catalog, Network(plan, cfg.network), nodes, demands, horizon_s=horizon,
                           epoch_s=p.epoch_s, deadline_s=w.deadline_s, seed=w.seed,
                           method=p.method, memory_weight=p.memory_weight,
                           max_utilisation=p.max_utilisation,
-                          neighbourhood_hops=p.neighbourhood_hops,
-                          station_antennas=p.station_antennas)
+                          neighbourhood_hops=p.neighbourhood_hops)
     out = Path(out_dir)
     path = _write(out, cfg, accuracy, cmp, timings)
     summary = json.loads(path.read_text())

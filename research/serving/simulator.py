@@ -3,17 +3,20 @@
 Each request is a route of steps: compute ``flops`` on a node, then send ``out_bytes`` to the
 next step's node (or, after the last step, to the ground). Compute is FIFO per node (one
 accelerator per node; a request waits while earlier ones run) and takes the node's compute
-profile time; transfers come from :class:`~research.serving.routing.Network`. Each ground station
-receives one downlink at a time (approximately FIFO: a later downlink to a busy station is
-shifted by the wait), so raw-image downlink pays for the antenna it occupies. A request that
-finishes after its deadline, or cannot reach its next node within the plan, is reported as
-missed (with its reason), never dropped.
+profile time. Transfers are booked on a :class:`~research.orbit.network.NetworkState` owned by
+the simulation (a fresh one per scheme, so schemes compare on the same empty network): each is
+sent when its event is popped, so in time order, and waits first come first served for busy link
+directions, downlink transmitters, station antennas and storage (``network: capacity:
+unlimited`` books nothing: the earlier no-contention model). Raw-image downlink thus pays for
+the antenna and transmitter it occupies, for as long as it occupies them. A request that
+finishes after its deadline, or whose transfer cannot be delivered within the plan, is reported
+as missed (with its reason), never dropped.
 
 Each request's :class:`Outcome` is a row in the shared ledger vocabulary of
 :mod:`research.records`: bytes per link type, energy by where it is spent and latency split by
-cause (on-board / ground compute, queueing for a busy accelerator, a contact or a busy station
-antenna, transmission, propagation), whose parts add up to ``latency_s`` for every delivered
-request.
+cause (on-board / ground compute, queueing for a busy accelerator, a contact or a busy link,
+transmitter or antenna, transmission, propagation), whose parts add up to ``latency_s`` for
+every delivered request.
 
 Three schemes build routes for the same requests: :func:`microservice_routes` (placed replicas;
 ground stages go to the ground pool),
@@ -30,6 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from research.orbit.network import NetworkState
 from research.records import BYTES_FIELDS, ENERGY_FIELDS, LATENCY_FIELDS, check_latency
 from research.serving.placement import Demand, Node, Placement, PlacementProblem
 from research.serving.routing import GROUND, Hop, Network
@@ -69,9 +73,9 @@ class Outcome:
     """One request's row in the ledger (times in seconds, energy in joules, bytes per link type).
 
     Names follow :mod:`research.records`. ``queue_s``: waiting for a busy accelerator (FIFO
-    compute), for a contact or for a busy station antenna; ``return_s`` is always 0 (the answer
-    ends on the ground). ``energy_onboard_transmit_j``: hops sent by satellites (downlink, ISL);
-    ``energy_ground_j``: ground compute. As in eval and fed, the stations' own transmissions
+    compute), for a contact or for a busy link direction, transmitter or station antenna;
+    ``return_s`` is always 0 (the answer ends on the ground). ``energy_onboard_transmit_j``: hops
+    sent by satellites (downlink, ISL); ``energy_ground_j``: ground compute. As in eval and fed, the stations' own transmissions
     (uplink) are booked in no energy field (their bytes are in ``bytes_uplink``).
     """
 
@@ -176,12 +180,16 @@ def ground_routes(p: PlacementProblem, requests: Sequence[SimRequest],
 
 def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest],
              routes: Sequence[Sequence[Step]], scheme: str,
-             station_antennas: bool = True) -> list[Outcome]:
-    """Run every request along its route; returns one :class:`Outcome` per request, in order."""
+             state: NetworkState | None = None) -> list[Outcome]:
+    """Run every request along its route; returns one :class:`Outcome` per request, in order.
+
+    Transfers are booked on ``state`` (default: a fresh ``net.new_state()``), each when its
+    event is popped from the time-ordered queue.
+    """
+    state = net.new_state() if state is None else state
     out = [Outcome(r.request_id, scheme, r.source, "+".join(r.tasks), r.capture_s, r.deadline_s)
            for r in requests]
     free: dict[str, float] = {}
-    rx_free: dict[str, float] = {}
     trail: list[list[str]] = [[] for _ in requests]
     heap: list[tuple[float, int, int, int, str, str]] = []
     seq = 0
@@ -211,32 +219,26 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
             continue
         last = k == len(route) - 1
         dst = GROUND if last else route[k + 1].node
-        hop = net.transfer(node, dst, max(step.out_bytes, 1.0), t)
-        if hop is None:
-            o.reason = f"unreachable: {node} -> {dst} within the plan horizon"
+        hop = net.send(state, node, dst, max(step.out_bytes, 1.0), t)  # t: popped in time order
+        if not hop.delivered:
+            o.reason = f"unreachable: {node} -> {dst}: {hop.reason}"
             o.path = ">".join(trail[i])
             continue
-        arrival = hop.t_arrival
         landed = hop.path[-1]
-        if station_antennas and len(hop.path) > 1 and net.plan.is_station(landed):
-            rx_start = max(hop.last_start_s, rx_free.get(landed, 0.0))
-            arrival += rx_start - hop.last_start_s
-            o.queue_s += rx_start - hop.last_start_s  # waiting for the station's antenna
-            rx_free[landed] = rx_start + hop.last_transmit_s
         o.queue_s += hop.wait_s
         o.transmit_s += hop.transmit_s
         o.propagation_s += hop.propagation_s
         _book_links(o, hop, step.out_bytes, net)
         if last:
-            o.done_s = arrival
-            o.latency_s = arrival - o.capture_s
-            o.missed = arrival > o.deadline_s
+            o.done_s = hop.t_arrival
+            o.latency_s = hop.t_arrival - o.capture_s
+            o.missed = hop.t_arrival > o.deadline_s
             o.reason = "deadline" if o.missed else ""
             o.path = ">".join([*trail[i], landed] if landed != node else trail[i])
             check_latency(o, f"{scheme} request {o.request_id}")
         else:
             nxt = landed if dst == GROUND else dst
-            heapq.heappush(heap, (arrival, seq, i, k + 1, "compute", nxt))
+            heapq.heappush(heap, (hop.t_arrival, seq, i, k + 1, "compute", nxt))
             seq += 1
     return out
 
