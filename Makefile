@@ -19,8 +19,8 @@ demo: install
 	$(VENV)/bin/satedge demo
 
 quickstart: install
-	$(VENV)/bin/satedge fit --config experiments/quickstart.yaml
-	$(VENV)/bin/satedge test --config experiments/quickstart.yaml --ckpt_path outputs/quickstart/checkpoints/best.ckpt
+	$(VENV)/bin/satedge fit --config experiments/foundation/quickstart.yaml
+	$(VENV)/bin/satedge test --config experiments/foundation/quickstart.yaml --ckpt_path outputs/quickstart/checkpoints/best.ckpt
 
 test: install
 	$(PY) -m pytest
@@ -32,7 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # Every README figure, one script each (full mode; the codec sweep wants a GPU or a few CPU hours).
-FIGURES := fig_orbit fig_rate_accuracy fig_snn_energy fig_fed_time fig_serving fig_ledger
+FIGURES := fig_orbit fig_rate_accuracy fig_snn_energy fig_fed_time fig_serving fig_ledger fig_load
 figures: install
 	for f in $(FIGURES); do $(PY) scripts/$$f.py --out outputs/figures/$${f#fig_} || exit 1; done
 

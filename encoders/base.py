@@ -13,76 +13,25 @@ honours the same small interface, so experiments swap them by YAML:
 
 Tokens are ``[B, N, D]`` float tensors (``N`` tokens of width ``D``). Every payload starts with the
 versioned header of ``encoders.header`` so that a decoder refuses what it cannot decode.
+
+Each concrete link registers itself with ``encoders.registry.register_link`` (name, wire id) and
+says how it is built for a cut with ``LinkModule.cut_kwargs``; the registry functions are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from encoders.header import CODEC_IDS, Header, config_tag, pack_payload, unpack_payload
+from encoders.header import Header, config_tag, pack_payload, unpack_payload
+from encoders.registry import build_link, constructor_params, list_links, register_link
 
 __all__ = ["LinkModule", "IdentityLink", "register_link", "list_links", "build_link"]
-
-_LINKS: dict[str, type[LinkModule]] = {}
-# Modules whose import registers the built-in links. They are imported on first use of the
-# registry, so that ``import encoders`` stays light: CompressAI's own import pulls in
-# torch_geometric (about 10 s), which a split model with an identity link never needs.
-BUILTIN_LINK_MODULES: tuple[str, ...] = ("encoders.baselines", "encoders.token_codecs", "snn.link")
-
-
-def _load_builtin_links() -> None:
-    for module in BUILTIN_LINK_MODULES:
-        importlib.import_module(module)
-
-
-def register_link(
-    name: str, codec_id: int | None = None
-) -> Callable[[type[LinkModule]], type[LinkModule]]:
-    """Class decorator that makes a link module selectable by ``name``.
-
-    Args:
-        name: Registry name used by ``build_link`` and YAML configs.
-        codec_id: Wire id written in every payload header; defaults to
-            ``encoders.header.CODEC_IDS[name]``. Packages outside ``encoders`` pick one >= 128.
-    """
-    cid = CODEC_IDS.get(name) if codec_id is None else codec_id
-    if cid is None or not 0 <= cid <= 255:
-        raise ValueError(f"link {name!r} needs a codec id in 0..255 (add it to CODEC_IDS)")
-
-    def wrap(cls: type[LinkModule]) -> type[LinkModule]:
-        if name in _LINKS:
-            raise ValueError(
-                f"link module {name!r} is already registered by {_LINKS[name].__name__}"
-            )
-        taken = {c.codec_id: n for n, c in _LINKS.items()}
-        if cid in taken:
-            raise ValueError(f"codec id {cid} of {name!r} is already used by {taken[cid]!r}")
-        cls.link_name = name
-        cls.codec_id = cid
-        _LINKS[name] = cls
-        return cls
-
-    return wrap
-
-
-def list_links() -> list[str]:
-    """Names of every registered link module, sorted."""
-    _load_builtin_links()
-    return sorted(_LINKS)
-
-
-def build_link(name: str, **kwargs: Any) -> LinkModule:
-    """Instantiate a registered link module; an unknown name lists the valid ones."""
-    _load_builtin_links()
-    if name not in _LINKS:
-        raise ValueError(f"unknown link module {name!r}; expected one of {list_links()}")
-    return _LINKS[name](**kwargs)
 
 
 class LinkModule(nn.Module):
@@ -97,6 +46,22 @@ class LinkModule(nn.Module):
     codec_id: ClassVar[int] = -1
     flag_mask: ClassVar[int] = 0
     """Header flag bits this link writes; a payload with any other bit set is refused."""
+
+    @classmethod
+    def cut_kwargs(cls, dim: int, num_tokens: int, **options: Any) -> dict[str, Any]:
+        """Constructor arguments of this link for tokens ``[num_tokens, dim]`` at a cut.
+
+        How every entry is built for a cut (``encoders.registry.build_for_cut``), so that the
+        task and the evaluation never branch on link names. ``options`` are the caller's shared
+        codec options (``CodecTask`` passes ``latent_dim``, ``merge_tokens``, ``hidden_dim``,
+        ``hyper_dim``, ``hyper_hidden_dim``, ``num_steps`` and ``granularity``); each link takes
+        the ones it understands and ignores the others. The default passes ``dim``,
+        ``num_tokens`` and every option named like a constructor argument; override it where an
+        argument derives from the cut or the options differently.
+        """
+        params = constructor_params(cls)
+        cut = {**options, "dim": dim, "num_tokens": num_tokens}
+        return {k: v for k, v in cut.items() if k in params}
 
     def config(self) -> dict[str, object]:
         """Constructor arguments that change the bitstream; hashed into the header's config tag."""
@@ -182,7 +147,7 @@ class LinkModule(nn.Module):
         return torch.device("cpu")
 
 
-@register_link("identity")
+@register_link("identity", codec_id=0, lossless=True)
 class IdentityLink(LinkModule):
     """Pass tokens through unchanged; the body is the raw float32 bytes (the uncompressed cut)."""
 

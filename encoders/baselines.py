@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from encoders.base import LinkModule, register_link
-from encoders.header import CODEC_IDS, FLAG_ZLIB, Header
+from encoders.header import FLAG_ZLIB, Header
+from encoders.registry import link_spec
 
 __all__ = ["Float16Link", "UniformQuantLink", "Int8Link", "Int4Link", "straight_through"]
 
@@ -76,7 +77,7 @@ class _ZlibLink(LinkModule):
         raise NotImplementedError
 
 
-@register_link("float16")
+@register_link("float16", codec_id=1)
 class Float16Link(_ZlibLink):
     """Half-precision tokens (saturated at +-65504 rather than overflowing to inf).
 
@@ -145,7 +146,8 @@ class UniformQuantLink(_ZlibLink):
         self.bits = bits
         self.granularity = granularity
         if type(self).codec_id < 0:  # used directly rather than through Int8Link / Int4Link
-            self.link_name, self.codec_id = f"int{bits}", CODEC_IDS[f"int{bits}"]
+            spec = link_spec(f"int{bits}")
+            self.link_name, self.codec_id = spec.name, spec.codec_id
 
     def config(self) -> dict[str, object]:
         return {"bits": self.bits, "granularity": self.granularity}
@@ -224,7 +226,7 @@ def _unpack_codes(data: bytes, bits: int, count: int) -> np.ndarray:
     return np.stack([raw >> 4, raw & 0x0F], axis=1).ravel()[:count]
 
 
-@register_link("int8")
+@register_link("int8", codec_id=2)
 class Int8Link(UniformQuantLink):
     """Uniform 8-bit quantisation (see ``UniformQuantLink``)."""
 
@@ -234,7 +236,7 @@ class Int8Link(UniformQuantLink):
         super().__init__(bits=8, granularity=granularity, zlib_level=zlib_level)
 
 
-@register_link("int4")
+@register_link("int4", codec_id=3)
 class Int4Link(UniformQuantLink):
     """Uniform 4-bit quantisation (see ``UniformQuantLink``)."""
 

@@ -10,7 +10,7 @@ Layout (big-endian, ``HEADER_SIZE`` = 19 bytes)::
 
     magic    2s  b"SE"
     version  B   FORMAT_VERSION
-    codec    B   codec id (see ``CODEC_IDS``)
+    codec    B   codec id (each link's ``register_link(..., codec_id=...)``; see ``CODEC_IDS``)
     flags    B   codec-specific bits (e.g. FLAG_ZLIB)
     tokens   H   N, tokens per sample
     width    H   D, token width
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from encoders.registry import codec_ids, codec_name
 
 __all__ = [
     "CODEC_IDS",
@@ -50,17 +52,12 @@ _STRUCT = struct.Struct(">2sBBBHHHII")
 HEADER_SIZE = _STRUCT.size
 _CRC_AT = HEADER_SIZE - 4
 
-CODEC_IDS: dict[str, int] = {
-    "identity": 0,
-    "float16": 1,
-    "int8": 2,
-    "int4": 3,
-    "factorized": 16,
-    "hyperprior": 17,
-}
-"""Stable wire ids: never reuse or renumber one, only append (payloads may be stored on disk)."""
+CODEC_IDS: Mapping[str, int] = codec_ids()
+"""``{name: wire id}`` of every registered link, read from the registry (``encoders.registry``).
 
-_CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
+Each id is given once, by the link's ``@register_link(name, codec_id=...)``; never reuse or
+renumber one (payloads may be stored on disk). ``tests/encoders/test_link_registry.py`` pins them.
+"""
 
 
 @dataclass(frozen=True)
@@ -90,10 +87,6 @@ def config_tag(config: Mapping[str, object], weights: int | None = None) -> int:
     if weights is not None:
         text += f";weights={weights:08x}"
     return zlib.crc32(text.encode()) & 0xFFFF
-
-
-def _codec_name(codec_id: int) -> str:
-    return _CODEC_NAMES.get(codec_id, f"unknown codec id {codec_id}")
 
 
 def pack_payload(
@@ -152,7 +145,7 @@ def unpack_payload(
         )
     if cid != codec_id:
         raise ValueError(
-            f"{where}: encoded by codec {_codec_name(cid)!r}, expected {_codec_name(codec_id)!r}"
+            f"{where}: encoded by codec {codec_name(cid)!r}, expected {codec_name(codec_id)!r}"
         )
     if (n, d) != (num_tokens, dim):
         raise ValueError(f"{where}: token shape {n}x{d}, expected {num_tokens}x{dim}")

@@ -110,7 +110,7 @@ class TokenCodec(EntropyLink):
             )
 
 
-@register_link("factorized")
+@register_link("factorized", codec_id=16, learned=True)
 class FactorizedTokenCodec(TokenCodec):
     """Token codec with a factorised prior: one learned density per latent channel.
 
@@ -159,7 +159,7 @@ class FactorizedTokenCodec(TokenCodec):
         return channels[:, None].expand(-1, self.num_units)
 
 
-@register_link("hyperprior")
+@register_link("hyperprior", codec_id=17, learned=True)
 class HyperpriorTokenCodec(TokenCodec):
     """Token codec with a scale hyperprior: a per-sample hyper-latent predicts every latent's scale.
 

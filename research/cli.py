@@ -1,8 +1,13 @@
 """The ``satedge`` command: LightningCLI subcommands (fit/validate/test/predict) plus the system's own.
 
-``satedge fit --config experiments/finetune_full.yaml`` trains from YAML (``class_path`` /
-``init_args``); ``satedge orbit plan --config ...`` builds a contact plan. Weights & Biases runs
-offline unless ``WANDB_MODE`` says otherwise.
+``satedge fit --config experiments/foundation/finetune_full.yaml`` trains from YAML
+(``class_path`` / ``init_args``); ``satedge orbit plan --config ...`` builds a contact plan.
+Weights & Biases runs offline unless ``WANDB_MODE`` says otherwise.
+
+Every subcommand takes ``--config`` several times (files merged in order), and a YAML may start
+from others with ``_base_: <path>`` relative to it (:mod:`research.configfile`). LightningCLI
+merges the ``--config`` files itself and takes dotted overrides as ``--trainer.max_epochs 2``;
+the system's own subcommands take them as ``--set key.sub=value``.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
+import yaml
+from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+from research.configfile import BASE_KEY, load_yaml, read_yaml
 from research.tasks.base import BaseTask
 
 # Non-Lightning subcommands: name -> "module:function" taking argv and returning an exit code.
@@ -48,6 +57,37 @@ def model_flags(argv: list[str]) -> list[str]:
     return flags
 
 
+def _with_bases(value: str) -> str:
+    """A ``--config`` value: unchanged, or, for a file with ``_base_``, the YAML of the file merged
+    over its bases (a configuration string, which LightningCLI takes as well as a path)."""
+    path = Path(value)
+    if not path.is_file():
+        return value  # a YAML string, or a missing file LightningCLI reports itself
+    raw = read_yaml(path, "config file")
+    if not (isinstance(raw, dict) and BASE_KEY in raw):
+        return value
+    return yaml.safe_dump(load_yaml(path, "config file"), sort_keys=False)
+
+
+def expand_config_bases(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--config FILE`` whose YAML names a ``_base_`` replaced by the merged
+    YAML (:func:`research.configfile.load_yaml`: mappings merge, lists and scalars replace, as
+    when LightningCLI merges several ``--config`` files of one class). Other arguments pass."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            out += [arg, _with_bases(argv[i + 1])]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            arg = "--config=" + _with_bases(arg[len("--config="):])
+        out.append(arg)
+        i += 1
+    return out
+
+
 class SatedgeCLI(LightningCLI):
     """LightningCLI in which ``--model...`` options on the command line win over a checkpoint's.
 
@@ -58,8 +98,19 @@ class SatedgeCLI(LightningCLI):
     """
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        self._command_line = [] if isinstance(args, dict) else list(sys.argv[1:] if args is None else args)
-        super().parse_arguments(parser, args)
+        if isinstance(args, dict | Namespace):
+            self._command_line = []
+            super().parse_arguments(parser, args)
+            return
+        self._command_line = list(sys.argv[1:] if args is None else args)
+        try:
+            expanded = expand_config_bases(self._command_line)
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
+        if expanded == self._command_line:
+            super().parse_arguments(parser, args)
+        else:  # the same parse, without Lightning's warning that both argv and args were given
+            self.config = parser.parse_args(expanded)
 
     def _parse_ckpt_path(self) -> None:
         super()._parse_ckpt_path()

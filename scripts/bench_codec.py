@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from encoders import build_link, list_links, payload_bits
+import snn.link  # noqa: F401  (registers the "spike" link)
+from encoders import build_for_cut, list_links, payload_bits
 from research.data.embedded import load_embedded
 from research.data.transforms import normalize
 from research.models.presets import build_backbone, get_preset
 from research.models.split_vit import SplitViT
-from research.tasks.codec import link_kwargs
 
 
 def _timed(fn, *args):
@@ -43,8 +43,8 @@ def bench(args: argparse.Namespace) -> dict:
     num_tokens = (preset.img_size // preset.patch_size) ** 2
     results = {}
     for name in args.links or list_links():
-        link = build_link(name, **link_kwargs(name, preset.embed_dim, num_tokens,
-                                              latent_dim=args.latent_dim)).eval()
+        link = build_for_cut(name, preset.embed_dim, num_tokens,
+                             {"latent_dim": args.latent_dim}).eval()
         link.update(force=True)
         sat, enc, dec, sizes = [], [], [], None
         for _ in range(args.warmup + args.reps):

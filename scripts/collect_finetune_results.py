@@ -39,7 +39,7 @@ def test_args(row: str) -> tuple[Path, list[str]]:
     """The checkpoint of ``row`` and the ``satedge`` arguments that measure it."""
     config, name, extra = ROWS[row]
     ckpt = Path("checkpoints") / name
-    return ckpt, ["test", "--config", f"experiments/{config}.yaml", "--ckpt_path", str(ckpt), *extra]
+    return ckpt, ["test", "--config", f"experiments/foundation/{config}.yaml", "--ckpt_path", str(ckpt), *extra]
 
 
 def main() -> None:

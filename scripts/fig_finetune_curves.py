@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from research.eval.curves import best_epoch, epoch_metrics  # noqa: E402
-from research.eval.figures import save_figure  # noqa: E402
+from research.figures import save_figure  # noqa: E402
 
 
 def parse_run(text: str) -> tuple[str, Path]:

@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--schemes", nargs="+", default=None, help="run only these schemes")
     p.add_argument("--satellite-profile", default=None,
                    help="override the on-board device profile (e.g. jetson_orin_nx)")
+    p.add_argument("--quick", action="store_true",
+                   help="the demo's small sweep: experiments/eval/demo_load.yaml at 1 and 4")
     p.add_argument("--out", default="outputs/figures/load")
     args = p.parse_args(argv)
+    if args.quick:
+        args.config, args.loads = "experiments/eval/demo_load.yaml", [1, 4]
     scenario = load_scenario(args.config)
     if args.schemes:
         unknown = sorted(set(args.schemes) - {s.name for s in scenario.schemes})

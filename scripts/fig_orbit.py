@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from research.eval.figures import save_figure  # noqa: E402
+from research.figures import save_figure  # noqa: E402
 from research.orbit import (  # noqa: E402
     TimeGrid,
     build_contact_plan,

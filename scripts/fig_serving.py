@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from research.eval.figures import save_figure  # noqa: E402  (after the repo is on the path)
+from research.figures import save_figure  # noqa: E402  (after the repo is on the path)
 
 COLOURS = {"microservice": "#1b9e77", "monolithic": "#d95f02", "ground": "#7570b3"}
 

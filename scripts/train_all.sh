@@ -4,5 +4,5 @@
 set -euo pipefail
 mkdir -p outputs/logs
 for mode in "$@"; do
-  .venv/bin/satedge fit --config "experiments/finetune_${mode}.yaml" > "outputs/logs/finetune_${mode}.log" 2>&1
+  .venv/bin/satedge fit --config "experiments/foundation/finetune_${mode}.yaml" > "outputs/logs/finetune_${mode}.log" 2>&1
 done

@@ -2,7 +2,7 @@
 
 Public API: surrogate gradients and input encodings by name, a spiking head for pooled ViT
 features, a spiking drop-in for transformer MLPs, ANN-to-SNN conversion of a head, a spiking
-link module (registered as ``"spike"`` with :mod:`encoders.base`) and an energy ledger priced
+link module (registered as ``"spike"`` in :mod:`encoders.registry` when ``snn`` is imported) and an energy ledger priced
 by the named device profiles of :mod:`devices` (import ``get_device`` and friends from there).
 """
 

@@ -75,7 +75,7 @@ def unpack_spikes(body: bytes, flags: int, steps: int, n_tokens: int, width: int
     return bits[:n_bits].reshape(steps, n_tokens, width)
 
 
-@register_link("spike", codec_id=SPIKE_CODEC_ID)
+@register_link("spike", codec_id=SPIKE_CODEC_ID, learned=True)
 class SpikeLink(LinkModule):
     """Tokens ``[B, N, D]`` -> spikes ``[T, B, N, k]`` -> tokens, honouring the link contract.
 
@@ -118,6 +118,13 @@ class SpikeLink(LinkModule):
         self.encoder = nn.Linear(dim, code_dim)
         self.lif = make_lif(beta=beta, threshold=threshold, surrogate=surrogate)
         self.decoder = nn.Linear(code_dim, dim)
+
+    @classmethod
+    def cut_kwargs(cls, dim: int, num_tokens: int, **options: Any) -> dict[str, Any]:
+        """As ``LinkModule.cut_kwargs``; a task's ``latent_dim`` is this link's ``code_dim``."""
+        if "latent_dim" in options:
+            options.setdefault("code_dim", options["latent_dim"])
+        return super().cut_kwargs(dim, num_tokens, **options)
 
     def config(self) -> dict[str, object]:
         return {

@@ -11,7 +11,7 @@ from research.cli import main, model_flags, run_lightning
 from research.models.weights import slim_task_checkpoint
 from research.paths import REPO_ROOT
 
-EXPERIMENTS = REPO_ROOT / "experiments"
+EXPERIMENTS = REPO_ROOT / "experiments" / "foundation"
 TINY = ["--model.init_args.backbone", "satvit_tiny", "--data.init_args.batch_size", "8"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 import torch
@@ -66,6 +67,21 @@ def test_finetuned_checkpoint_on_embedded_images(mode: str) -> None:
     assert abs(accuracy - reported) < 0.04, (accuracy, reported)
 
 
+def moved_configs(args: list[str]) -> list[str]:
+    """Recorded arguments name the foundation configs where they were when measured
+    (``experiments/<name>.yaml``); the same files now live in ``experiments/foundation/``."""
+    return [re.sub(r"^experiments/(?=[^/]+\.yaml$)", "experiments/foundation/", a) for a in args]
+
+
+def test_recorded_arguments_name_existing_configs() -> None:
+    from research.paths import REPO_ROOT
+
+    for name, row in json.loads(RESULTS.read_text()).items():
+        args = moved_configs(row["args"])
+        configs = [args[i + 1] for i, a in enumerate(args) if a == "--config"]
+        assert configs and all((REPO_ROOT / c).is_file() for c in configs), (name, configs)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not eurosat_dir().is_dir(), reason="full EuroSAT copy not present")
 def test_full_test_split_reproduces_the_reported_accuracy(tmp_path, monkeypatch) -> None:
@@ -75,7 +91,8 @@ def test_full_test_split_reproduces_the_reported_accuracy(tmp_path, monkeypatch)
     monkeypatch.chdir(REPO_ROOT)
     for name, row in json.loads(RESULTS.read_text()).items():
         cli = run_lightning([
-            *row["args"], "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
+            *moved_configs(row["args"]), "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.logger", "false",
         ])
         assert abs(float(cli.trainer.callback_metrics["test/acc"]) - row["test_acc"]) < 1e-4, name
 
@@ -92,7 +109,7 @@ def _codec_row() -> dict:
 def test_committed_codec_on_embedded_images() -> None:
     """Real bytes through the committed codec on the 1,000 embedded (unseen, test-split) images."""
     from encoders import payload_bits
-    from research.models.loading import load_classifier
+    from research.tasks.loading import load_classifier
 
     clf = load_classifier(checkpoints_dir() / CODEC)
     model, row = clf.model, _codec_row()

@@ -1,8 +1,10 @@
-"""``satedge evaluate --config experiments/eval/<scenario>.yaml``: the per-inference ledger.
+"""``satedge evaluate --config experiments/eval/<scenario>.yaml [--set K=V]``: the per-inference ledger.
 
 Writes ``ledger.csv`` (one row per inference), ``summary.{csv,json}`` and ``ledger.{png,pdf}``
 under ``--out`` (default: the scenario's ``out``), prints the summary table and logs the run to
-Weights & Biases (offline unless ``WANDB_MODE`` says otherwise).
+Weights & Biases (offline unless ``WANDB_MODE`` says otherwise). ``--config`` may be repeated
+(files merged in order) and ``--set captures.count=50`` overrides one value (see
+:mod:`research.configfile`); ``--captures N`` is a shorthand for ``--set captures.count=N``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from research.configfile import add_config_arguments
 from research.eval.evaluate import EvalResult, evaluate
 from research.eval.report import plot_summary, print_summary
 from research.eval.scenario import EvalScenario, ScenarioError, load_scenario
@@ -22,7 +25,7 @@ from research.tracking import log_run
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satedge evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, type=Path, help="scenario YAML")
+    add_config_arguments(p, "scenario", "captures.count=50")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: scenario's)")
     p.add_argument("--captures", type=int, default=None, help="override captures.count")
     p.add_argument("--no-progress", action="store_true")
@@ -47,7 +50,7 @@ def run_scenario(scenario: EvalScenario, out: Path, progress: bool = True) -> Ev
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        scenario = load_scenario(args.config)
+        scenario = load_scenario(args.config, args.overrides)
         if args.captures is not None:
             if args.captures < 1:
                 raise ScenarioError(f"--captures must be >= 1, got {args.captures}")

@@ -32,10 +32,10 @@ from research.data.eurosat import EuroSATDataModule
 from research.eval.ledger import LedgerRow, check_row, summarise, write_ledger
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.eval.schemes import ANSWER_BYTES, SchemeOutput, build_scheme
-from research.models.loading import load_classifier
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources, NetworkState
 from research.orbit.routing import TransferResult
+from research.tasks.loading import load_classifier
 from research.workload import Capture, get_sensor, orbital_period_s, schedule_captures
 
 __all__ = ["Capture", "EvalResult", "captures_for", "evaluate", "run_schemes",

@@ -21,9 +21,9 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 from research.eval.evaluate import captures_for, run_schemes, simulate_scheme, test_images
-from research.eval.figures import save_figure
 from research.eval.ledger import summarise
 from research.eval.scenario import EvalScenario, ScenarioError
+from research.figures import save_figure
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources, NetworkState
 from research.records import write_rows

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from research.eval.figures import save_figure  # noqa: E402
+from research.figures import save_figure  # noqa: E402
 
 __all__ = ["plot_summary", "print_summary"]
 

@@ -21,12 +21,13 @@ profiles. Every key is checked; a typo names itself and the valid keys.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from devices import DeviceProfile, get_device
-from research.configfile import check_keys, read_yaml
+from research.configfile import check_keys, load_config_files
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER, resolve_path
@@ -53,7 +54,6 @@ MODEL_KEYS = ("checkpoint", "split_index", "head_placement")
 SCHEME_KEYS = ("name", "kind", "link", "checkpoint", "format", "quality")
 PROFILE_KEYS = ("satellite", "ground")
 SCHEME_KINDS = ("split", "image", "onboard")
-TOKEN_LINKS = ("identity", "float16", "int8", "int4")
 IMAGE_FORMATS = ("raw", "png", "jpeg", "webp")
 
 
@@ -143,6 +143,22 @@ def _typed(d: dict, key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _training_free(name: Any) -> bool:
+    """True if ``name`` is a registered link that needs no training (asks the link registry)."""
+    from encoders.registry import link_spec
+
+    try:
+        return not link_spec(str(name)).learned
+    except ValueError:
+        return False
+
+
+def _training_free_links() -> list[str]:
+    from encoders.registry import link_spec, list_links
+
+    return [n for n in list_links() if not link_spec(n).learned]
+
+
 def _scheme(i: int, d: Any, source: str) -> SchemeSpec:
     where = f"{source}: schemes[{i}]"
     s = _checked(d, SCHEME_KEYS, where)
@@ -155,9 +171,10 @@ def _scheme(i: int, d: Any, source: str) -> SchemeSpec:
         if s.get("checkpoint"):
             s["checkpoint"] = resolve_path(str(s["checkpoint"]))
             s.setdefault("link", "codec")
-        elif s.get("link", "identity") not in TOKEN_LINKS:
-            raise ScenarioError(f"{where}.link {s.get('link')!r}: expected one of "
-                                f"{list(TOKEN_LINKS)}, or a trained codec given as 'checkpoint'")
+        elif not _training_free(s.get("link", "identity")):
+            raise ScenarioError(f"{where}.link {s.get('link')!r}: expected a training-free link, "
+                                f"one of {_training_free_links()}, or a trained codec given as "
+                                "'checkpoint'")
     if s["kind"] == "image":
         if s.get("format", "raw") not in IMAGE_FORMATS:
             raise ScenarioError(f"{where}.format {s.get('format')!r} is not one of "
@@ -172,8 +189,10 @@ def _checked(d: Any, valid: tuple[str, ...], where: str) -> dict:
     return check_keys(d, valid, where, ScenarioError)
 
 
-def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
-    """Validate a scenario mapping (already loaded from YAML)."""
+def parse_scenario(raw: Any, source: str = "<scenario>",
+                   default_name: str | None = None) -> EvalScenario:
+    """Validate a scenario mapping (already loaded from YAML); ``name`` defaults to
+    ``default_name``, else the stem of ``source``."""
     top = _checked(raw, TOP_KEYS, f"scenario {source} (top level)")
     for req in ("orbit", "model", "schemes"):
         if req not in top:
@@ -238,12 +257,15 @@ def parse_scenario(raw: Any, source: str = "<scenario>") -> EvalScenario:
         ground = get_device(profiles.get("ground", "a100")).require_throughput()
     except ValueError as err:
         raise ScenarioError(f"{source}: profiles: {err}") from err
-    name = str(top.get("name", Path(source).stem))
+    name = str(top.get("name", default_name or Path(source).stem))
     return EvalScenario(name=name, orbit=orbit_cfg, images=images, captures=captures, model=model,
                         schemes=schemes, network=network, satellite_profile=sat, ground_profile=ground,
                         out=str(top.get("out", f"outputs/eval/{name}")), raw=dict(top))
 
 
-def load_scenario(path: str | Path) -> EvalScenario:
-    """Read and validate a scenario YAML file."""
-    return parse_scenario(read_yaml(path, "scenario file", ScenarioError), source=str(path))
+def load_scenario(path: str | Path | Sequence[str | Path],
+                  overrides: Sequence[str] = ()) -> EvalScenario:
+    """Read and validate a scenario: one YAML file, or several merged in order, then dotted
+    ``overrides`` (``"captures.count=50"``); see :func:`research.configfile.load_yaml`."""
+    raw, source, default_name = load_config_files(path, "scenario file", ScenarioError, overrides)
+    return parse_scenario(raw, source=source, default_name=default_name)

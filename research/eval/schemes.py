@@ -18,11 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from encoders.base import LinkModule, build_link
-from research.models.loading import Classifier, load_classifier
+import snn.link  # noqa: F401  (registers the "spike" link, so every link name resolves here)
+from encoders.base import LinkModule
+from encoders.registry import build_for_cut
 from research.models.presets import get_preset
 from research.models.profile import count_flops
 from research.models.split_vit import SplitViT
+from research.tasks.loading import Classifier, load_classifier
 
 __all__ = ["ANSWER_BYTES", "SchemeOutput", "build_scheme", "encode_answer", "model_bytes"]
 
@@ -165,12 +167,10 @@ class OnboardScheme(_Scheme):
 
 
 def token_link(name: str, model: SplitViT, backbone: str) -> LinkModule:
-    """A training-free token baseline (identity, float16, int8, int4) sized for this cut."""
-    from research.tasks.codec import link_kwargs
-
+    """A training-free registered link (identity, float16, int8, int4, ...) sized for this cut."""
     preset = get_preset(backbone)
     num_tokens = (preset.img_size // preset.patch_size) ** 2
-    return build_link(name, **link_kwargs(name, model.embed_dim, num_tokens))
+    return build_for_cut(name, model.embed_dim, num_tokens)
 
 
 def build_scheme(spec, classifier: Classifier) -> _Scheme:

@@ -1,9 +1,11 @@
 """Aggregation: weighted FedAvg, ring all-reduce chunk by chunk, inter-orbit combination.
 
 Numerics run in float64 so every aggregation path (star, ring, Flower) gives the same mean to
-float32 precision. The ring is simulated step by step: in each of the ``2(K-1)`` steps every node
-sends one chunk to its successor, which may only send on once the chunk it waits for arrived;
-the ``hop`` callback prices each transfer on the contact plan and returns the receiver's clock.
+float32 precision; the weighted mean is :func:`research.models.averaging.weighted_average`
+(re-exported here), shared with checkpoint soups. The ring is simulated step by step: in each of
+the ``2(K-1)`` steps every node sends one chunk to its successor, which may only send on once the
+chunk it waits for arrived; the ``hop`` callback prices each transfer on the contact plan and
+returns the receiver's clock.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from collections.abc import Callable
 import torch
 
 from research.fed.ledger import Track
+from research.models.averaging import State, flatten, unflatten, weighted_average
 
-State = dict[str, torch.Tensor]
+__all__ = ["WIRE_BYTES", "HopFn", "State", "flatten", "mean_from_sum", "ring_allreduce",
+           "state_bytes", "unflatten", "weighted_average", "weighted_vector"]
+
 HopFn = Callable[[int, int, float, Track], Track]
 
 WIRE_BYTES = 4
@@ -24,32 +29,6 @@ WIRE_BYTES = 4
 def state_bytes(state: State) -> int:
     """Bytes of a state dict as sent (float32)."""
     return sum(v.numel() * WIRE_BYTES for v in state.values())
-
-
-def flatten(state: State) -> torch.Tensor:
-    """All tensors of ``state`` as one float64 vector (key order of the dict)."""
-    return torch.cat([v.detach().reshape(-1).double() for v in state.values()])
-
-
-def unflatten(vec: torch.Tensor, like: State) -> State:
-    """Inverse of :func:`flatten`, cast back to each tensor's dtype."""
-    out, i = {}, 0
-    for k, v in like.items():
-        n = v.numel()
-        out[k] = vec[i:i + n].reshape(v.shape).to(v.dtype).clone()
-        i += n
-    return out
-
-
-def weighted_average(states: list[State], weights: list[float]) -> State:
-    """FedAvg: ``sum_i w_i s_i / sum_i w_i``; weights are sample counts."""
-    if not states or len(states) != len(weights):
-        raise ValueError(f"need as many weights as states, got {len(states)} and {len(weights)}")
-    total = float(sum(weights))
-    if total <= 0:
-        raise ValueError("weights must sum to a positive number")
-    acc = sum(flatten(s) * float(w) for s, w in zip(states, weights, strict=True))
-    return unflatten(acc / total, states[0])
 
 
 def weighted_vector(state: State, weight: float) -> torch.Tensor:

@@ -1,4 +1,8 @@
-"""``satedge federate --config experiments/fed/<x>.yaml [--out DIR] [--rounds N] [--engine E]``.
+"""``satedge federate --config experiments/fed/<x>.yaml [--set K=V] [--out DIR] [--rounds N] [--engine E]``.
+
+``--config`` may be repeated (files merged in order) and ``--set train.lr=0.2`` overrides one
+value (see :mod:`research.configfile`); ``--out`` and ``--rounds`` are shorthands for
+``--set out_dir=...`` and ``--set train.rounds=...``.
 
 Runs (or resumes) one federated scheme, writes ``ledger.csv`` / ``ledger.json`` and a summary
 to the output folder, prints the final accuracy and simulated time, and logs the run to W&B.
@@ -11,20 +15,22 @@ import json
 import sys
 from pathlib import Path
 
+from research.configfile import add_config_arguments
 from research.fed.config import FedConfigError, load_config
+from research.fed.ledger import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``satedge federate``; returns an exit code."""
     p = argparse.ArgumentParser(prog="satedge federate", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="federated-run YAML (experiments/fed/)")
+    add_config_arguments(p, "federated-run (experiments/fed/)", "train.rounds=5")
     p.add_argument("--out", help="output folder (default: out_dir of the config)")
     p.add_argument("--rounds", type=int, help="override train.rounds")
     p.add_argument("--fresh", action="store_true", help="ignore checkpoints in the output folder")
     p.add_argument("--engine", choices=("inprocess", "flower"), default="inprocess")
     args = p.parse_args(argv)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, args.overrides)
         changes = {}
         if args.out:
             changes["out_dir"] = args.out
@@ -51,25 +57,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: v for k, v in summary.items() if k != "energy_per_satellite_j"},
                      indent=1))
     return 0
-
-
-def summarize(rows: list[dict], energy: dict[str, list[float]], initial_accuracy: float) -> dict:
-    """Headline numbers of a run: final accuracy, simulated hours, bytes and energy totals.
-
-    Energy totals use the :mod:`research.records` names (on-board compute and transmit summed
-    over satellites, ground summed over rounds); ``bytes`` maps each ``bytes_<link>`` column
-    of the rows to its total.
-    """
-    last = rows[-1] if rows else {}
-    return {
-        "rounds": len(rows),
-        "initial_accuracy": initial_accuracy,
-        "final_accuracy": last.get("accuracy", initial_accuracy),
-        "sim_hours": last.get("t_end_s", 0.0) / 3600,
-        "bytes": {k[6:]: sum(r[k] for r in rows) for k in (last or {}) if k.startswith("bytes_")},
-        "energy_onboard_compute_j": sum(e[0] for e in energy.values()),
-        "energy_onboard_transmit_j": sum(e[1] for e in energy.values()),
-        "energy_ground_j": sum(r["energy_ground_j"] for r in rows),
-        "energy_per_satellite_j": energy,
-        "dropped_total": sum(r["dropped"] for r in rows),
-    }

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 from devices import get_device
-from research.eval.figures import save_figure
-from research.fed.cli import summarize
 from research.fed.config import FedConfig
-from research.fed.ledger import LINK_TYPES
+from research.fed.ledger import LINK_TYPES, summarize
 from research.fed.runner import prepare, run, time_to_accuracy
+from research.figures import save_figure
 from research.orbit.contact_plan import ContactPlan
 from research.records import write_rows
 

@@ -10,11 +10,12 @@ unlimited`` is the earlier no-contention model).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from research.configfile import check_keys, read_yaml
+from research.configfile import check_keys, load_config_files
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_FOUNDATION, resolve_path
 
@@ -212,6 +213,8 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
     return cfg
 
 
-def load_config(path: str | Path) -> FedConfig:
-    """Read and validate a federated-run YAML file."""
-    return parse_config(read_yaml(path, "fed config", FedConfigError), source=str(path))
+def load_config(path: str | Path | Sequence[str | Path], overrides: Sequence[str] = ()) -> FedConfig:
+    """Read and validate a federated run: one YAML file, or several merged in order, then dotted
+    ``overrides`` (``"train.rounds=5"``); see :func:`research.configfile.load_yaml`."""
+    raw, source, _ = load_config_files(path, "fed config", FedConfigError, overrides)
+    return parse_config(raw, source=source)

@@ -119,3 +119,24 @@ def round_row(*, round_idx: int, scheme: str, start: Track, end: Track, acct: Ac
     check_latency(row, f"{scheme} round {round_idx}")
     return row
 
+
+def summarize(rows: list[dict], energy: dict[str, list[float]], initial_accuracy: float) -> dict:
+    """Headline numbers of a run: final accuracy, simulated hours, bytes and energy totals.
+
+    Energy totals use the :mod:`research.records` names (on-board compute and transmit summed
+    over satellites, ground summed over rounds); ``bytes`` maps each ``bytes_<link>`` column
+    of the rows to its total.
+    """
+    last = rows[-1] if rows else {}
+    return {
+        "rounds": len(rows),
+        "initial_accuracy": initial_accuracy,
+        "final_accuracy": last.get("accuracy", initial_accuracy),
+        "sim_hours": last.get("t_end_s", 0.0) / 3600,
+        "bytes": {k[6:]: sum(r[k] for r in rows) for k in (last or {}) if k.startswith("bytes_")},
+        "energy_onboard_compute_j": sum(e[0] for e in energy.values()),
+        "energy_onboard_transmit_j": sum(e[1] for e in energy.values()),
+        "energy_ground_j": sum(r["energy_ground_j"] for r in rows),
+        "energy_per_satellite_j": energy,
+        "dropped_total": sum(r["dropped"] for r in rows),
+    }

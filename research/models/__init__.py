@@ -6,7 +6,6 @@ from research.models.finetune import (
     configure_finetuning,
     trainable_parameters,
 )
-from research.models.loading import Classifier, load_classifier
 from research.models.mae import MaskedAutoencoder, patchify
 from research.models.presets import build_backbone, get_preset, list_backbones, register_backbone
 from research.models.profile import SplitProfile, count_flops, profile_split
@@ -14,7 +13,6 @@ from research.models.split_vit import SplitViT
 from research.models.weights import load_backbone_weights
 
 __all__ = [
-    "Classifier",
     "FINETUNE_MODES",
     "MaskedAutoencoder",
     "SplitProfile",
@@ -25,7 +23,6 @@ __all__ = [
     "count_flops",
     "get_preset",
     "list_backbones",
-    "load_classifier",
     "load_backbone_weights",
     "patchify",
     "profile_split",

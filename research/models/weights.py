@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from research.models.averaging import weighted_average
+
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read tensors from ``path``, unwrapping Lightning checkpoints and satedge prefixes."""
@@ -127,8 +129,6 @@ def average_task_checkpoints(checkpoints: list[dict]) -> dict:
     weights usually scores at least as well as the best of them at no inference cost (Wortsman et
     al., 2022). Everything but the weights comes from the first checkpoint.
     """
-    from research.fed.aggregate import weighted_average  # here: research.fed imports this module
-
     if not checkpoints:
         raise ValueError("no checkpoints to average; expected at least one")
     states = [{k: v.float() for k, v in c["state_dict"].items()} for c in checkpoints]

@@ -2,6 +2,8 @@
 
 ``satedge orbit plan --config experiments/orbit/demo_6x11.yaml [--out DIR]`` writes
 ``DIR/<name>.npz`` (the plan) and ``DIR/<name>_summary.json`` and prints the summary.
+``--config`` may be repeated (files merged in order) and ``--set isl.topology=none`` overrides
+one value (see :mod:`research.configfile`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from research.configfile import add_config_arguments
 
 DEFAULT_OUT = Path("outputs") / "orbit"
 
@@ -19,18 +24,19 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satedge orbit", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     plan = sub.add_parser("plan", help="build a contact plan from a scenario YAML")
-    plan.add_argument("--config", required=True, type=Path, help="scenario YAML file")
+    add_config_arguments(plan, "scenario", "isl.topology=none")
     plan.add_argument("--out", type=Path, default=DEFAULT_OUT,
                       help=f"output folder (default: {DEFAULT_OUT})")
     return p
 
 
-def run_plan(config: Path, out: Path) -> dict:
-    """Build, save and summarise one scenario; returns the summary (with file paths)."""
+def run_plan(config: Path | Sequence[Path], out: Path, overrides: Sequence[str] = ()) -> dict:
+    """Build, save and summarise one scenario (one YAML or several merged in order, then
+    ``overrides``); returns the summary (with file paths)."""
     from research.orbit.builder import BuildStats
     from research.orbit.config import load_config
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides)
     stats = BuildStats()
     t0 = time.perf_counter()
     plan = cfg.build(stats=stats)
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "plan":
-            _print(run_plan(args.config, args.out))
+            _print(run_plan(args.config, args.out, args.overrides))
     except (OrbitConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

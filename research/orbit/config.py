@@ -6,12 +6,13 @@ scenario never silently runs with a default. See ``experiments/orbit/*.yaml`` fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from research.configfile import check_keys as _check_keys
-from research.configfile import read_yaml
+from research.configfile import load_config_files
 from research.orbit.constellation import (
     Constellation,
     constellation_preset,
@@ -71,8 +72,9 @@ class PlanConfig:
         )
 
 
-def parse_config(raw: Any, source: str = "<config>") -> PlanConfig:
-    """Validate a scenario mapping (already loaded from YAML)."""
+def parse_config(raw: Any, source: str = "<config>", default_name: str | None = None) -> PlanConfig:
+    """Validate a scenario mapping (already loaded from YAML); ``name`` defaults to
+    ``default_name``, else the stem of ``source``."""
     top = check_keys(raw, TOP_KEYS, f"orbit config {source} (top level)")
     for req in ("epoch", "duration_s", "step_s", "constellation"):
         if req not in top:
@@ -81,7 +83,7 @@ def parse_config(raw: Any, source: str = "<config>") -> PlanConfig:
         grid = TimeGrid(top["epoch"], top["duration_s"], top["step_s"])
     except ValueError as err:
         raise OrbitConfigError(f"orbit config {source}: {err}") from err
-    name = str(top.get("name", Path(source).stem))
+    name = str(top.get("name", default_name or Path(source).stem))
     try:
         constellation = _constellation(top["constellation"], grid, source)
         stations = _stations(top.get("stations", {"default": 20}), source)
@@ -99,9 +101,11 @@ def parse_config(raw: Any, source: str = "<config>") -> PlanConfig:
                       refine_tol_s=float(top.get("refine_tol_s", 0.1)), raw=dict(top))
 
 
-def load_config(path: str | Path) -> PlanConfig:
-    """Read and validate a scenario YAML file."""
-    return parse_config(read_yaml(path, "orbit config", OrbitConfigError), source=str(path))
+def load_config(path: str | Path | Sequence[str | Path], overrides: Sequence[str] = ()) -> PlanConfig:
+    """Read and validate a scenario: one YAML file, or several merged in order, then dotted
+    ``overrides`` (``"isl.topology=none"``); see :func:`research.configfile.load_yaml`."""
+    raw, source, default_name = load_config_files(path, "orbit config", OrbitConfigError, overrides)
+    return parse_config(raw, source=source, default_name=default_name)
 
 
 def _link_spec(v: Any, key: str, source: str) -> dict:

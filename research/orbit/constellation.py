@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from sgp4.api import WGS72, Satrec
 
+from research.constants import MU_EARTH_WGS72_KM3_S2, R_EARTH_WGS72_KM
 from research.orbit.timegrid import parse_epoch
-from research.orbit.tle import MU_EARTH_KM3_S2, R_EARTH_KM, TLE, load_tle_file, unique_node_ids
+from research.orbit.tle import TLE, load_tle_file, unique_node_ids
 
 _SGP4_EPOCH0 = datetime(1949, 12, 31).toordinal()  # sgp4init counts days from 1949-12-31 0h UT
 
@@ -81,8 +82,8 @@ class Constellation:
 
 def mean_motion_rad_s(altitude_km: float) -> float:
     """Two-body mean motion of a circular orbit at this altitude (WGS72 constants)."""
-    a = R_EARTH_KM + altitude_km
-    return math.sqrt(MU_EARTH_KM3_S2 / a**3)
+    a = R_EARTH_WGS72_KM + altitude_km
+    return math.sqrt(MU_EARTH_WGS72_KM3_S2 / a**3)
 
 
 def two_body_period_s(altitude_km: float) -> float:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from research.constants import C_KM_S
 from research.orbit.isl import KIND_GROUND, KIND_NAMES
 from research.orbit.link_budget import LinkModel, doppler_shift_hz, link_from_dict
 from research.orbit.routing import TransferResult, earliest_transfer
 from research.orbit.timegrid import TimeGrid
 
 FORMAT_VERSION = 1
-C_KM_S = 299_792.458
 
 
 @dataclass(frozen=True)

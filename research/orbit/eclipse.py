@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-AU_KM = 149_597_870.7
-R_EARTH_SHADOW_KM = 6378.137
+from research.constants import AU_KM, R_EARTH_KM
 
 
 def sun_position_teme_km(jd_utc: np.ndarray | float) -> np.ndarray:
@@ -54,7 +53,7 @@ def sunlit_mask_planes(xyz: np.ndarray, r2: np.ndarray, sun_km: np.ndarray) -> n
     lit = along >= 0
     along *= along
     np.subtract(r2, along, out=along)
-    lit |= along >= R_EARTH_SHADOW_KM**2
+    lit |= along >= R_EARTH_KM**2
     return lit
 
 
@@ -69,9 +68,9 @@ def beta_angle_deg(r_teme_km: np.ndarray, v_teme_km_s: np.ndarray, sun_km: np.nd
 
 def cylindrical_eclipse_fraction(altitude_km: float, beta_deg: float = 0.0) -> float:
     """Analytic shadow fraction of a circular orbit in the cylindrical model (for checks)."""
-    r = R_EARTH_SHADOW_KM + altitude_km
+    r = R_EARTH_KM + altitude_km
     b = np.radians(beta_deg)
-    x = np.sqrt(max(r**2 - R_EARTH_SHADOW_KM**2, 0.0)) / (r * np.cos(b))
+    x = np.sqrt(max(r**2 - R_EARTH_KM**2, 0.0)) / (r * np.cos(b))
     if x >= 1.0:
         return 0.0
     return float(np.arccos(x) / np.pi)

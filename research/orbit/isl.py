@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from research.constants import R_EARTH_KM
 from research.orbit.constellation import Constellation
-
-R_EARTH_KM = 6378.137
 
 KIND_GROUND, KIND_INTRA, KIND_INTER, KIND_NEAREST = 0, 1, 2, 3
 KIND_NAMES = {KIND_GROUND: "ground", KIND_INTRA: "isl-intra", KIND_INTER: "isl-inter",

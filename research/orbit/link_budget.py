@@ -16,8 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-C_M_S = 299_792_458.0
-BOLTZMANN_DBW = -228.5991  # 10 log10(1.380649e-23 J/K)
+from research.constants import BOLTZMANN_DBW, C_M_S
 
 # (name, spectral efficiency [bit/symbol], ideal Es/N0 [dB]) - ETSI EN 302 307-1 Table 13.
 DVBS2_MODCODS: tuple[tuple[str, float, float], ...] = (

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from research.orbit.contact_plan import C_KM_S, ContactPlan
+from research.constants import C_KM_S
+from research.orbit.contact_plan import ContactPlan
 from research.orbit.isl import KIND_GROUND
 from research.orbit.occupancy import Occupancy
 from research.orbit.routing import (

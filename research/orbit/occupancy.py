@@ -86,3 +86,9 @@ class Occupancy:
         j = self._split(end)
         for k in range(i, j):
             self.levels[k] += amount
+        # Coalesce equal neighbours: back-to-back bookings of a busy link become one segment,
+        # which keeps every later query short when the network saturates.
+        for k in (j, i):
+            if 0 < k < len(self.levels) and self.levels[k] == self.levels[k - 1]:
+                del self.times[k]
+                del self.levels[k]

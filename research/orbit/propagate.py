@@ -15,11 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from sgp4.api import SatrecArray, accelerated
 
+from research.constants import R_EARTH_KM, WGS84_F
 from research.orbit.constellation import Constellation
 from research.orbit.timegrid import DAY_S, TimeGrid
-
-WGS84_A_KM = 6378.137
-WGS84_F = 1.0 / 298.257223563
 
 
 def check_accelerated(strict: bool = False) -> bool:
@@ -116,7 +114,7 @@ def teme_to_gcrs(r: np.ndarray, grid: TimeGrid, seconds: np.ndarray | None = Non
 def geodetic_from_itrs(r_km: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WGS84 latitude (deg), longitude (deg) and height (km) of ITRS points (Bowring, 2 iters)."""
     x, y, z = r_km[..., 0], r_km[..., 1], r_km[..., 2]
-    a, f = WGS84_A_KM, WGS84_F
+    a, f = R_EARTH_KM, WGS84_F
     b = a * (1 - f)
     e2 = f * (2 - f)
     ep2 = e2 / (1 - e2)

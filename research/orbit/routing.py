@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from research.constants import C_KM_S
 from research.orbit.isl import KIND_NAMES
 
 if TYPE_CHECKING:
     from research.orbit.contact_plan import ContactPlan
-
-C_KM_S = 299_792.458
 
 
 class UnreachableError(LookupError):

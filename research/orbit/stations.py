@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from research.orbit.propagate import WGS84_A_KM, WGS84_F
+from research.constants import R_EARTH_KM, WGS84_F
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def station_frames(stations: Sequence[GroundStation]) -> tuple[np.ndarray, np.nd
     lon = np.radians([s.lon_deg for s in stations])
     h = np.array([s.alt_m for s in stations]) / 1000.0
     e2 = WGS84_F * (2 - WGS84_F)
-    n = WGS84_A_KM / np.sqrt(1 - e2 * np.sin(lat) ** 2)
+    n = R_EARTH_KM / np.sqrt(1 - e2 * np.sin(lat) ** 2)
     pos = np.stack(
         [
             (n + h) * np.cos(lat) * np.cos(lon),

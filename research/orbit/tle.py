@@ -15,8 +15,7 @@ from pathlib import Path
 
 from sgp4.api import WGS72, Satrec
 
-MU_EARTH_KM3_S2 = 398600.8  # WGS72 value, the constant SGP4 itself uses
-R_EARTH_KM = 6378.135  # WGS72 equatorial radius, as in SGP4
+from research.constants import MU_EARTH_WGS72_KM3_S2, R_EARTH_WGS72_KM
 
 TLE_LINE_LENGTH = 69
 
@@ -57,9 +56,9 @@ class TLE:
     def perigee_apogee_km(self) -> tuple[float, float]:
         """Perigee and apogee altitudes above the WGS72 equatorial radius (two-body, km)."""
         n = self.mean_motion_rev_per_day * 2.0 * math.pi / 86400.0
-        a = (MU_EARTH_KM3_S2 / n**2) ** (1.0 / 3.0)
+        a = (MU_EARTH_WGS72_KM3_S2 / n**2) ** (1.0 / 3.0)
         e = self.eccentricity
-        return a * (1.0 - e) - R_EARTH_KM, a * (1.0 + e) - R_EARTH_KM
+        return a * (1.0 - e) - R_EARTH_WGS72_KM, a * (1.0 + e) - R_EARTH_WGS72_KM
 
     def satrec(self) -> Satrec:
         return Satrec.twoline2rv(self.line1, self.line2, WGS72)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from research.constants import OMEGA_EARTH_RAD_S
 from research.orbit.propagate import EarthRotation, teme_to_itrs_velocity
 from research.orbit.stations import GroundStation, station_frames
 
@@ -99,10 +100,7 @@ class SatelliteBounds:
         r_p = a * (1 - e)
         h = np.sqrt(mu * a * (1 - e * e))
         # SGP4's short-period terms move a LEO satellite by ~10 km: pad both bounds.
-        return cls(a * (1 + e) + 50.0, 1.05 * h / r_p**2 + OMEGA_EARTH)
-
-
-OMEGA_EARTH = 7.2921159e-5
+        return cls(a * (1 + e) + 50.0, 1.05 * h / r_p**2 + OMEGA_EARTH_RAD_S)
 
 
 def coarse_factor(step_s: float) -> int:

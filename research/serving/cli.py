@@ -1,8 +1,10 @@
-"""``satedge serve --config experiments/serving/<x>.yaml [--out DIR]``: a whole serving run.
+"""``satedge serve --config experiments/serving/<x>.yaml [--set K=V] [--out DIR]``: a whole serving run.
 
 Builds the services from the checkpoint, evaluates every task on real EuroSAT images through the
 in-process runtime, places replicas on the contact plan and simulates the multi-task workload
 under microservices, monolithic on-board models and raw downlink; prints the comparison.
+``--config`` may be repeated (files merged in order) and ``--set workload.rate_hz=0.1``
+overrides one value (see :mod:`research.configfile`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from research.configfile import add_config_arguments
+
 DEFAULT_OUT = Path("outputs") / "serving"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satedge serve", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, type=Path, help="serving YAML file")
+    add_config_arguments(p, "serving", "workload.rate_hz=0.1")
     p.add_argument("--out", type=Path, default=None,
                    help=f"output folder (default: {DEFAULT_OUT}/<name>)")
     return p
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from research.serving.experiment import run_serving
 
     try:
-        cfg = load_serve_config(args.config)
+        cfg = load_serve_config(args.config, args.overrides)
     except (ServingConfigError, FileNotFoundError) as err:
         print(f"satedge serve: {err}", file=sys.stderr)
         return 2

@@ -9,11 +9,12 @@ the closest valid key and lists the valid ones. See ``experiments/serving/multit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from research.configfile import check_keys, read_yaml
+from research.configfile import check_keys, load_config_files, load_yaml, merge
 from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
@@ -101,8 +102,8 @@ class ServeConfig:
         source = str(spec.pop("file", "<serve config: orbit>"))
         raw: dict = {}
         if source != "<serve config: orbit>":
-            raw = read_yaml(source, "orbit config", ServingConfigError) or {}
-        raw.update(spec)
+            raw = load_yaml(source, "orbit config", ServingConfigError) or {}
+        raw = merge(raw, spec)  # inline keys merge over the file's, as overlays do
         try:
             return parse_config(raw, source).build()
         except OrbitConfigError as err:
@@ -118,8 +119,10 @@ def _keys(d: Any, valid: tuple[str, ...], where: str) -> dict:
     return check_keys(d, valid, where, ServingConfigError)
 
 
-def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
-    """Validate a serving mapping (already loaded from YAML)."""
+def parse_serve_config(raw: Any, source: str = "<config>",
+                       default_name: str | None = None) -> ServeConfig:
+    """Validate a serving mapping (already loaded from YAML); ``name`` defaults to
+    ``default_name``, else the stem of ``source``."""
     top = _keys(raw, TOP_KEYS, f"serve config {source} (top level)")
     if "orbit" not in top:
         raise ServingConfigError(f"serve config {source}: missing required section 'orbit'")
@@ -156,11 +159,15 @@ def parse_serve_config(raw: Any, source: str = "<config>") -> ServeConfig:
     if w.rate_hz <= 0 or w.tiles < 1 or w.horizon_s <= 0 or p.epoch_s <= 0:
         raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s and epoch_s "
                                  "must be positive")
-    return ServeConfig(name=str(top.get("name", Path(source).stem)), orbit=dict(top["orbit"]),
+    return ServeConfig(name=str(top.get("name", default_name or Path(source).stem)),
+                       orbit=dict(top["orbit"]),
                        raw=dict(top), network=network, **sections)
 
 
-def load_serve_config(path: str | Path) -> ServeConfig:
-    """Read and validate a serving YAML file."""
-    return parse_serve_config(read_yaml(path, "serve config", ServingConfigError),
-                              source=str(path))
+def load_serve_config(path: str | Path | Sequence[str | Path],
+                      overrides: Sequence[str] = ()) -> ServeConfig:
+    """Read and validate a serving run: one YAML file, or several merged in order, then dotted
+    ``overrides`` (``"workload.rate_hz=0.1"``); see :func:`research.configfile.load_yaml`."""
+    raw, source, default_name = load_config_files(path, "serve config", ServingConfigError, overrides)
+    return parse_serve_config(raw, source=source,
+                              default_name=default_name)

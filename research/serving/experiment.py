@@ -46,7 +46,8 @@ def _split(labels: torch.Tensor, n_train: int) -> tuple[torch.Tensor, torch.Tens
 def build_service_catalog(cfg: ServeConfig) -> tuple[Catalog, dict]:
     """Encoder from the checkpoint (or a random preset), coarse head trained on its features."""
     from research.data.embedded import load_embedded
-    from research.models import build_backbone, load_classifier
+    from research.models import build_backbone
+    from research.tasks.loading import load_classifier
 
     m = cfg.model
     if m.checkpoint:

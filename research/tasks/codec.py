@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from encoders.base import LinkModule, build_link
+import snn.link  # noqa: F401  (registers the "spike" link before any codec is built by name)
+from encoders.base import LinkModule
 from encoders.rate import estimated_bits, payload_bits
+from encoders.registry import build_for_cut
 from encoders.training import split_parameters
 from research.models.finetune import configure_finetuning
 from research.models.presets import build_backbone, get_preset
@@ -25,47 +27,17 @@ from research.models.split_vit import SplitViT
 from research.models.weights import load_backbone_weights
 from research.tasks.classification import ClassificationTask
 
-__all__ = ["CodecTask", "link_kwargs"]
+__all__ = ["CODEC_OPTIONS", "CodecTask"]
 
 CodecFinetune = Literal["frozen", "head", "lora", "full"]
 # Buffers of CompressAI entropy models whose size is only known after ``update()``.
 TEACHER_PREFIX = "teacher."  # state-dict keys of the distillation teacher
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-
-
-def link_kwargs(
-    codec: str,
-    dim: int,
-    num_tokens: int,
-    latent_dim: int = 16,
-    merge_tokens: int = 1,
-    hidden_dim: int | None = None,
-    hyper_dim: int = 8,
-    hyper_hidden_dim: int = 64,
-    num_steps: int = 8,
-    granularity: Literal["token", "sample"] = "token",
-) -> dict[str, Any]:
-    """Constructor arguments of the built-in link ``codec`` from the task's flat, typed arguments.
-
-    The task keeps one flat argument list (so LightningCLI validates every YAML key) and passes
-    each link only the arguments it takes. ``latent_dim`` is the spiking link's ``code_dim``.
-    """
-    if codec in ("factorized", "hyperprior"):
-        kw: dict[str, Any] = {
-            "dim": dim,
-            "num_tokens": num_tokens,
-            "latent_dim": latent_dim,
-            "merge_tokens": merge_tokens,
-            "hidden_dim": hidden_dim,
-        }
-        if codec == "hyperprior":
-            kw.update(hyper_dim=hyper_dim, hyper_hidden_dim=hyper_hidden_dim)
-        return kw
-    if codec == "spike":
-        return {"dim": dim, "code_dim": latent_dim, "num_steps": num_steps}
-    if codec in ("int8", "int4"):
-        return {"granularity": granularity}
-    return {}
+CODEC_OPTIONS = (
+    "latent_dim", "merge_tokens", "hidden_dim", "hyper_dim", "hyper_hidden_dim", "num_steps",
+    "granularity",
+)
+"""The task's flat codec arguments, offered to every link's ``cut_kwargs`` (each takes its own)."""
 
 
 class CodecTask(ClassificationTask):
@@ -90,6 +62,9 @@ class CodecTask(ClassificationTask):
         hyper_hidden_dim: ``hyperprior``: hyper transform width.
         num_steps: ``spike``: timesteps.
         granularity: ``int8``/``int4``: one offset/step per ``token`` or per ``sample``.
+        codec_options: Further constructor arguments of the link, set exactly (e.g.
+            ``{zlib_level: 6}``), for options the flat arguments above do not cover; a name the
+            link does not take is an error.
         lmbda: Rate weight: loss = CE + ``lmbda`` * estimated bits per inference (+ distillation).
         distill_weight: Weight of the KL term towards the uncompressed split model (0: none).
         distill_temperature: Softmax temperature of the distillation term.
@@ -121,6 +96,7 @@ class CodecTask(ClassificationTask):
         hyper_hidden_dim: int = 64,
         num_steps: int = 8,
         granularity: Literal["token", "sample"] = "token",
+        codec_options: dict[str, Any] | None = None,
         lmbda: float = 1e-3,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
@@ -166,15 +142,15 @@ class CodecTask(ClassificationTask):
 
         Built here from the saved hyper-parameters rather than passed in, so a checkpoint alone
         rebuilds the task (``ClassificationTask`` cannot take a module before ``Module.__init__``).
+        The registry builds it: the link's own ``cut_kwargs`` picks from ``CODEC_OPTIONS``, and
+        ``codec_options`` are set last.
         """
         hp = self.hparams
         preset = get_preset(hp.backbone)
         num_tokens = (preset.img_size // preset.patch_size) ** 2
-        kwargs = link_kwargs(
-            hp.codec, preset.embed_dim, num_tokens, hp.latent_dim, hp.merge_tokens,
-            hp.hidden_dim, hp.hyper_dim, hp.hyper_hidden_dim, hp.num_steps, hp.granularity,
-        )
-        return build_link(hp.codec, **kwargs)
+        options = {key: hp[key] for key in CODEC_OPTIONS}
+        return build_for_cut(hp.codec, preset.embed_dim, num_tokens, options,
+                             hp.get("codec_options"))
 
     def configure_metrics(self) -> None:
         super().configure_metrics()

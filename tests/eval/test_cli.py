@@ -25,3 +25,8 @@ def test_evaluate_cli_reports_a_typo(raw_scenario, tmp_path, capsys):
     config.write_text(yaml.safe_dump(raw_scenario))
     assert main(["evaluate", "--config", str(config)]) == 2
     assert "unknown key 'cuont'" in capsys.readouterr().err
+    del raw_scenario["captures"]["cuont"]
+    config.write_text(yaml.safe_dump(raw_scenario))
+    assert main(["evaluate", "--config", str(config), "--set", "captures.cuont=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'cuont'" in err and "did you mean 'count'" in err and "s.yaml" in err

@@ -29,6 +29,10 @@ def test_federate_cli_bad_key_exits_with_the_key(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump(tiny_raw(comm={"ring_agregation": False})))
     assert satedge(["federate", "--config", str(cfg)]) == 2
     assert "ring_agregation" in capsys.readouterr().err
+    cfg.write_text(yaml.safe_dump(tiny_raw()))
+    assert satedge(["federate", "--config", str(cfg), "--set", "comm.ring_agregation=false"]) == 2
+    err = capsys.readouterr().err
+    assert "--set comm.ring_agregation=false" in err and "did you mean 'ring_aggregation'" in err
 
 
 def test_station_outage_delays_a_direct_transfer(tiny_plan):

@@ -226,6 +226,10 @@ def test_occupancy_levels_and_capacity():
     assert occ.peak(11, 20) == 1
     with pytest.raises(ValueError, match="exceeds the capacity"):
         occ.add(6, 8)
+    link = Occupancy(1)
+    for k in range(100):  # back to back: one busy segment, not a hundred
+        link.add(10.0 * k, 10.0 * (k + 1))
+    assert len(link) == 2 and link.blocked(0, 2000) == [(0, 1000)]
 
 
 def test_on_the_demo_shell_contention_slows_a_funnel(demo):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from research.configfile import load_yaml
 from research.orbit import ContactPlan, OrbitConfigError, load_config, parse_config
 from research.orbit.cli import main
 from research.paths import REPO_ROOT
@@ -29,7 +30,7 @@ TINY = {
 def test_experiment_files_parse():
     assert {p.stem for p in EXPERIMENTS} >= {"demo_6x11", "starlink_72x22"}
     for p in EXPERIMENTS:
-        if "tle" in yaml.safe_load(p.read_text())["constellation"]:
+        if "tle" in load_yaml(p, "orbit config")["constellation"]:  # _base_ files merged
             continue  # needs the shared TLE folder; covered below
         cfg = load_config(p)
         assert len(cfg.constellation) > 0 and cfg.grid.n_steps > 0
@@ -106,3 +107,24 @@ def test_cli_bad_config_exit_code(tmp_path, capsys):
     assert main(["plan", "--config", str(cfg), "--out", str(tmp_path)]) == 2
     assert "durration_s" in capsys.readouterr().err
     assert main(["plan", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_cli_merges_configs_in_order_then_overrides(tmp_path, capsys):
+    base = tmp_path / "tiny.yaml"
+    base.write_text(yaml.safe_dump(TINY))
+    over = tmp_path / "short.yaml"
+    over.write_text(yaml.safe_dump({"_base_": "tiny.yaml", "name": "short", "duration_s": 600,
+                                    "isl": {"topology": "none"}}))
+    out = tmp_path / "out"
+    assert main(["plan", "--config", str(base), "--config", str(over),
+                 "--set", "stations.names=[Matera]", "--set", "name=merged", "--out", str(out)]) == 0
+    summary = json.loads((out / "merged_summary.json").read_text())
+    assert summary["stations"] == 1 and summary["satellites"] == 8
+    plan = ContactPlan.load(Path(summary["plan_file"]))
+    assert plan.grid.duration_s == 600 and plan.meta["config"]["isl"] == {"topology": "none"}
+    assert main(["plan", "--config", str(over), "--out", str(out)]) == 0  # _base_ alone
+    assert json.loads((out / "short_summary.json").read_text())["stations"] == 2
+    capsys.readouterr()
+    assert main(["plan", "--config", str(over), "--set", "isl.topolgy=grid", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "short.yaml --set isl.topolgy=grid" in err and "did you mean 'topology'" in err

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from skyfield.api import EarthSatellite, wgs84
 
+from research.constants import C_M_S
 from research.orbit import ContactPlan, TransferResult, UnreachableError, constellation_preset
-from research.orbit.link_budget import C_M_S
 from research.orbit.timegrid import timescale
 
 EPOCH = "2024-07-16T12:00:00Z"

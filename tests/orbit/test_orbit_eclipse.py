@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from research.constants import AU_KM
 from research.orbit.eclipse import (
-    AU_KM,
     cylindrical_eclipse_fraction,
     sun_position_teme_km,
     sunlit_mask,

@@ -1,44 +1,24 @@
-"""``scripts/fig_snn_energy.py --quick`` runs end to end and writes its four files."""
+"""``scripts/fig_snn_energy.py`` parses its options into the experiment's config. The experiment
+itself: tests/eval/test_snn_energy.py."""
 
 from __future__ import annotations
 
-import csv
-import json
-import subprocess
-import sys
+import runpy
+from pathlib import Path
 
-from devices import list_devices
+import pytest
+
+from research.eval.snn_energy import SnnEnergyConfig
 from research.paths import REPO_ROOT
 
 
-def test_fig_snn_energy_quick(tmp_path):
-    args = [
-        sys.executable, str(REPO_ROOT / "scripts" / "fig_snn_energy.py"), "--quick",
-        "--backbone", "satvit_tiny", "--steps", "1", "2", "--hidden", "32", "--linear-steps", "1",
-        "--limit-batches", "0.3", "--batch-size", "64", "--out", str(tmp_path),
-    ]
-    run = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
-    assert "under cmos45nm the claim" in run.stdout
-    assert (tmp_path / "snn_energy.png").stat().st_size > 1000
-    assert (tmp_path / "snn_energy.pdf").is_file()
-    rows = list(csv.DictReader((tmp_path / "snn_energy.csv").open()))
-    variants = {r["variant"] for r in rows}
-    assert variants == {"ann_linear", "ann_mlp", "snn_T1", "snn_T2", "snn_if_T1", "snn_if_T2",
-                        "snn_if_linear_T1", "convert_T1", "convert_T2"}
-    assert {r["profile"] for r in rows} == set(list_devices())  # every registered device
-    assert all(float(r["energy_j"]) > float(r["head_energy_j"]) > 0 for r in rows)
-    data = json.loads((tmp_path / "snn_energy.json").read_text())
-    assert set(data["claim"]["by_ref"]) == {"ann_linear", "ann_mlp"}
-    snn = next(r for r in data["records"] if r["variant"] == "snn_T2")
-    assert "head.1.lifs.0" in snn["firing_rates"]
-    spike_driven = next(r for r in data["records"] if r["variant"] == "snn_if_T2")
-    assert "head.1.encoder" in spike_driven["firing_rates"]  # the encoder neurons are counted
-    cmos = {r["variant"]: r for r in rows if r["profile"] == "cmos45nm"}
-    # direct input: the first layer is dense MACs; IF input makes it accumulates
-    assert float(cmos["snn_if_T2"]["synops"]) > float(cmos["snn_T2"]["synops"])
-    assert float(cmos["snn_if_T2"]["macs"]) < float(cmos["snn_T2"]["macs"])
-    journal = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
-    assert {r["variant"] for r in journal} == variants
-    # a rerun into the same --out measures nothing again
-    again = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
-    assert "head J (cmos45nm)" not in again.stdout and "under cmos45nm the claim" in again.stdout
+def test_fig_snn_energy_help_and_options(capsys: pytest.CaptureFixture[str]) -> None:
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "fig_snn_energy.py"))
+    with pytest.raises(SystemExit) as exit_:
+        script["main"](["--help"])
+    assert exit_.value.code == 0 and "--linear-steps" in capsys.readouterr().out
+    config = script["parse_args"](["--quick", "--out", "x", "--steps", "1", "2", "--linear-steps"])
+    assert config == SnnEnergyConfig(quick=True, out=Path("x"), steps=[1, 2],
+                                     linear_steps=[]).with_defaults()
+    with pytest.raises(SystemExit, match="run the full fine-tune first"):
+        script["parse_args"](["--pretrained", "no/such/checkpoint.ckpt"])

@@ -67,6 +67,8 @@ def test_cli_quick_run(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**raw, "extra": 1}))
     assert main(["--config", str(bad)]) == 2
+    assert main(["--config", str(cfg_path), "--set", "workload.rate=1.0"]) == 2
+    assert "did you mean 'rate_hz'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

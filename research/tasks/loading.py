@@ -15,6 +15,8 @@ import torch
 
 from research.data.transforms import normalize
 from research.models.split_vit import SplitViT
+from research.tasks.classification import ClassificationTask
+from research.tasks.codec import CodecTask
 
 __all__ = ["Classifier", "load_classifier"]
 
@@ -62,9 +64,6 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
     where the model is cut, not what it computes. A ``CodecTask`` checkpoint (its hyper-parameters
     name a ``codec``) comes back with its trained link module at the cut.
     """
-    from research.tasks.classification import ClassificationTask
-    from research.tasks.codec import CodecTask
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from research.data.embedded import load_embedded
-from research.models.loading import load_classifier
 from research.paths import checkpoints_dir
+from research.tasks.loading import load_classifier
 
 CKPT = checkpoints_dir() / "satvit_small_full.ckpt"
 
