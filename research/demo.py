@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-fed", action="store_true", help="skip the federated step")
     p.add_argument("--fed-config", default="experiments/fed/quick.yaml",
                    help="federated run to compare (collaborative vs on-board)")
-    p.add_argument("--loads", type=float, nargs="+", default=[1, 4, 16],
+    p.add_argument("--loads", type=float, nargs="+", default=[2, 8],
                    help="captures per satellite per orbit for the load sweep (step 5)")
     return p
 

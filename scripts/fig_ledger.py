@@ -23,20 +23,20 @@ from research.eval.scenario import SchemeSpec, load_scenario
 from research.paths import REPO_ROOT
 
 SCENARIOS = ("experiments/eval/demo.yaml", "experiments/eval/no_isl.yaml")
-COLUMNS = ("scheme", "accuracy", "bits_per_inference", "energy_j", "latency_p50_s",
+COLUMNS = ("scheme", "accuracy", "bits_per_inference", "energy_onboard_j", "latency_p50_s",
            "latency_p95_s", "mean_queue_s")
 
 
 def headline(results: dict[str, list[dict]]) -> str:
     """A markdown table: one line per (orbit, scheme)."""
-    lines = ["| orbit | scheme | accuracy | bits / inference | energy / inference (mJ) | "
+    lines = ["| orbit | scheme | accuracy | bits / inference | on-board energy / inference (mJ) | "
              "latency p50 (s) | latency p95 (s) | mean queue (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for name, summary in results.items():
         for s in summary:
             lines.append(
                 f"| {name} | {s['scheme']} | {100 * s['accuracy']:.1f}% | "
-                f"{s['bits_per_inference']:,.0f} | {1e3 * s['energy_j']:.3f} | "
+                f"{s['bits_per_inference']:,.0f} | {1e3 * s['energy_onboard_j']:.3f} | "
                 f"{s['latency_p50_s']:.3g} | {s['latency_p95_s']:.3g} | {s['mean_queue_s']:.3g} |")
     return "\n".join(lines) + "\n"
 

@@ -113,6 +113,7 @@ def summarise(rows: list[LedgerRow]) -> list[dict]:
             "energy_onboard_compute_j": mean("energy_onboard_compute_j"),
             "energy_onboard_transmit_j": mean("energy_onboard_transmit_j"),
             "energy_ground_j": mean("energy_ground_j"),
+            "energy_onboard_j": float(np.mean([r.energy_onboard_j for r in group])),
             "energy_j": float(np.mean([r.energy_j for r in group])),
             "latency_p50_s": float(np.percentile(lat, 50)),
             "latency_p95_s": float(np.percentile(lat, 95)),

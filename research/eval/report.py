@@ -27,7 +27,7 @@ def print_summary(summary: list[dict], title: str, reference: str | None = None,
                   console: Console | None = None) -> None:
     """One line per scheme: accuracy, bits, energy, latency (p50/p95) and bytes vs ``reference``."""
     table = Table(title=title)
-    for col in ("scheme", "acc", "bits/inf", "vs " + (reference or "-"), "energy/inf",
+    for col in ("scheme", "acc", "bits/inf", "vs " + (reference or "-"), "on-board J/inf",
                 "latency p50", "latency p95", "queue (mean)", "delivered"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     ref = next((s for s in summary if s["scheme"] == reference), None)
@@ -35,7 +35,7 @@ def print_summary(summary: list[dict], title: str, reference: str | None = None,
         ratio = (f"{s['payload_bytes'] / ref['payload_bytes']:.3f}x" if ref else "-")
         table.add_row(
             s["scheme"], f"{100 * s['accuracy']:.1f}%", _si(s["bits_per_inference"], "b"), ratio,
-            _si(s["energy_j"], "J"), _si(s["latency_p50_s"], "s"), _si(s["latency_p95_s"], "s"),
+            _si(s["energy_onboard_j"], "J"), _si(s["latency_p50_s"], "s"), _si(s["latency_p95_s"], "s"),
             _si(s["mean_queue_s"], "s"), f"{s['delivered']}/{s['inferences']}",
         )
     if console is None:
@@ -52,7 +52,7 @@ def plot_summary(summary: list[dict], out: str | Path, title: str) -> list[Path]
     panels = (
         ("accuracy (%)", [100 * s["accuracy"] for s in summary], False),
         ("bits per inference", [s["bits_per_inference"] for s in summary], True),
-        ("on-board energy per inference (J)", [s["energy_j"] for s in summary], True),
+        ("on-board energy per inference (J)", [s["energy_onboard_j"] for s in summary], True),
     )
     y = range(len(names))
     for ax, (label, values, log) in zip(axes[:3], panels, strict=True):

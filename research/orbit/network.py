@@ -255,11 +255,12 @@ class NetworkState:
                     if c1 <= c0:
                         continue
                     a0 = act[j0] + (fs - bounds[j0] if rates[j0] > 0 else 0.0)
+                    j = j0
+                    while rates[j] <= 0:  # book from the first instant with a non-zero rate
+                        j += 1
+                    fs = fs if j == j0 else bounds[j]
                     if t_start is None:
-                        j = j0
-                        while rates[j] <= 0:
-                            j += 1
-                        t_start = fs if j == j0 else bounds[j]
+                        t_start = fs
                     if remaining <= 0:
                         f = t_start
                         break

@@ -23,10 +23,12 @@ DELAY = RANGE_KM / 299_792.458
 
 
 def toy_plan(windows: dict[tuple[int, int, int], list[tuple[float, float]]], n_sat: int,
-             n_gs: int, horizon: float = 10_000.0) -> ContactPlan:
+             n_gs: int, horizon: float = 10_000.0,
+             far_until: dict[tuple[int, int, int], float] | None = None) -> ContactPlan:
     """Satellites ``s0..``, stations ``g0..``; ``windows[(a, b, kind)] = [(start, end), ...]``.
 
-    Every link runs at :data:`RATE` in both directions at a constant range of 1000 km.
+    Every link runs at :data:`RATE` in both directions at a constant range of 1000 km, except
+    before ``far_until[key]`` s, where it is out of the terminal's range (rate 0).
     """
     step = 10.0
     link_a, link_b, kinds = [], [], []
@@ -45,8 +47,9 @@ def toy_plan(windows: dict[tuple[int, int, int], list[tuple[float, float]]], n_s
             w_k0.append(k0)
             w_n.append(n)
             w_off.append(len(ranges))
-            ranges.extend([RANGE_KM] * n)
-    model = OpticalLink("const", RATE, None, 10.0)
+            far = (far_until or {}).get((a, b, kind), -1.0)
+            ranges.extend([9e3 if (k0 + i) * step < far else RANGE_KM for i in range(n)])
+    model = OpticalLink("const", RATE, 5e6, 10.0)
     return ContactPlan(
         grid=TimeGrid("2024-07-16T12:00:00Z", horizon, step),
         satellites=[f"s{i}" for i in range(n_sat)], stations=[f"g{i}" for i in range(n_gs)],
@@ -104,6 +107,19 @@ def test_a_transfer_pauses_between_contacts_and_books_only_what_it_sends():
     assert a.transmit_s == pytest.approx(150.0) and a.wait_s == pytest.approx(200.0)
     b = net.send("s0", "g0", 10e6, 50.0)  # behind the first: after 350 s
     assert b.t_arrival == pytest.approx(360.0 + DELAY)
+
+
+def test_a_pass_waiting_for_its_rate_does_not_hold_the_antenna():
+    """s0's pass has no rate for its first 30 s: its booking starts at 30 s, so s1, asking
+    after it, sends in the first 30 s instead of queueing behind it."""
+    key = (0, 2, KIND_GROUND)
+    plan = toy_plan({key: [(0.0, 5000.0)], (1, 2, KIND_GROUND): [(0.0, 5000.0)]}, n_sat=2,
+                    n_gs=1, far_until={key: 30.0})
+    net = NetworkState(plan)
+    a = net.send("s0", "g0", 10e6, 0.0)
+    b = net.send("s1", "g0", 10e6, 0.0)
+    assert a.hops[0].t_start == pytest.approx(30.0) and a.t_arrival == pytest.approx(40 + DELAY)
+    assert b.t_arrival == pytest.approx(10 + DELAY)
 
 
 def test_poisson_arrivals_on_one_link_match_md1(one_link):
