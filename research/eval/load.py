@@ -44,6 +44,7 @@ def load_sweep(scenario: EvalScenario, loads: Sequence[float], *,
     images, labels = test_images(scenario)
     outputs, skipped = run_schemes(scenario, images, progress)
     position = {i: i for i in range(len(images))}
+    labels_np = labels.numpy()
     rows: list[dict] = []
     for load in tqdm(list(loads), desc="loads", disable=not progress):
         scen = replace(scenario, captures=replace(scenario.captures, per_orbit=float(load)))
@@ -51,7 +52,7 @@ def load_sweep(scenario: EvalScenario, loads: Sequence[float], *,
                                 end_s=plan.horizon_s - period)
         for name, out in outputs.items():
             net = NetworkState(plan, network)
-            ledger = simulate_scheme(name, out, captures, labels.numpy(), position, plan, net,
+            ledger = simulate_scheme(name, out, captures, labels_np, position, plan, net,
                                      scenario)
             (entry,) = summarise(ledger)
             use = net.summary()

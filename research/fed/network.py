@@ -48,12 +48,6 @@ def ground_links_only(plan: ContactPlan) -> ContactPlan:
         meta={**plan.meta, "view": "ground links only"})
 
 
-def _lost(src: str, n_bytes: float, t0: float, reason: str) -> TransferResult:
-    nan = math.nan
-    return TransferResult(math.inf, [src], 0.0, t0, float(n_bytes), nan, nan, nan, [],
-                          delivered=False, reason=reason)
-
-
 class FedNetwork:
     """Fault-aware, booked transfers over a contact plan (see module docstring).
 
@@ -151,9 +145,18 @@ class FedNetwork:
             if end is None:
                 return t, res
             t = end
-        return t, _lost(src, n_bytes, t, "no fault-free route within the horizon")
+        return t, TransferResult.undelivered(src, n_bytes, t,
+                                             "no fault-free route within the horizon")
 
     # ------------------------------------------------------------------ transfers
+    def _endpoints(self, src: str, dst: str, direct: bool
+                   ) -> tuple[NetworkState, list[str], list[str]]:
+        """The state to book on and the node lists :data:`GROUND` stands for."""
+        state = self.direct_state() if direct else self.state
+        sources = self.plan.stations if src == GROUND else [src]
+        targets = self.plan.stations if dst == GROUND else [dst]
+        return state, sources, targets
+
     def attempt(self, src: str, dst: str, n_bytes: float, t0: float, *, direct: bool = False
                 ) -> TransferResult | float:
         """Send ``n_bytes`` at ``t0`` (booked), or say when to try again.
@@ -167,11 +170,10 @@ class FedNetwork:
                 self.plan.is_station(src) or self.plan.is_station(dst)):
             raise ValueError(f"a direct transfer joins a satellite and the ground, got {src} -> "
                              f"{dst}")
-        state = self.direct_state() if direct else self.state
-        sources = self.plan.stations if src == GROUND else [src]
-        targets = self.plan.stations if dst == GROUND else [dst]
+        state, sources, targets = self._endpoints(src, dst, direct)
         if t0 >= self.horizon_s:
-            return _lost(sources[0], n_bytes, t0, "starts after the plan horizon")
+            return TransferResult.undelivered(sources, n_bytes, t0,
+                                              "starts after the plan horizon")
         if not self.faults:
             return self._send(state, direct, sources, targets, n_bytes, t0)
         best: tuple[float, str, str, TransferResult] | None = None
@@ -181,7 +183,8 @@ class FedNetwork:
                 if res.delivered and (best is None or res.t_arrival < best[3].t_arrival):
                     best = (t, a, b, res)
         if best is None:
-            return _lost(sources[0], n_bytes, t0, "no fault-free route within the horizon")
+            return TransferResult.undelivered(sources, n_bytes, t0,
+                                              "no fault-free route within the horizon")
         if best[0] > t0:
             return best[0]
         return self._send(state, direct, [best[1]], [best[2]], n_bytes, t0)
@@ -190,11 +193,10 @@ class FedNetwork:
               ) -> TransferResult:
         """What :meth:`attempt` would deliver, waiting out faults, without booking (a what-if
         that may look at any time)."""
-        state = self.direct_state() if direct else self.state
-        sources = self.plan.stations if src == GROUND else [src]
-        targets = self.plan.stations if dst == GROUND else [dst]
+        state, sources, targets = self._endpoints(src, dst, direct)
         if t0 >= self.horizon_s:
-            return _lost(sources[0], n_bytes, t0, "starts after the plan horizon")
+            return TransferResult.undelivered(sources, n_bytes, t0,
+                                              "starts after the plan horizon")
         if not self.faults:
             return state.route(sources, targets, n_bytes, t0)
         results = [self._fault_free(state, a, b, n_bytes, t0)[1] for a in sources for b in targets]

@@ -335,8 +335,9 @@ class NetworkState:
                                     storage_hop if entry_after else hop,
                                     relay_via_stations=relay_via_stations, excluded=excluded)
             if i_dst < 0:
-                return self._count(self._lost(src, n_bytes, t0, "no route completes within the "
-                                              f"horizon ({plan.horizon_s:g} s)"), book)
+                lost = TransferResult.undelivered(
+                    src, n_bytes, t0, f"no route completes within the horizon ({plan.horizon_s:g} s)")
+                return self._count(lost, book)
             legs = path_hops(plan, i_dst, set(sources), prev)
             full = self._overflowing_relay(legs, n_bytes)
             if full < 0:
@@ -349,8 +350,9 @@ class NetworkState:
             else:
                 entry_after[full] = when
         if self.exclusive and not self._source_fits(legs, n_bytes, t0):
-            return self._count(self._lost(plan.nodes[legs[0][0]], n_bytes, t0,
-                                          "source storage is full"), book)
+            lost = TransferResult.undelivered(plan.nodes[legs[0][0]], n_bytes, t0,
+                                              "source storage is full")
+            return self._count(lost, book)
         result = assemble(plan, legs, t0, n_bytes)
         if book and self.exclusive:
             self._book(legs, n_bytes, t0)
@@ -389,13 +391,6 @@ class NetworkState:
         for node, a, b in self._holds(legs, t0):
             if node < len(self.plan.satellites):
                 self._occupancy(("store", node), self.resources.storage_bytes).add(a, b, n_bytes)
-
-    @staticmethod
-    def _lost(src, n_bytes: float, t0: float, reason: str) -> TransferResult:
-        nan = math.nan
-        first = src if isinstance(src, str) else src[0]
-        return TransferResult(math.inf, [first], 0.0, t0, n_bytes, nan, nan, nan, [],
-                              delivered=False, reason=reason)
 
     def _count(self, result: TransferResult, book: bool) -> TransferResult:
         if book:

@@ -74,6 +74,16 @@ class TransferResult:
     def __iter__(self):
         return iter((self.t_arrival, self.path, self.energy_j))
 
+    @classmethod
+    def undelivered(cls, src: str | Sequence[str], n_bytes: float, t0: float, reason: str
+                    ) -> TransferResult:
+        """A transfer that did not arrive: ``inf`` arrival, the (first) source alone, nothing
+        booked, and why."""
+        nan = math.nan
+        first = src if isinstance(src, str) else src[0]
+        return cls(math.inf, [first], 0.0, t0, float(n_bytes), nan, nan, nan, [],
+                   delivered=False, reason=reason)
+
     @property
     def latency_s(self) -> float:
         return self.t_arrival - self.t0
