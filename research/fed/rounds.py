@@ -152,6 +152,8 @@ class RoundSimulator:
             holder, label = GROUND, "star"
         if rnd.q.sent > end.t:  # a transfer the ground could not know would fail started later
             end = end.wait_until(rnd.q.sent)
+        if "deadline" in rnd.dropped.values():  # stragglers are only known at the deadline
+            end = end.wait_until(rnd.deadline)
         acct = rnd.acct
         acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
         participants = [s for s in rnd.ready if s not in rnd.dropped]
@@ -192,6 +194,7 @@ class _Round:
             self.planes.setdefault(sim.client(sat).plane, []).append(sat)
         self.unsettled = {p: len(sats) for p, sats in self.planes.items()}
         self.late_planes: set[int] = set()
+        self.closed: set[int] = set()  # planes whose members are known (settled or deadline)
         self.ready: dict[str, Track] = {}  # trained in time
         self.arrived: dict[str, Track] = {}  # star: updates on the ground
         self.fallback: dict[str, Track] = {}  # rings that failed: their updates on the ground
@@ -213,7 +216,21 @@ class _Round:
             if sat not in need:
                 self._settle(sat)
         self._features(need)
+        if math.isfinite(self.deadline):
+            self.q.at(max(self.deadline, self.start.t), self._deadline_passed)
         self.q.run()
+
+    def _deadline_passed(self) -> None:
+        """Whoever still waits for its head or features is dropped now: its plane's ring starts
+        with the members that made it (the ground knows the deadline; nothing waits for them)."""
+        for plane, sats in self.planes.items():
+            if plane in self.closed:
+                continue
+            for sat in sats:
+                if self.waiting[sat] > 0 and sat not in self.dropped:
+                    self.dropped[sat] = "deadline"
+            self.late_planes.add(plane)
+            self._close(plane)
 
     def _receive(self, sat: str) -> None:
         """The global head reaches ``sat`` (first step of every round after the first)."""
@@ -271,7 +288,7 @@ class _Round:
                 self._settle(sat)
 
             self.q.request(enc.t, GROUND, sat, n * c.feature_bytes, direct=not sim.sharing,
-                           then=uplinked)
+                           then=uplinked, live=self._before_deadline)
 
     def _settle(self, sat: str) -> None:
         """One of ``sat``'s two inputs (head, features) is in; with both, it trains."""
@@ -292,7 +309,16 @@ class _Round:
                     self._upload(sat, tr, self.arrived)
         plane = sim.client(sat).plane
         self.unsettled[plane] -= 1
-        if not self.unsettled[plane] and sim.ring:
+        if not self.unsettled[plane] and plane not in self.closed:
+            self._close(plane)
+
+    def _before_deadline(self, t: float) -> bool:
+        return t <= self.deadline
+
+    def _close(self, plane: int) -> None:
+        """``plane``'s members are known (all settled, or the deadline passed)."""
+        self.closed.add(plane)
+        if self.sim.ring:
             self._start_ring(plane)
 
     def _upload(self, sat: str, tr: Track, sink: dict[str, Track]) -> None:
@@ -366,7 +392,7 @@ class _Round:
     def _check_done(self) -> None:
         """Once the new head's time is known, the rings' later sends are cancelled (nobody
         needs them; the next round starts then)."""
-        if any(self.unsettled.values()) or self.fallback_sats or self.lost_sums:
+        if len(self.closed) < len(self.planes) or self.fallback_sats or self.lost_sums:
             return
         rings = list(self.rings.values())
         if self.root is None:

@@ -87,3 +87,19 @@ def test_deadline_drops_stragglers_once(tiny_setup, tmp_path):
     assert row["duration_s"] == pytest.approx(1800.0 + cfg.comm.backhaul_s)
     # each dropped update is discarded: only participants' uploads were booked as exchanged
     assert row["bytes_model_exchange"] >= row["participants"] * tiny_setup.costs.update_bytes
+
+
+def test_ring_round_ends_at_the_deadline_not_when_stragglers_finish(tiny_setup, tmp_path):
+    """Features that would reach a satellite after the deadline are not waited for: its plane's
+    ring starts without it, and the round ends at the deadline (the ground cannot know earlier
+    that nobody else comes), not when the straggler's transfers end (420 s here)."""
+    common = {"train": {"rounds": 1}, "comm": {"reuse_features": False}}
+    free = run(_cfg(tmp_path / "a", **common), setup=tiny_setup).rows[0]
+    cut = run(_cfg(tmp_path / "b", train={"rounds": 1},
+                   comm={"reuse_features": False, "round_deadline_s": 200.0}),
+              setup=tiny_setup).rows[0]
+    assert free["duration_s"] > 300.0 and "deadline" not in free["dropped_ids"]
+    assert "deadline" in cut["dropped_ids"] and cut["participants"] > 0
+    assert cut["duration_s"] == pytest.approx(200.0)
+    # the stragglers' feature uplinks past the deadline were cancelled, not booked
+    assert cut["bytes_uplink"] < free["bytes_uplink"]
