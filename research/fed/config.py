@@ -19,7 +19,6 @@ from research.configfile import check_keys, load_config_files
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_FOUNDATION, resolve_path
 
-SCHEMES = ("collaborative", "onboard")
 FAULT_KINDS = ("station_outage", "isl_failure")
 
 
@@ -64,7 +63,8 @@ class TrainConfig:
 
 @dataclass
 class CommConfig:
-    """The three communication strategies (switch one off for an ablation) and round rules.
+    """The collaborative scheme's two downlink strategies (switch one off for an ablation) and
+    round rules. (Ring or star aggregation is the run's ``topology``, for every scheme.)
 
     ``reuse_features``: the encoder is frozen, so a satellite keeps the features of round 1 and
     later rounds skip re-embedding / re-encoding and their transfers (same rule for both schemes).
@@ -73,7 +73,6 @@ class CommConfig:
 
     intra_orbit_sharing: bool = True
     maxflow: bool = True
-    ring_aggregation: bool = True
     reuse_features: bool = True
     round_deadline_s: float | None = None
     backhaul_s: float = 0.05
@@ -99,11 +98,16 @@ class Fault:
 
 @dataclass
 class FedConfig:
-    """A whole federated run; ``scenario`` is an orbit YAML path or an inline orbit mapping."""
+    """A whole federated run; ``scenario`` is an orbit YAML path or an inline orbit mapping.
+
+    ``scheme`` and ``topology`` name entries of :mod:`research.fed.schemes` and
+    :mod:`research.fed.topologies` (two separate axes).
+    """
 
     scenario: Any
     name: str = "fed"
     scheme: str = "collaborative"
+    topology: str = "ring"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -160,8 +164,16 @@ def _validate(cfg: FedConfig, source: str) -> None:
     def bad(msg: str) -> FedConfigError:
         return FedConfigError(f"fed config {source}: {msg}")
 
-    if cfg.scheme not in SCHEMES:
-        raise bad(f"scheme must be one of {list(SCHEMES)}, got {cfg.scheme!r}")
+    from research.fed.schemes import get_scheme  # the registries sit above this module
+    from research.fed.topologies import get_topology
+
+    try:
+        scheme, topology = get_scheme(cfg.scheme), get_topology(cfg.topology)
+    except ValueError as err:
+        raise bad(str(err)) from None
+    if scheme.topologies is not None and topology.name not in scheme.topologies:
+        raise bad(f"scheme {scheme.name!r} cannot use topology {topology.name!r}; it can use "
+                  f"{list(scheme.topologies)}")
     if cfg.model.trainable != "head":
         raise bad(f"model.trainable={cfg.model.trainable!r}: only 'head' is implemented")
     t = cfg.train
@@ -190,6 +202,9 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
         raise FedConfigError(f"fed config {source}: missing required key 'scenario'")
     kwargs: dict[str, Any] = {k: v for k, v in top.items()
                               if k not in SECTIONS and k not in ("faults", "network")}
+    if isinstance(top.get("comm"), dict) and "ring_aggregation" in top["comm"]:
+        raise FedConfigError(f"fed config {source}: comm.ring_aggregation is gone: aggregation "
+                             "is the run's 'topology' (ring | star), for every scheme")
     for name, cls in SECTIONS.items():
         values = _checked(top.get(name), cls, f"fed config {source}: {name}")
         try:

@@ -92,6 +92,15 @@ class Accounting:
         if sat is not None:
             self.transmit_j[sat] += energy_j
 
+    def merge(self, other: Accounting) -> None:
+        """Add ``other``'s bytes and energy (its compute excepted) to this one."""
+        for k, v in other.bytes.items():
+            self.bytes[k] = self.bytes.get(k, 0.0) + v
+        for k, v in other.transmit_j.items():
+            self.transmit_j[k] += v
+        self.ground_j += other.ground_j
+        self.exchanged_bytes += other.exchanged_bytes
+
 
 def round_row(*, round_idx: int, scheme: str, start: Track, end: Track, acct: Accounting,
               accuracy: float, participants: list[str], dropped: dict[str, str],

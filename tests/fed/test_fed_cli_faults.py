@@ -26,13 +26,13 @@ def test_federate_cli_runs_and_resumes(tmp_path, capsys):
 
 def test_federate_cli_bad_key_exits_with_the_key(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_raw(comm={"ring_agregation": False})))
+    cfg.write_text(yaml.safe_dump(tiny_raw(comm={"maxflw": False})))
     assert satedge(["federate", "--config", str(cfg)]) == 2
-    assert "ring_agregation" in capsys.readouterr().err
+    assert "maxflw" in capsys.readouterr().err
     cfg.write_text(yaml.safe_dump(tiny_raw()))
-    assert satedge(["federate", "--config", str(cfg), "--set", "comm.ring_agregation=false"]) == 2
+    assert satedge(["federate", "--config", str(cfg), "--set", "comm.maxflw=false"]) == 2
     err = capsys.readouterr().err
-    assert "--set comm.ring_agregation=false" in err and "did you mean 'ring_aggregation'" in err
+    assert "--set comm.maxflw=false" in err and "did you mean 'maxflow'" in err
 
 
 def test_station_outage_delays_a_direct_transfer(tiny_plan):

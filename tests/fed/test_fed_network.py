@@ -49,7 +49,7 @@ def test_two_uploads_to_one_station_take_longer_than_one(two_sats_one_antenna):
 
 
 def _simulator(plan, setup, network: dict | None = None) -> RoundSimulator:
-    cfg = parse_config(tiny_raw(scheme="onboard", network=network or {}))
+    cfg = parse_config(tiny_raw(scheme="onboard", topology="star", network=network or {}))
     idx = np.arange(len(setup.data.train_y))
     clients = [SatelliteClient("s0", 0, idx[:10]), SatelliteClient("s1", 0, idx[10:20])]
     costs = Costs(embed_flops=0.0, encode_flops=0.0, head_flops=0.0, train_flops=0.0,

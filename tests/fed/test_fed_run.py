@@ -44,7 +44,8 @@ def test_only_the_head_is_exchanged_and_its_bytes_feed_the_ledger(tiny_setup, tm
     state = exchanged_state(tiny_setup.template)
     assert sorted({k.split(".")[0] for k in state}) == ["fc_norm", "head"]
     assert tiny_setup.costs.update_bytes == state_bytes(state)
-    res = run(_cfg(tmp_path, scheme="onboard", train={"rounds": 1}), setup=tiny_setup)
+    res = run(_cfg(tmp_path, scheme="onboard", topology="star", train={"rounds": 1}),
+              setup=tiny_setup)
     row = res.rows[0]  # round 1: no broadcast (preloaded), one upload per participant
     assert row["bytes_model_exchange"] == row["participants"] * state_bytes(state)
     assert row["bytes_downlink"] == row["bytes_model_exchange"]
@@ -67,7 +68,8 @@ def test_station_outage_everywhere_stops_with_a_warning(tiny_setup, tmp_path):
     faults = [{"kind": "station_outage", "nodes": [g], "start_s": 0, "end_s": 1e9}
               for g in tiny_setup.plan.stations]
     with pytest.warns(UserWarning, match="stopping after round 0"):
-        res = run(_cfg(tmp_path, scheme="onboard", faults=faults), setup=tiny_setup)
+        res = run(_cfg(tmp_path, scheme="onboard", topology="star", faults=faults),
+                  setup=tiny_setup)
     assert res.rows == []
 
 
@@ -79,7 +81,7 @@ def test_bad_config_key_names_the_key():
 
 
 def test_deadline_drops_stragglers_once(tiny_setup, tmp_path):
-    cfg = _cfg(tmp_path, scheme="onboard", train={"rounds": 1},
+    cfg = _cfg(tmp_path, scheme="onboard", topology="star", train={"rounds": 1},
                comm={"round_deadline_s": 1800.0})
     row = run(cfg, setup=tiny_setup).rows[0]
     assert "deadline" in row["dropped_ids"]

@@ -1,0 +1,130 @@
+"""Federated schemes: what a round computes and moves before the satellites train.
+
+A scheme is one class registered by name with one decorator::
+
+    @register_scheme("onboard")
+    class Onboard(FedScheme): ...
+
+and named in the run's YAML (``scheme: onboard``). The round engine
+(:class:`research.fed.rounds.RoundSimulator`) builds one instance per run and calls
+:meth:`FedScheme.prepare` once per round with the satellites that need their training inputs;
+the scheme books its compute and transfers on the round and reports each satellite with
+``rnd.inputs_ready(sat, track)`` or ``rnd.drop(sat, reason)``. Where the trained updates go is
+the aggregation topology's job (:mod:`research.fed.topologies`), a separate axis: every scheme
+runs with every topology it lists in ``topologies`` (None: all of them), so a baseline is never
+barred from the topology the proposed scheme uses.
+
+Adding a scheme is one new class here (or in any module imported before the run is built) plus
+one test; ``docs/architecture.md`` shows a worked example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from research.fed.ledger import Accounting, Track
+from research.fed.network import GROUND
+from research.fed.schedule import drain_to_ground
+from research.orbit import TransferResult
+
+if TYPE_CHECKING:
+    from research.fed.rounds import RoundSimulator, _Round
+
+_SCHEMES: dict[str, type[FedScheme]] = {}
+
+
+class FedScheme:
+    """Base class of federated schemes (see the module docstring).
+
+    Attributes:
+        name: Registry name (set by :func:`register_scheme`).
+        topologies: Topology names this scheme can physically use (None: every one).
+    """
+
+    name: ClassVar[str] = ""
+    topologies: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, sim: RoundSimulator) -> None:
+        self.sim = sim
+
+    def prepare(self, rnd: _Round, need: list[str]) -> None:
+        """Compute and move what ``need``'s satellites train on, from ``rnd.start``."""
+        raise NotImplementedError
+
+
+def register_scheme(name: str) -> Callable[[type[FedScheme]], type[FedScheme]]:
+    """Class decorator registering a :class:`FedScheme` under ``name``."""
+    def add(cls: type[FedScheme]) -> type[FedScheme]:
+        if name in _SCHEMES and _SCHEMES[name] is not cls:
+            raise ValueError(f"federated scheme {name!r} is already registered by "
+                             f"{_SCHEMES[name].__module__}.{_SCHEMES[name].__qualname__}")
+        cls.name = name
+        _SCHEMES[name] = cls
+        return cls
+    return add
+
+
+def list_schemes() -> list[str]:
+    return sorted(_SCHEMES)
+
+
+def get_scheme(name: str) -> type[FedScheme]:
+    """The scheme class registered as ``name`` (ValueError naming the valid ones otherwise)."""
+    if name not in _SCHEMES:
+        raise ValueError(f"unknown federated scheme {name!r}; registered: {list_schemes()}")
+    return _SCHEMES[name]
+
+
+@register_scheme("onboard")
+class Onboard(FedScheme):
+    """Every satellite runs the whole model on its own images: nothing crosses a link before
+    training, at the price of the encoder's FLOPs on board."""
+
+    def prepare(self, rnd: _Round, need: list[str]) -> None:
+        sim = self.sim
+        for sat in need:
+            flops = sim.client(sat).n * sim.costs.onboard_forward_flops
+            rnd.inputs_ready(sat, sim.compute(rnd.acct, sat, rnd.start, flops))
+
+
+@register_scheme("collaborative")
+class Collaborative(FedScheme):
+    """The paper's split: satellites embed their images, the embeddings go down by the max-flow
+    scheduler (shared over intra-plane ISLs with ``comm.intra_orbit_sharing``), the ground
+    encoder returns features, which go back up to the satellite that trains on them."""
+
+    def __init__(self, sim: RoundSimulator) -> None:
+        super().__init__(sim)
+        self._drain: tuple[tuple, dict[str, Track], Accounting] | None = None
+
+    def prepare(self, rnd: _Round, need: list[str]) -> None:
+        sim, c, acct = self.sim, self.sim.costs, rnd.acct
+        sharing = sim.cfg.comm.intra_orbit_sharing
+        embedded = {s: sim.compute(acct, s, rnd.start, sim.client(s).n * c.embed_flops)
+                    for s in need}
+        key = (rnd.st.round, rnd.start.t, tuple(need))
+        if self._drain is None or self._drain[0] != key:  # the look-ahead's is the same
+            drained = Accounting()
+            down = drain_to_ground(rnd.net, embedded,
+                                   {s: sim.client(s).n * c.cut_bytes for s in need},
+                                   sharing=sharing, maxflow=sim.cfg.comm.maxflow, acct=drained)
+            self._drain = (key, down, drained)
+        _, down, drained = self._drain
+        acct.merge(drained)
+        for sat in need:
+            if sat not in down:
+                rnd.drop(sat, "no_downlink")
+                continue
+            n = sim.client(sat).n
+            acct.ground_j += sim.ground_hw.energy_j(n * c.encode_flops)
+            enc = down[sat].add("ground_compute_s", sim.ground_hw.seconds(n * c.encode_flops))
+
+            def uplinked(res: TransferResult, sat: str = sat, enc: Track = enc) -> None:
+                if res.delivered:
+                    rnd.inputs_ready(sat, sim.book(acct, res, enc, model=False))
+                else:
+                    rnd.drop(sat, "no_feature_uplink")
+
+            rnd.q.request(enc.t, GROUND, sat, n * c.feature_bytes, direct=not sharing,
+                          then=uplinked, live=rnd.before_deadline)

@@ -1,0 +1,388 @@
+"""Aggregation topologies: where trained updates go and how they become the next global head.
+
+A topology is one class registered by name with one decorator (``@register_topology("ring")``)
+and named in the run's YAML (``topology: ring``); it is an axis separate from the scheme
+(:mod:`research.fed.schemes`). The round engine (:class:`research.fed.rounds._Round`) builds one
+instance per round and calls its hooks as events happen:
+
+* :meth:`Topology.trained` when a satellite has trained in time;
+* :meth:`Topology.plane_closed` when a plane's members are known (all settled, or the deadline);
+* :meth:`Topology.finish` once the round's transfers have run, with the updates' numerics.
+
+``direct``: the head and updates travel between a satellite and the ground over that
+satellite's own ground links (no relay). ``lookahead``: the round is first simulated on a copy of
+the bookings (a what-if, discarded) and :meth:`Topology.plan` of that copy is handed to the real
+round (the ring uses it to choose where plane sums meet).
+
+* ``star``: each satellite uploads its update straight to a station it sees; FedAvg on the
+  ground; the ground broadcasts the head to each satellite directly.
+* ``ring``: a ring all-reduce per plane over intra-plane ISLs, then the plane sums meet at a
+  plane leader over inter-plane ISLs or at the ground, whichever gets them all first. A ring
+  that fails falls back to the star for its satellites.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from research.fed.aggregate import (
+    WIRE_BYTES,
+    State,
+    mean_from_sum,
+    ring_allreduce,
+    weighted_vector,
+)
+from research.fed.ledger import Track, latest
+from research.fed.network import GROUND, FedNetwork, Transfers
+from research.orbit import TransferResult
+
+if TYPE_CHECKING:
+    from research.fed.rounds import _Round
+
+_TOPOLOGIES: dict[str, type[Topology]] = {}
+
+
+class HorizonReached(RuntimeError):
+    """No satellite could take part (or no head could be formed) before the plan's end."""
+
+
+class Topology:
+    """Base class of aggregation topologies (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    direct: ClassVar[bool] = False
+    lookahead: ClassVar[bool] = False
+
+    def __init__(self, rnd: _Round, plan: object = None) -> None:
+        self.rnd = rnd
+
+    def plan(self) -> object:
+        """After a look-ahead round: what the real round should know (None: nothing)."""
+        return None
+
+    def trained(self, sat: str, tr: Track) -> None:
+        """``sat`` trained in time; its update exists at ``tr``."""
+
+    def plane_closed(self, plane: int) -> None:
+        """``plane``'s members are known: ``rnd.ready`` holds those that trained in time."""
+
+    def finish(self, updates: dict[str, State]) -> tuple[Track, State, str, str]:
+        """``(end, head, holder, label)``: when and where the new head exists."""
+        raise NotImplementedError
+
+
+def register_topology(name: str) -> Callable[[type[Topology]], type[Topology]]:
+    """Class decorator registering a :class:`Topology` under ``name``."""
+    def add(cls: type[Topology]) -> type[Topology]:
+        if name in _TOPOLOGIES and _TOPOLOGIES[name] is not cls:
+            raise ValueError(f"topology {name!r} is already registered by "
+                             f"{_TOPOLOGIES[name].__module__}.{_TOPOLOGIES[name].__qualname__}")
+        cls.name = name
+        _TOPOLOGIES[name] = cls
+        return cls
+    return add
+
+
+def list_topologies() -> list[str]:
+    return sorted(_TOPOLOGIES)
+
+
+def get_topology(name: str) -> type[Topology]:
+    """The topology class registered as ``name`` (ValueError naming the valid ones otherwise)."""
+    if name not in _TOPOLOGIES:
+        raise ValueError(f"unknown topology {name!r}; registered: {list_topologies()}")
+    return _TOPOLOGIES[name]
+
+
+@register_topology("star")
+class Star(Topology):
+    """FedAvg through the ground stations each satellite contacts (direct links only)."""
+
+    direct = True
+
+    def __init__(self, rnd: _Round, plan: object = None) -> None:
+        super().__init__(rnd, plan)
+        self.arrived: dict[str, Track] = {}
+
+    def trained(self, sat: str, tr: Track) -> None:
+        self.rnd.upload(sat, tr, self.arrived)
+
+    def finish(self, updates: dict[str, State]) -> tuple[Track, State, str, str]:
+        end, head = self.rnd.average_at_ground(self.arrived, updates)
+        return end, head, GROUND, "star"
+
+
+@register_topology("ring")
+class Ring(Topology):
+    """Ring all-reduce per plane, then plane sums combined over ISLs or the ground.
+
+    ``plan``: ``(root, excluded planes)``: where the plane sums go as soon as they exist (a
+    plane leader or the ground) and the planes whose sum cannot get there within the plan (their
+    members are dropped, ``no_route_to_root``, rather than the round failing); None: nowhere
+    yet, as in the look-ahead, or after the round if a ring failed.
+    """
+
+    lookahead = True
+
+    def __init__(self, rnd: _Round, plan: object = None) -> None:
+        super().__init__(rnd, plan)
+        self.root: str | None = None
+        self.excluded: set[int] = set()  # planes whose sum cannot reach the root
+        if plan is not None:
+            self.root, self.excluded = plan  # type: ignore[misc]
+        self.rings: dict[int, _RingTiming] = {}
+        self.numel = sum(v.numel() for v in rnd.st.head.values()) + 1  # what a ring carries
+        self.at_root: list[Track] = []  # plane sums that reached the root
+        self.lost: set[int] = set()  # planes whose sum was sent but not delivered
+        self.fallback: dict[str, Track] = {}  # rings that failed: their updates on the ground
+        self.fallback_sats: list[str] = []
+
+    # ------------------------------------------------------------------ hooks
+    def plane_closed(self, plane: int) -> None:
+        """Every satellite of ``plane`` is settled: its members are known, the ring starts."""
+        rnd = self.rnd
+        sats = [s for s in rnd.planes[plane] if s in rnd.ready]
+        if not sats:
+            return
+        start = rnd.q.now
+        if plane in rnd.late_planes:  # stragglers are only known at the deadline
+            start = max(start, rnd.deadline)
+        for sat in sats:
+            rnd.ready[sat] = rnd.ready[sat].wait_until(start)
+        self.rings[plane] = ring = _RingTiming(
+            rnd.q, rnd.book_model, plane, sats, [rnd.ready[s] for s in sats], self.numel,
+            self._plane_sum, self._ring_failed, lambda ring, j: self._check_done())
+        ring.start()
+
+    def plan(self) -> tuple[str, set[int]] | None:
+        """Where the plane sums should meet (see :meth:`_choose_root`), or None when there is
+        nothing to combine or a ring failed."""
+        leaders = self._leaders()
+        if len(leaders) < 2 or self.fallback_sats:
+            return None
+        return self._choose_root(self.rnd.net, [(p, s, tr, tr.t) for p, s, tr in leaders])
+
+    def finish(self, updates: dict[str, State]) -> tuple[Track, State, str, str]:
+        """Plane sums (ring numerics), a ground-held partial sum of failed rings, then their
+        combination at the root."""
+        rnd = self.rnd
+        sums: dict[int, tuple[str, torch.Tensor, Track]] = {}
+        for p in rnd.planes:
+            ring = self.rings.get(p)
+            if ring is None or ring.failed:
+                continue
+            vecs = [weighted_vector(updates[s], rnd.n(s)) for s in ring.sats]
+            out, _ = ring_allreduce(vecs)
+            sums[p] = (ring.sats[ring.leader], out[ring.leader], ring.done[ring.leader])
+        if self.fallback_sats:
+            end, head = rnd.average_at_ground(self.fallback, updates)
+            # ground-held partial sum joins the inter-orbit step as a virtual plane
+            sums[-1] = (GROUND, weighted_vector(head, self._weight(-1)), end)
+        if not sums:
+            raise HorizonReached("no plane finished its ring")
+        template = updates[next(iter(rnd.ready))]
+        if len(sums) == 1 and next(iter(sums.values()))[0] != GROUND:
+            sat, vec, tr = next(iter(sums.values()))
+            return tr, mean_from_sum(vec, template), sat, "ring"
+        if self.root is None:  # a ring failed: combine once every sum exists, all at once
+            t = max(max(tr.t for _, _, tr in sums.values()), rnd.q.sent)
+            choice = self._choose_root(rnd.net,
+                                       [(p, s, tr, t) for p, (s, _, tr) in sums.items()])
+            if choice is None:
+                raise HorizonReached("plane sums could not be combined within the horizon")
+            self.root, self.excluded = choice
+            for p, (sat, _, tr) in sums.items():
+                if sat != self.root and p not in self.excluded:
+                    self._send_sum(p, sat, tr, t)
+            rnd.q.run()
+        for p in self.excluded | self.lost:
+            for sat in self._members(p):
+                rnd.dropped[sat] = "no_route_to_root"
+            sums.pop(p, None)
+        if not sums:
+            raise HorizonReached("no plane sum reached a common root within the horizon")
+        total = sum(v for _, v, _ in sums.values())
+        leaders = [(sat, tr) for sat, _, tr in sums.values()]
+        return self._end_at_root(leaders), mean_from_sum(total, template), self.root, \
+            "ring+ground" if self.root == GROUND else "ring+isl"
+
+    # ------------------------------------------------------------------ internals
+    def _leaders(self) -> list[tuple[int, str, Track]]:
+        """Each ring's plane and first holder of its plane's sum, in plane order."""
+        return [(p, r.sats[r.leader], r.done[r.leader]) for p in self.rnd.planes
+                if (r := self.rings.get(p)) is not None and not r.failed and r.leader is not None]
+
+    def _members(self, plane: int) -> list[str]:
+        """Satellites whose updates are in ``plane``'s sum (-1: the failed rings' ground sum)."""
+        if plane == -1:
+            return [s for s in self.fallback_sats if s not in self.rnd.dropped]
+        return self.rings[plane].sats
+
+    def _weight(self, plane: int) -> int:
+        return sum(self.rnd.n(s) for s in self._members(plane))
+
+    def _choose_root(self, net: FedNetwork, leaders: list[tuple[int, str, Track, float]]
+                     ) -> tuple[str, set[int]] | None:
+        """Where ``(plane, holder, track, send time)`` sums should meet (what-ifs on ``net``):
+        the root that gets the most images' sums within the plan, then the earliest; plane
+        leaders first, then the ground. Returns ``(root, planes that cannot reach it)``; None
+        when no root gets a sum from another plane."""
+        nb = self.numel * WIRE_BYTES
+        best: tuple[tuple[int, float], str, set[int]] | None = None
+        for root in [s for _, s, _, _ in leaders if s != GROUND] + [GROUND]:
+            ends, missing = [], set()
+            for plane, sat, tr, t in leaders:
+                res = None if sat == root else net.route(sat, root, nb, t)
+                if res is not None and not res.delivered:
+                    missing.add(plane)
+                    continue
+                ends.append(tr.t if res is None else res.t_arrival)
+            if len(ends) < (1 if root == GROUND else 2):
+                continue
+            end = max(ends) + (self.rnd.backhaul_s if root == GROUND else 0.0)
+            key = (sum(self._weight(p) for p in missing), end)
+            if best is None or key < best[0]:
+                best = (key, root, missing)
+        return None if best is None else (best[1], best[2])
+
+    def _plane_sum(self, ring: _RingTiming, j: int) -> None:
+        """Ring ``ring``'s node ``j`` holds its plane's sum first: it goes to the root now."""
+        if self.root is not None and self.root not in ring.sats \
+                and ring.plane not in self.excluded:
+            self._send_sum(ring.plane, ring.sats[j], ring.done[j], ring.done[j].t)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        """Once the new head's time is known, the rings' later sends are cancelled (nobody
+        needs them; the next round starts then)."""
+        rnd = self.rnd
+        if len(rnd.closed) < len(rnd.planes) or self.fallback_sats:
+            return
+        rings = list(self.rings.values())
+        if self.root is None:
+            if len(rings) != 1 or rings[0].leader is None:
+                return
+            end = rings[0].done[rings[0].leader].t
+        else:
+            senders = [r for r in rings if self.root not in r.sats
+                       and r.plane not in self.excluded]
+            if len(self.at_root) + len(self.lost) < len(senders):
+                return
+            times = [tr.t for tr in self.at_root]
+            if self.root != GROUND:
+                own = self._own_sum()
+                if own is None:
+                    return
+                times.append(own.t)
+            end = max(times)
+        for ring in rings:
+            ring.stop_at = min(ring.stop_at, end)
+
+    def _own_sum(self) -> Track | None:
+        """When the root (a satellite) holds its own plane's sum (None: not yet / never)."""
+        ring = next((r for r in self.rings.values() if self.root in r.sats), None)
+        return None if ring is None else ring.done.get(ring.sats.index(self.root))
+
+    def _send_sum(self, plane: int, sat: str, tr: Track, t: float) -> None:
+        def arrived(res: TransferResult) -> None:
+            if res.delivered:
+                self.at_root.append(self.rnd.book_model(res, tr.wait_until(t)))
+            else:  # the what-if said it would arrive; bookings since then said otherwise
+                self.lost.add(plane)
+            self._check_done()
+
+        self.rnd.q.request(t, sat, self.root, self.numel * WIRE_BYTES, then=arrived)
+
+    def _ring_failed(self, ring: _RingTiming, res: TransferResult) -> None:
+        rnd = self.rnd
+        if not rnd.quiet:
+            warnings.warn(f"plane {ring.plane}: ring all-reduce failed ({res.reason}); its "
+                          "satellites fall back to the ground", stacklevel=2)
+        self.fallback_sats.extend(ring.sats)
+        for sat in ring.sats:
+            rnd.upload(sat, rnd.ready[sat].wait_until(rnd.q.now), self.fallback)
+
+    def _end_at_root(self, leaders: list[tuple[str, Track]]) -> Track:
+        tracks = list(self.at_root)
+        if self.root == GROUND:
+            tracks += [tr for sat, tr in leaders if sat == GROUND]
+            return latest(tracks).add("propagation_s", self.rnd.backhaul_s)
+        own = self._own_sum()
+        if own is None:
+            raise HorizonReached(f"the root {self.root} never held its plane's sum")
+        return latest([*tracks, own])
+
+
+class _RingTiming:
+    """When the chunks of one plane's ring all-reduce arrive (the numerics are
+    :func:`research.fed.aggregate.ring_allreduce`'s): in each of ``2(K - 1)`` steps node ``i``
+    sends one chunk to ``i + 1``, and step ``s + 1`` once it holds the chunk of step ``s``. Each
+    send is booked when popped from ``q``; a node's clock is the latest of its own and what it
+    received. ``done[i]``: node ``i``'s track once it holds the sum; ``leader``: the first node
+    to hold it (``on_sum(ring, leader)`` is called then; ``on_hold(ring, i)`` whenever node ``i``
+    gets it). A chunk that cannot be delivered before anyone holds the sum fails the ring
+    (``on_fail(ring, result)``; its pending sends are cancelled); sends from ``stop_at`` on are
+    cancelled too (set once the round's end is known: nobody needs them)."""
+
+    def __init__(self, q: Transfers, book: Callable[[TransferResult, Track], Track], plane: int,
+                 sats: list[str], tracks: list[Track], numel: int,
+                 on_sum: Callable[[_RingTiming, int], None],
+                 on_fail: Callable[[_RingTiming, TransferResult], None],
+                 on_hold: Callable[[_RingTiming, int], None] | None = None) -> None:
+        self.q, self.book, self.plane, self.sats = q, book, plane, sats
+        self.tracks = list(tracks)
+        self.on_sum, self.on_fail, self.on_hold = on_sum, on_fail, on_hold
+        self.stop_at = math.inf
+        self.done: dict[int, Track] = {}
+        self.leader: int | None = None
+        self.failed = False
+        k = len(sats)
+        base, extra = divmod(numel, k)  # torch.tensor_split's chunk sizes
+        self.chunk_bytes = [(base + (c < extra)) * WIRE_BYTES for c in range(k)]
+
+    def start(self) -> None:
+        if len(self.sats) == 1:
+            self._holds(0)
+            return
+        for i in range(len(self.sats)):
+            self._send(i, 0)
+
+    def _send(self, i: int, s: int) -> None:
+        k = len(self.sats)
+        chunk = (i - s) % k if s < k - 1 else (i + 1 - (s - (k - 1))) % k
+        tr = self.tracks[i]
+        self.q.request(tr.t, self.sats[i], self.sats[(i + 1) % k], self.chunk_bytes[chunk],
+                       then=lambda res: self._arrived(i, s, tr, res),
+                       live=lambda t: not self.failed and t < self.stop_at)
+
+    def _arrived(self, i: int, s: int, tr: Track, res: TransferResult) -> None:
+        if not res.delivered:
+            if self.leader is None:
+                self.failed = True
+                self.on_fail(self, res)
+            return
+        j = (i + 1) % len(self.sats)
+        arrival = self.book(res, tr)
+        if arrival.t > self.tracks[j].t:
+            self.tracks[j] = arrival
+        if s + 1 < 2 * (len(self.sats) - 1):
+            self._send(j, s + 1)
+        else:
+            self._holds(j)
+
+    def _holds(self, j: int) -> None:
+        self.done[j] = self.tracks[j]
+        if self.on_hold is not None:
+            self.on_hold(self, j)
+
+        def first() -> None:
+            if self.leader is None and not self.failed:
+                self.leader = j
+                self.on_sum(self, j)
+
+        self.q.at(self.tracks[j].t, first)
