@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("encoders", ("encoders",)),
     ("snn", ("snn",)),
     ("foundation", ("research", "research.constants", "research.records", "research.paths",
-                    "research.figures", "research.tracking", "research.configfile")),
+                    "research.figures", "research.tracking", "research.configfile",
+                    "research.registry")),
     ("orbit", ("research.orbit",)),
     ("workload", ("research.workload",)),
     ("data", ("research.data",)),
@@ -43,7 +44,7 @@ ALLOWED: dict[tuple[str, str], str] = {}
 
 # Packages that must import neither torch nor anything that does (transitively, statically).
 TORCH_FREE = ("devices", "research.constants", "research.records", "research.paths",
-              "research.configfile", "research.orbit", "research.workload")
+              "research.configfile", "research.registry", "research.orbit", "research.workload")
 TORCH_LIKE = {"torch", "torchvision", "lightning", "timm", "peft", "compressai", "snntorch",
               "torchmetrics"}
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from devices import DeviceProfile, get_device
 from research.configfile import check_keys, load_config_files
+from research.eval.schemes import eval_scheme_class, list_eval_schemes
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER, resolve_path
@@ -53,8 +54,6 @@ NETWORK_KEYS = tuple(f.name for f in fields(NetworkResources))
 MODEL_KEYS = ("checkpoint", "split_index", "head_placement")
 SCHEME_KEYS = ("name", "kind", "link", "checkpoint", "format", "quality")
 PROFILE_KEYS = ("satellite", "ground")
-SCHEME_KINDS = ("split", "image", "onboard")
-IMAGE_FORMATS = ("raw", "png", "jpeg", "webp")
 
 
 class ScenarioError(ValueError):
@@ -106,7 +105,8 @@ class SchemeSpec:
     ``split``: the satellite part on board, ``link`` (a token baseline, or a trained ``CodecTask``
     checkpoint) across the cut, the rest on the ground. ``image``: the image is encoded as
     ``format`` and the whole model runs on the ground. ``onboard``: the whole model on board and
-    only the answer goes down.
+    only the answer goes down. ``kind`` names a class registered in :mod:`research.eval.schemes`
+    (``@register_eval_scheme``), which checks the entry and builds the scheme.
     """
 
     name: str
@@ -143,45 +143,21 @@ def _typed(d: dict, key: str, kind: type, where: str) -> Any:
     return value
 
 
-def _training_free(name: Any) -> bool:
-    """True if ``name`` is a registered link that needs no training (asks the link registry)."""
-    from encoders.registry import link_spec
-
-    try:
-        return not link_spec(str(name)).learned
-    except ValueError:
-        return False
-
-
-def _training_free_links() -> list[str]:
-    from encoders.registry import link_spec, list_links
-
-    return [n for n in list_links() if not link_spec(n).learned]
-
-
 def _scheme(i: int, d: Any, source: str) -> SchemeSpec:
+    """One ``schemes:`` entry, checked by the scheme class registered under its ``kind``."""
     where = f"{source}: schemes[{i}]"
     s = _checked(d, SCHEME_KEYS, where)
     if "kind" not in s:
-        raise ScenarioError(f"{where} needs 'kind', one of {list(SCHEME_KINDS)}")
-    if s["kind"] not in SCHEME_KINDS:
-        raise ScenarioError(f"{where}.kind {s['kind']!r} is not one of {list(SCHEME_KINDS)}")
+        raise ScenarioError(f"{where} needs 'kind', one of {list_eval_schemes()}")
+    try:
+        scheme = eval_scheme_class(s["kind"])
+    except ValueError as err:
+        raise ScenarioError(f"{where}.kind: {err}") from err
     s.setdefault("name", s["kind"])
-    if s["kind"] == "split":
-        if s.get("checkpoint"):
-            s["checkpoint"] = resolve_path(str(s["checkpoint"]))
-            s.setdefault("link", "codec")
-        elif not _training_free(s.get("link", "identity")):
-            raise ScenarioError(f"{where}.link {s.get('link')!r}: expected a training-free link, "
-                                f"one of {_training_free_links()}, or a trained codec given as "
-                                "'checkpoint'")
-    if s["kind"] == "image":
-        if s.get("format", "raw") not in IMAGE_FORMATS:
-            raise ScenarioError(f"{where}.format {s.get('format')!r} is not one of "
-                                f"{list(IMAGE_FORMATS)}")
-        q = s.get("quality", 75)
-        if not isinstance(q, int) or not 1 <= q <= 100:
-            raise ScenarioError(f"{where}.quality must be an integer in [1, 100], got {q!r}")
+    try:
+        scheme.check_entry(s, where)
+    except ValueError as err:
+        raise ScenarioError(str(err)) from err
     return SchemeSpec(**s)
 
 

@@ -1,6 +1,6 @@
 """One multi-task workload through three schemes: microservices, monolithic on board, ground.
 
-Used by ``satedge serve`` and ``scripts/fig_serving.py`` so both report the same numbers.
+Used by ``satedge serve`` and :mod:`research.serving.figure` so both report the same numbers.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from research.configfile import check_keys, load_config_files, load_yaml, merge
 from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
+from research.serving.placement import placement_method
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
 
@@ -63,7 +64,8 @@ class WorkloadSection:
 
 @dataclass
 class PlacementSection:
-    """Placement solver and its prices (see ``research.serving.placement``)."""
+    """Placement solver and its prices (see ``research.serving.placement``); ``method`` is a name
+    registered there with ``@register_placement`` (``milp``, ``greedy``)."""
 
     method: str = "milp"
     epoch_s: float = 900.0
@@ -150,9 +152,10 @@ def parse_serve_config(raw: Any, source: str = "<config>",
     if (m.checkpoint is None) == (m.backbone is None):
         raise ServingConfigError(f"serve config {source}: model needs exactly one of "
                                  "checkpoint or backbone")
-    if p.method not in ("milp", "greedy"):
-        raise ServingConfigError(f"serve config {source}: placement.method {p.method!r}; "
-                                 "expected 'milp' or 'greedy'")
+    try:
+        placement_method(p.method)
+    except ValueError as err:
+        raise ServingConfigError(f"serve config {source}: placement.method: {err}") from err
     if w.modality not in ("rgb", "ms13"):
         raise ServingConfigError(f"serve config {source}: workload.modality {w.modality!r}; "
                                  "expected 'rgb' or 'ms13'")

@@ -1,9 +1,10 @@
 """A whole serving run from a :class:`ServeConfig`: build, evaluate on real images, compare schemes.
 
-Shared by ``satedge serve`` and ``scripts/fig_serving.py``. Writes ``summary.json`` (config,
-accuracy, per-scheme numbers, placements), ``outcomes.csv`` / ``outcomes.json`` (one row per
-request and scheme, in the :mod:`research.records` vocabulary, written by
-:func:`research.records.write_rows`) and logs the run with :func:`research.tracking.log_run`.
+Shared by ``satedge serve`` and :mod:`research.serving.figure` (``scripts/fig_serving.py``).
+Writes ``summary.json`` (config, accuracy, per-scheme numbers, placements), ``outcomes.csv`` /
+``outcomes.json`` (one row per request and scheme, in the :mod:`research.records` vocabulary,
+written by :func:`research.records.write_rows`) and logs the run with
+:func:`research.tracking.log_run`.
 """
 
 from __future__ import annotations

@@ -23,13 +23,22 @@ The model (stated so the numbers can be judged):
 :func:`optimise` solves the mixed-integer program with ``scipy.optimize.milp`` (HiGHS). Both are
 scored by the same :func:`objective`. Topology changes are handled by re-planning each epoch
 (:func:`plan_epochs`); migrating weights between epochs is not priced.
+
+A placement method is a function ``(PlacementProblem, Network, t) -> Placement`` registered under
+the name a serving config's ``placement.method`` uses, with one decorator::
+
+    @register_placement("greedy")
+    def greedy(p, net, t=0.0): ...
+
+:func:`placement_method` finds one by name (an unknown name lists the registered ones,
+:func:`list_placement_methods`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,11 +46,13 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from devices import DeviceProfile, get_device
+from research.registry import Registry
 from research.serving.routing import GROUND, Network
 from research.serving.tasks import Catalog
 
-__all__ = ["Demand", "Node", "Placement", "PlacementProblem", "greedy", "objective",
-           "optimise", "plan_epochs"]
+__all__ = ["Demand", "Node", "Placement", "PlacementMethod", "PlacementProblem", "greedy",
+           "list_placement_methods", "objective", "optimise", "placement_method", "plan_epochs",
+           "register_placement"]
 
 GIB = 1024**3
 UNREACHABLE_S = 1e6  # cost of a path that cannot complete within the plan (never chosen if avoidable)
@@ -205,6 +216,28 @@ def _finish(p: PlacementProblem, net: Network, t: float, replicas: dict[str, set
     return pl
 
 
+PlacementMethod = Callable[[PlacementProblem, Network, float], Placement]
+"""Places replicas and routes for the epoch starting at ``t`` (scored by :func:`objective`)."""
+
+_METHODS: Registry[PlacementMethod] = Registry("placement method")
+
+
+def register_placement(name: str) -> Callable[[PlacementMethod], PlacementMethod]:
+    """Decorator registering a :data:`PlacementMethod` under ``name`` (``placement.method``)."""
+    return _METHODS.register(name)
+
+
+def placement_method(name: str) -> PlacementMethod:
+    """The placement method registered as ``name`` (ValueError naming the valid ones otherwise)."""
+    return _METHODS.get(name)
+
+
+def list_placement_methods() -> list[str]:
+    """Every registered placement method, sorted."""
+    return _METHODS.names()
+
+
+@register_placement("greedy")
 def greedy(p: PlacementProblem, net: Network, t: float = 0.0) -> Placement:
     """Highest-rate demand first, each to its cheapest path that fits (memory priced in)."""
     emb, load = _embedder_load(p)
@@ -251,6 +284,7 @@ def greedy(p: PlacementProblem, net: Network, t: float = 0.0) -> Placement:
     return _finish(p, net, t, replicas, routes, "greedy", {})
 
 
+@register_placement("milp")
 def optimise(p: PlacementProblem, net: Network, t: float = 0.0, *, time_limit_s: float = 30.0,
              mip_rel_gap: float = 1e-6) -> Placement:
     """Solve the placement MILP (HiGHS via ``scipy.optimize.milp``).
@@ -364,10 +398,9 @@ def _fallback(base: Placement, info: dict) -> Placement:
 
 def plan_epochs(p: PlacementProblem, net: Network, epoch_s: float, horizon_s: float,
                 method: str = "milp") -> list[Placement]:
-    """Re-plan at the start of every epoch (the topology, hence the costs, change)."""
-    solve = optimise if method == "milp" else greedy
-    if method not in ("milp", "greedy"):
-        raise ValueError(f"unknown placement method {method!r}; expected 'milp' or 'greedy'")
+    """Re-plan at the start of every epoch (the topology, hence the costs, change), with the
+    placement method registered as ``method``."""
+    solve = placement_method(method)
     return [solve(p, net, float(t)) for t in np.arange(0.0, horizon_s, epoch_s)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from research.serving.config import (
     load_serve_config,
     parse_serve_config,
 )
+from research.serving.figure import serving_figure
 
 
 def _quick() -> dict:
@@ -31,7 +33,8 @@ def test_committed_configs_parse():
 @pytest.mark.parametrize("patch, needle", [
     ({"workload": {"rate": 1.0}}, "unknown key 'rate'"),
     ({"placment": {}}, "did you mean 'placement'"),
-    ({"placement": {"method": "anneal"}}, "placement.method"),
+    ({"placement": {"method": "anneal"}},
+     r"placement.method: unknown placement method 'anneal'; expected one of \['greedy', 'milp'\]"),
     ({"model": {"checkpoint": "x.ckpt", "backbone": "satvit_tiny"}}, "exactly one"),
     ({"orbit": "demo"}, "orbit must be a mapping"),
 ])
@@ -41,6 +44,20 @@ def test_config_errors_are_clear(patch, needle):
         raw[k] = {**raw[k], **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
     with pytest.raises(ServingConfigError, match=needle):
         parse_serve_config(raw)
+
+
+def test_placement_method_is_checked_against_the_registry():
+    from research.serving import placement
+
+    raw = _quick()
+    raw["placement"]["method"] = "mine"
+    with pytest.raises(ServingConfigError, match="unknown placement method 'mine'"):
+        parse_serve_config(raw)
+    placement.register_placement("mine")(placement.greedy)
+    try:
+        assert parse_serve_config(raw).placement.method == "mine"
+    finally:
+        placement._METHODS.unregister("mine")
 
 
 def test_cli_quick_run(tmp_path, capsys):
@@ -72,15 +89,19 @@ def test_cli_quick_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_fig_serving_quick(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "fig_serving.py"), "--quick",
-                    "--out", str(tmp_path)], cwd=REPO_ROOT, check=True, timeout=120,
-                   capture_output=True, env={**os.environ, "WANDB_MODE": "disabled"})
+def test_fig_serving_quick(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    summary = serving_figure(load_serve_config(REPO_ROOT / "experiments" / "serving" / "quick.yaml"),
+                             tmp_path)
+    assert summary["verdict"]
     assert (tmp_path / "serving.png").stat().st_size > 1000
     assert (tmp_path / "serving.pdf").is_file()
     assert "microservice" in (tmp_path / "serving_caption.md").read_text()
     assert (tmp_path / "serving_schemes.csv").read_text().startswith("scheme,")
+
+
+def test_fig_serving_script_parses_its_options(capsys):
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "fig_serving.py"))
+    with pytest.raises(SystemExit) as exit_:
+        script["main"](["--help"])
+    assert exit_.value.code == 0 and "--config" in capsys.readouterr().out

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from research.serving import placement as placement_module
 from research.serving.placement import (
     Demand,
     PlacementProblem,
     default_nodes,
     greedy,
+    list_placement_methods,
     optimise,
+    placement_method,
     plan_epochs,
+    register_placement,
 )
 from research.serving.routing import Network
 from research.serving.simulator import (
@@ -73,8 +77,27 @@ def test_limits_respected_and_milp_not_worse(tight, plan):
 def test_replanning_per_epoch(tight, plan):
     pls = plan_epochs(tight, Network(plan), epoch_s=1200, horizon_s=3600, method="greedy")
     assert [p.t for p in pls] == [0.0, 1200.0, 2400.0]
-    with pytest.raises(ValueError, match="unknown placement method"):
+    with pytest.raises(ValueError, match=r"unknown placement method 'anneal'; expected one of "
+                                         r"\['greedy', 'milp'\]"):
         plan_epochs(tight, Network(plan), 1200, 3600, method="anneal")
+
+
+def test_placement_methods_are_registered_by_name(tight, plan):
+    assert list_placement_methods() == ["greedy", "milp"]
+    assert placement_method("greedy") is greedy and placement_method("milp") is optimise
+    calls = []
+
+    @register_placement("greedy-traced")
+    def traced(p, net, t=0.0):
+        calls.append(t)
+        return greedy(p, net, t)
+
+    try:
+        pls = plan_epochs(tight, Network(plan), epoch_s=1800, horizon_s=3600,
+                          method="greedy-traced")
+        assert calls == [0.0, 1800.0] and [p.solver for p in pls] == ["greedy", "greedy"]
+    finally:
+        placement_module._METHODS.unregister("greedy-traced")
 
 
 def test_unmeetable_deadline_is_missed_not_dropped(catalog, plan):
