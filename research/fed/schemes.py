@@ -27,11 +27,11 @@ from research.fed.ledger import Accounting, Track
 from research.fed.network import GROUND
 from research.fed.schedule import drain_to_ground
 from research.orbit import TransferResult
+from research.registry import Registry
 
 if TYPE_CHECKING:
     from research.fed.rounds import RoundSimulator, _Round
 
-_SCHEMES: dict[str, type[FedScheme]] = {}
 
 
 class FedScheme:
@@ -53,27 +53,21 @@ class FedScheme:
         raise NotImplementedError
 
 
+_SCHEMES: Registry[type[FedScheme]] = Registry("federated scheme", name_attr="name")
+
+
 def register_scheme(name: str) -> Callable[[type[FedScheme]], type[FedScheme]]:
     """Class decorator registering a :class:`FedScheme` under ``name``."""
-    def add(cls: type[FedScheme]) -> type[FedScheme]:
-        if name in _SCHEMES and _SCHEMES[name] is not cls:
-            raise ValueError(f"federated scheme {name!r} is already registered by "
-                             f"{_SCHEMES[name].__module__}.{_SCHEMES[name].__qualname__}")
-        cls.name = name
-        _SCHEMES[name] = cls
-        return cls
-    return add
+    return _SCHEMES.register(name)
 
 
 def list_schemes() -> list[str]:
-    return sorted(_SCHEMES)
+    return _SCHEMES.names()
 
 
 def get_scheme(name: str) -> type[FedScheme]:
     """The scheme class registered as ``name`` (ValueError naming the valid ones otherwise)."""
-    if name not in _SCHEMES:
-        raise ValueError(f"unknown federated scheme {name!r}; registered: {list_schemes()}")
-    return _SCHEMES[name]
+    return _SCHEMES.get(name)
 
 
 @register_scheme("onboard")

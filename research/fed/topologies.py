@@ -40,11 +40,11 @@ from research.fed.aggregate import (
 from research.fed.ledger import Track, latest
 from research.fed.network import GROUND, FedNetwork, Transfers
 from research.orbit import TransferResult
+from research.registry import Registry
 
 if TYPE_CHECKING:
     from research.fed.rounds import _Round
 
-_TOPOLOGIES: dict[str, type[Topology]] = {}
 
 
 class HorizonReached(RuntimeError):
@@ -76,27 +76,21 @@ class Topology:
         raise NotImplementedError
 
 
+_TOPOLOGIES: Registry[type[Topology]] = Registry("topology", name_attr="name")
+
+
 def register_topology(name: str) -> Callable[[type[Topology]], type[Topology]]:
     """Class decorator registering a :class:`Topology` under ``name``."""
-    def add(cls: type[Topology]) -> type[Topology]:
-        if name in _TOPOLOGIES and _TOPOLOGIES[name] is not cls:
-            raise ValueError(f"topology {name!r} is already registered by "
-                             f"{_TOPOLOGIES[name].__module__}.{_TOPOLOGIES[name].__qualname__}")
-        cls.name = name
-        _TOPOLOGIES[name] = cls
-        return cls
-    return add
+    return _TOPOLOGIES.register(name)
 
 
 def list_topologies() -> list[str]:
-    return sorted(_TOPOLOGIES)
+    return _TOPOLOGIES.names()
 
 
 def get_topology(name: str) -> type[Topology]:
     """The topology class registered as ``name`` (ValueError naming the valid ones otherwise)."""
-    if name not in _TOPOLOGIES:
-        raise ValueError(f"unknown topology {name!r}; registered: {list_topologies()}")
-    return _TOPOLOGIES[name]
+    return _TOPOLOGIES.get(name)
 
 
 @register_topology("star")

@@ -32,8 +32,13 @@ def test_two_rounds_improve_over_round_zero(tiny_setup, tmp_path):
 
 def test_resume_equals_uninterrupted(tiny_setup, tmp_path):
     cfg = _cfg(tmp_path / "a")
-    run(cfg, setup=tiny_setup, max_rounds=1)  # "killed" after round 1
+    first = run(cfg, setup=tiny_setup, max_rounds=1)  # "killed" after round 1
+    assert [r["round"] for r in first.rows] == [1]  # it really stopped early
+    assert not (tmp_path / "a" / "round_0002.pt").exists()
+    stamp = (tmp_path / "a" / "round_0001.pt").stat().st_mtime_ns
     resumed = run(cfg, setup=tiny_setup)
+    assert (tmp_path / "a" / "round_0002.pt").is_file()
+    assert (tmp_path / "a" / "round_0001.pt").stat().st_mtime_ns == stamp  # round 1 not rerun
     whole = run(cfg.replace(out_dir=str(tmp_path / "b")), setup=tiny_setup)
     assert resumed.rows == whole.rows
     for k in whole.head:

@@ -55,9 +55,9 @@ class Adaptive(FedScheme):
 
 # ----------------------------------------------------------------- the new test
 @pytest.fixture
-def adaptive(monkeypatch):
-    monkeypatch.setattr(schemes, "_SCHEMES", dict(schemes._SCHEMES))
-    return register_scheme("adaptive")(Adaptive)
+def adaptive():
+    yield register_scheme("adaptive")(Adaptive)
+    schemes._SCHEMES.unregister("adaptive")
 
 
 def _run(tmp_path, setup, scheme: str) -> list[dict]:

@@ -49,15 +49,19 @@ def test_unknown_names_and_impossible_pairs_are_refused():
         parse_config(tiny_raw(comm={"ring_aggregation": False}))
 
 
-def test_a_scheme_that_lists_its_topologies_refuses_the_others(monkeypatch):
+@pytest.fixture
+def star_only():
     from research.fed import schemes
 
-    monkeypatch.setattr(schemes, "_SCHEMES", dict(schemes._SCHEMES))
-
-    @register_scheme("star_only")
     class StarOnly(FedScheme):
         topologies = ("star",)
 
+    yield register_scheme("star_only")(StarOnly)
+    schemes._SCHEMES.unregister("star_only")
+
+
+def test_a_scheme_that_lists_its_topologies_refuses_the_others(star_only):
+    StarOnly = star_only
     assert "star_only" in list_schemes() and get_scheme("star_only") is StarOnly
     assert parse_config(tiny_raw(scheme="star_only", topology="star")).scheme == "star_only"
     with pytest.raises(FedConfigError, match="'star_only' cannot use topology 'ring'"):
