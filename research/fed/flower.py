@@ -49,8 +49,10 @@ def make_client_app(cfg: FedConfig, setup: Setup):
     return app
 
 
-def make_server_app(cfg: FedConfig, setup: Setup, out: dict):
-    """A ServerApp that runs the rounds and leaves the :class:`RunResult` in ``out["result"]``."""
+def make_server_app(cfg: FedConfig, setup: Setup, out: dict, *, resume: bool = True,
+                    max_rounds: int | None = None):
+    """A ServerApp that runs the rounds and leaves the :class:`RunResult` in ``out["result"]``
+    (resuming from ``cfg.out_dir``'s checkpoints and stopping early as :func:`run` does)."""
     from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
     from flwr.serverapp import Grid, ServerApp
 
@@ -79,7 +81,8 @@ def make_server_app(cfg: FedConfig, setup: Setup, out: dict):
                 got[setup.clients[pid].sat] = m.content["arrays"].to_torch_state_dict()
             return got
 
-        out["result"] = run(cfg, setup=setup, resume=False, trainer=trainer)
+        out["result"] = run(cfg, setup=setup, resume=resume, max_rounds=max_rounds,
+                            trainer=trainer)
 
     return app
 
@@ -96,9 +99,10 @@ def _wait_for_nodes(grid, n: int, timeout_s: float = 300.0) -> list[int]:
         time.sleep(0.2)
 
 
-def run_flower(cfg: FedConfig, setup: Setup | None = None, *, cpus_per_client: float = 1.0
-               ) -> RunResult:
-    """Run ``cfg`` on Flower's Simulation Engine (Ray); returns the same result as ``run``."""
+def run_flower(cfg: FedConfig, setup: Setup | None = None, *, cpus_per_client: float = 1.0,
+               resume: bool = True, max_rounds: int | None = None) -> RunResult:
+    """Run (or resume) ``cfg`` on Flower's Simulation Engine (Ray); returns the same result as
+    :func:`~research.fed.runner.run`, with the same checkpoints, for any scheme and topology."""
     from flwr.simulation import run_simulation
 
     from research.fed.runner import prepare
@@ -107,7 +111,7 @@ def run_flower(cfg: FedConfig, setup: Setup | None = None, *, cpus_per_client: f
     out: dict = {}
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     run_simulation(
-        server_app=make_server_app(cfg, setup, out),
+        server_app=make_server_app(cfg, setup, out, resume=resume, max_rounds=max_rounds),
         client_app=make_client_app(cfg, setup),
         num_supernodes=len(setup.clients),
         backend_config={"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},

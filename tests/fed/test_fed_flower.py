@@ -1,4 +1,5 @@
-"""Flower's Simulation Engine (Ray) gives the same aggregated head as the in-process runner."""
+"""Flower's Simulation Engine (Ray) gives the same aggregated head as the in-process runner,
+and resumes from the same checkpoints."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ pytest.importorskip("ray")
 def test_flower_equals_in_process(tiny_setup, tmp_path):
     from research.fed.flower import run_flower
 
-    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower")))
-    flower = run_flower(cfg, tiny_setup)
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower"), scheme="onboard"))
+    first = run_flower(cfg, tiny_setup, max_rounds=1)  # "killed" after round 1
+    assert len(first.rows) == 1 and not (tmp_path / "flower" / "round_0002.pt").exists()
+    flower = run_flower(cfg, tiny_setup)  # resumes at round 2
     local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=tiny_setup)
     assert len(flower.rows) == len(local.rows) == 2
     for k in local.head:
