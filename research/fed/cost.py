@@ -30,6 +30,9 @@ class Costs:
     cut_bytes: float
     feature_bytes: float
     update_bytes: int
+    embed_param_bytes: int = 0
+    encode_param_bytes: int = 0
+    head_param_bytes: int = 0
 
     @property
     def onboard_forward_flops(self) -> float:
@@ -61,4 +64,7 @@ def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor) -
         cut_bytes=cut_bytes_per_image(model.link, sample_tokens),
         feature_bytes=float(prof.return_bytes_float32),
         update_bytes=state_bytes(update),
+        embed_param_bytes=prof.part("satellite").param_bytes,
+        encode_param_bytes=prof.part("ground").param_bytes,
+        head_param_bytes=prof.part("head").param_bytes,
     )

@@ -47,7 +47,8 @@ from research.fed.schemes import get_scheme
 from research.fed.topologies import HorizonReached, get_topology
 from research.orbit import TransferResult
 
-__all__ = ["PRELOADED", "HorizonReached", "RoundSimulator", "RunState", "Trainer"]
+__all__ = ["PRELOADED", "HorizonReached", "ModelTooLarge", "RoundSimulator", "RunState",
+           "Trainer"]
 
 PRELOADED = "preloaded"
 Trainer = Callable[[int, State, list[str]], dict[str, State]]
@@ -67,6 +68,10 @@ class RunState:
     energy: dict[str, list[float]] = field(default_factory=dict)
 
 
+class ModelTooLarge(ValueError):
+    """The scheme's on-board part does not fit the satellite's memory: refused, not simulated."""
+
+
 class RoundSimulator:
     """Runs rounds of one scheme and topology over a network, a dataset and clients.
 
@@ -82,6 +87,11 @@ class RoundSimulator:
         self.ground_hw = get_device(cfg.profiles.ground).require_throughput()
         self.scheme = get_scheme(cfg.scheme)(self)
         self.topology = get_topology(cfg.topology)
+        need, have = self.scheme.onboard_param_bytes(costs), self.sat_hw.memory_bytes
+        if need > have:
+            raise ModelTooLarge(
+                f"scheme {cfg.scheme!r} with {cfg.model.backbone} needs {need / 2**20:.0f} MiB of "
+                f"weights on each satellite; {self.sat_hw.name} has {have / 2**20:.0f} MiB")
         self.index = {c.sat: i for i, c in enumerate(clients)}
         self.trainer: Trainer = trainer or self.train_local
 

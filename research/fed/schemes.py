@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from research.fed.cost import Costs
 from research.fed.ledger import Accounting, Track
 from research.fed.network import GROUND
 from research.fed.schedule import drain_to_ground
@@ -51,6 +52,10 @@ class FedScheme:
     def prepare(self, rnd: _Round, need: list[str]) -> None:
         """Compute and move what ``need``'s satellites train on, from ``rnd.start``."""
         raise NotImplementedError
+
+    def onboard_param_bytes(self, costs: Costs) -> int:
+        """Weights a satellite must hold (checked against its device memory before a run)."""
+        return costs.embed_param_bytes + costs.encode_param_bytes + costs.head_param_bytes
 
 
 _SCHEMES: Registry[type[FedScheme]] = Registry("federated scheme", name_attr="name")
@@ -87,6 +92,9 @@ class Collaborative(FedScheme):
     """The paper's split: satellites embed their images, the embeddings go down by the max-flow
     scheduler (shared over intra-plane ISLs with ``comm.intra_orbit_sharing``), the ground
     encoder returns features, which go back up to the satellite that trains on them."""
+
+    def onboard_param_bytes(self, costs: Costs) -> int:
+        return costs.embed_param_bytes + costs.head_param_bytes
 
     def __init__(self, sim: RoundSimulator) -> None:
         super().__init__(sim)

@@ -49,6 +49,12 @@ def get_preset(name: str) -> BackbonePreset:
 register_backbone("satvit_tiny", BackbonePreset(32, 2, 2, "unit tests: runs in milliseconds"))
 register_backbone("satvit_small", BackbonePreset(192, 6, 3, "default: trains on 2 CPU cores"))
 register_backbone("satvit_base", BackbonePreset(768, 12, 12, "GPU runs: ViT-B/8 at 64x64"))
+register_backbone("satvit_large", BackbonePreset(
+    1024, 24, 16, "ViT-L/8 at 64x64 (303 M parameters, SatMAE / Prithvi-300M size): profiled "
+    "for simulated cost; not trained here"))
+register_backbone("satvit_huge", BackbonePreset(
+    1280, 32, 16, "ViT-H/8 at 64x64 (630 M parameters, Prithvi-600M size): profiled for "
+    "simulated cost; not trained here"))
 
 
 def build_backbone(

@@ -1,0 +1,244 @@
+"""Where the split pays: the regime map of collaborative against the best on-board federated run.
+
+The time-to-accuracy ratio (collaborative / best on-board) is mapped over the three things that
+decide it: model size (the backbone profiled for its real FLOPs, bytes and weights), on-board
+compute (a satellite device's sustained FLOP/s) and ISL availability (the same shell with and
+without ISLs), for features reused after round 1 (frozen encoder, the paper's regime) and
+recomputed every round (new captures each round).
+
+**What is measured and what is modelled.** Every time is the round simulator's (contact plan,
+booked transfers, FLOPs of the configured model over the device profile). Accuracy is not
+simulated: both schemes train the same head on the same features, so their accuracy per round
+is the same (the committed satvit_small runs agree round for round); the number of rounds to the
+target is read from a trained ledger (``target_rounds``), and each configuration is simulated for
+that many rounds with the updates' numerics skipped. For the backbones not trained here
+(satvit_large, satvit_huge) the costs are their real profiles while the rounds come from the
+trained satvit_small run: an assumption every caption states. On-board compute what-ifs scale
+the Jetson Nano's throughput and keep its memory (2 GiB for model parts); a scheme whose on-board
+weights do not fit is refused (``ModelTooLarge``), and the map marks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from devices import DeviceProfile, get_device, list_devices, register_device
+from research.configfile import load_yaml
+from research.data.embedded import load_embedded
+from research.data.transforms import channel_stats, normalize
+from research.fed.clients import HeadNet, build_model, exchanged_state
+from research.fed.config import FedConfig, ModelConfig
+from research.fed.cost import Costs, measure_costs
+from research.fed.rounds import ModelTooLarge
+from research.fed.runner import Setup, build_plan, run
+from research.figures import save_figure
+from research.orbit.contact_plan import ContactPlan
+from research.records import write_rows
+
+BASE_DEVICE = "jetson_nano"
+TOPOLOGY = {"isl": "ring", "no_isl": "star"}
+"""The topology both schemes use with and without ISLs (the ring needs ISLs; with them it beats
+the star for both schemes: 1.5 h against 62 h for collaborative, 8 s against 62 h on board, on
+satvit_small)."""
+SCHEMES = ("collaborative", "onboard")
+
+
+def target_rounds(rows: Sequence[dict], tol: float = 0.01) -> int:
+    """Rounds a trained run needs to reach its final accuracy minus ``tol``."""
+    final = float(rows[-1]["accuracy"])
+    return next(int(r["round"]) for r in rows if float(r["accuracy"]) >= final - tol)
+
+
+def what_if_device(factor: float, base: str = BASE_DEVICE) -> str:
+    """A registered profile with ``base``'s throughput times ``factor`` (memory and power kept):
+    an on-board compute what-if, named ``<base>_x<factor>``."""
+    if factor == 1:
+        return base
+    name = f"{base}_x{factor:g}"
+    if name not in list_devices():
+        b = get_device(base).require_throughput()
+        register_device(DeviceProfile.dense(
+            name, b.peak_flops * factor, b.utilisation, b.power_w, b.memory_bytes,
+            f"what-if: {base} with {factor:g}x its throughput, same power and memory "
+            f"({b.source})"))
+    return name
+
+
+def sample_images(n: int = 8) -> torch.Tensor:
+    """``n`` real EuroSAT images (the embedded subset), normalised: what the cut is priced on."""
+    images = load_embedded().images[:n]
+    return normalize(images, *channel_stats(images))
+
+
+def model_costs(backbone: str, sample: torch.Tensor, link: str = "identity") -> Costs:
+    """Profiled costs of ``backbone`` split after its patch embedding (weights do not change
+    FLOPs or float32 bytes, so the model is built without loading any)."""
+    model = build_model(ModelConfig(backbone=backbone, weights=None, link=link))
+    with torch.no_grad():
+        tokens = model.satellite_part(sample)
+    return measure_costs(model, exchanged_state(HeadNet(model)), tokens)
+
+
+def _timing_only(round_idx: int, head, sats: list[str]) -> dict:
+    """A trainer that skips the numerics: every update is the global head (time is unchanged)."""
+    return dict.fromkeys(sats, head)
+
+
+def without_isls(scenario: str | dict) -> dict:
+    """The orbit scenario ``scenario`` (a YAML path or mapping) with its ISLs left out."""
+    raw = load_yaml(scenario, "orbit scenario") if isinstance(scenario, str) else dict(scenario)
+    return {**raw, "name": f"{raw.get('name', 'scenario')}_no_isl", "isl": {"topology": "none"}}
+
+
+def simulate(cfg: FedConfig, setup: Setup, costs: Costs, plan: ContactPlan, rounds: int,
+             scheme: str, topology: str, device: str, reuse: bool, backbone: str) -> dict:
+    """Simulated time to the end of round ``rounds`` for one configuration (or why not)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        c = cfg.replace(scheme=scheme, topology=topology, out_dir=tmp,
+                        **{"profiles.satellite": device, "train.rounds": rounds,
+                           "comm.reuse_features": reuse, "model.backbone": backbone})
+        s = dataclasses.replace(setup, costs=costs, plan=plan)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows = run(c, setup=s, resume=False, trainer=_timing_only).rows
+        except ModelTooLarge as err:
+            return {"t_s": None, "why": str(err)}
+    if len(rows) < rounds:
+        return {"t_s": None, "why": f"stopped after round {len(rows)} (plan horizon)"}
+    return {"t_s": rows[-1]["t_end_s"], "why": ""}
+
+
+def regime_rows(cfg: FedConfig, setup: Setup, *, backbones: Sequence[str],
+                factors: Sequence[float], rounds: int, isl_scenario: dict | None = None,
+                reuse: Sequence[bool] = (True, False), progress: bool = True) -> list[dict]:
+    """One row per (backbone, on-board compute, ISLs, reuse, scheme, topology)."""
+    plans = {"isl": setup.plan}
+    if isl_scenario is not None:
+        plans["no_isl"] = build_plan(isl_scenario)
+    sample = sample_images()
+    costs = {b: model_costs(b, sample, cfg.model.link) for b in backbones}
+    grid = list(itertools.product(backbones, factors, plans, reuse, SCHEMES))
+    rows = []
+    for backbone, factor, isl, re, scheme in tqdm(grid, desc="regime", disable=not progress):
+        device, topology = what_if_device(factor), TOPOLOGY[isl]
+        t0 = time.time()
+        got = simulate(cfg, setup, costs[backbone], plans[isl], rounds, scheme, topology,
+                       device, re, backbone)
+        c = costs[backbone]
+        rows.append({"backbone": backbone, "compute_factor": factor, "device": device,
+                     "sat_tflops": get_device(device).effective_flops / 1e12, "isls": isl,
+                     "reuse_features": re, "scheme": scheme, "topology": topology,
+                     "rounds": rounds, "t_s": got["t_s"], "refused": got["why"],
+                     "params_m": (c.embed_param_bytes + c.encode_param_bytes
+                                  + c.head_param_bytes) / 4e6,
+                     "cut_bytes_per_image": c.cut_bytes,
+                     "onboard_forward_gflops": c.onboard_forward_flops / 1e9,
+                     "wall_s": time.time() - t0})
+    return rows
+
+
+def ratios(rows: Sequence[dict]) -> list[dict]:
+    """Per point: collaborative's best time over on-board's best (None: on-board refused or
+    never got there: the split is the only way; inf: collaborative never got there)."""
+    points: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["backbone"], r["compute_factor"], r["isls"], r["reuse_features"])
+        p = points.setdefault(key, {"backbone": r["backbone"], "compute_factor": r["compute_factor"],
+                                    "sat_tflops": r["sat_tflops"], "isls": r["isls"],
+                                    "reuse_features": r["reuse_features"],
+                                    "params_m": r["params_m"]})
+        if r["t_s"] is None:
+            continue
+        k = f"t_{r['scheme']}_s"
+        if p.get(k) is None or r["t_s"] < p[k]:
+            p[k], p[f"topology_{r['scheme']}"] = r["t_s"], r["topology"]
+    out = []
+    for p in points.values():
+        tc, to = p.get("t_collaborative_s"), p.get("t_onboard_s")
+        p["ratio"] = (None if to is None else (math.inf if tc is None else tc / to))
+        out.append(p)
+    return out
+
+
+def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
+                factors: Sequence[float], caption: str) -> list[Path]:
+    """Heat maps of log10(ratio) per (ISLs, reuse) panel, break-even (1) and 0.33 outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = sorted({(p["isls"], p["reuse_features"]) for p in points},
+                    key=lambda k: (k[0] != "isl", not k[1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.9), squeeze=False)
+    for ax, (isl, reuse) in zip(axes[0], panels, strict=True):
+        grid = np.full((len(backbones), len(factors)), np.nan)
+        text = [["" for _ in factors] for _ in backbones]
+        for p in points:
+            if (p["isls"], p["reuse_features"]) != (isl, reuse):
+                continue
+            i, j = backbones.index(p["backbone"]), list(factors).index(p["compute_factor"])
+            r = p["ratio"]
+            if r is None:
+                grid[i, j], text[i][j] = -3.0, "split\nonly"
+            elif math.isinf(r):
+                grid[i, j], text[i][j] = 3.0, "never"
+            else:
+                grid[i, j], text[i][j] = math.log10(r), f"{r:.2g}"
+        im = ax.imshow(grid, cmap="RdBu_r", vmin=-3, vmax=3, origin="lower", aspect="auto")
+        for i, j in itertools.product(range(len(backbones)), range(len(factors))):
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
+        if np.isfinite(grid).sum() > 3 and grid.shape[1] > 1 and grid.shape[0] > 1:
+            ax.contour(grid, levels=[math.log10(0.33), 0.0], colors=["k", "k"],
+                       linestyles=["--", "-"], linewidths=1)
+        ax.set_xticks(range(len(factors)),
+                      [f"{get_device(what_if_device(f)).effective_flops / 1e12:.2g}"
+                       for f in factors])
+        ax.set_yticks(range(len(backbones)), [b.replace("satvit_", "") for b in backbones])
+        ax.set_xlabel("on-board sustained TFLOP/s")
+        ax.set_title(f"{'ISLs' if isl == 'isl' else 'no ISLs'}, features "
+                     f"{'reused' if reuse else 'recomputed'}", fontsize=9)
+    axes[0][0].set_ylabel("backbone")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8,
+                 label="log10(collaborative / best on-board time)")
+    fig.suptitle(caption, fontsize=7, y=0.02, va="bottom", wrap=True)
+    fig.subplots_adjust(bottom=0.3)
+    return save_figure(fig, out, "fed_regime")
+
+
+def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: Path, *,
+               backbones: Sequence[str], factors: Sequence[float],
+               isl_scenario: dict | None, reuse: Sequence[bool], command: str) -> list[dict]:
+    """Simulate the grid, write rows (CSV/JSON), ratios, the figure and its caption."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    k = target_rounds(ledger_rows)
+    rows = regime_rows(cfg, setup, backbones=backbones, factors=factors, rounds=k,
+                       isl_scenario=isl_scenario, reuse=reuse)
+    write_rows(rows, out, "fed_regime_runs", meta={"command": command, "target_rounds": k})
+    points = ratios(rows)
+    write_rows(points, out, "fed_regime", meta={"command": command, "target_rounds": k})
+    caption = (f"Time to {k} rounds (the trained satvit_small run's rounds to its final accuracy "
+               f"- 1 pt; same per-round accuracy for both schemes), simulated on "
+               f"{setup.plan.meta.get('scenario', 'the scenario')} with each backbone's real "
+               f"profile; large/huge: costs profiled, rounds assumed from satvit_small. "
+               f"What-if devices scale the Jetson Nano (memory kept). 'split only': the "
+               f"on-board model does not fit. Dashed: 0.33, solid: break-even. `{command}`")
+    plot_regime(points, out, backbones=backbones, factors=factors, caption=caption)
+    (out / "fed_regime_caption.md").write_text(caption + "\n")
+    (out / "fed_regime_summary.json").write_text(json.dumps(
+        {"target_rounds": k, "points": points}, indent=1, default=str))
+    return points

@@ -1,0 +1,56 @@
+"""Regime map: where collaborative federated fine-tuning beats the best on-board run.
+
+Simulates each (backbone x on-board compute x ISLs x feature reuse) point for the rounds the
+trained run needs (read from its ledger), and writes ``fed_regime.png/.pdf``, the rows
+(CSV/JSON) and the caption (see :mod:`research.fed.regime` for what is measured and what is
+assumed).
+
+    python scripts/fig_fed_regime.py --out results/fed_regime           # ~1 h on one core
+    python scripts/fig_fed_regime.py --quick --out outputs/fed/regime   # 2 backbones x 2 devices
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from research.fed.config import load_config
+from research.fed.regime import regime_map, without_isls
+from research.fed.runner import prepare
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="experiments/fed/collaborative.yaml")
+    p.add_argument("--ledger", default="results/fed/fed_time_ledger.json",
+                   help="trained comparison ledger; its 'collaborative' run sets the rounds")
+    p.add_argument("--out", default="outputs/fed/regime")
+    p.add_argument("--backbones", nargs="+",
+                   default=["satvit_small", "satvit_base", "satvit_large", "satvit_huge"])
+    p.add_argument("--factors", nargs="+", type=float, default=[1 / 256, 1 / 32, 1 / 4, 1, 8],
+                   help="on-board throughput as multiples of the Jetson Nano's")
+    p.add_argument("--quick", action="store_true", help="2 backbones x 2 factors, reuse only")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config)
+    backbones, factors, reuse = args.backbones, args.factors, (True, False)
+    if args.quick:
+        backbones, factors, reuse = ["satvit_small", "satvit_huge"], [1 / 256, 1.0], (True,)
+    rows = json.loads(Path(args.ledger).read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    trained = [r for r in rows if r.get("run", "collaborative") == "collaborative"]
+    setup = prepare(cfg, cache_dir="outputs/fed/cache")
+    command = "python scripts/fig_fed_regime.py " + " ".join(sys.argv[1:] if argv is None
+                                                             else argv)
+    points = regime_map(cfg, setup, trained, Path(args.out), backbones=backbones,
+                        factors=factors, isl_scenario=without_isls(cfg.scenario), reuse=reuse,
+                        command=command.strip())
+    for pt in points:
+        print(f"{pt['backbone']:13s} x{pt['compute_factor']:<8g} {pt['isls']:6s} "
+              f"reuse={pt['reuse_features']!s:5s} ratio={pt['ratio']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
