@@ -16,7 +16,7 @@ from research.serving.config import ServingConfigError, parse_serve_config
 from research.serving.placement import default_nodes
 from research.serving.routing import GROUND, Network
 from research.serving.simulator import SimRequest, Step, simulate, summarise
-from tests.orbit.test_network_state import DELAY, toy_plan
+from tests.orbit.toy import DELAY, toy_plan
 
 RAW = 40e6  # bytes: 40 s at 1 MB/s
 

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from research.fed.clients import SatelliteClient
-from research.fed.config import FedConfigError, parse_config
+from research.fed.config import Fault, FedConfigError, parse_config
 from research.fed.cost import Costs
 from research.fed.network import GROUND, FedNetwork, Transfers
 from research.fed.rounds import PRELOADED, RoundSimulator, RunState
 from research.orbit import NetworkResources
 from research.orbit.isl import KIND_GROUND, KIND_INTRA
 from tests.fed.conftest import tiny_raw
-from tests.orbit.test_network_state import DELAY, toy_plan
+from tests.orbit.toy import DELAY, toy_plan
 
 UPDATE = 40e6  # bytes: 40 s at 1 MB/s
 
@@ -121,3 +121,23 @@ def test_network_section_is_strict():
         parse_config(tiny_raw(network={"antennas": 2}))
     with pytest.raises(FedConfigError, match="capacity 'shared' is not one of"):
         parse_config(tiny_raw(network={"capacity": "shared"}))
+
+
+def test_station_outage_delays_a_direct_transfer(tiny_plan):
+    sat, station = "sat-P00-S00", "gs-Matera"
+    clear = FedNetwork(tiny_plan).transfer(sat, station, 1e6, 0.0, direct=True)
+    start = clear.hops[0].t_start
+    outage = Fault("station_outage", [station], 0.0, start + 600.0)
+    masked = FedNetwork(tiny_plan, [outage]).transfer(sat, station, 1e6, 0.0, direct=True)
+    assert masked.hops[0].t_start >= outage.end_s
+    net = FedNetwork(tiny_plan, [outage])
+    assert not any(g == station for _, g, _ in net.ground_pairs(start))
+
+
+def test_isl_failure_is_routed_around_or_waited_out(tiny_plan):
+    a, b = "sat-P00-S00", "sat-P00-S01"
+    fail = Fault("isl_failure", [a, b], 0.0, 3600.0)
+    res = FedNetwork(tiny_plan, [fail]).transfer(a, b, 1e4, 0.0)
+    assert not any({h.src, h.dst} == {a, b} and h.t_ready < 3600.0 for h in res.hops)
+    with pytest.raises(KeyError):
+        FedNetwork(tiny_plan, [Fault("isl_failure", [a, "sat-nope"], 0.0, 1.0)])
