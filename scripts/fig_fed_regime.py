@@ -31,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
                    default=["satvit_small", "satvit_base", "satvit_large", "satvit_huge"])
     p.add_argument("--factors", nargs="+", type=float, default=[1 / 256, 1 / 32, 1 / 4, 1, 8],
                    help="on-board throughput as multiples of the Jetson Nano's")
+    p.add_argument("--reuse", nargs="+", choices=["reuse", "recompute"],
+                   default=["reuse", "recompute"], help="feature panels to simulate")
     p.add_argument("--quick", action="store_true", help="2 backbones x 2 factors, reuse only")
     args = p.parse_args(argv)
     cfg = load_config(args.config)
-    backbones, factors, reuse = args.backbones, args.factors, (True, False)
+    backbones, factors = args.backbones, args.factors
+    reuse = tuple(r == "reuse" for r in args.reuse)
     if args.quick:
         backbones, factors, reuse = ["satvit_small", "satvit_huge"], [1 / 256, 1.0], (True,)
     rows = json.loads(Path(args.ledger).read_text())

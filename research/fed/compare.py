@@ -22,6 +22,9 @@ from research.figures import save_figure
 from research.orbit.contact_plan import ContactPlan
 from research.records import write_rows
 
+RAW_IMAGE_BYTES = 64 * 64 * 3
+"""A EuroSAT RGB tile as a satellite would send it uncompressed (8 bits per band)."""
+
 VARIANTS: dict[str, dict] = {
     "collaborative": {},
     "onboard": {"scheme": "onboard"},
@@ -102,7 +105,8 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
         f"{s['step_s']:.0f} s; mean downlink {s['mean_downlink_rate_bps'] / 1e6:.0f} Mbit/s.",
         f"Model: {cfg.model.backbone} from {cfg.model.weights}, trained part: head "
         f"({setup.costs.update_bytes} bytes per update); cut {setup.costs.cut_bytes:.0f} bytes "
-        f"per image ({cfg.model.link}). Data: {len(setup.data.train_y)} training / "
+        f"per image ({cfg.model.link}) against {RAW_IMAGE_BYTES:,} bytes for the raw 64x64 RGB "
+        f"image. Data: {len(setup.data.train_y)} training / "
         f"{len(setup.data.test_y)} test images, {cfg.data.partition}(alpha={cfg.data.alpha}).",
         f"Profiles: satellite {sat_hw.name} ({sat_hw.effective_flops / 1e9:.0f} GFLOP/s "
         f"sustained, {sat_hw.power_w} W); ground {gnd_hw.name} "
