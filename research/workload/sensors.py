@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from research.registry import Registry
+
 __all__ = ["SensorSpec", "get_sensor", "list_sensors", "register_sensor"]
 
 GROUND_SPEED_KM_S = 7.0
@@ -74,30 +76,24 @@ class SensorSpec:
                 "raw_scene_bytes": self.raw_scene_bytes}
 
 
-_SENSORS: dict[str, SensorSpec] = {}
+_SENSORS: Registry[SensorSpec] = Registry("sensor preset")
 
 
 def register_sensor(factory: Callable[[], SensorSpec]) -> Callable[[], SensorSpec]:
     """Decorator: register the sensor a zero-argument function returns, under its name."""
     spec = factory()
-    if spec.name in _SENSORS:
-        raise ValueError(f"sensor {spec.name!r} is already registered")
-    _SENSORS[spec.name] = spec
+    _SENSORS.register(spec.name)(spec)
     return factory
 
 
 def list_sensors() -> list[str]:
     """Names of every registered sensor, sorted."""
-    return sorted(_SENSORS)
+    return _SENSORS.names()
 
 
 def get_sensor(name: str | SensorSpec) -> SensorSpec:
     """A sensor by name (a :class:`SensorSpec` passes through)."""
-    if isinstance(name, SensorSpec):
-        return name
-    if name not in _SENSORS:
-        raise ValueError(f"unknown sensor preset {name!r}; expected one of {list_sensors()}")
-    return _SENSORS[name]
+    return name if isinstance(name, SensorSpec) else _SENSORS.get(name)
 
 
 @register_sensor
