@@ -183,9 +183,11 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
 
     panels = sorted({(p["isls"], p["reuse_features"]) for p in points},
                     key=lambda k: (k[0] != "isl", not k[1]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.0, 3.9),
+                             squeeze=False)
     for ax, (isl, reuse) in zip(axes[0], panels, strict=True):
         grid = np.full((len(backbones), len(factors)), np.nan)
+        ratio_grid = np.full_like(grid, np.nan)  # finite ratios only: where the lines are drawn
         text = [["" for _ in factors] for _ in backbones]
         for p in points:
             if (p["isls"], p["reuse_features"]) != (isl, reuse):
@@ -197,13 +199,14 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
             elif math.isinf(r):
                 grid[i, j], text[i][j] = 3.0, "never"
             else:
-                grid[i, j], text[i][j] = math.log10(r), f"{r:.2g}"
+                grid[i, j] = ratio_grid[i, j] = math.log10(r)
+                text[i][j] = f"{r:.2g}"
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-3, vmax=3, origin="lower", aspect="auto")
         for i, j in itertools.product(range(len(backbones)), range(len(factors))):
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
-        if np.isfinite(grid).sum() > 3 and grid.shape[1] > 1 and grid.shape[0] > 1:
-            ax.contour(grid, levels=[math.log10(0.33), 0.0], colors=["k", "k"],
-                       linestyles=["--", "-"], linewidths=1)
+        if np.isfinite(ratio_grid).sum() > 3 and min(grid.shape) > 1:
+            ax.contour(np.ma.masked_invalid(ratio_grid), levels=[math.log10(0.33), 0.0],
+                       colors=["k", "k"], linestyles=["--", "-"], linewidths=1)
         ax.set_xticks(range(len(factors)),
                       [f"{get_device(what_if_device(f)).effective_flops / 1e12:.2g}"
                        for f in factors])
@@ -212,10 +215,10 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
         ax.set_title(f"{'ISLs' if isl == 'isl' else 'no ISLs'}, features "
                      f"{'reused' if reuse else 'recomputed'}", fontsize=9)
     axes[0][0].set_ylabel("backbone")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8,
-                 label="log10(collaborative / best on-board time)")
-    fig.suptitle(caption, fontsize=7, y=0.02, va="bottom", wrap=True)
-    fig.subplots_adjust(bottom=0.3)
+    fig.subplots_adjust(bottom=0.3, right=0.86, wspace=0.25)
+    cax = fig.add_axes((0.89, 0.3, 0.015, 0.58))
+    fig.colorbar(im, cax=cax, label="log10(collaborative / best on-board)")
+    fig.text(0.02, 0.01, caption, fontsize=7, va="bottom", wrap=True)
     return save_figure(fig, out, "fed_regime")
 
 
