@@ -95,7 +95,7 @@ def test_fed_config_overlays_and_overrides() -> None:
     assert (onboard.scheme, onboard.name, onboard.out_dir) == ("onboard", "onboard", "outputs/fed/onboard")
     assert onboard.train == collab.train and onboard.network == collab.network
     both = load_config([FED / "collaborative.yaml", FED / "quick.yaml"], ["train.rounds=3"])
-    assert both.train.rounds == 3 and both.train.lr == 0.5 and both.data.root is None
+    assert both.train.rounds == 3 and both.train.local_epochs == 3 and both.data.root is None
 
 
 def test_unknown_override_key_names_the_nearest_key_and_the_files() -> None:
