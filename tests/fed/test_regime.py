@@ -16,6 +16,14 @@ from research.fed.runner import run
 from tests.fed.conftest import tiny_raw
 
 
+@pytest.fixture(autouse=True)
+def _what_if_devices_stay_here(monkeypatch):
+    """What-if profiles register globally; keep them out of the other test modules."""
+    from devices import profiles
+
+    monkeypatch.setattr(profiles, "_DEVICES", dict(profiles._DEVICES))
+
+
 def test_a_model_that_does_not_fit_on_board_is_refused_not_simulated(tiny_setup, tmp_path):
     big = dataclasses.replace(tiny_setup, costs=dataclasses.replace(
         tiny_setup.costs, encode_param_bytes=3 * 2**30))  # 3 GiB of encoder weights
