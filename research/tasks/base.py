@@ -1,7 +1,9 @@
 """BaseTask: the LightningModule every satedge task extends (torchgeo's trainer pattern).
 
 ``__init__`` saves the typed hyper-parameters and calls three small hooks; subclasses implement
-``configure_models`` and the step methods. Optimisation is AdamW with linear warm-up and cosine
+``configure_models`` and the step methods. Tasks extend ``BaseTask`` only, never each other: what
+the classifying tasks share is in :mod:`research.tasks.classification` as functions, so each task
+saves exactly its own constructor arguments. Optimisation is AdamW with linear warm-up and cosine
 decay over the trainer's total steps.
 """
 
@@ -18,13 +20,19 @@ from torch.optim.lr_scheduler import LambdaLR
 class BaseTask(L.LightningModule):
     """Shared optimisation and hook structure; metrics are logged as ``{stage}/{name}``."""
 
-    def __init__(self) -> None:
+    def __init__(self, **modules: torch.nn.Module | None) -> None:
+        """Build the task; ``modules`` (constructor arguments that are modules, e.g. the link at
+        the cut) go to ``configure_models``.
+
+        Handed over rather than kept: before ``Module.__init__`` a task cannot hold a module, and
+        as the task's own attribute its weights would be saved twice (the model registers them).
+        """
         super().__init__()
-        self.configure_models()
+        self.configure_models(**modules)
         self.configure_losses()
         self.configure_metrics()
 
-    def configure_models(self) -> None:
+    def configure_models(self, **modules: torch.nn.Module | None) -> None:
         raise NotImplementedError
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

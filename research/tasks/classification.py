@@ -1,10 +1,18 @@
-"""ClassificationTask: fine-tune the split ViT (head-only, LoRA or full) on a labelled data set."""
+"""ClassificationTask: fine-tune the split ViT (head-only, LoRA or full) on a labelled data set.
+
+Also the classification pieces the other classifying tasks (``CodecTask``, ``SpikingTask``) share,
+as functions rather than a base class: each task takes only its own constructor arguments, so
+LightningCLI and ``load_from_checkpoint`` rebuild it from its own saved hyper-parameters.
+"""
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Mapping
+from typing import Any
 
+import lightning as L
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -81,43 +89,28 @@ class ClassificationTask(BaseTask):
             raise ValueError(
                 f"mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}; expected Beta parameters >= 0 (0 = off)"
             )
-        # Only what this class takes, as LightningCLI saves it: a subclass (CodecTask, SpikingTask)
-        # that fixes some of these arguments must be rebuildable from its own hyper-parameters.
-        own = inspect.signature(type(self).__init__).parameters
-        fixed = [k for k in inspect.signature(ClassificationTask.__init__).parameters if k not in own]
-        self.save_hyperparameters(ignore=["link", *fixed])
-        # Not yet an nn.Module attribute (Module.__init__ runs in super()); SplitViT registers it.
-        self.__dict__["_link"] = link
-        super().__init__()
+        self.save_hyperparameters(ignore=["link"])  # a module: its weights are in the state dict
+        super().__init__(link=link)
 
-    def configure_models(self) -> None:
+    def configure_models(self, link: LinkModule | None = None) -> None:
         hp = self.hparams
-        vit = build_backbone(hp.backbone, hp.num_classes, hp.in_chans, hp.drop_path_rate)
-        if hp.pretrained:
-            load_backbone_weights(vit, hp.pretrained)
-        model = SplitViT(vit, hp.split_index, hp.head_placement, self._link)
+        model = SplitViT(task_backbone(hp), hp.split_index, hp.head_placement, link)
         self.model = configure_finetuning(model, hp.finetune, hp.lora_rank, hp.lora_alpha)
 
     def configure_losses(self) -> None:
         hp = self.hparams
         self.criterion = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
-        # Subclasses built by LightningCLI save only their own arguments: no mixing unless they have it.
-        mixup, cutmix = hp.get("mixup_alpha", 0.0), hp.get("cutmix_alpha", 0.0)
-        self.batch_mixer = batch_mixer(hp.num_classes, mixup, cutmix)
+        self.batch_mixer = batch_mixer(hp.num_classes, hp.mixup_alpha, hp.cutmix_alpha)
 
     def configure_metrics(self) -> None:
-        n = self.hparams.num_classes
-        metrics = MetricCollection({"acc": MulticlassAccuracy(n, average="micro")})
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.train_metrics, self.val_metrics, self.test_metrics = accuracy_metrics(self.hparams.num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
     def view_averaged_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Log of the softmax averaged over ``test_views`` dihedral views (valid logits for CE and argmax)."""
-        views = self.hparams.get("test_views", 1)
+        views = self.hparams.test_views
         if views == 1:
             return self.model(images)
         probs = torch.stack([self.model(dihedral_view(images, v)).softmax(dim=1) for v in range(views)])
@@ -130,11 +123,7 @@ class ClassificationTask(BaseTask):
             images, targets = self.batch_mixer(images, labels)  # soft targets, one row per image
         logits = self.view_averaged_logits(images) if stage == "test" else self.model(images)
         loss = self.criterion(logits, targets)
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(logits, labels)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=len(labels))
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        log_classification(self, stage, logits, labels, loss)
         return loss
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -148,6 +137,35 @@ class ClassificationTask(BaseTask):
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.view_averaged_logits(batch[0]).argmax(dim=1)
+
+
+def task_backbone(hp: Mapping[str, Any]) -> VisionTransformer:
+    """The preset ViT a classifying task starts from: its ``backbone``, ``num_classes``,
+    ``in_chans`` and ``drop_path_rate``, with the ``pretrained`` weights loaded when given."""
+    vit = build_backbone(hp["backbone"], hp["num_classes"], hp["in_chans"], hp["drop_path_rate"])
+    if hp["pretrained"]:
+        load_backbone_weights(vit, hp["pretrained"])
+    return vit
+
+
+def accuracy_metrics(num_classes: int) -> tuple[MetricCollection, MetricCollection, MetricCollection]:
+    """Top-1 accuracy for the train, val and test stages, logged as ``{stage}/acc`` by every
+    classifying task (one metric name for checkpoint monitors and result tables)."""
+    metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")})
+    return metrics.clone(prefix="train/"), metrics.clone(prefix="val/"), metrics.clone(prefix="test/")
+
+
+def log_classification(task: L.LightningModule, stage: str, logits: torch.Tensor, labels: torch.Tensor,
+                       loss: torch.Tensor) -> None:
+    """Update ``task``'s ``{stage}_metrics`` and log them with ``{stage}/loss`` (per step too in training).
+
+    Accuracy is scored against the hard ``labels`` even when the loss used mixed soft targets.
+    """
+    metrics = getattr(task, f"{stage}_metrics")
+    metrics.update(logits, labels)
+    n = len(labels)
+    task.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, batch_size=n)
+    task.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
 
 
 def batch_mixer(num_classes: int, mixup_alpha: float, cutmix_alpha: float) -> v2.Transform | None:

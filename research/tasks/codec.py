@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 import snn.link  # noqa: F401  (registers the "spike" link before any codec is built by name)
@@ -22,10 +23,10 @@ from encoders.rate import estimated_bits, payload_bits
 from encoders.registry import build_for_cut
 from encoders.training import split_parameters
 from research.models.finetune import configure_finetuning
-from research.models.presets import build_backbone, get_preset
+from research.models.presets import get_preset
 from research.models.split_vit import SplitViT
-from research.models.weights import load_backbone_weights
-from research.tasks.classification import ClassificationTask
+from research.tasks.base import BaseTask
+from research.tasks.classification import accuracy_metrics, log_classification, task_backbone
 
 __all__ = ["CODEC_OPTIONS", "CodecTask"]
 
@@ -40,7 +41,7 @@ CODEC_OPTIONS = (
 """The task's flat codec arguments, offered to every link's ``cut_kwargs`` (each takes its own)."""
 
 
-class CodecTask(ClassificationTask):
+class CodecTask(BaseTask):
     """Train a codec (and optionally the backbone) at ``split_index`` for classification at a rate.
 
     Args:
@@ -108,22 +109,14 @@ class CodecTask(ClassificationTask):
         warmup_epochs: float = 0.0,
         clip_grad_norm: float = 1.0,
     ) -> None:
-        super().__init__(
-            backbone=backbone, num_classes=num_classes, in_chans=in_chans,
-            split_index=split_index, head_placement=head_placement, finetune=finetune,
-            lora_rank=lora_rank, lora_alpha=lora_alpha, pretrained=pretrained,
-            link=None, drop_path_rate=drop_path_rate,
-            label_smoothing=label_smoothing, lr=lr, weight_decay=weight_decay,
-            warmup_epochs=warmup_epochs,
-        )
+        self.save_hyperparameters()
+        super().__init__()
         self.automatic_optimization = False  # two optimizers: main and entropy-model quantiles
 
     # ----------------------------------------------------------------- hooks
     def configure_models(self) -> None:
         hp = self.hparams
-        vit = build_backbone(hp.backbone, hp.num_classes, hp.in_chans, hp.drop_path_rate)
-        if hp.pretrained:
-            load_backbone_weights(vit, hp.pretrained)
+        vit = task_backbone(hp)
         self.teacher: SplitViT | None = None
         if hp.distill_weight > 0:
             # The uncompressed split model: same weights, identity link, never trained.
@@ -141,20 +134,24 @@ class CodecTask(ClassificationTask):
         """The link module named by ``codec``, sized for the backbone's tokens at the cut.
 
         Built here from the saved hyper-parameters rather than passed in, so a checkpoint alone
-        rebuilds the task (``ClassificationTask`` cannot take a module before ``Module.__init__``).
-        The registry builds it: the link's own ``cut_kwargs`` picks from ``CODEC_OPTIONS``, and
-        ``codec_options`` are set last.
+        rebuilds the task. The registry builds it: the link's own ``cut_kwargs`` picks from
+        ``CODEC_OPTIONS``, and ``codec_options`` are set last.
         """
         hp = self.hparams
         preset = get_preset(hp.backbone)
         num_tokens = (preset.img_size // preset.patch_size) ** 2
         options = {key: hp[key] for key in CODEC_OPTIONS}
-        return build_for_cut(hp.codec, preset.embed_dim, num_tokens, options,
-                             hp.get("codec_options"))
+        return build_for_cut(hp.codec, preset.embed_dim, num_tokens, options, hp.codec_options)
+
+    def configure_losses(self) -> None:
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
 
     def configure_metrics(self) -> None:
-        super().configure_metrics()
+        self.train_metrics, self.val_metrics, self.test_metrics = accuracy_metrics(self.hparams.num_classes)
         self.test_forward_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
 
     @property
     def link(self) -> LinkModule:
@@ -233,14 +230,11 @@ class CodecTask(ClassificationTask):
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        n = len(labels)
-        self.train_metrics.update(losses["logits"].detach(), labels)
-        logs = {"train/loss": losses["loss"], "train/ce": losses["ce"],
-                "train/bits_per_inference": losses["bits"], "train/aux_loss": aux_loss}
+        log_classification(self, "train", losses["logits"].detach(), labels, losses["loss"])
+        logs = {"train/ce": losses["ce"], "train/bits_per_inference": losses["bits"], "train/aux_loss": aux_loss}
         if "distill" in losses:
             logs["train/distill"] = losses["distill"]
-        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=n)
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=n)
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=len(labels))
         return losses["loss"].detach()
 
     # ----------------------------------------------------------------- evaluation
@@ -267,11 +261,8 @@ class CodecTask(ClassificationTask):
         if not losses["coded"]:
             tokens = self.model.cut_tokens(images)
             bits = payload_bits(self.link.compress(tokens)).mean().to(images.device, torch.float32)
-        self.val_metrics.update(losses["logits"], labels)
-        n = len(labels)
-        self.log_dict({"val/loss": losses["loss"], "val/bits_per_inference": bits},
-                      on_epoch=True, batch_size=n)
-        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
+        log_classification(self, "val", losses["logits"], labels, losses["loss"])
+        self.log("val/bits_per_inference", bits, on_epoch=True, batch_size=len(labels))
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         """Classify the tokens decoded from the real payloads; log real and estimated rates."""
@@ -283,11 +274,10 @@ class CodecTask(ClassificationTask):
         real_bits = payload_bits(payloads).to(images.device, torch.float32)
         out = self.link(tokens)
         forward_logits = self.model.head(self.model.ground_part(out["y_hat"]))
-        self.test_metrics.update(logits, labels)
+        log_classification(self, "test", logits, labels, self.criterion(logits, labels))
         self.test_forward_acc.update(forward_logits, labels)
         n = len(labels)
         logs = {
-            "test/loss": self.criterion(logits, labels),
             "test/bits_per_inference": real_bits.mean(),
             "test/bytes_per_inference": real_bits.mean() / 8,
         }
@@ -297,8 +287,11 @@ class CodecTask(ClassificationTask):
             logs["test/bits_per_inference_estimated"] = est.mean()
             logs["test/bits_gap_per_inference"] = (real_bits - est).mean()
         self.log_dict(logs, on_epoch=True, batch_size=n)
-        self.log_dict(self.test_metrics, on_epoch=True, prog_bar=True, batch_size=n)
         self.log("test/acc_forward", self.test_forward_acc, on_epoch=True, batch_size=n)
+
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Class indices through ``forward`` (quantised as the coder would)."""
+        return self.model(batch[0]).argmax(dim=1)
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

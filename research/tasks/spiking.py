@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from research.models.finetune import configure_finetuning
-from research.models.presets import build_backbone
 from research.models.split_vit import SplitViT
-from research.models.weights import load_backbone_weights, read_state_dict
-from research.tasks.classification import ClassificationTask
+from research.models.weights import read_state_dict
+from research.tasks.base import BaseTask
+from research.tasks.classification import accuracy_metrics, log_classification, task_backbone
 from snn import (
     READOUTS,
     LayerOps,
@@ -79,7 +79,7 @@ def _choice(name: str, value: str, options: Sequence[str]) -> None:
         raise ValueError(f"{name}={value!r}; expected one of {list(options)}")
 
 
-class SpikingTask(ClassificationTask):
+class SpikingTask(BaseTask):
     """Train a spiking (or ANN) task head on a split ViT and price the satellite side.
 
     Args:
@@ -177,30 +177,13 @@ class SpikingTask(ClassificationTask):
         self._n_test = 0
         self.test_counts: OpCounts | None = None
         self.test_energy: dict = {}
-        super().__init__(
-            backbone=backbone,
-            num_classes=num_classes,
-            in_chans=in_chans,
-            split_index=split_index,
-            head_placement=head_placement,
-            finetune=finetune,
-            lora_rank=lora_rank,
-            lora_alpha=lora_alpha,
-            pretrained=pretrained,
-            link=None,
-            drop_path_rate=drop_path_rate,
-            label_smoothing=label_smoothing,
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_epochs=warmup_epochs,
-        )  # its save_hyperparameters() collects this __init__'s arguments too
+        self.save_hyperparameters()
+        super().__init__()
 
     # ----------------------------------------------------------------- models
     def configure_models(self) -> None:
         hp = self.hparams
-        vit = build_backbone(hp.backbone, hp.num_classes, hp.in_chans, hp.drop_path_rate)
-        if hp.pretrained:
-            load_backbone_weights(vit, hp.pretrained)
+        vit = task_backbone(hp)
         width = vit.embed_dim
         if hp.head == "ann_mlp":
             vit.head = _ann_mlp(width, hp.hidden, hp.num_classes)
@@ -226,6 +209,15 @@ class SpikingTask(ClassificationTask):
                                out_beta=1.0)
         return SpikingHead(width, hp.num_classes, hp.hidden, hp.num_steps, hp.beta, hp.threshold,
                            hp.surrogate, hp.encoding, hp.readout, norm=True)
+
+    def configure_losses(self) -> None:
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
+
+    def configure_metrics(self) -> None:
+        self.train_metrics, self.val_metrics, self.test_metrics = accuracy_metrics(self.hparams.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
 
     def spiking_mlps(self) -> list[SpikingMlp]:
         """The spiking MLPs of the on-board blocks, in block order."""
@@ -313,13 +305,6 @@ class SpikingTask(ClassificationTask):
             for h in hooks:
                 h.remove()
 
-    def _log_metrics(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor, stage: str) -> None:
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(logits, labels)
-        n = len(labels)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, batch_size=n)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-
     def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits from images, or from pooled features ``[B, D]`` of the frozen backbone.
 
@@ -348,8 +333,17 @@ class SpikingTask(ClassificationTask):
             rate = torch.stack(rates).mean()
             loss = loss + self.hparams.rate_penalty * rate
             self.log(f"{stage}/firing_rate", rate, on_step=True, on_epoch=True, batch_size=len(labels))
-        self._log_metrics(logits, labels, loss, stage)
+        log_classification(self, stage, logits, labels, loss)
         return loss
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.model(batch[0]).argmax(dim=1)
 
     # ------------------------------------------------------------ test energy
     def on_test_epoch_start(self) -> None:
@@ -361,7 +355,7 @@ class SpikingTask(ClassificationTask):
         side = SatelliteSide(self.model)
         counts = count_ops(side, images)
         logits = side.logits
-        self._log_metrics(logits, labels, self.criterion(logits, labels), "test")
+        log_classification(self, "test", logits, labels, self.criterion(logits, labels))
         self._n_test += counts.batch_size
         for lay in counts.layers:
             acc = self._ops.setdefault(lay.name, LayerOps(name=lay.name, kind=lay.kind))

@@ -32,7 +32,8 @@ def test_bad_files_are_named(tmp_path):
 
 
 def test_codec_checkpoint_with_its_parents_hyperparameters_loads(tmp_path):
-    """A CodecTask checkpoint saves ClassificationTask's arguments too (``layer_decay``, ...)."""
+    """CodecTask checkpoints written while it subclassed ClassificationTask carry its arguments
+    too (``layer_decay``, ...)."""
     from research.tasks.codec import CodecTask
 
     task = CodecTask(backbone="satvit_tiny", codec="int8", split_index=1)
