@@ -17,3 +17,12 @@ def save_figure(fig: Figure, out: str | Path, name: str) -> list[Path]:
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+def load_axes(axes, loads, label: str) -> None:
+    """Log x axes ticked at exactly the swept ``loads`` (offered-load figures)."""
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(loads, [f"{x:g}" for x in loads])
+        ax.minorticks_off()
+        ax.set_xlabel(label)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from research.eval.evaluate import captures_for, run_schemes, simulate_scheme, test_images
 from research.eval.ledger import summarise
 from research.eval.scenario import EvalScenario, ScenarioError
-from research.figures import save_figure
+from research.figures import load_axes, save_figure
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources, NetworkState
 from research.records import write_rows
@@ -113,12 +113,9 @@ def plot_load(rows: list[dict], meta: dict, out: str | Path) -> list[Path]:
     ax_lat.annotate("one orbit", (0.01, period / 60), xycoords=("axes fraction", "data"),
                     va="bottom", fontsize=8, color="grey")
     real = meta.get("realistic_per_orbit")
-    loads = sorted({r["per_orbit"] for r in rows})
+    load_axes((ax_lat, ax_del), sorted({r["per_orbit"] for r in rows}),
+              "captures per satellite per orbit (offered load)")
     for ax in (ax_lat, ax_del):
-        ax.set_xscale("log")
-        ax.set_xticks(loads, [f"{x:g}" for x in loads])
-        ax.minorticks_off()
-        ax.set_xlabel("captures per satellite per orbit (offered load)")
         if real:
             ax.axvline(real, color="black", ls=":", lw=0.8)
     ax_lat.set_yscale("log")

@@ -22,7 +22,6 @@ The scenario parser checks each entry with the class's :meth:`EvalScheme.check_e
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,10 +29,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
 import snn.link  # noqa: F401  (registers the "spike" link, so every link name resolves here)
 from encoders.base import LinkModule
+from encoders.images import IMAGE_FORMATS, image_roundtrip
 from encoders.registry import build_for_cut, link_spec, list_links
 from research.models.presets import get_preset
 from research.models.profile import count_flops
@@ -255,7 +254,7 @@ class ImageScheme(EvalScheme):
     ms of CPU for a 64x64 tile); the decoded image, not the original, is what the ground sees.
     """
 
-    FORMATS: ClassVar[tuple[str, ...]] = ("raw", "png", "jpeg", "webp")
+    FORMATS: ClassVar[tuple[str, ...]] = IMAGE_FORMATS
 
     def __init__(self, name: str, classifier: Classifier, fmt: str, quality: int) -> None:
         super().__init__(name, classifier)
@@ -276,15 +275,7 @@ class ImageScheme(EvalScheme):
         return cls(spec.name, classifier, spec.format, spec.quality)
 
     def _codec(self, image: torch.Tensor) -> tuple[torch.Tensor, int]:
-        if self.format == "raw":
-            return image, image.numel()
-        pil = Image.fromarray(image.permute(1, 2, 0).numpy())
-        buf = io.BytesIO()
-        kwargs = {} if self.format == "png" else {"quality": self.quality}
-        pil.save(buf, format=self.format.upper(), **kwargs)
-        data = buf.getvalue()
-        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        return torch.from_numpy(decoded.copy()).permute(2, 0, 1), len(data)
+        return image_roundtrip(image, self.format, self.quality)
 
     def predict_batch(self, images: torch.Tensor) -> tuple[np.ndarray, list[int]]:
         coded = [self._codec(img) for img in images]

@@ -5,6 +5,12 @@ in-process runtime, places replicas on the contact plan and simulates the multi-
 under microservices, monolithic on-board models and raw downlink; prints the comparison.
 ``--config`` may be repeated (files merged in order) and ``--set workload.rate_hz=0.1``
 overrides one value (see :mod:`research.configfile`).
+
+``--runtime ray`` instead deploys the first epoch's placement on Ray Serve on localhost and
+sends ``--requests`` real requests (and/or for ``--duration-s``) from ``--clients`` concurrent
+HTTP clients, optionally killing ``--kills`` replicas while they are inside a request; it prints
+throughput, p50/p95 wall-clock latency and the answered / lost / duplicated counts, and writes
+``ray_requests.{csv,json}`` and ``ray_summary.json`` (:mod:`research.serving.live`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,23 @@ def _parser() -> argparse.ArgumentParser:
     add_config_arguments(p, "serving", "workload.rate_hz=0.1")
     p.add_argument("--out", type=Path, default=None,
                    help=f"output folder (default: {DEFAULT_OUT}/<name>)")
+    p.add_argument("--runtime", choices=("inprocess", "ray"), default="inprocess",
+                   help="inprocess (default): evaluate and simulate the schemes; ray: a bounded "
+                        "live run on Ray Serve deployments on localhost")
+    live = p.add_argument_group("--runtime ray (a bounded live run)")
+    live.add_argument("--requests", type=int, default=None,
+                      help="requests to send (default 200, unless --duration-s is given)")
+    live.add_argument("--duration-s", type=float, default=None,
+                      help="stop sending after this many seconds (requests in flight finish)")
+    live.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    live.add_argument("--tiles", type=int, default=8, help="real 64x64 tiles per request")
+    live.add_argument("--kills", type=int, default=0,
+                      help="replica processes to kill (SIGKILL), each while a request is inside "
+                           "it, one at a time (the service's other replicas up)")
+    live.add_argument("--max-replicas", type=int, default=2,
+                      help="replicas per service deployed (the placement's first nodes)")
+    live.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1")
+    live.add_argument("--num-cpus", type=int, default=2, help="CPUs Ray may use")
     return p
 
 
@@ -31,7 +54,9 @@ def print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cols = [("p50_latency_s", "p50 s"), ("p95_latency_s", "p95 s"), ("missed", "missed"),
+    cols = [("landcover_acc", "land cover"), ("p50_latency_s", "p50 s"),
+            ("p95_latency_s", "p95 s"), ("missed", "missed"),
+            ("delivered_tiles", "tiles in time"),
             ("onboard_memory_bytes", "on-board MB"), ("onboard_flops", "on-board GFLOP"),
             ("energy_onboard_compute_j", "on-board J/req"),
             ("energy_onboard_transmit_j", "tx J/req"), ("energy_ground_j", "ground J/req"),
@@ -45,8 +70,11 @@ def print_summary(summary: dict) -> None:
         table.add_row(scheme, *(f"{s[k] * scale.get(k, 1):.4g}" for k, _ in cols))
     console = Console(width=max(Console().width, 120))
     console.print(table)
-    console.print({k: round(v, 4) if isinstance(v, float) else v
-                   for k, v in summary["accuracy"].items()})
+    for name, row in summary["accuracy"]["modalities"].items():
+        flag = "" if row["measured"] else " (SYNTHETIC: untrained embedder, not a result)"
+        scores = {how: round(row[how]["landcover_acc"], 4) for how in row
+                  if isinstance(row[how], dict)}
+        console.print(f"{name}{flag}: land-cover accuracy {scores}")
     for line in summary["verdict"]:
         console.print(line)
 
@@ -61,7 +89,31 @@ def main(argv: list[str] | None = None) -> int:
     except (ServingConfigError, FileNotFoundError) as err:
         print(f"satedge serve: {err}", file=sys.stderr)
         return 2
-    summary = run_serving(cfg, args.out or DEFAULT_OUT / cfg.name)
+    out = args.out or DEFAULT_OUT / cfg.name
+    if args.runtime == "ray":
+        from research.serving.live import print_live_summary, run_ray_serving
+
+        try:
+            import ray.serve  # noqa: F401
+        except ImportError:
+            print("satedge serve: --runtime ray needs Ray Serve (pip install -e '.[serve]')",
+                  file=sys.stderr)
+            return 2
+        bad = [f"--{k.replace('_', '-')}" for k in ("requests", "duration_s", "clients", "tiles",
+                                                      "max_replicas", "num_cpus")
+               if getattr(args, k) is not None and getattr(args, k) <= 0]
+        if bad or args.kills < 0:
+            print(f"satedge serve: {', '.join(bad) or '--kills'} must be positive",
+                  file=sys.stderr)
+            return 2
+        requests = args.requests if args.requests or args.duration_s else 200
+        summary = run_ray_serving(cfg, out, requests=requests, duration_s=args.duration_s,
+                                  clients=args.clients, tiles=args.tiles, kills=args.kills,
+                                  max_replicas=args.max_replicas, port=args.port,
+                                  num_cpus=args.num_cpus)
+        print_live_summary(summary, out)
+        return 0 if summary["exactly_once"] else 1
+    summary = run_serving(cfg, out)
     print_summary(summary)
     return 0
 

@@ -1,4 +1,13 @@
-"""One multi-task workload through three schemes: microservices, monolithic on board, ground.
+"""One multi-task workload through every scheme: microservices against the baselines.
+
+Schemes (same requests, same network resources, each on a fresh network state):
+
+* ``microservice``: placed replicas (embedder on board, the rest where placement puts it);
+* ``onboard_shared``: the strong on-board baseline, one shared encoder with every task head on
+  each capturing satellite (only results go down);
+* ``monolithic``: the weak one, a full model per task on board (kept for reference);
+* ``ground_<format>``: tiles downlinked raw or in an image format (JPEG...) of measured size,
+  the whole model on the ground.
 
 Used by ``satedge serve`` and :mod:`research.serving.figure` so both report the same numbers.
 """
@@ -6,7 +15,7 @@ Used by ``satedge serve`` and :mod:`research.serving.figure` so both report the 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from research.serving.placement import (
@@ -23,14 +32,17 @@ from research.serving.simulator import (
     make_requests,
     microservice_routes,
     monolithic_routes,
+    onboard_shared_routes,
     simulate,
     summarise,
 )
 from research.serving.tasks import Catalog
 
-__all__ = ["SCHEMES", "Comparison", "compare_schemes"]
+__all__ = ["BASELINES", "SCHEMES", "Comparison", "compare_schemes", "onboard_shared_memory"]
 
-SCHEMES = ("microservice", "monolithic", "ground")
+SCHEMES = ("microservice", "onboard_shared", "monolithic", "ground_raw")
+"""The schemes every comparison runs; ``ground_<format>`` is added per measured image format."""
+BASELINES = ("onboard_shared", "monolithic")
 
 
 @dataclass
@@ -52,6 +64,15 @@ def _onboard(memory: dict[str, int], nodes: dict[str, Node]) -> dict[str, int]:
     return {n: b for n, b in memory.items() if nodes[n].on_board}
 
 
+def onboard_shared_memory(p: PlacementProblem) -> dict[str, int]:
+    """Weights on each source: the embedders of its modalities, the encoder once, its heads."""
+    parts: dict[str, set[str]] = {}
+    for d in p.demands:
+        parts.setdefault(d.source, set()).update(
+            (p.embedders[d.modality], *p.stages, *(p.heads[t] for t in d.tasks)))
+    return {src: sum(p.param_bytes[s] for s in names) for src, names in parts.items()}
+
+
 def monolithic_memory(p: PlacementProblem) -> dict[str, int]:
     """Weights on each source: one full model (embedder, encoder, head) per task it serves."""
     mem: dict[str, int] = {}
@@ -68,11 +89,15 @@ def compare_schemes(catalog: Catalog, net: Network, nodes: dict[str, Node],
                     demands: Sequence[Demand], *, horizon_s: float, epoch_s: float,
                     deadline_s: float, seed: int = 0, method: str = "milp",
                     memory_weight: float = 1.0, max_utilisation: float = 0.7,
-                    neighbourhood_hops: int = 1) -> Comparison:
+                    neighbourhood_hops: int = 1,
+                    image_tile_bytes: Mapping[str, Mapping[str, float]] | None = None
+                    ) -> Comparison:
     """Place, route and simulate the same requests under every scheme.
 
     Placement uses what-if estimates on an empty network; each scheme is then simulated on a
     fresh network state (``net.new_state()``: ``net.resources``), so schemes share nothing.
+    ``image_tile_bytes`` maps an image format (``"jpeg"``) to measured bytes per tile by
+    modality; each adds a ``ground_<format>`` scheme.
     """
     tic = time.perf_counter()
     problem = PlacementProblem.from_catalog(catalog, nodes, demands, memory_weight=memory_weight,
@@ -83,19 +108,23 @@ def compare_schemes(catalog: Catalog, net: Network, nodes: dict[str, Node],
     requests = make_requests(demands, horizon_s, deadline_s, seed)
     routes = {
         "microservice": microservice_routes(problem, placements, epoch_s, requests),
+        "onboard_shared": onboard_shared_routes(problem, requests),
         "monolithic": monolithic_routes(problem, requests),
-        "ground": ground_routes(problem, requests),
+        "ground_raw": ground_routes(problem, requests),
     }
+    for fmt, per_tile in (image_tile_bytes or {}).items():
+        routes[f"ground_{fmt}"] = ground_routes(problem, requests, per_tile)
     micro_mem = max((_onboard(pl.memory_by_node(problem.param_bytes), nodes) for pl in placements),
                     key=lambda m: sum(m.values()))
-    memory = {"microservice": micro_mem, "monolithic": monolithic_memory(problem), "ground": {}}
+    memory = {"microservice": micro_mem, "onboard_shared": onboard_shared_memory(problem),
+              "monolithic": monolithic_memory(problem)}
     summaries, outcomes, network_use = {}, [], {}
-    for scheme in SCHEMES:
+    for scheme in routes:
         tic = time.perf_counter()
         state = net.new_state()
         res = simulate(net, nodes, requests, routes[scheme], scheme, state)
         timings[f"simulate_{scheme}_s"] = time.perf_counter() - tic
-        summaries[scheme] = summarise(res, memory[scheme])
+        summaries[scheme] = summarise(res, memory.get(scheme, {}))
         network_use[scheme] = state.summary()
         outcomes.extend(res)
     return Comparison(summaries, outcomes, placements, timings, network_use)

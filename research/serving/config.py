@@ -14,10 +14,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from encoders.images import IMAGE_FORMATS
 from research.configfile import check_keys, load_config_files, load_yaml, merge
 from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
+from research.serving.modalities import list_modalities
 from research.serving.placement import placement_method
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
@@ -29,12 +31,15 @@ class ServingConfigError(ValueError):
 
 @dataclass
 class ModelSection:
-    """Encoder and tasks: a checkpoint (real weights) or a backbone preset (random weights)."""
+    """Encoder and tasks: a checkpoint (real weights) or a backbone preset (random weights);
+    ``embedders``: trained embedders of other modalities for that checkpoint
+    (``scripts/train_modality_embedders.py``)."""
 
     checkpoint: str | None = DEFAULT_CLASSIFIER
     backbone: str | None = None
     cuts: list[int] = field(default_factory=lambda: [3])
     codec: str | None = "int8"
+    embedders: str | None = None
     coarse_train_images: int = 500
     coarse_steps: int = 300
 
@@ -50,13 +55,19 @@ class NodesSection:
 
 @dataclass
 class WorkloadSection:
-    """Captures: which satellites, which tasks together, how often, how big, how urgent."""
+    """Captures: which satellites, which tasks together, how often, how big, how urgent;
+    ``modality`` is one name or a list given to the sources in turn."""
 
     sources: int | list[str] = 12
     tasks: list[str] = field(default_factory=lambda: ["landcover", "coarse", "retrieval"])
     rate_hz: float = 0.05
     tiles: int = 256
-    modality: str = "ms13"
+    modality: str | list[str] = "rgb"
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities captured, in the order the sources take them."""
+        return [self.modality] if isinstance(self.modality, str) else list(self.modality)
     deadline_s: float = 300.0
     horizon_s: float = 3600.0
     seed: int = 0
@@ -72,6 +83,15 @@ class PlacementSection:
     memory_weight: float = 1.0
     max_utilisation: float = 0.7
     neighbourhood_hops: int = 1
+
+
+@dataclass
+class BaselinesSection:
+    """Image formats the ground baselines downlink besides raw tiles (``ground_<format>``), at
+    ``image_quality``; their bytes per tile and accuracy are measured on the evaluation tiles."""
+
+    image_formats: list[str] = field(default_factory=lambda: ["jpeg"])
+    image_quality: int = 90
 
 
 @dataclass
@@ -94,10 +114,11 @@ class ServeConfig:
     placement: PlacementSection
     evaluate: EvaluateSection
     raw: dict
+    baselines: BaselinesSection = field(default_factory=BaselinesSection)
     network: NetworkResources = field(default_factory=NetworkResources)
 
-    def build_plan(self):
-        """The contact plan of the ``orbit`` section (``file:`` plus inline overrides)."""
+    def orbit_config(self):
+        """The parsed ``orbit`` section (``file:`` plus inline overrides)."""
         from research.orbit.config import parse_config
 
         spec = dict(self.orbit)
@@ -107,13 +128,21 @@ class ServeConfig:
             raw = load_yaml(source, "orbit config", ServingConfigError) or {}
         raw = merge(raw, spec)  # inline keys merge over the file's, as overlays do
         try:
-            return parse_config(raw, source).build()
+            return parse_config(raw, source)
+        except OrbitConfigError as err:
+            raise ServingConfigError(str(err)) from err
+
+    def build_plan(self):
+        """The contact plan of the ``orbit`` section."""
+        try:
+            return self.orbit_config().build()
         except OrbitConfigError as err:
             raise ServingConfigError(str(err)) from err
 
 
 _SECTIONS = {"model": ModelSection, "nodes": NodesSection, "workload": WorkloadSection,
-             "placement": PlacementSection, "evaluate": EvaluateSection}
+             "placement": PlacementSection, "evaluate": EvaluateSection,
+             "baselines": BaselinesSection}
 TOP_KEYS = ("name", "orbit", *_SECTIONS, "network")
 
 
@@ -156,9 +185,23 @@ def parse_serve_config(raw: Any, source: str = "<config>",
         placement_method(p.method)
     except ValueError as err:
         raise ServingConfigError(f"serve config {source}: placement.method: {err}") from err
-    if w.modality not in ("rgb", "ms13"):
+    modalities = w.modalities
+    unknown = [x for x in modalities if x not in list_modalities()]
+    if not modalities or unknown:
         raise ServingConfigError(f"serve config {source}: workload.modality {w.modality!r}; "
-                                 "expected 'rgb' or 'ms13'")
+                                 f"expected one or a list of {list_modalities()}")
+    untrained = [x for x in modalities if x not in ("rgb", "ms13")]
+    if untrained and not m.embedders:
+        raise ServingConfigError(f"serve config {source}: workload.modality {untrained} needs "
+                                 "trained embedders: set model.embedders (written by "
+                                 "scripts/train_modality_embedders.py)")
+    b = sections["baselines"]
+    bad = [f for f in b.image_formats if f not in IMAGE_FORMATS or f == "raw"]
+    if bad or not 1 <= b.image_quality <= 100:
+        raise ServingConfigError(f"serve config {source}: baselines.image_formats {bad} / "
+                                 f"image_quality {b.image_quality}; expected formats from "
+                                 f"{[f for f in IMAGE_FORMATS if f != 'raw']} (raw is always run) "
+                                 "and a quality in 1..100")
     if w.rate_hz <= 0 or w.tiles < 1 or w.horizon_s <= 0 or p.epoch_s <= 0:
         raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s and epoch_s "
                                  "must be positive")

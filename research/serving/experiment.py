@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from research.records import write_rows
-from research.serving.compare import SCHEMES, Comparison, compare_schemes
+from research.serving.compare import Comparison, compare_schemes
 from research.serving.config import ServeConfig
-from research.serving.placement import Demand, default_nodes
+from research.serving.placement import (
+    Demand,
+    Placement,
+    PlacementProblem,
+    default_nodes,
+    placement_method,
+)
 from research.serving.routing import Network
 from research.serving.runtime import InProcessRuntime
 from research.serving.schema import Request
@@ -30,7 +38,8 @@ from research.serving.tasks import (
     train_coarse_head,
 )
 
-__all__ = ["build_service_catalog", "evaluate_tasks", "run_serving", "verdict"]
+__all__ = ["ServingSetup", "build_service_catalog", "compare_setup", "evaluate_tasks",
+           "first_placement", "prepare_serving", "run_serving", "verdict"]
 
 RANDOM_MEAN, RANDOM_STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
 
@@ -45,9 +54,11 @@ def _split(labels: torch.Tensor, n_train: int) -> tuple[torch.Tensor, torch.Tens
 
 
 def build_service_catalog(cfg: ServeConfig) -> tuple[Catalog, dict]:
-    """Encoder from the checkpoint (or a random preset), coarse head trained on its features."""
+    """Encoder from the checkpoint (or a random preset), the trained embedders of other
+    modalities (``model.embedders``), coarse head trained on the encoder's features."""
     from research.data.embedded import load_embedded
     from research.models import build_backbone
+    from research.serving.modalities import load_embedder_weights
     from research.tasks.loading import load_classifier
 
     m = cfg.model
@@ -58,41 +69,82 @@ def build_service_catalog(cfg: ServeConfig) -> tuple[Catalog, dict]:
         torch.manual_seed(0)
         vit, mean, std = build_backbone(m.backbone, num_classes=10).eval(), RANDOM_MEAN, RANDOM_STD
     vit.eval()
+    embedders, stats, emb_meta = ({}, {}, {}) if not m.embedders else \
+        load_embedder_weights(m.embedders, vit)
     data = load_embedded()
     train_idx, test_idx = _split(data.labels, m.coarse_train_images)
     base = build_catalog(vit, mean, std, cuts=m.cuts)
     feats = base.features(data.images[train_idx])
     head = train_coarse_head(feats, data.labels[train_idx], steps=m.coarse_steps)
-    catalog = build_catalog(vit, mean, std, cuts=m.cuts, codec=m.codec, coarse_head=head)
+    catalog = build_catalog(vit, mean, std, cuts=m.cuts, codec=m.codec, coarse_head=head,
+                            embedders=embedders, embedder_stats=stats)
     return catalog, {"data": data, "train_idx": train_idx, "test_idx": test_idx,
-                     "train_features": feats}
+                     "train_features": feats,
+                     "embedders": {k: v for k, v in emb_meta.items() if k != "losses"}}
+
+
+def _task_scores(catalog: Catalog, outputs: dict[str, torch.Tensor], labels: torch.Tensor,
+                 ctx: dict, ks: list[int]) -> dict:
+    gallery = catalog.services[catalog.heads["retrieval"]](ctx["train_features"])
+    recall = recall_at_k(outputs["retrieval"], labels, gallery, ctx["data"].labels[ctx["train_idx"]],
+                         ks)
+    return {
+        "landcover_acc": float((outputs["landcover"].argmax(1) == labels).float().mean()),
+        "coarse_acc": float((outputs["coarse"].argmax(1) == coarse_labels(labels)).float().mean()),
+        **{f"retrieval_recall@{k}": v for k, v in recall.items()},
+    }
+
+
+def _heads(catalog: Catalog, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {t: catalog.services[catalog.heads[t]](features) for t in catalog.tasks}
 
 
 @torch.no_grad()
-def evaluate_tasks(catalog: Catalog, ctx: dict, n_images: int, ks: list[int]) -> dict:
-    """Accuracy of both classifiers and recall@k of retrieval, served by the in-process runtime."""
+def evaluate_tasks(catalog: Catalog, ctx: dict, n_images: int, ks: list[int],
+                   modalities: list[str] | None = None, image_formats: list[str] = (),
+                   image_quality: int = 90) -> dict:
+    """Accuracy of both classifiers and recall@k of retrieval per modality, on held-out tiles.
+
+    For each modality: ``served`` through the in-process runtime (the link codec included: what
+    microservices deliver), ``float`` with tokens kept in float32 (on-board and raw-downlink
+    ground inference), and per image format ``<format>`` on the decoded tiles, with the mean
+    bytes per tile that format cost (``<format>_bytes_per_tile``). The gallery is RGB.
+    """
+    from encoders.images import image_roundtrip
+    from research.serving.modalities import get_modality
+
     data, test_idx = ctx["data"], ctx["test_idx"][:n_images]
-    images, labels = data.images[test_idx], data.labels[test_idx]
+    rgb, labels = data.images[test_idx], data.labels[test_idx]
     rt = InProcessRuntime(catalog)
     tasks = tuple(catalog.tasks)
-    outs: dict[str, list[torch.Tensor]] = {t: [] for t in tasks}
-    for i in range(0, len(images), 100):
-        resp = rt.handle(Request(f"eval{i}", tasks, "eval", payload=images[i:i + 100]))
-        if not resp.ok:
-            raise RuntimeError(f"evaluation request failed: {resp.error}")
-        for t in tasks:
-            outs[t].append(resp.outputs[t])
-    out = {t: torch.cat(v) for t, v in outs.items()}
-    gallery = catalog.services[catalog.heads["retrieval"]](ctx["train_features"])
-    recall = recall_at_k(out["retrieval"], labels, gallery, data.labels[ctx["train_idx"]], ks)
-    return {
-        "images": len(images),
-        "landcover_acc": float((out["landcover"].argmax(1) == labels).float().mean()),
-        "coarse_acc": float((out["coarse"].argmax(1) == coarse_labels(labels)).float().mean()),
-        **{f"retrieval_recall@{k}": v for k, v in recall.items()},
-        "gallery": len(ctx["train_idx"]),
-        "codec": catalog.codec,
-    }
+    out: dict = {"images": len(rgb), "gallery": len(ctx["train_idx"]), "codec": catalog.codec,
+                 "modalities": {}}
+    for name in modalities or ["rgb"]:
+        mod = get_modality(name)
+        images = mod.from_rgb(rgb)
+        served: dict[str, list[torch.Tensor]] = {t: [] for t in tasks}
+        for i in range(0, len(images), 100):
+            resp = rt.handle(Request(f"eval{i}", tasks, "eval", payload=images[i:i + 100],
+                                     modality=name))
+            if not resp.ok:
+                raise RuntimeError(f"evaluation request failed: {resp.error}")
+            for t in tasks:
+                served[t].append(resp.outputs[t])
+        row = {"measured": mod.measured, "sensor": mod.sensor, "raw_bytes_per_tile": mod.raw_bytes,
+               "served": _task_scores(catalog, {t: torch.cat(v) for t, v in served.items()},
+                                      labels, ctx, ks),
+               "float": _task_scores(catalog, _heads(catalog, catalog.features(images, name)),
+                                     labels, ctx, ks)}
+        for fmt in image_formats:
+            if mod.bytes_per_sample != 1:
+                continue  # 16-bit samples: no 8-bit image format applies
+            coded = [image_roundtrip(img, fmt, image_quality) for img in images]
+            decoded = torch.stack([c[0] for c in coded])
+            row[fmt] = _task_scores(catalog, _heads(catalog, catalog.features(decoded, name)),
+                                    labels, ctx, ks)
+            row[f"{fmt}_bytes_per_tile"] = float(np.mean([c[1] for c in coded]))
+        out["modalities"][name] = row
+    return out
 
 
 def _sources(cfg: ServeConfig, satellites: list[str]) -> list[str]:
@@ -107,18 +159,66 @@ def _sources(cfg: ServeConfig, satellites: list[str]) -> list[str]:
     return list(src)
 
 
+def _nodes_and_demands(cfg: ServeConfig, plan) -> tuple[dict, list[Demand]]:
+    """Nodes from the profiles; one demand per source, taking the modalities in turn."""
+    n, w = cfg.nodes, cfg.workload
+    nodes = default_nodes(plan.satellites, plan.stations, n.satellite_profile, n.ground_profile,
+                          n.satellite_memory_bytes)
+    mods = w.modalities
+    demands = [Demand(s, tuple(w.tasks), w.rate_hz, w.tiles, mods[i % len(mods)])
+               for i, s in enumerate(_sources(cfg, plan.satellites))]
+    return nodes, demands
+
+
+def first_placement(cfg: ServeConfig, catalog: Catalog) -> Placement:
+    """The placement of the first epoch (``t = 0``) with the configured method: what
+    ``satedge serve --runtime ray`` deploys."""
+    plan = cfg.build_plan()
+    nodes, demands = _nodes_and_demands(cfg, plan)
+    p = cfg.placement
+    problem = PlacementProblem.from_catalog(catalog, nodes, demands,
+                                            memory_weight=p.memory_weight,
+                                            max_utilisation=p.max_utilisation,
+                                            neighbourhood_hops=p.neighbourhood_hops)
+    return placement_method(p.method)(problem, Network(plan, cfg.network), 0.0)
+
+
+def scheme_accuracy_key(scheme: str) -> str:
+    """Which measured accuracy a scheme delivers: microservices the served chain (link codec
+    included), ``ground_<format>`` the decoded tiles, on-board and raw downlink float tokens."""
+    if scheme == "microservice":
+        return "served"
+    if scheme.startswith("ground_") and scheme != "ground_raw":
+        return scheme.removeprefix("ground_")
+    return "float"
+
+
+def _add_scheme_accuracy(summaries: dict[str, dict], accuracy: dict,
+                         demand_modalities: list[str]) -> None:
+    """``landcover_acc`` of each scheme: its measured accuracy averaged over the demands'
+    modalities (every demand sends the same tiles at the same rate)."""
+    for scheme, s in summaries.items():
+        key = scheme_accuracy_key(scheme)
+        rows = [accuracy["modalities"][m] for m in demand_modalities]
+        s["landcover_acc"] = float(np.mean([r[key]["landcover_acc"] for r in rows]))
+        s["measured_modalities_only"] = all(r["measured"] for r in rows)
+
+
 def verdict(summaries: dict[str, dict]) -> list[str]:
-    """Where microservices beat (or do not beat) each baseline on p95 latency and memory."""
+    """Where microservices beat (or do not beat) each baseline on p95 latency, on-board memory,
+    deadline misses and tiles delivered in time."""
     lines = []
     ms = summaries["microservice"]
-    for base in ("monolithic", "ground"):
-        b = summaries[base]
-        for key, label in (("p95_latency_s", "p95 latency"),
-                           ("onboard_memory_bytes", "on-board memory"),
-                           ("missed", "deadline misses")):
-            better = ms[key] < b[key]
-            same = ms[key] == b[key]
-            word = "beats" if better else ("ties" if same else "does NOT beat")
+    for base, b in summaries.items():
+        if base == "microservice":
+            continue
+        for key, label, more_is_better in (("landcover_acc", "land-cover accuracy", True),
+                                           ("p95_latency_s", "p95 latency", False),
+                                           ("onboard_memory_bytes", "on-board memory", False),
+                                           ("missed", "deadline misses", False),
+                                           ("delivered_tiles", "tiles delivered in time", True)):
+            better = ms[key] > b[key] if more_is_better else ms[key] < b[key]
+            word = "beats" if better else ("ties" if ms[key] == b[key] else "does NOT beat")
             lines.append(f"microservice {word} {base} on {label}: {ms[key]:.4g} vs {b[key]:.4g}")
     return lines
 
@@ -140,36 +240,70 @@ def _write(out: Path, cfg: ServeConfig, accuracy: dict, cmp: Comparison, timings
     return path
 
 
-def run_serving(cfg: ServeConfig, out_dir: str | Path) -> dict:
-    """Build, evaluate and compare; returns the summary written to ``out_dir/summary.json``."""
-    from research.tracking import log_run
+@dataclass
+class ServingSetup:
+    """What every comparison of a config shares: the services, their measured accuracy and
+    image sizes, the contact plan, the nodes and the config's demands."""
 
+    catalog: Catalog
+    ctx: dict
+    accuracy: dict
+    image_tile_bytes: dict[str, dict[str, float]]
+    plan: object
+    nodes: dict
+    demands: list[Demand]
+    timings: dict[str, float]
+
+
+def prepare_serving(cfg: ServeConfig) -> ServingSetup:
+    """Build the catalog, measure accuracy (and image sizes) per modality, build the plan."""
     tic = time.perf_counter()
     catalog, ctx = build_service_catalog(cfg)
     timings = {"catalog_s": time.perf_counter() - tic}
     tic = time.perf_counter()
-    accuracy = evaluate_tasks(catalog, ctx, cfg.evaluate.images, cfg.evaluate.recall_k)
+    b = cfg.baselines
+    accuracy = evaluate_tasks(catalog, ctx, cfg.evaluate.images, cfg.evaluate.recall_k,
+                              sorted(set(cfg.workload.modalities)), b.image_formats,
+                              b.image_quality)
+    image_tile_bytes = {
+        fmt: {m: row[f"{fmt}_bytes_per_tile"] for m, row in accuracy["modalities"].items()}
+        for fmt in b.image_formats
+        if all(f"{fmt}_bytes_per_tile" in row for row in accuracy["modalities"].values())}
     timings["evaluate_s"] = time.perf_counter() - tic
     tic = time.perf_counter()
     plan = cfg.build_plan()
     timings["plan_s"] = time.perf_counter() - tic
-    n = cfg.nodes
-    nodes = default_nodes(plan.satellites, plan.stations, n.satellite_profile, n.ground_profile,
-                          n.satellite_memory_bytes)
+    nodes, demands = _nodes_and_demands(cfg, plan)
+    return ServingSetup(catalog, ctx, accuracy, image_tile_bytes, plan, nodes, demands, timings)
+
+
+def compare_setup(cfg: ServeConfig, setup: ServingSetup,
+                  demands: list[Demand] | None = None) -> Comparison:
+    """Every scheme on ``demands`` (default the config's), each summary with its measured
+    land-cover accuracy."""
+    demands = setup.demands if demands is None else demands
     w, p = cfg.workload, cfg.placement
-    demands = [Demand(s, tuple(w.tasks), w.rate_hz, w.tiles, w.modality)
-               for s in _sources(cfg, plan.satellites)]
-    horizon = min(w.horizon_s, plan.horizon_s)
-    cmp = compare_schemes(catalog, Network(plan, cfg.network), nodes, demands, horizon_s=horizon,
-                          epoch_s=p.epoch_s, deadline_s=w.deadline_s, seed=w.seed,
-                          method=p.method, memory_weight=p.memory_weight,
+    horizon = min(w.horizon_s, setup.plan.horizon_s)
+    cmp = compare_schemes(setup.catalog, Network(setup.plan, cfg.network), setup.nodes, demands,
+                          horizon_s=horizon, epoch_s=p.epoch_s, deadline_s=w.deadline_s,
+                          seed=w.seed, method=p.method, memory_weight=p.memory_weight,
                           max_utilisation=p.max_utilisation,
-                          neighbourhood_hops=p.neighbourhood_hops)
+                          neighbourhood_hops=p.neighbourhood_hops,
+                          image_tile_bytes=setup.image_tile_bytes)
+    _add_scheme_accuracy(cmp.summaries, setup.accuracy, [d.modality for d in demands])
+    return cmp
+
+
+def run_serving(cfg: ServeConfig, out_dir: str | Path) -> dict:
+    """Build, evaluate and compare; returns the summary written to ``out_dir/summary.json``."""
+    from research.tracking import log_run
+
+    setup = prepare_serving(cfg)
+    cmp = compare_setup(cfg, setup)
     out = Path(out_dir)
-    path = _write(out, cfg, accuracy, cmp, timings)
+    path = _write(out, cfg, setup.accuracy, cmp, setup.timings)
     summary = json.loads(path.read_text())
-    log_run("serve", cfg.raw, {"accuracy": accuracy, **{s: summary["schemes"][s]
-                                                        for s in SCHEMES}},
-            out_dir=out, tables={"schemes": [{"scheme": s, **summary["schemes"][s]}
-                                             for s in SCHEMES]})
+    schemes = summary["schemes"]
+    log_run("serve", cfg.raw, {"accuracy": setup.accuracy, **schemes}, out_dir=out,
+            tables={"schemes": [{"scheme": s, **v} for s, v in schemes.items()]})
     return summary

@@ -4,13 +4,15 @@ The default runtime (deterministic, used in tests and by the simulator's accurac
 service has one or more replicas, each pinned to a node of the placement. A request runs the
 shared prefix of its chain once (embedder, codec, encoder segments) and then every head it asks
 for. When a replica fails, the call is retried on the next live replica of the same service;
-answers are kept by request id, so a request resubmitted after a failure is answered once.
+answers are kept by request id, so a request resubmitted after a failure is answered once. Every
+replica records the request ids of the calls it ran to completion (:meth:`InProcessRuntime.executions`),
+so a test can prove that each call ran exactly once and a dying replica completed nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -28,13 +30,18 @@ class ReplicaFailure(RuntimeError):
 
 @dataclass
 class Replica:
-    """One copy of a service on a node; ``fail_after`` kills it after that many calls."""
+    """One copy of a service on a node; ``fail_after`` kills it after that many calls.
+
+    ``executed`` lists the request ids of the calls it ran to completion, in order (a replica
+    that dies during a call never completes it), so tests can prove each call ran once.
+    """
 
     service: str
     node: str
     alive: bool = True
     calls: int = 0
     fail_after: int | None = None
+    executed: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -58,7 +65,8 @@ class InProcessRuntime:
             name: [Replica(name, n) for n in placement.get(name, ["local"])]
             for name in catalog.services
         }
-        self.limits = limits or Limits(tasks=catalog.tasks, token_shape=catalog.token_shape())
+        self.limits = limits or Limits(tasks=catalog.tasks, modalities=tuple(catalog.embedders),
+                                            token_shape=catalog.token_shape())
         self.answered: dict[str, Response] = {}
         self.answer_count: dict[str, int] = {}
         self._turn: dict[str, int] = {}
@@ -70,8 +78,18 @@ class InProcessRuntime:
         self._replica(service, node).alive = False
 
     def fail_after(self, service: str, node: str, calls: int) -> None:
-        """Make a replica die on its ``calls + 1``-th call (mid-workload failure)."""
+        """Make a replica die during its ``calls + 1``-th call (mid-workload failure): that call
+        is never completed there and goes to the next live replica."""
         self._replica(service, node).fail_after = calls
+
+    def executions(self) -> dict[str, dict[str, list[str]]]:
+        """request id -> service -> the replicas that ran that call to completion."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for reps in self.replicas.values():
+            for rep in reps:
+                for rid in rep.executed:
+                    out.setdefault(rid, {}).setdefault(rep.service, []).append(rep.key)
+        return out
 
     def _replica(self, service: str, node: str) -> Replica:
         for r in self.replicas[service]:
@@ -79,7 +97,8 @@ class InProcessRuntime:
                 return r
         raise KeyError(f"no replica of {service!r} on {node!r}")
 
-    def _call(self, service: str, x: torch.Tensor, trace: list[str]) -> torch.Tensor:
+    def _call(self, service: str, x: torch.Tensor, trace: list[str],
+              request_id: str) -> torch.Tensor:
         """Run ``service`` on a live replica (round robin), failing over to the others."""
         reps = self.replicas[service]
         start = self._turn.get(service, 0)
@@ -92,20 +111,22 @@ class InProcessRuntime:
                 continue
             rep.calls += 1
             self._turn[service] = (start + i + 1) % len(reps)
-            trace.append(rep.key)
             with torch.no_grad():
-                return self.catalog.services[service](x)
+                out = self.catalog.services[service](x)
+            rep.executed.append(request_id)
+            trace.append(rep.key)
+            return out
         raise ReplicaFailure(f"no live replica of {service!r} "
                              f"(tried {[r.key for r in reps]})")
 
     # ------------------------------------------------------------------ serving
     def _tokens(self, request: Request, trace: list[str]) -> torch.Tensor:
-        cat = self.catalog
+        cat, rid = self.catalog, request.request_id
         if request.payload is not None:
             x = self._call(cat.embedders[request.modality],
-                           cat.normalize(request.payload, request.modality), trace)
+                           cat.normalize(request.payload, request.modality), trace, rid)
             if cat.codec:
-                x = self._call(cat.codec, x, trace)
+                x = self._call(cat.codec, x, trace, rid)
             return x
         codec = cat.services[cat.codec] if cat.codec else None
         link = codec.link if isinstance(codec, LinkCodec) else self._identity
@@ -114,9 +135,10 @@ class InProcessRuntime:
     def _run(self, request: Request) -> Response:
         trace: list[str] = []
         x = self._tokens(request, trace)
+        rid = request.request_id
         for name in self.catalog.segments:
-            x = self._call(name, x, trace)
-        outputs = {t: self._call(self.catalog.heads[t], x, trace) for t in request.tasks}
+            x = self._call(name, x, trace, rid)
+        outputs = {t: self._call(self.catalog.heads[t], x, trace, rid) for t in request.tasks}
         return Response(request.request_id, tuple(request.tasks), outputs, served_by=trace)
 
     def handle(self, request: Request) -> Response:

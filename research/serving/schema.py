@@ -1,7 +1,6 @@
 """Typed requests and responses of the serving layer, and the checks that guard every service.
 
-A request carries either an image tensor (uint8 ``[B, C, H, W]``: 3 RGB bands or 13
-multispectral bands) or a bitstream from a link codec (``list[bytes]`` plus the token shape),
+A request carries either an image tensor (uint8 ``[B, C, H, W]`` in its modality's shape) or a bitstream from a link codec (``list[bytes]`` plus the token shape),
 with the metadata routing needs: the tasks asked for, the capturing satellite, the capture time
 and a deadline. :func:`validate` turns anything malformed into an error :class:`Response` with a
 message that names the problem, so a bad request never crashes a service.
@@ -15,11 +14,9 @@ from typing import Any
 
 import torch
 
+from research.serving.modalities import get_modality, list_modalities
+
 __all__ = ["Limits", "Request", "Response", "ServingError", "error_response", "validate"]
-
-BANDS = {"rgb": 3, "ms13": 13}
-"""Band count of each modality the embedders accept."""
-
 
 class ServingError(ValueError):
     """A request the serving layer refuses; its message goes into the error response."""
@@ -27,10 +24,12 @@ class ServingError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What a deployment accepts: tasks, image size, payload size and batch size."""
+    """What a deployment accepts: tasks, payload size and batch size (image shapes are the
+    modality's, :mod:`research.serving.modalities`); ``modalities``: those with an embedder in
+    the deployment (``None``: every registered one)."""
 
     tasks: tuple[str, ...]
-    img_size: int = 64
+    modalities: tuple[str, ...] | None = None
     max_payload_bytes: int = 16 * 2**20
     max_batch: int = 256
     token_shape: tuple[int, int] | None = None
@@ -49,7 +48,7 @@ class Request:
         payload: uint8 images ``[B, C, H, W]`` (``C`` = 3 or 13), or ``None`` for a bitstream.
         bitstream: One link-codec payload per image (tokens after the embedder), or ``None``.
         token_shape: ``(N, D)`` of the tokens a bitstream decodes to.
-        modality: ``"rgb"`` or ``"ms13"``.
+        modality: a name of :mod:`research.serving.modalities` (``"rgb"``, ``"pan"``, ...).
         tiles: Image tiles the request stands for in simulation (the payload may hold fewer).
     """
 
@@ -121,10 +120,12 @@ def _check_images(x: Any, modality: str, limits: Limits) -> None:
     if x.dim() != 4:
         raise ServingError(f"payload must be [B, C, H, W], got shape {tuple(x.shape)}")
     b, c, h, w = x.shape
-    if c != BANDS[modality]:
-        raise ServingError(f"modality {modality!r} needs {BANDS[modality]} bands, got {c}")
-    if (h, w) != (limits.img_size, limits.img_size):
-        raise ServingError(f"images must be {limits.img_size}x{limits.img_size}, got {h}x{w}")
+    m = get_modality(modality)
+    if c != m.bands:
+        raise ServingError(f"modality {modality!r} needs {m.bands} bands, got {c}")
+    if (h, w) != (m.img_size, m.img_size):
+        raise ServingError(f"modality {modality!r} images must be {m.img_size}x{m.img_size}, "
+                           f"got {h}x{w}")
     if not 1 <= b <= limits.max_batch:
         raise ServingError(f"batch of {b} images; expected 1..{limits.max_batch}")
 
@@ -149,8 +150,12 @@ def validate(request: Any, limits: Limits) -> Response | None:
         return error_response(request, f"expected a Request, got {type(request).__name__}")
     try:
         _check_tasks(request.tasks, limits.tasks)
-        if request.modality not in BANDS:
-            raise ServingError(f"unknown modality {request.modality!r}; valid: {list(BANDS)}")
+        if request.modality not in list_modalities():
+            raise ServingError(f"unknown modality {request.modality!r}; valid: "
+                               f"{list_modalities()}")
+        if limits.modalities is not None and request.modality not in limits.modalities:
+            raise ServingError(f"modality {request.modality!r} has no embedder in this "
+                               f"deployment; served: {list(limits.modalities)}")
         if (request.payload is None) == (request.bitstream is None):
             raise ServingError("a request carries exactly one of payload or bitstream")
         if request.payload is not None:

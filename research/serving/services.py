@@ -5,8 +5,8 @@ placement and simulation need: parameter bytes (memory on the node), FLOPs per i
 ``FlopCounterMode`` on a real forward pass, never estimated) and the bytes it emits per image (what
 the next hop carries). Kinds:
 
-* ``embed``: modality embedder, images -> tokens (RGB: the checkpoint's patch embedding; ``ms13``:
-  a 13-band patch embedding initialised from the RGB kernel on Sentinel-2 bands B04, B03, B02);
+* ``embed``: modality embedder, images -> tokens (RGB: the checkpoint's patch embedding; the
+  other modalities of :mod:`research.serving.modalities`: their own patch embeddings);
 * ``encoder``: blocks ``i..j`` of the shared encoder (the last segment also norms and pools);
 * ``codec``: a link module from ``encoders`` (tokens <-> ``list[bytes]``);
 * ``head``: a task head, ANN or spiking (features -> logits or retrieval embeddings).
@@ -24,6 +24,7 @@ from torch import nn
 
 from encoders.base import LinkModule
 from research.models.profile import count_flops
+from research.serving.modalities import MS13_RGB_BANDS, embedder_init
 
 __all__ = [
     "MS13_RGB_BANDS",
@@ -35,13 +36,10 @@ __all__ = [
     "EncoderSegment",
     "LinkCodec",
     "SpikingTaskHead",
+    "modality_embedder",
     "multispectral_embedder",
     "rgb_embedder",
 ]
-
-MS13_RGB_BANDS = (3, 2, 1)
-"""Indices of Sentinel-2 B04 (red), B03 (green), B02 (blue) in the 13-band L1C order."""
-
 
 def _param_bytes(params: Sequence[torch.Tensor]) -> int:
     return int(sum(p.numel() * p.element_size() for p in params))
@@ -98,7 +96,7 @@ class Embedder(Service):
         self.pos_embed = vit.pos_embed  # shared Parameter: one position table per encoder
         self.norm_pre = vit.norm_pre
         self.in_chans = in_chans
-        self.img_size = int(vit.patch_embed.img_size[0])
+        self.img_size = int(patch_embed.img_size[0])
 
     def example_input(self) -> torch.Tensor:
         return torch.zeros(1, self.in_chans, self.img_size, self.img_size)
@@ -113,23 +111,15 @@ def rgb_embedder(vit: VisionTransformer) -> Embedder:
     return Embedder("embed_rgb", vit.patch_embed, vit, in_chans=3)
 
 
-def multispectral_embedder(vit: VisionTransformer, bands: int = 13) -> Embedder:
-    """A 13-band patch embedding for the same encoder.
+def multispectral_embedder(vit: VisionTransformer) -> Embedder:
+    """The synthetic 13-band embedder (``ms13``): its RGB bands reproduce the RGB embedder
+    exactly and the other bands start at zero, never trained (tests of the 13-band path only)."""
+    return Embedder("embed_ms13", embedder_init(vit, "ms13"), vit, in_chans=13)
 
-    Initialised so that the RGB bands reproduce the RGB embedder exactly and the other bands start
-    at zero (fine-tuning would train them); with only RGB data here it is tested on generated
-    13-band images.
-    """
-    rgb = vit.patch_embed
-    dim = rgb.proj.out_channels
-    pe = PatchEmbed(img_size=rgb.img_size, patch_size=rgb.patch_size, in_chans=bands,
-                    embed_dim=dim)
-    with torch.no_grad():
-        pe.proj.weight.zero_()
-        for rgb_band, ms_band in enumerate(MS13_RGB_BANDS):
-            pe.proj.weight[:, ms_band] = rgb.proj.weight[:, rgb_band]
-        pe.proj.bias.copy_(rgb.proj.bias)
-    return Embedder("embed_ms13", pe, vit, in_chans=bands)
+
+def modality_embedder(vit: VisionTransformer, modality: str, patch_embed: PatchEmbed) -> Embedder:
+    """A trained embedder of ``modality`` (``research.serving.modalities``) as a service."""
+    return Embedder(f"embed_{modality}", patch_embed, vit, in_chans=patch_embed.proj.in_channels)
 
 
 class EncoderSegment(Service):

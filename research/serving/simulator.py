@@ -18,29 +18,30 @@ cause (on-board / ground compute, queueing for a busy accelerator, a contact or 
 transmitter or antenna, transmission, propagation), whose parts add up to ``latency_s`` for
 every delivered request.
 
-Three schemes build routes for the same requests: :func:`microservice_routes` (placed replicas;
-ground stages go to the ground pool),
-:func:`monolithic_routes` (one full model per task on the capturing satellite) and
-:func:`ground_routes` (downlink the raw images, infer on the ground server).
+Four route builders serve the same requests: :func:`microservice_routes` (placed replicas;
+ground stages go to the ground pool), :func:`onboard_shared_routes` (one shared encoder with
+every head on the capturing satellite: the strong on-board baseline), :func:`monolithic_routes`
+(one full model per task on board: the weak one, kept for reference) and :func:`ground_routes`
+(downlink the tiles, raw or in an image format of measured size, and infer on the ground).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from research.orbit.network import NetworkState
 from research.records import BYTES_FIELDS, ENERGY_FIELDS, LATENCY_FIELDS, check_latency
+from research.serving.modalities import get_modality
 from research.serving.placement import Demand, Node, Placement, PlacementProblem
 from research.serving.routing import GROUND, Hop, Network
-from research.serving.schema import BANDS
 
 __all__ = ["Outcome", "SimRequest", "Step", "ground_routes", "make_requests",
-           "microservice_routes", "monolithic_routes", "raw_bytes", "simulate", "summarise"]
+           "microservice_routes", "monolithic_routes", "onboard_shared_routes", "raw_bytes", "simulate", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,16 @@ class Outcome:
     bytes_uplink: float = 0.0
     bytes_isl: float = 0.0
     path: str = ""
+    tiles: int = 1
+    modality: str = "rgb"
 
     def row(self) -> dict:
         return asdict(self)
 
 
-def raw_bytes(modality: str, img_size: int = 64) -> int:
-    """Bytes of one raw tile: RGB uint8, 13-band uint16 (Sentinel-2 L1C digital numbers)."""
-    per_band = 1 if modality == "rgb" else 2
-    return BANDS[modality] * img_size * img_size * per_band
+def raw_bytes(modality: str) -> int:
+    """Bytes of one raw tile of ``modality`` as the satellite holds it."""
+    return get_modality(modality).raw_bytes
 
 
 def make_requests(demands: Sequence[Demand], horizon_s: float, deadline_s: float,
@@ -155,8 +157,22 @@ def microservice_routes(p: PlacementProblem, placements: Sequence[Placement], ep
     return routes
 
 
+def onboard_shared_routes(p: PlacementProblem, requests: Sequence[SimRequest]
+                          ) -> list[list[Step]]:
+    """The strong on-board baseline: one shared encoder with every task head on the capturing
+    satellite (embedder and encoder once per capture, then each head); only results go down."""
+    routes = []
+    for r in requests:
+        d = p.demands[r.demand]
+        services = [p.embedders[r.modality], *p.stages, *(p.heads[t] for t in r.tasks)]
+        routes.append([Step(r.source, _flops(p, services, r.tiles), p.result_bytes(d),
+                            "onboard_shared")])
+    return routes
+
+
 def monolithic_routes(p: PlacementProblem, requests: Sequence[SimRequest]) -> list[list[Step]]:
-    """Every task runs its own full model (embedder, encoder, head) on the capturing satellite."""
+    """The weak on-board baseline: every task runs its own full model (embedder, encoder, head)
+    on the capturing satellite, so a capture asking three tasks runs the encoder three times."""
     routes = []
     for r in requests:
         d = p.demands[r.demand]
@@ -168,12 +184,17 @@ def monolithic_routes(p: PlacementProblem, requests: Sequence[SimRequest]) -> li
 
 
 def ground_routes(p: PlacementProblem, requests: Sequence[SimRequest],
-                  img_size: int = 64) -> list[list[Step]]:
-    """Raw tiles go down to the first reachable station; its server runs the shared chain."""
+                  tile_bytes: Mapping[str, float] | None = None) -> list[list[Step]]:
+    """Tiles go down to the first reachable station; its server runs the shared chain.
+
+    ``tile_bytes``: bytes of one tile per modality as sent (measured JPEG sizes, say); default
+    the raw tile (:func:`raw_bytes`). Encoding on board is not charged (a JPEG encoder is
+    hardware on such satellites)."""
     routes = []
     for r in requests:
+        per_tile = raw_bytes(r.modality) if tile_bytes is None else tile_bytes[r.modality]
         services = [p.embedders[r.modality], *p.stages, *(p.heads[t] for t in r.tasks)]
-        routes.append([Step(r.source, 0.0, raw_bytes(r.modality, img_size) * r.tiles, "downlink"),
+        routes.append([Step(r.source, 0.0, per_tile * r.tiles, "downlink"),
                        Step(GROUND, _flops(p, services, r.tiles), 0.0, "ground")])
     return routes
 
@@ -187,8 +208,8 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
     event is popped from the time-ordered queue.
     """
     state = net.new_state() if state is None else state
-    out = [Outcome(r.request_id, scheme, r.source, "+".join(r.tasks), r.capture_s, r.deadline_s)
-           for r in requests]
+    out = [Outcome(r.request_id, scheme, r.source, "+".join(r.tasks), r.capture_s, r.deadline_s,
+                   tiles=r.tiles, modality=r.modality) for r in requests]
     free: dict[str, float] = {}
     trail: list[list[str]] = [[] for _ in requests]
     heap: list[tuple[float, int, int, int, str, str]] = []
@@ -284,6 +305,10 @@ def summarise(outcomes: Sequence[Outcome], onboard_memory: dict[str, int]) -> di
         "p95_latency_s": pct(95),
         "mean_latency_s": float(finite.mean()) if len(finite) else math.nan,
         "missed": int(sum(o.missed for o in outcomes)),
+        "tiles": int(sum(o.tiles for o in outcomes)),
+        "delivered_tiles": int(sum(o.tiles for o in outcomes if not o.missed)),
+        "delivered_fraction": (float(np.mean([not o.missed for o in outcomes]))
+                               if outcomes else math.nan),
         "unreachable": int(sum(o.reason.startswith("unreachable") for o in outcomes)),
         "onboard_memory_bytes": int(sum(onboard_memory.values())),
         "max_satellite_memory_bytes": int(max(onboard_memory.values(), default=0)),

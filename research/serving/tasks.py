@@ -13,7 +13,7 @@ the unsplit model's logits exactly when the codec is lossless (tested).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -22,15 +22,15 @@ from torch import nn
 
 from research.data.imagefolder import EUROSAT_CLASSES
 from research.data.transforms import normalize
-from research.serving.schema import BANDS
+from research.serving.modalities import MS13_RGB_BANDS
 from research.serving.services import (
-    MS13_RGB_BANDS,
     ClassifierHead,
     EmbeddingHead,
     EncoderSegment,
     LinkCodec,
     Service,
     SpikingTaskHead,
+    modality_embedder,
     multispectral_embedder,
     rgb_embedder,
 )
@@ -122,7 +122,10 @@ class Catalog:
 def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[float], *,
                   cuts: Sequence[int] = (), codec: str | None = None,
                   coarse_head: nn.Module | None = None,
-                  spiking_head: nn.Module | None = None) -> Catalog:
+                  spiking_head: nn.Module | None = None,
+                  embedders: Mapping[str, nn.Module] | None = None,
+                  embedder_stats: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+                  ) -> Catalog:
     """Services for the three tasks on one encoder.
 
     Args:
@@ -133,6 +136,9 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
         codec: link module name at the embedder/encoder cut (``encoders.build_link``).
         coarse_head: the coarse head (``LayerNorm`` + ``Linear``); a fresh one if ``None``.
         spiking_head: optional spiking land-cover head, served as task ``landcover_snn``.
+        embedders / embedder_stats: trained patch embeddings of other modalities (``pan``,
+            ``rgb20m``: :func:`research.serving.modalities.load_embedder_weights`) and the
+            mean / std of their inputs. ``rgb`` and the synthetic ``ms13`` are always served.
     """
     depth = len(vit.blocks)
     bounds = [0, *sorted(int(c) for c in cuts), depth]
@@ -140,7 +146,13 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
         raise ValueError(f"cuts {list(cuts)} must be distinct block indices in 1..{depth - 1}")
     dim = int(vit.embed_dim)
     services: dict[str, Service] = {}
-    for emb in (rgb_embedder(vit), multispectral_embedder(vit, BANDS["ms13"])):
+    embedders, embedder_stats = dict(embedders or {}), dict(embedder_stats or {})
+    if set(embedders) != set(embedder_stats):
+        raise ValueError(f"embedders {sorted(embedders)} and embedder_stats "
+                         f"{sorted(embedder_stats)} must name the same modalities")
+    modal = {"rgb": rgb_embedder(vit), "ms13": multispectral_embedder(vit)}
+    modal.update({name: modality_embedder(vit, name, pe) for name, pe in embedders.items()})
+    for emb in modal.values():
         services[emb.name] = emb
     segments = [EncoderSegment(vit, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     services.update({s.name: s for s in segments})
@@ -162,14 +174,17 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
         link = LinkCodec(build_link(codec).eval(), (segments[0].num_tokens, dim))
         services[link.name] = link
         codec_name = link.name
-    ms_mean, ms_std = [0.5] * BANDS["ms13"], [0.25] * BANDS["ms13"]
+    ms_mean, ms_std = [0.5] * 13, [0.25] * 13
     for rgb_band, ms_band in enumerate(MS13_RGB_BANDS):
         ms_mean[ms_band], ms_std[ms_band] = float(mean[rgb_band]), float(std[rgb_band])
+    means = {"rgb": list(mean), "ms13": ms_mean,
+             **{k: [float(v) for v in m] for k, (m, _) in embedder_stats.items()}}
+    stds = {"rgb": list(std), "ms13": ms_std,
+            **{k: [float(v) for v in sd] for k, (_, sd) in embedder_stats.items()}}
     for s in services.values():
         s.eval()
-    return Catalog(services, {"rgb": "embed_rgb", "ms13": "embed_ms13"},
-                   [s.name for s in segments], head_of, codec_name,
-                   {"rgb": list(mean), "ms13": ms_mean}, {"rgb": list(std), "ms13": ms_std})
+    return Catalog(services, {k: e.name for k, e in modal.items()},
+                   [s.name for s in segments], head_of, codec_name, means, stds)
 
 
 def train_coarse_head(features: torch.Tensor, labels: torch.Tensor, *, steps: int = 300,

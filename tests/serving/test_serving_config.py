@@ -37,6 +37,10 @@ def test_committed_configs_parse():
      r"placement.method: unknown placement method 'anneal'; expected one of \['greedy', 'milp'\]"),
     ({"model": {"checkpoint": "x.ckpt", "backbone": "satvit_tiny"}}, "exactly one"),
     ({"orbit": "demo"}, "orbit must be a mapping"),
+    ({"workload": {"modality": "sar"}}, r"workload.modality 'sar'; expected one or a list of"),
+    ({"workload": {"modality": ["rgb", "pan"]}}, r"\['pan'\] needs trained embedders"),
+    ({"baselines": {"image_formats": ["gif"]}}, r"baselines.image_formats \['gif'\]"),
+    ({"baselines": {"image_quality": 0}}, "quality in 1..100"),
 ])
 def test_config_errors_are_clear(patch, needle):
     raw = _quick()
@@ -71,15 +75,23 @@ def test_cli_quick_run(tmp_path, capsys):
     cfg_path.write_text(yaml.safe_dump(raw))
     assert main(["--config", str(cfg_path), "--out", str(tmp_path / "out")]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert set(summary["schemes"]) == {"microservice", "monolithic", "ground"}
+    assert set(summary["schemes"]) == {"microservice", "onboard_shared", "monolithic",
+                                       "ground_raw", "ground_jpeg"}
     n = summary["schemes"]["microservice"]["requests"]
     assert n > 0 and all(s["requests"] == n for s in summary["schemes"].values())
+    jpeg = summary["accuracy"]["modalities"]["rgb"]["jpeg_bytes_per_tile"]
+    assert 0 < jpeg < 12_288  # measured, smaller than the raw tile
+    down = {s: v["bytes_downlink"] for s, v in summary["schemes"].items()}
+    assert down["ground_jpeg"] < down["ground_raw"]
+    # the strong on-board baseline runs the encoder once per capture, the weak one per task
+    flops = {s: v["onboard_flops"] for s, v in summary["schemes"].items()}
+    assert flops["onboard_shared"] < flops["monolithic"]
     rows = (tmp_path / "out" / "outcomes.csv").read_text().splitlines()
-    assert len(rows) == 1 + 3 * n
+    assert len(rows) == 1 + 5 * n
     header = set(rows[0].split(","))
     assert {*BYTES_FIELDS, *ENERGY_FIELDS, *LATENCY_FIELDS, "latency_s"} <= header
     ledger = json.loads((tmp_path / "out" / "outcomes.json").read_text())
-    assert len(ledger["rows"]) == 3 * n and ledger["name"] == raw["name"]
+    assert len(ledger["rows"]) == 5 * n and ledger["name"] == raw["name"]
     assert "microservice" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**raw, "extra": 1}))
@@ -105,3 +117,36 @@ def test_fig_serving_script_parses_its_options(capsys):
     with pytest.raises(SystemExit) as exit_:
         script["main"](["--help"])
     assert exit_.value.code == 0 and "--config" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_ray_run_survives_a_kill(tmp_path, capsys):
+    """``satedge serve --runtime ray``: a bounded live run on Ray Serve with one replica killed
+    inside a request; every request answered once, files written, Ray shut down."""
+    pytest.importorskip("ray.serve")
+    import ray
+
+    raw = _quick()
+    raw["orbit"]["duration_s"] = 600
+    raw["workload"].update(horizon_s=600, sources=2, tasks=["landcover"], modality="rgb")
+    raw["placement"]["epoch_s"] = 300
+    raw["model"].update(coarse_train_images=60, coarse_steps=10)
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    assert main(["--config", str(cfg_path), "--runtime", "ray", "--requests", "24",
+                 "--clients", "3", "--tiles", "2", "--kills", "1", "--port", "8771",
+                 "--out", str(out)]) == 0
+    assert not ray.is_initialized()
+    summary = json.loads((out / "ray_summary.json").read_text())
+    load = summary["load"]
+    assert (load["sent"], load["answered"], load["lost"], load["duplicated"]) == (24, 24, 0, 0)
+    assert summary["exactly_once"] and len(summary["kills"]) == 1
+    assert summary["failovers"] + summary["hedges"] >= 1
+    assert 0 < load["p50_latency_s"] <= load["p95_latency_s"] and load["throughput_rps"] > 0
+    assert max(len(n) for n in summary["deployment"].values()) == 2
+    rows = (out / "ray_requests.csv").read_text().splitlines()
+    assert len(rows) == 25 and rows[0].startswith("request_id,client,")
+    ledger = json.loads((out / "ray_requests.json").read_text())
+    assert len(ledger["rows"]) == 24 and ledger["load"] == load
+    assert "answered once and executed once: yes" in capsys.readouterr().out

@@ -63,20 +63,37 @@ def test_truncated_bitstream_is_an_error_response(catalog, images):
 
 
 def test_replica_failure_reroutes_without_loss_or_duplicates(catalog, images):
+    """encoder_0_1@sat-A dies during its third call (r4): r4 runs once, on sat-B; the dying
+    replica completes nothing more, and no request is run or answered twice. Fails if the dying
+    replica executes the call before failing over (the module runs 7 times, not 6)."""
     placement = {"encoder_0_1": ["sat-A", "sat-B"], "head_landcover": ["sat-A", "gs-X"]}
     ref = InProcessRuntime(catalog, placement)
     rt = InProcessRuntime(catalog, placement)
     rt.fail_after("encoder_0_1", "sat-A", 2)  # dies mid-workload
     reqs = [_req(images[i:i + 1], request_id=f"r{i}") for i in range(6)]
     expected = ref.serve(reqs)
-    got = rt.serve(reqs[:3]) + rt.serve(reqs[3:]) + rt.serve(reqs[:2])  # retries of answered
+    runs = []  # every execution of the encoder_0_1 module, whichever replica or code path
+    hook = catalog.services["encoder_0_1"].register_forward_hook(
+        lambda _m, inp, _out: runs.append(inp[0].shape[0]))
+    try:
+        got = rt.serve(reqs[:3]) + rt.serve(reqs[3:]) + rt.serve(reqs[:2])  # retries of answered
+    finally:
+        hook.remove()
     assert all(r.ok for r in got)
+    assert len(runs) == len(reqs)
+    assert rt._replica("encoder_0_1", "sat-A").executed == ["r0", "r2"]  # died inside r4
+    assert rt._replica("encoder_0_1", "sat-B").executed == ["r1", "r3", "r4", "r5"]
+    chain = set(catalog.chain("landcover"))
+    executions = rt.executions()
+    assert executions.keys() == {r.request_id for r in reqs}
+    for rid, by_service in executions.items():
+        assert by_service.keys() == chain and all(len(k) == 1 for k in by_service.values()), rid
     assert sorted(rt.answer_count) == sorted(r.request_id for r in reqs)
     assert set(rt.answer_count.values()) == {1}
     for r, e in zip(got[:6], expected, strict=True):
         torch.testing.assert_close(r.outputs["landcover"], e.outputs["landcover"])
     assert not rt._replica("encoder_0_1", "sat-A").alive
-    assert any("encoder_0_1@sat-B" in r.served_by for r in got[3:6])
+    assert "encoder_0_1@sat-B" in got[4].served_by
     rt.kill("encoder_0_1", "sat-B")
     dead = rt.handle(_req(images[:1], request_id="late"))
     assert not dead.ok and "no live replica" in dead.error
