@@ -351,6 +351,9 @@ class _Router:
         if bad is not None:
             return _response_dict(bad)
         rid = request.request_id
+        if request.payload is None:
+            return _response_dict(error_response(request, "the Ray runtime serves image payloads; "
+                                                 "send bitstreams to the in-process runtime"))
         if rid in self.answered:  # a retry of an answered request: the same answer
             return self.answered[rid]
         task = self.inflight.get(rid)

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 import torch
 
 from encoders.base import IdentityLink
-from research.serving.schema import Limits, Request, Response, error_response, validate
+from research.serving.schema import (
+    Limits,
+    Request,
+    Response,
+    ServingError,
+    error_response,
+    validate,
+)
 from research.serving.services import LinkCodec
 from research.serving.tasks import Catalog
 
@@ -130,7 +137,10 @@ class InProcessRuntime:
             return x
         codec = cat.services[cat.codec] if cat.codec else None
         link = codec.link if isinstance(codec, LinkCodec) else self._identity
-        return link.decompress(request.bitstream or [], cat.token_shape())
+        tokens = link.decompress(request.bitstream or [], cat.token_shape())
+        if not torch.isfinite(tokens).all():  # a corrupted or hostile stream: no garbage answers
+            raise ServingError("bitstream decodes to tokens with NaN or infinite values")
+        return tokens
 
     def _run(self, request: Request) -> Response:
         trace: list[str] = []

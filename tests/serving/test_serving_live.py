@@ -375,3 +375,11 @@ def test_serve_runtime_option(capsys):
         _parser().parse_args(["--config", QUICK, "--runtime", "k8s"])
     assert main(["--config", QUICK, "--runtime", "ray", "--requests", "0"]) == 2
     assert "--requests must be positive" in capsys.readouterr().err
+
+
+def test_router_refuses_a_bitstream_with_an_error_answer(catalog, images):
+    router, _ = _router(catalog, {"embed_rgb": ["A"], "encoder_0_1": ["A"], "encoder_1_2": ["X"],
+                                  "head_landcover": ["X"]}, _Ledger())
+    req = Request("b", ("landcover",), "A", bitstream=[b"x"], token_shape=catalog.token_shape())
+    answer = asyncio.run(router.handle(req))
+    assert answer["error"] and "image payloads" in answer["error"]

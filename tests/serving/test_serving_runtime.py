@@ -97,3 +97,24 @@ def test_replica_failure_reroutes_without_loss_or_duplicates(catalog, images):
     rt.kill("encoder_0_1", "sat-B")
     dead = rt.handle(_req(images[:1], request_id="late"))
     assert not dead.ok and "no live replica" in dead.error
+
+
+def test_wrong_codec_and_nan_bitstreams_are_error_responses(vit, images):
+    """A bitstream from another codec is refused by its header; one decoding to NaN tokens is
+    refused rather than answered with NaN logits."""
+    from encoders.base import IdentityLink
+    from research.serving.tasks import build_catalog
+    from tests.serving.conftest import MEAN, STD
+
+    int8 = build_catalog(vit, MEAN, STD, cuts=(1,), codec="int8")
+    with torch.no_grad():
+        tokens = int8.services["embed_rgb"](int8.normalize(images[:2]))
+    identity = LinkCodec(IdentityLink(), int8.token_shape())
+    resp = InProcessRuntime(int8).handle(_req(None, payload=None, bitstream=identity.encode(tokens),
+                                              token_shape=int8.token_shape()))
+    assert not resp.ok and "expected 'int8'" in resp.error
+    tokens[0, 0, 0] = float("nan")
+    plain = build_catalog(vit, MEAN, STD, cuts=(1,))
+    resp = InProcessRuntime(plain).handle(_req(None, payload=None, bitstream=identity.encode(tokens),
+                                               token_shape=plain.token_shape()))
+    assert not resp.ok and "NaN" in resp.error
