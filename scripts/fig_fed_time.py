@@ -7,6 +7,7 @@ over the on-board time to reach it). Runs resume from their per-round checkpoint
 
     python scripts/fig_fed_time.py --quick            # embedded subset, < 2 min
     python scripts/fig_fed_time.py --out results/fed  # full EuroSAT
+    python scripts/fig_fed_time.py --out results/fed --replot  # redraw from the ledger
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="base YAML (default experiments/fed/...)")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--variants", nargs="*", default=None, help=f"subset of {list(VARIANTS)}")
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw the figure from <out>/fed_time_ledger.csv")
     args = p.parse_args(argv)
+    if args.replot:
+        from research.fed.compare import replot
+
+        replot(Path(args.out or "results/fed"))
+        return 0
     base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
                                        else "experiments/fed/collaborative.yaml"))
     if args.rounds:

@@ -71,25 +71,69 @@ def best_onboard(results: dict[str, list[dict]]) -> str | None:
     return min(times, key=times.get) if times else None
 
 
+HEADLINE = ("collaborative", "onboard", "onboard_star", "collab_no_ring")
+"""Runs of the figure's left panel: the scheme, both on-board baselines, no ISLs."""
+
+_TIME_TICKS = ((1, "1 s"), (60, "1 min"), (3600, "1 h"), (86400, "1 d"), (7 * 86400, "1 wk"))
+
+
 def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
+    """Accuracy after each round against the simulated time it ended, on a log time axis (runs
+    from seconds to days on one axis; no run hides at zero). Left: the headline runs; right:
+    the ablations. Each run has its own colour and marker, so runs that end together stay
+    visible."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, rows in results.items():
-        hours = [0.0] + [r["t_end_s"] / 3600 for r in rows]
-        acc = [rows[0]["accuracy_round0"]] + [100 * r["accuracy"] for r in rows]
-        ax.step(hours, acc, where="post", label=name, lw=2 if "_" not in name else 1,
-                ls="-" if "onboard" not in name else "--")
-    ax.set_xscale("symlog", linthresh=0.1)
-    ax.set_xlabel("simulated wall-clock time (hours, symlog)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    groups = [[n for n in HEADLINE if n in results], [n for n in results if n not in HEADLINE]]
+    groups = [g for g in groups if g]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.2 * len(groups), 4.2), sharey=True,
+                             squeeze=False)
+    markers = "osD^vP*Xh<>"
+    colours = plt.get_cmap("tab10").colors
+    order = list(results)
+    t_all = [r["t_end_s"] for rows in results.values() for r in rows if r["t_end_s"] > 0]
+    lo, hi = min(t_all) / 2, max(t_all) * 2
+    for ax, names in zip(axes[0], groups, strict=True):
+        for name in names:
+            rows = results[name]
+            i = order.index(name)
+            t = [r["t_end_s"] for r in rows]
+            acc = [100 * r["accuracy"] for r in rows]
+            ax.step(t, acc, where="post", color=colours[i % 10], lw=1.6 if name in HEADLINE else 1,
+                    ls="--" if "onboard" in name else "-", marker=markers[i % len(markers)],
+                    ms=3, markevery=max(len(t) // 6, 1), label=f"{name} ({t[-1] / 3600:.3g} h)")
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ticks = [(v, s) for v, s in _TIME_TICKS if lo <= v <= hi]
+        ax.set_xticks([v for v, _ in ticks], [s for _, s in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("simulated wall-clock time at the end of each round (log)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                  title="run (time of its last round)",
+                  title_fontsize=7)
+    axes[0][0].set_ylabel("test accuracy after the round (%)")
+    axes[0][0].set_title("scheme and baselines (identical runs overlap: see the legend times)",
+                         fontsize=9)
+    if len(groups) > 1:
+        axes[0][1].set_title("ablations", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out, "fed_time")
+
+
+def replot(out: Path) -> list[Path]:
+    """Redraw ``fed_time.png/.pdf`` from the ``fed_time_ledger.csv`` a run wrote in ``out``."""
+    import csv
+
+    results: dict[str, list[dict]] = {}
+    with open(Path(out) / "fed_time_ledger.csv") as fh:
+        for row in csv.DictReader(fh):
+            results.setdefault(row["run"], []).append(
+                {"t_end_s": float(row["t_end_s"]), "accuracy": float(row["accuracy"])})
+    return plot(results, Path(out))
 
 
 def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: str) -> str:
