@@ -88,21 +88,20 @@ def monolithic_memory(p: PlacementProblem) -> dict[str, int]:
 def compare_schemes(catalog: Catalog, net: Network, nodes: dict[str, Node],
                     demands: Sequence[Demand], *, horizon_s: float, epoch_s: float,
                     deadline_s: float, seed: int = 0, method: str = "milp",
-                    memory_weight: float = 1.0, max_utilisation: float = 0.7,
-                    neighbourhood_hops: int = 1,
-                    image_tile_bytes: Mapping[str, Mapping[str, float]] | None = None
-                    ) -> Comparison:
+                    image_tile_bytes: Mapping[str, Mapping[str, float]] | None = None,
+                    **placement_options) -> Comparison:
     """Place, route and simulate the same requests under every scheme.
 
     Placement uses what-if estimates on an empty network; each scheme is then simulated on a
     fresh network state (``net.new_state()``: ``net.resources``), so schemes share nothing.
     ``image_tile_bytes`` maps an image format (``"jpeg"``) to measured bytes per tile by
-    modality; each adds a ``ground_<format>`` scheme.
+    modality; each adds a ``ground_<format>`` scheme. ``placement_options`` are the prices and
+    limits of :class:`~research.serving.placement.PlacementProblem` (``memory_weight``,
+    ``link_volume_fraction``...).
     """
     tic = time.perf_counter()
-    problem = PlacementProblem.from_catalog(catalog, nodes, demands, memory_weight=memory_weight,
-                                            max_utilisation=max_utilisation,
-                                            neighbourhood_hops=neighbourhood_hops)
+    problem = PlacementProblem.from_catalog(catalog, nodes, demands, epoch_s=epoch_s,
+                                            **placement_options)
     placements = plan_epochs(problem, net, epoch_s, horizon_s, method)
     timings = {"placement_s": time.perf_counter() - tic}
     requests = make_requests(demands, horizon_s, deadline_s, seed)

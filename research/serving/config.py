@@ -20,7 +20,7 @@ from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
 from research.serving.modalities import list_modalities
-from research.serving.placement import placement_method
+from research.serving.placement import PlacementProblem, placement_method
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
 
@@ -75,14 +75,27 @@ class WorkloadSection:
 
 @dataclass
 class PlacementSection:
-    """Placement solver and its prices (see ``research.serving.placement``); ``method`` is a name
-    registered there with ``@register_placement`` (``milp``, ``greedy``)."""
+    """Placement solver, its prices and limits (see ``research.serving.placement``); ``method``
+    is a name registered there with ``@register_placement`` (``milp``, ``greedy``).
+    ``link_volume_fraction``: share of each satellite's downlink / ISL volume per epoch the
+    workload may use; ``energy_budget_j``: compute joules per satellite per epoch (scaled by
+    ``eclipse_energy_fraction`` in eclipse); ``migration_weight``: price of moving weights."""
 
     method: str = "milp"
     epoch_s: float = 900.0
     memory_weight: float = 1.0
     max_utilisation: float = 0.7
     neighbourhood_hops: int = 1
+    link_volume_fraction: float | None = None
+    energy_budget_j: float | None = None
+    eclipse_energy_fraction: float = 1.0
+    migration_weight: float = 0.0
+
+    def problem_options(self) -> dict:
+        """The keyword arguments of :class:`research.serving.placement.PlacementProblem`."""
+        return {k: getattr(self, k) for k in (
+            "memory_weight", "max_utilisation", "neighbourhood_hops", "link_volume_fraction",
+            "energy_budget_j", "eclipse_energy_fraction", "migration_weight")}
 
 
 @dataclass
@@ -185,6 +198,11 @@ def parse_serve_config(raw: Any, source: str = "<config>",
         placement_method(p.method)
     except ValueError as err:
         raise ServingConfigError(f"serve config {source}: placement.method: {err}") from err
+    try:  # the limits' ranges, checked where the problem is defined
+        PlacementProblem({}, [], {}, {}, {}, {}, [], {}, 0, epoch_s=p.epoch_s,
+                         **p.problem_options())
+    except (TypeError, ValueError) as err:
+        raise ServingConfigError(f"serve config {source}: placement: {err}") from None
     modalities = w.modalities
     unknown = [x for x in modalities if x not in list_modalities()]
     if not modalities or unknown:

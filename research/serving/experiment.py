@@ -25,6 +25,7 @@ from research.serving.placement import (
     Placement,
     PlacementProblem,
     default_nodes,
+    fallbacks,
     placement_method,
 )
 from research.serving.routing import Network
@@ -176,11 +177,21 @@ def first_placement(cfg: ServeConfig, catalog: Catalog) -> Placement:
     plan = cfg.build_plan()
     nodes, demands = _nodes_and_demands(cfg, plan)
     p = cfg.placement
-    problem = PlacementProblem.from_catalog(catalog, nodes, demands,
-                                            memory_weight=p.memory_weight,
-                                            max_utilisation=p.max_utilisation,
-                                            neighbourhood_hops=p.neighbourhood_hops)
+    problem = PlacementProblem.from_catalog(catalog, nodes, demands, epoch_s=p.epoch_s,
+                                            **p.problem_options())
     return placement_method(p.method)(problem, Network(plan, cfg.network), 0.0)
+
+
+def placement_report(placements: list[Placement]) -> dict:
+    """Per epoch: solver, objective, greedy's objective on the same problem, the limits that
+    bind; and every MILP fallback with its reason (reported, never hidden)."""
+    epochs = [{"t": p.t, "solver": p.solver, "objective": p.objective,
+               "greedy_objective": p.info.get("greedy_objective"),
+               "binding": p.info.get("binding", [])} for p in placements]
+    return {"epochs": epochs, "fallbacks": [{"t": t, "reason": r} for t, r in fallbacks(placements)],
+            "milp_strictly_better_epochs": sum(
+                1 for e in epochs if e["greedy_objective"] is not None
+                and e["objective"] < e["greedy_objective"] - 1e-9)}
 
 
 def scheme_accuracy_key(scheme: str) -> str:
@@ -234,6 +245,7 @@ def _write(out: Path, cfg: ServeConfig, accuracy: dict, cmp: Comparison, timings
                         "replicas": p.replicas,
                         "info": {k: v for k, v in p.info.items() if k != "message"}}
                        for p in cmp.placements],
+        "placement_report": placement_report(cmp.placements),
     }
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=1, default=float))
@@ -286,10 +298,8 @@ def compare_setup(cfg: ServeConfig, setup: ServingSetup,
     horizon = min(w.horizon_s, setup.plan.horizon_s)
     cmp = compare_schemes(setup.catalog, Network(setup.plan, cfg.network), setup.nodes, demands,
                           horizon_s=horizon, epoch_s=p.epoch_s, deadline_s=w.deadline_s,
-                          seed=w.seed, method=p.method, memory_weight=p.memory_weight,
-                          max_utilisation=p.max_utilisation,
-                          neighbourhood_hops=p.neighbourhood_hops,
-                          image_tile_bytes=setup.image_tile_bytes)
+                          seed=w.seed, method=p.method, image_tile_bytes=setup.image_tile_bytes,
+                          **p.problem_options())
     _add_scheme_accuracy(cmp.summaries, setup.accuracy, [d.modality for d in demands])
     return cmp
 

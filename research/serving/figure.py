@@ -113,6 +113,15 @@ def write_caption(summary: dict, out: Path) -> None:
                      f"{v['onboard_flops'] / 1e12:.3g} | {v['energy_onboard_compute_j']:.3g} | "
                      f"{v['energy_onboard_transmit_j']:.3g} | {v['energy_ground_j']:.3g} | "
                      f"{v['bytes_downlink'] / 1e6:.4g} |")
+    rep = summary.get("placement_report")
+    if rep:
+        binding = sorted({b for e in rep["epochs"] for b in e["binding"]})
+        lines += ["", f"Placement: {len(rep['epochs'])} epochs; the MILP is strictly better than "
+                  f"greedy in {rep['milp_strictly_better_epochs']}; fell back to greedy in "
+                  f"{len(rep['fallbacks'])}"
+                  + (f" ({'; '.join(f['reason'] for f in rep['fallbacks'])})" if rep["fallbacks"]
+                     else "")
+                  + f"; limits that bind: {', '.join(binding) if binding else 'none'}."]
     lines += ["", *[f"- {v}" for v in summary["verdict"]], ""]
     (out / "serving_caption.md").write_text("\n".join(lines))
 

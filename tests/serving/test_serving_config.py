@@ -41,6 +41,7 @@ def test_committed_configs_parse():
     ({"workload": {"modality": ["rgb", "pan"]}}, r"\['pan'\] needs trained embedders"),
     ({"baselines": {"image_formats": ["gif"]}}, r"baselines.image_formats \['gif'\]"),
     ({"baselines": {"image_quality": 0}}, "quality in 1..100"),
+    ({"placement": {"link_volume_fraction": 0}}, r"placement: .*link_volume_fraction.*\(0, 1\]"),
 ])
 def test_config_errors_are_clear(patch, needle):
     raw = _quick()
