@@ -35,16 +35,21 @@ __all__ = ["LoadResult", "exactly_once", "kill_schedule", "live_requests", "prin
 
 
 def live_requests(images: torch.Tensor, *, tasks: Sequence[str], sources: Sequence[str],
-                  tiles: int = 8, modality: str = "rgb", n: int | None = None,
+                  tiles: int = 8, modality: str | Sequence[str] = "rgb", n: int | None = None,
                   prefix: str = "live") -> Iterable[Request]:
-    """``n`` requests (``None``: without end), each ``tiles`` consecutive images (wrapping round),
-    sources in turn; ids ``<prefix>-<i>``. Request ``i`` carries images ``i*tiles ...``."""
+    """``n`` requests (``None``: without end), each ``tiles`` consecutive RGB images (wrapping
+    round) as the source's sensor sees them, sources in turn; ids ``<prefix>-<i>``. Request
+    ``i`` carries images ``i*tiles ...``. ``modality``: one for every source, or one per source."""
+    mods = [modality] * len(sources) if isinstance(modality, str) else list(modality)
+    if len(mods) != len(sources):
+        raise ValueError(f"{len(mods)} modalities for {len(sources)} sources; expected one "
+                         "modality, or one per source")
     count = itertools.count() if n is None else range(n)
     for i in count:
         idx = torch.arange(i * tiles, (i + 1) * tiles) % len(images)
+        m = mods[i % len(sources)]
         yield Request(f"{prefix}-{i}", tuple(tasks), sources[i % len(sources)],
-                      payload=get_modality(modality).from_rgb(images[idx]), modality=modality,
-                      tiles=tiles)
+                      payload=get_modality(m).from_rgb(images[idx]), modality=m, tiles=tiles)
 
 
 @dataclass
@@ -66,7 +71,7 @@ def run_load(send: Callable[[Request], Response], requests: Iterable[Request], *
     or ``stop`` is set (requests in flight then finish); each request is sent once, plus up to
     ``retries`` times more while it has no ok answer.
 
-    A row: ``request_id``, ``client``, ``source``, ``tasks``, ``tiles``, ``sent_s`` (from the
+    A row: ``request_id``, ``client``, ``source``, ``modality``, ``tasks``, ``tiles``, ``sent_s`` (from the
     start), ``latency_s`` (first send to final answer, wall clock), ``ok``, ``error``,
     ``attempts``, ``served_by``, plus what ``on_answer`` returns.
     """
@@ -104,6 +109,7 @@ def run_load(send: Callable[[Request], Response], requests: Iterable[Request], *
             t1 = time.perf_counter()
             ok = resp is not None and resp.ok
             row = {"request_id": req.request_id, "client": c, "source": req.source,
+                   "modality": req.modality,
                    "tasks": "+".join(req.tasks), "tiles": req.tiles,
                    "sent_s": t0 - t_start, "latency_s": t1 - t0, "ok": ok, "error": error,
                    "attempts": attempts,
@@ -191,13 +197,14 @@ def _chain(catalog: Catalog, tasks: Sequence[str], modality: str) -> set[str]:
     return {s for t in tasks for s in catalog.chain(t, modality)}
 
 
-def _deployment(replicas: Mapping[str, Sequence[str]], catalog: Catalog, modality: str,
-                max_replicas: int) -> dict[str, list[str]]:
+def _deployment(replicas: Mapping[str, Sequence[str]], catalog: Catalog,
+                modalities: Sequence[str], max_replicas: int) -> dict[str, list[str]]:
     """The placement's replicas, at most ``max_replicas`` per service (first nodes, sorted);
     the codec goes where the embedder is (tokens are encoded on board)."""
     out = {s: sorted(nodes)[:max_replicas] for s, nodes in replicas.items() if nodes}
     if catalog.codec and catalog.codec not in out:
-        out[catalog.codec] = list(out.get(catalog.embedders[modality], ["local"]))
+        out[catalog.codec] = sorted({n for m in modalities
+                                     for n in out.get(catalog.embedders[m], ["local"])})
     return out
 
 
@@ -245,14 +252,17 @@ def run_ray_serving(cfg, out_dir: str | Path, *, requests: int | None = 200,
     tic = time.perf_counter()
     catalog, ctx = build_service_catalog(cfg)
     placement = first_placement(cfg, catalog)
-    deploy = _deployment(placement.replicas, catalog, w.modality, max_replicas)
+    deploy = _deployment(placement.replicas, catalog, w.modalities, max_replicas)
     timings = {"catalog_and_placement_s": time.perf_counter() - tic}
     data, test_idx = ctx["data"], ctx["test_idx"]
     images, labels = data.images[test_idx], data.labels[test_idx]
-    sources = sorted(placement.replicas.get(catalog.embedders[w.modality], [])) or ["local"]
-    rt = RayServeRuntime(catalog, deploy, port=port, tasks=w.tasks, modalities=[w.modality],
+    pairs = [(src, m) for m in dict.fromkeys(w.modalities)
+             for src in deploy.get(catalog.embedders[m], [])] or [("local", w.modalities[0])]
+    sources, source_modality = [p[0] for p in pairs], [p[1] for p in pairs]
+    rt = RayServeRuntime(catalog, deploy, port=port, tasks=w.tasks,
+                         modalities=list(dict.fromkeys(w.modalities)),
                          num_cpus=num_cpus)
-    chain = _chain(catalog, w.tasks, w.modality)
+    chain = {m: _chain(catalog, w.tasks, m) for m in w.modalities}
     kill_log: list[dict] = []
     try:
         tic = time.perf_counter()
@@ -262,7 +272,8 @@ def run_ray_serving(cfg, out_dir: str | Path, *, requests: int | None = 200,
         rt.start()
         timings["ray_start_s"] = time.perf_counter() - tic
         warmup = live_requests(images, tasks=w.tasks, sources=sources, tiles=tiles,
-                               modality=w.modality, n=len(rt.replica_keys), prefix="warmup")
+                               modality=source_modality, n=len(rt.replica_keys),
+                               prefix="warmup")
         for i, req in enumerate(tqdm(warmup, total=len(rt.replica_keys), desc="warm-up",
                                      disable=not progress, unit="req")):
             resp = rt.post(req)  # every replica's first call, outside the measurement
@@ -298,7 +309,8 @@ def run_ray_serving(cfg, out_dir: str | Path, *, requests: int | None = 200,
         kill_thread = threading.Thread(target=killer, daemon=True)
         kill_thread.start()
         result = run_load(rt.post, live_requests(images, tasks=w.tasks, sources=sources,
-                                                 tiles=tiles, modality=w.modality, n=requests),
+                                                 tiles=tiles, modality=source_modality,
+                                                 n=requests),
                           clients=clients, duration_s=duration_s, on_answer=on_answer,
                           progress=progress, total=requests, desc="ray serve")
         done.set()
@@ -307,7 +319,7 @@ def run_ray_serving(cfg, out_dir: str | Path, *, requests: int | None = 200,
         stats = rt.router_stats()
     finally:
         rt.shutdown()
-    answered = {r["request_id"]: chain for r in result.rows if r["ok"]}
+    answered = {r["request_id"]: chain[r["modality"]] for r in result.rows if r["ok"]}
     checks = exactly_once(answered, {rid: execs["completed"].get(rid, {}) for rid in
                                      (r["request_id"] for r in result.rows)})
     load = summarise_load(result, checks, stats["runs"])

@@ -383,3 +383,13 @@ def test_router_refuses_a_bitstream_with_an_error_answer(catalog, images):
     req = Request("b", ("landcover",), "A", bitstream=[b"x"], token_shape=catalog.token_shape())
     answer = asyncio.run(router.handle(req))
     assert answer["error"] and "image payloads" in answer["error"]
+
+
+def test_live_requests_take_each_sources_modality(images):
+    reqs = list(live_requests(images, tasks=["landcover"], sources=["a", "b"], tiles=1, n=4,
+                              modality=["rgb", "pan"]))
+    assert [(r.source, r.modality, r.payload.shape[1]) for r in reqs] == [
+        ("a", "rgb", 3), ("b", "pan", 1), ("a", "rgb", 3), ("b", "pan", 1)]
+    with pytest.raises(ValueError, match="one modality, or one per source"):
+        list(live_requests(images, tasks=["landcover"], sources=["a"], n=1,
+                           modality=["rgb", "pan"]))
