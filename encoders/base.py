@@ -87,10 +87,15 @@ class LinkModule(nn.Module):
         """Encode ``[B, N, D]`` tokens to one self-describing payload per sample.
 
         Raises:
-            ValueError: If the tokens are not ``[B, N, D]`` of a shape this link can code.
+            ValueError: If the tokens are not ``[B, N, D]`` of a shape this link can code, or
+                hold NaN or infinite values (refused before any coder sees them).
         """
         if tokens.dim() != 3:
             raise ValueError(f"expected tokens of shape [B, N, D], got {tuple(tokens.shape)}")
+        if not tokens.is_floating_point() or not torch.isfinite(tokens).all():
+            raise ValueError(f"{self.link_name or type(self).__name__}: tokens must be finite "
+                             f"floating-point values (got {tokens.dtype}"
+                             f"{'' if not tokens.is_floating_point() else ' with NaN or inf'})")
         _, n, d = tokens.shape
         self._check_shape(n, d)
         bodies = self._encode(tokens.detach())
@@ -123,7 +128,11 @@ class LinkModule(nn.Module):
         ]
         if not parsed:
             return torch.zeros(0, n, d, device=self._device())
-        return self._decode(parsed, n, d)
+        tokens = self._decode(parsed, n, d)
+        if not torch.isfinite(tokens).all():  # a valid-looking payload must not yield garbage
+            raise ValueError(f"{self.link_name or type(self).__name__}: payloads decode to NaN "
+                             "or infinite tokens")
+        return tokens
 
     # ----------------------------------------------------------------- subclass hooks
     def _check_shape(self, num_tokens: int, dim: int) -> None:

@@ -50,10 +50,26 @@ def encode_stream(parts: list[tuple[torch.Tensor, torch.Tensor, CoderTables]]) -
     """
     encoder = BufferedRansEncoder()
     for symbols, indexes, tables in parts:
+        _check_symbols(symbols)
         encoder.encode_with_indexes(
             symbols.reshape(-1).int().tolist(), *_used_rows(indexes, tables)
         )
     return encoder.flush()
+
+
+MAX_SYMBOL = 2**20
+"""Largest latent symbol magnitude coded. A trained codec's symbols stay within a few hundred;
+beyond this the input was far outside what the codec was trained on (NaN, inf or a bit flip in
+on-board memory), and CompressAI's rANS bypass coder never returns on values near INT32_MIN."""
+
+
+def _check_symbols(symbols: torch.Tensor) -> None:
+    """Refuse symbols the coder cannot code in bounded time, before it sees them."""
+    if symbols.is_floating_point() and not torch.isfinite(symbols).all():
+        raise ValueError("latent symbols contain NaN or inf (non-finite tokens?)")
+    if symbols.numel() and symbols.abs().max() > MAX_SYMBOL:
+        raise ValueError(f"latent symbol {float(symbols.abs().max()):.3g} is outside +-{MAX_SYMBOL} "
+                         "(tokens far outside the codec's trained range: NaN, inf or a bit flip?)")
 
 
 def _used_rows(indexes: torch.Tensor, tables: CoderTables) -> tuple[list, list, list, list]:

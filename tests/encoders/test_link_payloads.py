@@ -139,3 +139,35 @@ def test_stale_tables_are_refused(make_link, tokens, name):
 
 def test_header_size_is_small():
     assert HEADER_SIZE == 19
+
+
+@pytest.mark.parametrize("name", list_links())
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_tokens_are_refused_before_coding(make_link, tokens, name, bad):
+    """One bit flip in on-board memory can make a token NaN or inf: every link refuses it (a
+    learned codec's rANS coder would otherwise spin for ever)."""
+    link, _ = _ready(make_link, name, tokens)
+    damaged = tokens.clone()
+    damaged[0, 0, 0] = bad
+    with pytest.raises(ValueError, match="finite"):
+        link.compress(damaged)
+
+
+@pytest.mark.parametrize("name", ["factorized", "hyperprior"])
+def test_huge_tokens_give_an_error_not_a_hang(make_link, tokens, name):
+    link, _ = _ready(make_link, name, tokens)
+    damaged = tokens.clone()
+    damaged[0, 0, :] = 1e30
+    with pytest.raises(ValueError, match="outside"):
+        link.compress(damaged)
+
+
+def test_a_valid_payload_carrying_nan_is_refused(make_link, tokens):
+    """A payload whose header and CRC check out but whose body decodes to NaN."""
+    link = make_link("identity")
+    damaged = tokens[:1].clone()
+    damaged[0, 0, 0] = float("nan")
+    (body, flags), = link._encode(damaged)
+    payload = pack_payload(link.codec_id, link.wire_tag(), *tokens.shape[1:], body, flags)
+    with pytest.raises(ValueError, match="decode to NaN"):
+        link.decompress([payload], tokens.shape[1:])

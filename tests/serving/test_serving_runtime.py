@@ -113,8 +113,13 @@ def test_wrong_codec_and_nan_bitstreams_are_error_responses(vit, images):
     resp = InProcessRuntime(int8).handle(_req(None, payload=None, bitstream=identity.encode(tokens),
                                               token_shape=int8.token_shape()))
     assert not resp.ok and "expected 'int8'" in resp.error
-    tokens[0, 0, 0] = float("nan")
+    tokens[0, 0, 0] = float("nan")  # a body with a valid header and CRC that decodes to NaN
+    from encoders.header import pack_payload
+
+    link = identity.link
+    nan_stream = [pack_payload(link.codec_id, link.wire_tag(), *int8.token_shape(), body, flags)
+                  for body, flags in link._encode(tokens)]
     plain = build_catalog(vit, MEAN, STD, cuts=(1,))
-    resp = InProcessRuntime(plain).handle(_req(None, payload=None, bitstream=identity.encode(tokens),
+    resp = InProcessRuntime(plain).handle(_req(None, payload=None, bitstream=nan_stream,
                                                token_shape=plain.token_shape()))
     assert not resp.ok and "NaN" in resp.error
