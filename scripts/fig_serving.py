@@ -1,4 +1,4 @@
-"""Microservices vs monolithic on-board models vs raw downlink on one multi-task workload.
+"""Microservices vs on-board (shared encoder; one model per task) vs ground (raw, JPEG) on one workload.
 
     python scripts/fig_serving.py [--quick] [--out DIR] [--config YAML]
 
