@@ -11,7 +11,6 @@ of the training images (flips and 90-degree rotations, the augmentations of
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from research.atomic import atomic_save
 from research.data.eurosat import EuroSATDataModule
 from research.data.imagefolder import default_cache_dir
 
@@ -136,9 +136,7 @@ class FeatureDataModule(L.LightningDataModule):
         else:
             stored = {name: self._encode(name) for name in SPLITS}
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs sharing a cache never collide
-            torch.save(stored, tmp)
-            tmp.replace(path)  # never leave a half-written cache behind
+            atomic_save(stored, path)  # never leave a half-written cache behind
         self.data = {name: TensorDataset(*stored[name]) for name in SPLITS}
 
     def _encode(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:

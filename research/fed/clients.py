@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from encoders.base import IdentityLink
+from research.atomic import atomic_save
 from research.data.embedded import load_embedded
 from research.data.partition import partition
 from research.data.transforms import channel_stats, normalize
@@ -194,7 +195,7 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
                  model.satellite_part(x[:8]).detach())
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(ds.__dict__, path)
+        atomic_save(ds.__dict__, path)
     return ds
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from research.atomic import atomic_save
 from research.fed.aggregate import State
 from research.fed.clients import (
     Dataset,
@@ -90,6 +91,19 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return files[-1] if files else None
 
 
+def _latest_readable(out_dir: Path) -> tuple[Path, dict] | None:
+    """The newest round checkpoint that loads, with its contents; an unreadable one (a copy cut
+    short outside this code, a damaged disk) is named in a warning and the previous round used."""
+    files = sorted(p for p in out_dir.glob("round_*.pt") if CKPT.search(p.name))
+    for path in reversed(files):
+        try:
+            return path, torch.load(path, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file: fall back, and say so
+            warnings.warn(f"cannot read {path} ({type(err).__name__}: {err}); resuming from the "
+                          "round before it", stacklevel=3)
+    return None
+
+
 def _fingerprint(cfg: FedConfig) -> str:
     d = cfg.to_dict()
     d.pop("out_dir")
@@ -111,9 +125,9 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
                          trainer)
     acc0 = accuracy(setup.template, setup.initial, setup.data.test_x, setup.data.test_y)
     state = RunState(round=0, t=0.0, holder=PRELOADED, head=setup.initial)
-    ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None:
-        saved = torch.load(ckpt, weights_only=True)
+    found = _latest_readable(out) if resume else None
+    if found is not None:
+        ckpt, saved = found
         if saved["fingerprint"] != _fingerprint(cfg):
             raise ValueError(f"{ckpt} was written by a different config; use another out_dir "
                              "or resume=False")
@@ -123,7 +137,11 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
             if not past.is_file():
                 raise ValueError(f"cannot resume from {ckpt}: {past.name} (its network "
                                  "bookings) is missing; use another out_dir or resume=False")
-            net.replay(torch.load(past, weights_only=True)["network_log"])
+            try:
+                net.replay(torch.load(past, weights_only=True)["network_log"])
+            except Exception as err:  # noqa: BLE001 - name the file, whatever broke it
+                raise ValueError(f"cannot resume from {ckpt}: {past} is unreadable ({err}); use "
+                                 "another out_dir or resume=False") from None
     target = cfg.train.rounds if max_rounds is None else min(cfg.train.rounds, max_rounds)
     while state.round < target:
         try:
@@ -135,8 +153,8 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
         saved = asdict(state)
         for key in ("t", "rows", "energy"):  # plain floats (numpy scalars do not load safely)
             saved[key] = json.loads(json.dumps(saved[key]))
-        torch.save({"state": saved, "fingerprint": _fingerprint(cfg),
-                    "network_log": net.take_log()}, out / f"round_{state.round:04d}.pt")
+        atomic_save({"state": saved, "fingerprint": _fingerprint(cfg),
+                     "network_log": net.take_log()}, out / f"round_{state.round:04d}.pt")
     write_rows(state.rows, out, "ledger", meta={"name": cfg.name, "config": cfg.to_dict(),
                                                 "network_use": net.summary()})
     return RunResult(state.rows, state.head, state.energy, acc0, out)

@@ -45,6 +45,37 @@ def test_resume_equals_uninterrupted(tiny_setup, tmp_path):
         assert torch.equal(resumed.head[k], whole.head[k])
 
 
+def test_a_checkpoint_cut_short_falls_back_to_the_round_before(tiny_setup, tmp_path):
+    """A round file cut short (killed during a copy, a bad disk) is named in a warning and the
+    run resumes from the round before it, to the same result as an uninterrupted run."""
+    cfg = _cfg(tmp_path / "a")
+    run(cfg, setup=tiny_setup, max_rounds=2)
+    last = tmp_path / "a" / "round_0002.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="cannot read .*round_0002.pt.*round before it"):
+        resumed = run(cfg, setup=tiny_setup)
+    whole = run(cfg.replace(out_dir=str(tmp_path / "b")), setup=tiny_setup)
+    assert resumed.rows == whole.rows
+
+
+def test_atomic_save_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    import os
+
+    from research.atomic import atomic_save
+
+    path = tmp_path / "round_0001.pt"
+    atomic_save({"round": 1}, path)
+
+    def killed(*_args):
+        raise OSError("killed during the write")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(OSError, match="killed"):
+        atomic_save({"round": 2}, path)
+    assert torch.load(path, weights_only=True) == {"round": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["round_0001.pt"]  # no temporary left
+
+
 def test_only_the_head_is_exchanged_and_its_bytes_feed_the_ledger(tiny_setup, tmp_path):
     state = exchanged_state(tiny_setup.template)
     assert sorted({k.split(".")[0] for k in state}) == ["fc_norm", "head"]
