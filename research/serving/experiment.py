@@ -125,7 +125,7 @@ def evaluate_tasks(catalog: Catalog, ctx: dict, n_images: int, ks: list[int],
         images = mod.from_rgb(rgb)
         served: dict[str, list[torch.Tensor]] = {t: [] for t in tasks}
         for i in range(0, len(images), 100):
-            resp = rt.handle(Request(f"eval{i}", tasks, "eval", payload=images[i:i + 100],
+            resp = rt.handle(Request(f"eval-{name}-{i}", tasks, "eval", payload=images[i:i + 100],
                                      modality=name))
             if not resp.ok:
                 raise RuntimeError(f"evaluation request failed: {resp.error}")

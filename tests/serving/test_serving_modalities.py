@@ -82,3 +82,23 @@ def test_catalog_serves_a_trained_modality_and_refuses_one_it_lacks(vit, images)
     assert not r.ok and "no embedder in this deployment" in r.error
     r = rt.handle(Request("c", ("landcover",), "s", payload=images, modality="rgb20m"))
     assert not r.ok and "32x32" in r.error
+
+
+def test_each_modality_is_evaluated_on_its_own_tiles(vit):
+    """Served (through the runtime) and float accuracy agree per modality without a codec, and
+    the modalities' rows differ: no answer of one modality is reused for another."""
+    from research.data.embedded import load_embedded
+    from research.serving.experiment import evaluate_tasks
+
+    data = load_embedded()
+    cat = build_catalog(vit, MEAN, STD, cuts=(1,), embedders={"pan": embedder_init(vit, "pan")},
+                        embedder_stats={"pan": ([0.38], [0.15])})
+    train_idx, test_idx = torch.arange(0, 1000, 20), torch.arange(5, 1000, 25)
+    ctx = {"data": data, "train_idx": train_idx, "test_idx": test_idx,
+           "train_features": cat.features(data.images[train_idx])}
+    out = evaluate_tasks(cat, ctx, 40, [1], ["rgb", "pan"], ["jpeg"], 90)
+    rows = out["modalities"]
+    for m in ("rgb", "pan"):
+        assert rows[m]["served"] == rows[m]["float"], m
+        assert 0 < rows[m]["jpeg_bytes_per_tile"] < get_modality(m).raw_bytes
+    assert rows["rgb"]["served"] != rows["pan"]["served"]
