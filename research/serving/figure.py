@@ -32,7 +32,8 @@ def plot_serving(summary: dict, outcomes_csv: Path, out: Path) -> Path:
     with open(outcomes_csv) as fh:
         for row in csv.DictReader(fh):
             lat[row["scheme"]].append(float(row["latency_s"]))
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.4), gridspec_kw={"width_ratios": [2.2, 1, 1, 1, 1]})
+    fig, axes = plt.subplots(1, 6, figsize=(20, 3.4),
+                             gridspec_kw={"width_ratios": [2.2, 1, 1, 1, 1, 1]})
     ax = axes[0]
     for s, v in lat.items():
         x = np.sort(np.asarray(v))
@@ -46,7 +47,8 @@ def plot_serving(summary: dict, outcomes_csv: Path, out: Path) -> Path:
     ax.set_ylabel("fraction of requests")
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("latency (dotted p50, dashed p95)", fontsize=9)
-    bars = [("onboard_memory_bytes", 1e-6, "on-board weights (MB)"),
+    bars = [("landcover_acc", 100.0, "land-cover accuracy (%, measured)"),
+            ("onboard_memory_bytes", 1e-6, "on-board weights (MB)"),
             ("onboard_flops", 1e-12, "on-board compute (TFLOP)"),
             ("energy_onboard_j", 1.0, "on-board J per request: compute + tx"),
             ("bytes_downlink", 1e-6, "downlinked MB per request")]
@@ -58,6 +60,8 @@ def plot_serving(summary: dict, outcomes_csv: Path, out: Path) -> Path:
         else:
             vals = [summary["schemes"][s][key] * scale for s in names]
         ax.bar(names, vals, color=[COLOURS.get(s, "grey") for s in names])
+        if key == "landcover_acc":
+            ax.set_ylim(min(vals) - 5, 100)
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelsize=7, rotation=20)
     fig.tight_layout()
