@@ -187,3 +187,49 @@ def add_config_arguments(parser: argparse.ArgumentParser, what: str, example: st
         help=f"override one value after merging, e.g. --set {example} (the value is read as "
              "YAML: 5, 0.1, true, null, [1, 2]; a list item by its index: key.0.sub=...); "
              "repeatable; an unknown key is an error naming the nearest valid one")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Does a YAML value have the annotated type? (ints pass as floats; bools never as numbers)"""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and (
+            not args or all(_matches(v, args[0]) for v in value))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # an annotation this checker does not know: left to the dataclass
+
+
+def build_section(cls: type, values: dict, where: str, error: type[Exception] = ValueError) -> Any:
+    """``cls(**values)`` for a config dataclass, after checking every value against its field's
+    annotation, so ``rounds: ten`` or ``maxflow: flase`` is an error naming the key and the type
+    expected instead of a TypeError deep in a run (or a string that counts as true)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in values and not _matches(values[f.name], hints.get(f.name, Any)):
+            hint = hints[f.name]
+            expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise error(f"{where}.{f.name}: {values[f.name]!r} is not of type {expected}")
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise error(f"{where}: {err}") from None

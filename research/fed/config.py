@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from research.configfile import check_keys, load_config_files
+from research.configfile import build_section, check_keys, load_config_files
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_FOUNDATION, resolve_path
 
@@ -207,10 +207,7 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
                              "is the run's 'topology' (ring | star), for every scheme")
     for name, cls in SECTIONS.items():
         values = _checked(top.get(name), cls, f"fed config {source}: {name}")
-        try:
-            kwargs[name] = cls(**values)
-        except TypeError as err:
-            raise FedConfigError(f"fed config {source}: {name}: {err}") from None
+        kwargs[name] = build_section(cls, values, f"fed config {source}: {name}", FedConfigError)
     kwargs["faults"] = [_fault(f, f"fed config {source}: faults[{i}]")
                         for i, f in enumerate(top.get("faults") or [])]
     where = f"fed config {source}: network"

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from encoders.images import IMAGE_FORMATS
-from research.configfile import check_keys, load_config_files, load_yaml, merge
+from research.configfile import build_section, check_keys, load_config_files, load_yaml, merge
 from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
 from research.serving.modalities import list_modalities
 from research.serving.placement import PlacementProblem, placement_method
+from research.serving.tasks import TASKS
 
 __all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
 
@@ -186,10 +187,8 @@ def parse_serve_config(raw: Any, source: str = "<config>",
     sections = {}
     for key, cls in _SECTIONS.items():
         valid = tuple(f.name for f in fields(cls))
-        try:
-            sections[key] = cls(**_keys(top.get(key), valid, f"{source}: {key}"))
-        except TypeError as err:
-            raise ServingConfigError(f"serve config {source}: {key}: {err}") from err
+        sections[key] = build_section(cls, _keys(top.get(key), valid, f"{source}: {key}"),
+                                      f"serve config {source}: {key}", ServingConfigError)
     m, w, p = sections["model"], sections["workload"], sections["placement"]
     if (m.checkpoint is None) == (m.backbone is None):
         raise ServingConfigError(f"serve config {source}: model needs exactly one of "
@@ -205,6 +204,10 @@ def parse_serve_config(raw: Any, source: str = "<config>",
         raise ServingConfigError(f"serve config {source}: placement: {err}") from None
     modalities = w.modalities
     unknown = [x for x in modalities if x not in list_modalities()]
+    bad_tasks = [t for t in w.tasks if t not in TASKS]
+    if bad_tasks or not w.tasks:
+        raise ServingConfigError(f"serve config {source}: workload.tasks {w.tasks}: unknown "
+                                 f"{bad_tasks}; expected some of {list(TASKS)}")
     if not modalities or unknown:
         raise ServingConfigError(f"serve config {source}: workload.modality {w.modality!r}; "
                                  f"expected one or a list of {list_modalities()}")
@@ -220,9 +223,9 @@ def parse_serve_config(raw: Any, source: str = "<config>",
                                  f"image_quality {b.image_quality}; expected formats from "
                                  f"{[f for f in IMAGE_FORMATS if f != 'raw']} (raw is always run) "
                                  "and a quality in 1..100")
-    if w.rate_hz <= 0 or w.tiles < 1 or w.horizon_s <= 0 or p.epoch_s <= 0:
-        raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s and epoch_s "
-                                 "must be positive")
+    if w.rate_hz <= 0 or w.tiles < 1 or w.horizon_s <= 0 or p.epoch_s <= 0 or w.deadline_s <= 0:
+        raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s, deadline_s "
+                                 "and epoch_s must be positive")
     return ServeConfig(name=str(top.get("name", default_name or Path(source).stem)),
                        orbit=dict(top["orbit"]),
                        raw=dict(top), network=network, **sections)

@@ -116,6 +116,16 @@ def test_bad_config_key_names_the_key():
         parse_config(tiny_raw(scheme="everywhere"))
 
 
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("train", "rounds", "ten", "int"),
+    ("comm", "maxflow", "flase", "bool"),  # a string would count as true
+    ("train", "lr", True, "float"),
+])
+def test_config_values_of_the_wrong_type_are_named(section, key, value, expected):
+    with pytest.raises(FedConfigError, match=rf"{section}\.{key}: {value!r} is not of type .*{expected}"):
+        parse_config(tiny_raw(**{section: {key: value}}))
+
+
 def test_deadline_drops_stragglers_once(tiny_setup, tmp_path):
     cfg = _cfg(tmp_path, scheme="onboard", topology="star", train={"rounds": 1},
                comm={"round_deadline_s": 1800.0})

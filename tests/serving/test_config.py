@@ -41,6 +41,9 @@ def test_committed_configs_parse():
     ({"workload": {"modality": ["rgb", "pan"]}}, r"\['pan'\] needs trained embedders"),
     ({"baselines": {"image_formats": ["gif"]}}, r"baselines.image_formats \['gif'\]"),
     ({"baselines": {"image_quality": 0}}, "quality in 1..100"),
+    ({"evaluate": {"images": "many"}}, r"evaluate.images: 'many' is not of type int"),
+    ({"workload": {"deadline_s": -5}}, "deadline_s and epoch_s must be positive"),
+    ({"workload": {"tasks": ["landcover", "bogus"]}}, r"unknown \['bogus'\]"),
     ({"placement": {"link_volume_fraction": 0}}, r"placement: .*link_volume_fraction.*\(0, 1\]"),
 ])
 def test_config_errors_are_clear(patch, needle):
