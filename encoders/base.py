@@ -98,7 +98,7 @@ class LinkModule(nn.Module):
                              f"{'' if not tokens.is_floating_point() else ' with NaN or inf'})")
         _, n, d = tokens.shape
         self._check_shape(n, d)
-        bodies = self._encode(tokens.detach())
+        bodies = self._encode(tokens.detach().float())  # every link codes float32 tokens
         tag = self.wire_tag()
         return [pack_payload(self.codec_id, tag, n, d, body, flags) for body, flags in bodies]
 

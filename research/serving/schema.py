@@ -112,6 +112,18 @@ def _check_tasks(tasks: Any, known: Sequence[str]) -> None:
         raise ServingError(f"unknown task(s) {unknown}; valid: {list(known)}")
 
 
+def _check_metadata(request: Request) -> None:
+    for name in ("request_id", "source", "modality"):
+        if not isinstance(getattr(request, name), str):
+            raise ServingError(f"{name} must be a string, got {getattr(request, name)!r}")
+    for name in ("capture_time_s", "deadline_s"):
+        v = getattr(request, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise ServingError(f"{name} must be a number of seconds, got {v!r}")
+    if isinstance(request.tiles, bool) or not isinstance(request.tiles, int) or request.tiles < 1:
+        raise ServingError(f"tiles must be an integer >= 1, got {request.tiles!r}")
+
+
 def _check_images(x: Any, modality: str, limits: Limits) -> None:
     if not isinstance(x, torch.Tensor):
         raise ServingError(f"payload must be a torch.Tensor, got {type(x).__name__}")
@@ -149,6 +161,7 @@ def validate(request: Any, limits: Limits) -> Response | None:
     if not isinstance(request, Request):
         return error_response(request, f"expected a Request, got {type(request).__name__}")
     try:
+        _check_metadata(request)
         _check_tasks(request.tasks, limits.tasks)
         if request.modality not in list_modalities():
             raise ServingError(f"unknown modality {request.modality!r}; valid: "

@@ -171,3 +171,9 @@ def test_a_valid_payload_carrying_nan_is_refused(make_link, tokens):
     payload = pack_payload(link.codec_id, link.wire_tag(), *tokens.shape[1:], body, flags)
     with pytest.raises(ValueError, match="decode to NaN"):
         link.decompress([payload], tokens.shape[1:])
+
+
+@pytest.mark.parametrize("name", list_links())
+def test_float64_tokens_code_like_float32(make_link, tokens, name):
+    link, payloads = _ready(make_link, name, tokens)
+    assert link.compress(tokens.double()) == payloads

@@ -22,6 +22,10 @@ def _req(images, **kw):
     (dict(tasks=()), "non-empty"),
     (dict(modality="sar"), "unknown modality"),
     (dict(deadline_s=-1.0, capture_time_s=5.0), "before the capture"),
+    (dict(deadline_s="soon"), "deadline_s must be a number"),
+    (dict(capture_time_s=float("nan")), "capture_time_s must be a number"),
+    (dict(request_id=7), "request_id must be a string"),
+    (dict(tiles=0), "tiles must be an integer >= 1"),
 ])
 def test_bad_request_metadata(catalog, images, kw, needle):
     resp = InProcessRuntime(catalog).handle(_req(images, **kw))
