@@ -82,7 +82,7 @@ def break_loads(rows: list[dict], delivered: float = 0.99) -> dict[str, float | 
 def plot_serving_load(rows: list[dict], meta: dict, out: str | Path) -> list[Path]:
     """p95 latency and the share of requests answered in time against offered load; one colour
     per scheme, one line style per task set; the deadline drawn."""
-    fig, (ax_lat, ax_del) = plt.subplots(1, 2, figsize=(12.5, 4.4))
+    fig, (ax_lat, ax_del) = plt.subplots(1, 2, figsize=(12.5, 4.2))
     styles = ["-", "--", ":", "-."]
     task_sets = list(dict.fromkeys(r["tasks"] for r in rows))
     for name in dict.fromkeys(r["scheme"] for r in rows):
@@ -111,8 +111,11 @@ def plot_serving_load(rows: list[dict], meta: dict, out: str | Path) -> list[Pat
                  f"per capture ({'/'.join(meta['modalities'])}), deadline {meta['deadline_s']:g} s,"
                  f" on board {meta['satellite_profile']}, {meta['horizon_s'] / 3600:g} h",
                  fontsize=10)
-    ax_lat.legend(fontsize=6.5, loc="upper left", ncol=1)
     fig.tight_layout()
+    handles, labels = ax_lat.get_legend_handles_labels()
+    ax_lat.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(1.05, -0.14),
+                  ncol=3, title="scheme, tasks per capture (break load: < 99% answered in time)",
+                  title_fontsize=7)
     return save_figure(fig, out, "serving_load")
 
 
