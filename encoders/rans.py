@@ -67,8 +67,10 @@ def _check_symbols(symbols: torch.Tensor) -> None:
     """Refuse symbols the coder cannot code in bounded time, before it sees them."""
     if symbols.is_floating_point() and not torch.isfinite(symbols).all():
         raise ValueError("latent symbols contain NaN or inf (non-finite tokens?)")
-    if symbols.numel() and symbols.abs().max() > MAX_SYMBOL:
-        raise ValueError(f"latent symbol {float(symbols.abs().max()):.3g} is outside +-{MAX_SYMBOL} "
+    # int64 first: abs(INT32_MIN), what a float too large for int32 becomes, is still negative
+    size = symbols.to(torch.float64 if symbols.is_floating_point() else torch.int64).abs()
+    if symbols.numel() and size.max() > MAX_SYMBOL:
+        raise ValueError(f"latent symbol {float(size.max()):.3g} is outside +-{MAX_SYMBOL} "
                          "(tokens far outside the codec's trained range: NaN, inf or a bit flip?)")
 
 
