@@ -8,7 +8,9 @@ training from being bound by JPEG decoding.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
+
+from research.atomic import atomic_write_bytes
 
 EUROSAT_CLASSES: tuple[str, ...] = (
     "AnnualCrop",
@@ -94,12 +98,32 @@ def decode_image(path: Path, size: int = 64) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _cache_path(root: Path, files: list[tuple[str, int]], cache_dir: Path) -> Path:
+def _cache_path(root: Path, files: list[tuple[str, int]], cache_dir: Path, size: int = 64) -> Path:
+    """Cache file named by the tree's content: every file's name, label, byte size and
+    modification time (a replaced or emptied image gives a new key) and the decoded size."""
     digest = hashlib.sha256()
-    digest.update(str(root.resolve()).encode())
+    digest.update(f"{root.resolve()}:{size}\n".encode())
     for rel, label in files:
-        digest.update(f"{rel}:{label}\n".encode())
+        st = (root / rel).stat()
+        digest.update(f"{rel}:{label}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return cache_dir / f"imagefolder-{digest.hexdigest()[:16]}.npz"
+
+
+def _read_cache(cache: Path, n: int, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays, or ``None`` (with a warning naming the file) if it is unreadable or
+    does not hold ``n`` images of ``size``; the caller then rebuilds it."""
+    try:
+        with np.load(cache) as data:
+            images, labels = data["images"], data["labels"]
+    except Exception as err:  # noqa: BLE001 - any damage: rebuild, and say so
+        warnings.warn(f"image cache {cache} is unreadable ({type(err).__name__}: {err}); "
+                      "rebuilding it", stacklevel=3)
+        return None
+    if images.shape != (n, size, size, 3) or labels.shape != (n,):
+        warnings.warn(f"image cache {cache} holds {images.shape}, expected {(n, size, size, 3)}; "
+                      "rebuilding it", stacklevel=3)
+        return None
+    return images, labels
 
 
 def default_cache_dir() -> Path:
@@ -114,13 +138,14 @@ def load_image_folder(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> ImageSet:
-    """Decode a whole ImageFolder tree (checked), using an on-disk cache keyed by the file list."""
+    """Decode a whole ImageFolder tree (checked), using an on-disk cache keyed by the files'
+    names, sizes and modification times (rebuilt when stale or unreadable)."""
     root = Path(root)
     files = list_image_files(root, classes)
-    cache = _cache_path(root, files, Path(cache_dir) if cache_dir else default_cache_dir())
-    if cache.exists():
-        with np.load(cache) as data:
-            images, labels = data["images"], data["labels"]
+    cache = _cache_path(root, files, Path(cache_dir) if cache_dir else default_cache_dir(), size)
+    cached = _read_cache(cache, len(files), size) if cache.exists() else None
+    if cached is not None:
+        images, labels = cached
     else:
         images = np.empty((len(files), size, size, 3), dtype=np.uint8)
         for i, (rel, _) in enumerate(
@@ -129,9 +154,9 @@ def load_image_folder(
             images[i] = decode_image(root / rel, size)
         labels = np.array([label for _, label in files], dtype=np.int64)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        tmp.replace(cache)
+        buf = io.BytesIO()
+        np.savez(buf, images=images, labels=labels)
+        atomic_write_bytes(buf.getvalue(), cache)
     return ImageSet(
         images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
         labels=torch.from_numpy(labels),

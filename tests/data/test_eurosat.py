@@ -109,3 +109,25 @@ def test_wrong_image_size_is_rejected(fake_root: Path, tmp_path: Path) -> None:
     Image.new("RGB", (32, 32)).save(root / "Pasture" / "Pasture_1.jpg")
     with pytest.raises(ValueError, match="Pasture_1.jpg.*expected 64x64"):
         load_image_folder(root, progress=False)
+
+
+def test_cache_follows_the_files_and_survives_damage(fake_root: Path, tmp_path: Path) -> None:
+    """A replaced image gives a new cache key (no stale pixels); an unreadable cache is named in
+    a warning and rebuilt."""
+    from PIL import Image
+
+    root = tmp_path / "tree"
+    shutil.copytree(fake_root, root)
+    cache = tmp_path / "cache"
+    first = load_image_folder(root, cache_dir=cache, progress=False)
+    name = first.names[0]
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(root / name)  # the file changes, its name not
+    again = load_image_folder(root, cache_dir=cache, progress=False)
+    r, g, b = again.images[0, :, 32, 32].tolist()
+    assert r > 240 and g < 15 and b < 15  # the new (red, JPEG-coded) pixels, not the cached ones
+    assert torch.equal(again.images[1:], first.images[1:])
+    (newest,) = sorted(cache.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)[-1:]
+    newest.write_bytes(b"not an npz")
+    with pytest.warns(UserWarning, match="unreadable.*rebuilding"):
+        rebuilt = load_image_folder(root, cache_dir=cache, progress=False)
+    assert torch.equal(rebuilt.images, again.images)
