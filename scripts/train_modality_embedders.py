@@ -19,9 +19,12 @@ import time
 import torch
 
 from research.data.eurosat import EuroSATDataModule
-from research.data.transforms import normalize
 from research.paths import DEFAULT_CLASSIFIER
-from research.serving.modalities import get_modality, save_embedder_weights, train_embedders
+from research.serving.modalities import (
+    landcover_accuracy,
+    save_embedder_weights,
+    train_embedders,
+)
 from research.tasks.loading import load_classifier
 
 
@@ -50,19 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                                                steps=args.steps, batch_size=args.batch_size,
                                                lr=args.lr)
     val_acc = {}
-    with torch.no_grad():
-        for name in ["rgb", *args.modalities]:
-            m = get_modality(name)
-            pe = vit.patch_embed if name == "rgb" else embedders[name]
-            mean, std = (clf.mean, clf.std) if name == "rgb" else stats[name]
-            hits = 0
-            for i in range(0, len(val), 500):
-                x = normalize(m.from_rgb(val[i:i + 500]), mean, std)
-                tokens = vit.norm_pre(pe(x) + vit.pos_embed)
-                logits = vit.head(vit.fc_norm(vit.pool(vit.norm(vit.blocks(tokens)))))
-                hits += int((logits.argmax(1) == val_y[i:i + 500]).sum())
-            val_acc[name] = hits / len(val)
-            print(f"{name}: land-cover accuracy on the validation split {val_acc[name]:.4f}")
+    for name in ["rgb", *args.modalities]:
+        pe = vit.patch_embed if name == "rgb" else embedders[name]
+        mean, std = (clf.mean, clf.std) if name == "rgb" else stats[name]
+        val_acc[name] = landcover_accuracy(vit, name, pe, val, val_y, mean, std)
+        print(f"{name}: land-cover accuracy on the validation split {val_acc[name]:.4f}")
     meta = {"checkpoint": str(args.checkpoint), "train_images": len(train),
             "val_images": len(val), "steps": args.steps, "batch_size": args.batch_size,
             "lr": args.lr, "val_landcover_acc": val_acc,

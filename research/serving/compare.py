@@ -38,11 +38,7 @@ from research.serving.simulator import (
 )
 from research.serving.tasks import Catalog
 
-__all__ = ["BASELINES", "SCHEMES", "Comparison", "compare_schemes", "onboard_shared_memory"]
-
-SCHEMES = ("microservice", "onboard_shared", "monolithic", "ground_raw")
-"""The schemes every comparison runs; ``ground_<format>`` is added per measured image format."""
-BASELINES = ("onboard_shared", "monolithic")
+__all__ = ["Comparison", "compare_schemes", "onboard_shared_memory"]
 
 
 @dataclass

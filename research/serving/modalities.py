@@ -32,8 +32,8 @@ from torch import nn
 
 from research.registry import Registry
 
-__all__ = ["MS13_RGB_BANDS", "Modality", "embedder_init", "get_modality", "list_modalities",
-           "load_embedder_weights", "register_modality", "save_embedder_weights",
+__all__ = ["MS13_RGB_BANDS", "Modality", "embedder_init", "encoder_features", "get_modality",
+           "landcover_accuracy", "list_modalities", "load_embedder_weights", "register_modality", "save_embedder_weights",
            "train_embedder", "train_embedders"]
 
 MS13_RGB_BANDS = (3, 2, 1)
@@ -144,10 +144,26 @@ def embedder_init(vit: VisionTransformer, modality: str) -> PatchEmbed:
     return pe
 
 
-def _features(vit: VisionTransformer, patch_embed: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def encoder_features(vit: VisionTransformer, patch_embed: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pooled, normed encoder features with ``patch_embed`` in place of the RGB one."""
     tokens = vit.norm_pre(patch_embed(x) + vit.pos_embed)
     return vit.fc_norm(vit.pool(vit.norm(vit.blocks(tokens))))
+
+
+@torch.no_grad()
+def landcover_accuracy(vit: VisionTransformer, modality: str, patch_embed: nn.Module,
+                       images: torch.Tensor, labels: torch.Tensor, mean: list[float],
+                       std: list[float], batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``vit``'s own head on RGB ``images`` seen as ``modality`` through
+    ``patch_embed`` (a held-out check of a trained embedder)."""
+    from research.data.transforms import normalize
+
+    m, hits = get_modality(modality), 0
+    for i in range(0, len(images), batch_size):
+        x = normalize(m.from_rgb(images[i:i + batch_size]), mean, std)
+        logits = vit.head(encoder_features(vit, patch_embed, x))
+        hits += int((logits.argmax(1) == labels[i:i + batch_size]).sum())
+    return hits / len(images)
 
 
 def train_embedder(vit: VisionTransformer, modality: str, images: torch.Tensor,
@@ -177,8 +193,8 @@ def train_embedder(vit: VisionTransformer, modality: str, images: torch.Tensor,
         idx = torch.randint(len(images), (batch_size,), generator=gen)
         rgb = images[idx]
         with torch.no_grad():
-            target = _features(vit, vit.patch_embed, normalize(rgb, rgb_mean, rgb_std))
-        out = _features(vit, pe, normalize(m.from_rgb(rgb), mean, std))
+            target = encoder_features(vit, vit.patch_embed, normalize(rgb, rgb_mean, rgb_std))
+        out = encoder_features(vit, pe, normalize(m.from_rgb(rgb), mean, std))
         loss = F.mse_loss(out, target)
         opt.zero_grad()
         loss.backward()

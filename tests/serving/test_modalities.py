@@ -102,3 +102,14 @@ def test_each_modality_is_evaluated_on_its_own_tiles(vit):
         assert rows[m]["served"] == rows[m]["float"], m
         assert 0 < rows[m]["jpeg_bytes_per_tile"] < get_modality(m).raw_bytes
     assert rows["rgb"]["served"] != rows["pan"]["served"]
+
+
+def test_landcover_accuracy_is_the_unsplit_models_on_rgb(vit, images):
+    from research.data.transforms import normalize
+    from research.serving.modalities import landcover_accuracy
+
+    labels = torch.arange(6) % 10
+    with torch.no_grad():
+        want = float((vit(normalize(images, MEAN, STD)).argmax(1) == labels).float().mean())
+    assert landcover_accuracy(vit, "rgb", vit.patch_embed, images, labels, MEAN, STD,
+                              batch_size=4) == pytest.approx(want)
