@@ -11,6 +11,7 @@ decoding garbage.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +34,25 @@ def scale_table(
 ) -> list[float]:
     """Log-spaced Gaussian scales of the conditional tables (Ballé's defaults, as in CompressAI)."""
     return torch.exp(torch.linspace(math.log(low), math.log(high), levels)).tolist()
+
+
+def _build_tables_on_cpu(model: EntropyBottleneck | GaussianConditional) -> None:
+    """Build ``model``'s integer CDF tables on the CPU and put them where the model lives.
+
+    The tables come from float densities; a GPU rounds them differently from a CPU, and an
+    encoder and a decoder whose tables differ by one count desynchronise the range coder. Built
+    on the CPU (elementwise ops, so independent of the thread count), a satellite CPU and a ground
+    GPU hold identical tables from the same weights, as CompressAI's integer tables intend.
+    """
+    device = model._quantized_cdf.device
+    cpu = copy.deepcopy(model).cpu() if device.type != "cpu" else model
+    if isinstance(cpu, GaussianConditional):
+        cpu.update_scale_table(cpu.scale_table.tolist() or scale_table(), force=True)
+    else:
+        cpu.update(force=True)
+    if cpu is not model:
+        for name in (*_TABLE_BUFFERS, *(("scale_table",) if isinstance(model, GaussianConditional) else ())):
+            setattr(model, name, getattr(cpu, name).to(device))
 
 
 class EntropyLink(LinkModule):
@@ -83,11 +103,8 @@ class EntropyLink(LinkModule):
         """
         rebuilt = force or self.tables_stale()
         if rebuilt:
-            for bottleneck in self._bottlenecks():
-                bottleneck.update(force=True)
-            for conditional in self._conditionals():
-                table = conditional.scale_table.tolist() or scale_table()
-                conditional.update_scale_table(table, force=True)
+            for model in [*self._bottlenecks(), *self._conditionals()]:
+                _build_tables_on_cpu(model)
             self._snapshot = self._table_inputs().clone()
         self._weights_crc = state_crc32(self)
         return rebuilt

@@ -47,8 +47,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from research.eval.figure_run import FigureRunConfig  # noqa: E402
 from research.figures import save_figure  # noqa: E402
 
-__all__ = ["QUALITIES", "TOKEN_BASELINES", "RateAccuracyConfig", "by_depth", "codec_setting",
-           "image_baselines", "rate_accuracy", "summarise"]
+__all__ = ["QUALITIES", "TOKEN_BASELINES", "RateAccuracyConfig", "Reference", "by_depth",
+           "codec_setting", "image_baselines", "rate_accuracy", "reference_model", "summarise"]
 
 TOKEN_BASELINES = ("identity", "float16", "int8", "int4")
 QUALITIES = (10, 30, 50, 75, 90)
@@ -324,6 +324,34 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     return save_figure(fig, out, "rate_accuracy")
 
 
+@dataclass
+class Reference:
+    """The data, the fine-tuned weights and the uncompressed model every codec is measured against."""
+
+    dm: EuroSATDataModule
+    weights: str
+    vit: torch.nn.Module
+    acc: float
+
+
+def reference_model(config: FigureRunConfig) -> Reference:
+    """Set up the data and the uncompressed model of a codec figure and print its test accuracy.
+
+    ``config`` needs ``root``, ``batch_size``, ``split_file``, ``backbone``, ``pretrained``,
+    ``ref_epochs`` and ``out`` (``RateAccuracyConfig`` and ``FrontierConfig`` have them).
+    """
+    dm = EuroSATDataModule(root=config.root, batch_size=config.batch_size, split_file=config.split_file)
+    dm.setup()
+    weights = reference_weights(config, dm, config.out)
+    vit = build_backbone(config.backbone)
+    load_backbone_weights(vit, weights)
+    vit.eval().to(default_device())
+    images, labels = dm.subset("test").tensors
+    acc = (classify(vit, images, dm) == labels).float().mean().item()
+    print(f"uncompressed {config.backbone}: acc {100 * acc:.2f}% on {len(labels)} test images")
+    return Reference(dm, weights, vit, acc)
+
+
 def rate_accuracy(config: RateAccuracyConfig) -> dict:
     """Measure every image codec, token baseline and learned codec; write the figure and tables.
 
@@ -332,15 +360,9 @@ def rate_accuracy(config: RateAccuracyConfig) -> dict:
     config = config.with_defaults()
     config.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    dm = EuroSATDataModule(root=config.root, batch_size=config.batch_size, split_file=config.split_file)
-    dm.setup()
-    weights = reference_weights(config, dm, config.out)
-    vit = build_backbone(config.backbone)
-    load_backbone_weights(vit, weights)
-    vit.eval().to(default_device())
+    reference = reference_model(config)
+    dm, weights, vit, reference_acc = reference.dm, reference.weights, reference.vit, reference.acc
     images, labels = dm.subset("test").tensors
-    reference_acc = (classify(vit, images, dm) == labels).float().mean().item()
-    print(f"uncompressed {config.backbone}: acc {100 * reference_acc:.2f}% on {len(labels)} test images")
     journal = config.out / "rows.jsonl"
     image_rows = [r for r in _done_rows(journal).values() if r["family"] == "image"]
     if not image_rows and not config.skip_images:  # the same test images: once per --out

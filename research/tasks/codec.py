@@ -67,6 +67,11 @@ class CodecTask(BaseTask):
             ``{zlib_level: 6}``), for options the flat arguments above do not cover; a name the
             link does not take is an error.
         lmbda: Rate weight: loss = CE + ``lmbda`` * estimated bits per inference (+ distillation).
+        lmbdas: Variable-rate links (``num_rates > 1`` in ``codec_options``): one rate weight per
+            rate level, finest last; every training step draws a level and uses its weight
+            (``lmbda`` is then unused). One model then serves every level.
+        rate_index: Rate level of a variable-rate link outside training (validation, test,
+            predict); default: the finest.
         distill_weight: Weight of the KL term towards the uncompressed split model (0: none).
         distill_temperature: Softmax temperature of the distillation term.
         drop_path_rate: Stochastic depth of the student backbone.
@@ -99,6 +104,8 @@ class CodecTask(BaseTask):
         granularity: Literal["token", "sample"] = "token",
         codec_options: dict[str, Any] | None = None,
         lmbda: float = 1e-3,
+        lmbdas: list[float] | None = None,
+        rate_index: int | None = None,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
         drop_path_rate: float = 0.0,
@@ -123,6 +130,7 @@ class CodecTask(BaseTask):
             self.teacher = SplitViT(copy.deepcopy(vit), hp.split_index, hp.head_placement)
             self.teacher.requires_grad_(False).eval()
         model = SplitViT(vit, hp.split_index, hp.head_placement, self.build_codec())
+        self._check_rates(model.link)
         mode = "head" if hp.finetune == "frozen" else hp.finetune
         self.model = configure_finetuning(model, mode, hp.lora_rank, hp.lora_alpha)
         if hp.finetune == "frozen":
@@ -142,6 +150,34 @@ class CodecTask(BaseTask):
         num_tokens = (preset.img_size // preset.patch_size) ** 2
         options = {key: hp[key] for key in CODEC_OPTIONS}
         return build_for_cut(hp.codec, preset.embed_dim, num_tokens, options, hp.codec_options)
+
+    def _check_rates(self, link: LinkModule) -> None:
+        """Rate weights and levels must match: one weight per level of a variable-rate link."""
+        hp, levels = self.hparams, getattr(link, "num_rates", 1)
+        if hp.lmbdas is not None and len(hp.lmbdas) != levels:
+            raise ValueError(f"lmbdas has {len(hp.lmbdas)} rate weights but the {hp.codec!r} link "
+                             f"has {levels} rate level(s) (set codec_options.num_rates)")
+        if levels > 1 and hp.lmbdas is None:
+            raise ValueError(f"the {hp.codec!r} link has {levels} rate levels: give lmbdas, one "
+                             "rate weight per level (finest last)")
+        if hp.rate_index is not None and not 0 <= hp.rate_index < levels:
+            raise ValueError(f"rate_index={hp.rate_index}; the {hp.codec!r} link has {levels} "
+                             f"rate level(s), 0..{levels - 1}")
+
+    @property
+    def variable_rate(self) -> bool:
+        """The link holds several rate levels (gain units) trained together."""
+        return getattr(self.link, "num_rates", 1) > 1
+
+    def _use_rate(self, index: int) -> None:
+        if self.variable_rate:
+            self.link.set_rate(index)
+
+    def _eval_rate(self) -> None:
+        """Outside training, code at ``rate_index`` (default: the finest level)."""
+        if self.variable_rate:
+            index = self.hparams.rate_index
+            self.link.set_rate(self.link.num_rates - 1 if index is None else index)
 
     def configure_losses(self) -> None:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
@@ -196,7 +232,8 @@ class CodecTask(BaseTask):
         ce = self.criterion(logits, labels)
         bits = estimated_bits(out["likelihoods"])
         bits = bits.mean() if bits.numel() else logits.new_zeros(())
-        loss = ce + self.hparams.lmbda * bits
+        lmbda = self.hparams.lmbdas[self.link.rate_index] if self.variable_rate else self.hparams.lmbda
+        loss = ce + lmbda * bits
         losses = {"logits": logits, "ce": ce, "bits": bits, "coded": bool(out["likelihoods"])}
         if self.teacher is not None:
             t = self.hparams.distill_temperature
@@ -211,6 +248,8 @@ class CodecTask(BaseTask):
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
+        if self.variable_rate:  # one level per step, drawn uniformly (the RNG is seeded)
+            self._use_rate(int(torch.randint(self.link.num_rates, ())))
         losses = self._losses(images, labels)
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
@@ -240,6 +279,7 @@ class CodecTask(BaseTask):
     # ----------------------------------------------------------------- evaluation
     def _refresh_tables(self) -> None:
         self.link.update(force=True)
+        self._eval_rate()
 
     def on_validation_start(self) -> None:
         self._refresh_tables()

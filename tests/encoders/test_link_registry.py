@@ -24,7 +24,7 @@ from encoders import (
     unregister_link,
 )
 
-EXPECTED = ["factorized", "float16", "hyperprior", "identity", "int4", "int8", "spike"]
+EXPECTED = ["factorized", "float16", "hyperprior", "identity", "int4", "int8", "spike", "student"]
 STABLE_IDS = {
     "identity": 0,
     "float16": 1,
@@ -32,6 +32,7 @@ STABLE_IDS = {
     "int4": 3,
     "factorized": 16,
     "hyperprior": 17,
+    "student": 18,
     "spike": 128,
 }
 """Wire ids in payloads and checkpoints on disk: never change one (only add new entries)."""

@@ -44,7 +44,7 @@ def test_fig_rate_accuracy_quick(tmp_path: Path) -> None:
 def test_bench_codec_quick(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     record = _script("bench_codec")["main"](["--quick", "--reps", "1", "--warmup", "0", "--links", "identity",
-                                             "int8", "factorized", "--out", str(out)])
+                                             "int8", "factorized", "--image-formats", "--out", str(out)])
     saved = json.loads(out.read_text())["per_image"]
     assert saved.keys() == record["per_image"].keys() == {"identity", "int8", "factorized"}
     for row in saved.values():

@@ -179,3 +179,28 @@ def test_a_checkpoint_saved_outside_the_cli_is_testable_by_it(cli_args: list[str
     saved = torch.load(path, weights_only=False)["hyper_parameters"]
     assert saved["_class_path"] == "research.tasks.codec.CodecTask"
     assert main(["test", *cli_args, "--ckpt_path", str(path), "--trainer.logger", "false"]) == 0
+
+
+def test_variable_rate_student_draws_a_level_per_step_and_tests_at_the_chosen_one() -> None:
+    task = _task("student", codec_options={"num_rates": 3}, lmbdas=[1.0, 1e-2, 1e-4])
+    drawn = []
+    original = task.link.set_rate
+    task.link.set_rate = lambda index: drawn.append(index) or original(index)
+    _trainer(max_steps=12).fit(task, DataLoader(_loader().dataset, batch_size=2))
+    assert set(drawn) == {0, 1, 2}  # every level trains
+    for level in (0, 2):
+        task.hparams.rate_index = level
+        _trainer().test(task, _loader(), verbose=False)
+        assert task.link.rate_index == level
+        payload = task.link.compress(task.model.cut_tokens(torch.randn(1, 3, 64, 64)))[0]
+        assert payload[4] == level  # the header's flags byte carries the level
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"codec_options": {"num_rates": 3}, "lmbdas": [1e-2, 1e-3]}, "lmbdas has 2 rate weights"),
+    ({"codec_options": {"num_rates": 3}}, "give lmbdas"),
+    ({"codec_options": {"num_rates": 2}, "lmbdas": [1e-2, 1e-3], "rate_index": 2}, "rate_index=2"),
+])
+def test_rate_weights_must_match_the_levels(overrides: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _task("student", **overrides)
