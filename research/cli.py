@@ -8,13 +8,18 @@ Every subcommand takes ``--config`` several times (files merged in order), and a
 from others with ``_base_: <path>`` relative to it (:mod:`research.configfile`). LightningCLI
 merges the ``--config`` files itself and takes dotted overrides as ``--trainer.max_epochs 2``;
 the system's own subcommands take them as ``--set key.sub=value``.
+
+An error ends the command with at most three lines naming the input and what was expected (exit
+code 2); ``--debug`` anywhere on the command line, or ``SATEDGE_DEBUG=1``, shows the traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+from argparse import ArgumentError
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,19 +136,56 @@ def run_lightning(argv: list[str]) -> LightningCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False},  # errors reach main(), which shortens them
         # From the console script argv *is* sys.argv[1:]; passing it again makes Lightning warn
         # that both were given.
         args=None if argv == sys.argv[1:] else argv,
     )
 
 
+DEBUG_FLAG, DEBUG_ENV = "--debug", "SATEDGE_DEBUG"
+_STRUCTURE = re.compile(r"(Does not validate against|Subtypes:|Errors:|Given value|- Problem with given"
+                        r"|tip: |usage: )")
+_PARSER_KEY = re.compile(r'(?:error: )?Parser key "([^"]+)":')
+
+
+def short_error(err: BaseException, max_lines: int = 2) -> str:
+    """The first reason in ``err``'s message, prefixed with the dotted config key it concerns.
+
+    jsonargparse reports a bad value as a tree (``Parser key "model"`` > the class it tried >
+    ``Parser key "lmbda"`` > the reason, then the other union members it also tried); the user
+    needs the key path and the first reason, not the tree.
+    """
+    keys, reasons = [], []
+    for line in (raw.strip() for raw in str(err).splitlines()):
+        match = _PARSER_KEY.match(line)
+        if match:
+            keys.append(match.group(1))
+        elif line and not _STRUCTURE.match(line):
+            reasons.append(line.removeprefix("- ").removeprefix("error: "))
+        if reasons and keys:
+            break
+    text = " ".join(reasons[:max_lines]) or type(err).__name__
+    return f"{'.'.join(keys)}: {text}" if keys else text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``satedge`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        return int(_subcommand(argv[0])(argv[1:]) or 0)
-    run_lightning(argv)
-    return 0
+    debug = DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return int(_subcommand(argv[0])(argv[1:]) or 0)
+        run_lightning(argv)
+        return 0
+    except (ArgumentError, ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
+        if debug:
+            raise
+        command = " ".join(["satedge", *argv[:1]]) if argv else "satedge"
+        print(f"{command}: error: {short_error(err)}\n(add {DEBUG_FLAG} for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

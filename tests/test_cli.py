@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentError
 from pathlib import Path
 
 import pytest
 import torch
 
-from research.cli import main, model_flags, run_lightning
+from research.cli import main, model_flags, run_lightning, short_error
 from research.models.weights import slim_task_checkpoint
 from research.paths import REPO_ROOT
 
@@ -89,10 +90,42 @@ def test_fit_checkpoint_resume_and_test(fake_root: Path, tmp_path: Path) -> None
 
 def test_config_typo_names_the_key(fake_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = ["fit", "--config", str(EXPERIMENTS / "finetune_full.yaml"), *_overrides(fake_root, tmp_path)]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--model.init_args.split_indx", "1"])
-    assert exit_info.value.code != 0
-    assert "split_indx" in capsys.readouterr().err
+    assert main([*args, "--model.init_args.split_indx", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "split_indx" in err and len(err.strip().splitlines()) <= 3
+
+
+def test_bad_value_is_one_line_naming_the_key_and_debug_shows_the_traceback(
+        fake_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["fit", "--config", str(EXPERIMENTS / "finetune_full.yaml"), *_overrides(fake_root, tmp_path),
+            "--model.init_args.lr", "abc"]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) <= 3
+    assert lines[0].startswith("satedge fit: error: model.lr: Expected a <class 'float'>. Got value: abc")
+    with pytest.raises(ArgumentError, match="Does not validate"):
+        main([*args, "--debug"])
+
+
+def test_subcommand_errors_stay_short(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["orbit", "plan", "--config", str(tmp_path / "missing.yaml")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 3 and "missing.yaml" in err[0]
+
+
+def test_short_error_takes_the_key_path_and_the_first_reason() -> None:
+    message = """Parser key "model":
+  Does not validate against any of the Union subtypes
+  Subtypes: [<class 'research.tasks.base.BaseTask'>, <class 'NoneType'>]
+  Errors:
+    - Problem with given class_path 'research.tasks.codec.CodecTask':
+        Parser key "lmbda":
+          Expected a <class 'float'>. Got value: abc
+    - Expected a <class 'NoneType'>
+  Given value type: <class 'jsonargparse._util.NestedArg'>"""
+    assert short_error(ValueError(message)) == "model.lmbda: Expected a <class 'float'>. Got value: abc"
+    assert short_error(ValueError("rate_index=4 is out of range")) == "rate_index=4 is out of range"
+    assert short_error(KeyError("bogus")) == "'bogus'"
 
 
 def test_model_flags_keep_each_value() -> None:
