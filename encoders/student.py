@@ -54,6 +54,14 @@ class EntropicStudentCodec(EntropyLink):
             satellite under 10 MFLOPs per 64x64 image with ViT-Small's patch embedding).
         ground_dim: Width of the ground-side synthesis (default: ``dim``).
         num_rates: Rate levels of the gain units (1: a fixed-rate codec); at most ``MAX_RATES``.
+        init_scale: Initial width of the factorised densities, in quantisation bins.
+            CompressAI's 10 suits image latents trained for a million steps; a task codec trained
+            for a few thousand starts at 1, or its rate barely moves from the initial ~4 bits
+            per latent.
+        latent_grid: Side of the coded latent grid: the on-board features are average-pooled
+            from the token grid down to ``latent_grid x latent_grid`` cells before coding
+            (default: the token grid, one cell per token). Land cover is mostly texture and
+            colour statistics, so a coarse grid keeps the class at a fraction of the symbols.
     """
 
     flag_mask = _RATE_BITS
@@ -66,6 +74,8 @@ class EntropicStudentCodec(EntropyLink):
         hidden_dim: int = 64,
         ground_dim: int | None = None,
         num_rates: int = 1,
+        init_scale: float = 1.0,
+        latent_grid: int | None = None,
     ) -> None:
         super().__init__()
         side = math.isqrt(num_tokens)
@@ -78,7 +88,10 @@ class EntropicStudentCodec(EntropyLink):
         if not 1 <= num_rates <= MAX_RATES:
             raise ValueError(f"num_rates={num_rates}; expected 1..{MAX_RATES} (the rate index "
                              "travels in three header bits)")
-        self.dim, self.num_tokens, self.side = dim, num_tokens, side
+        grid = side if latent_grid is None else latent_grid
+        if not isinstance(grid, int) or grid < 1 or side % grid:
+            raise ValueError(f"latent_grid={latent_grid!r} must divide the {side}x{side} token grid")
+        self.dim, self.num_tokens, self.side, self.latent_grid = dim, num_tokens, side, grid
         self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
         self.ground_dim = ground_dim or dim
         self.num_rates = num_rates
@@ -90,8 +103,11 @@ class EntropicStudentCodec(EntropyLink):
             nn.Conv2d(mid, latent_dim, 1),
         )
         g = self.ground_dim
+        cell = side // grid  # tokens per latent cell along each side
+        self.g_a.append(nn.AvgPool2d(cell) if cell > 1 else nn.Identity())
+        self.expand = nn.Conv2d(latent_dim, g * cell * cell, 1)  # each cell to its tokens
         self.g_s = nn.Sequential(
-            nn.Conv2d(latent_dim, g, 1), nn.GELU(),
+            nn.PixelShuffle(cell), nn.GELU(),
             nn.Conv2d(g, g, 3, padding=1), nn.GELU(),
             nn.Conv2d(g, dim, 1),
         )
@@ -100,13 +116,14 @@ class EntropicStudentCodec(EntropyLink):
         start = torch.exp(torch.linspace(-1.0, 0.0, num_rates)) if num_rates > 1 else torch.ones(1)
         self.gain = nn.Parameter(start[:, None].repeat(1, latent_dim))
         self.inverse_gain = nn.Parameter((1.0 / start)[:, None].repeat(1, latent_dim))
-        self.entropy_bottleneck = EntropyBottleneck(latent_dim)
+        self.init_scale = init_scale
+        self.entropy_bottleneck = EntropyBottleneck(latent_dim, init_scale=init_scale)
 
     def config(self) -> dict[str, object]:
         return {
             "dim": self.dim, "num_tokens": self.num_tokens, "latent_dim": self.latent_dim,
             "hidden_dim": self.hidden_dim, "ground_dim": self.ground_dim,
-            "num_rates": self.num_rates,
+            "num_rates": self.num_rates, "latent_grid": self.latent_grid,
         }
 
     # ----------------------------------------------------------------- rate
@@ -130,7 +147,7 @@ class EntropicStudentCodec(EntropyLink):
 
     def ground(self, y_hat: torch.Tensor) -> torch.Tensor:
         """``[B, C, s, s]`` de-scaled latents -> ``[B, N, D]`` tokens for the ground blocks."""
-        out = self.g_s(y_hat).flatten(2).transpose(1, 2)
+        out = self.g_s(self.expand(y_hat)).flatten(2).transpose(1, 2)
         return out + self.position_bias
 
     def _gain(self, rate: int) -> torch.Tensor:
@@ -157,7 +174,7 @@ class EntropicStudentCodec(EntropyLink):
     def _channel_indexes(self) -> torch.Tensor:
         device = self.entropy_bottleneck.quantiles.device
         channels = torch.arange(self.latent_dim, dtype=torch.int32, device=device)
-        return channels[:, None, None].expand(-1, self.side, self.side)
+        return channels[:, None, None].expand(-1, self.latent_grid, self.latent_grid)
 
     def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
         rate = self.rate_index

@@ -33,6 +33,13 @@ def parse_args(argv: list[str] | None = None) -> FrontierConfig:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--distill-weight", type=float, default=1.0)
+    parser.add_argument("--feature-distill-weight", type=float, default=1.0)
+    parser.add_argument("--latent-grid", type=int, default=2,
+                        help="side of the coded latent grid (the 8x8 tokens are pooled to it)")
+    parser.add_argument("--finetune", default="lora", choices=["frozen", "head", "lora"],
+                        help="what adapts on the ground besides the codec (lora: ground blocks)")
+    parser.add_argument("--separate-lambdas", type=float, nargs="+", default=None,
+                        help="rate weights that get a fixed-rate student (default: every one)")
     parser.add_argument("--no-separate", dest="separate", action="store_false",
                         help="train only the variable-rate student")
     parser.add_argument("--baseline-rows", type=Path, default=None,

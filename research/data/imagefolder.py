@@ -85,14 +85,22 @@ def list_image_files(root: Path, classes: tuple[str, ...] = EUROSAT_CLASSES) -> 
     return files
 
 
+WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+"""Pillow modes wider than 8 bits per sample, which ``convert("RGB")`` would clip."""
+
+
 def decode_image(path: Path, size: int = 64) -> np.ndarray:
     """Decode one image to ``[H, W, 3]`` uint8, naming the file when it is corrupt or the wrong size."""
     try:
         with Image.open(path) as im:
             im.load()
-            rgb = im.convert("RGB")
+            mode = im.mode
+            rgb = im.convert("RGB") if mode not in WIDE_MODES else None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"cannot decode image {str(path)!r}: {err}; expected a readable image") from err
+    if rgb is None:  # Pillow clips 16-bit and float samples to 255: a constant image, silently
+        raise ValueError(f"image {str(path)!r} has {mode!r} samples (16-bit or float); expected "
+                         "8-bit RGB or greyscale, so scale it to uint8 first")
     if rgb.size != (size, size):
         raise ValueError(f"image {str(path)!r} is {rgb.size[0]}x{rgb.size[1]}; expected {size}x{size}")
     return np.asarray(rgb, dtype=np.uint8)

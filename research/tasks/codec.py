@@ -74,6 +74,10 @@ class CodecTask(BaseTask):
             predict); default: the finest.
         distill_weight: Weight of the KL term towards the uncompressed split model (0: none).
         distill_temperature: Softmax temperature of the distillation term.
+        feature_distill_weight: Weight of the mean squared error between the pooled features the
+            head sees and the uncompressed model's, over their variance (needs
+            ``distill_weight > 0``, which builds the teacher): a dense target per image, where
+            the teacher's near one-hot predictions say little more than the label.
         drop_path_rate: Stochastic depth of the student backbone.
         label_smoothing: Cross-entropy label smoothing.
         lr: Peak learning rate of the main optimizer (codec and trainable backbone parts).
@@ -108,6 +112,7 @@ class CodecTask(BaseTask):
         rate_index: int | None = None,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
+        feature_distill_weight: float = 0.0,
         drop_path_rate: float = 0.0,
         label_smoothing: float = 0.0,
         lr: float = 1e-3,
@@ -220,12 +225,20 @@ class CodecTask(BaseTask):
         aux_optimizer = torch.optim.Adam(aux, lr=self.hparams.aux_lr)
         return [conf["optimizer"], aux_optimizer], [conf["lr_scheduler"]]
 
+    def satellite_part_trains(self) -> bool:
+        """Whether any weight before the cut trains (then cached cut tokens would go stale)."""
+        vit = self.model.vit
+        before = [vit.patch_embed, *vit.blocks[: self.hparams.split_index]]
+        return vit.pos_embed.requires_grad or any(
+            p.requires_grad for module in before for p in module.parameters())
+
     def _losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         """Task and rate losses; ``images`` may also be cut tokens from a frozen satellite part."""
-        if images.dim() == 3 and self.hparams.finetune in ("lora", "full"):
+        if images.dim() == 3 and self.satellite_part_trains():
             raise ValueError(
                 f"finetune={self.hparams.finetune!r} trains the satellite part, so batches must be "
-                "images; cached cut tokens (FeatureDataModule) need finetune='frozen' or 'head'"
+                "images; cached cut tokens (FeatureDataModule) need a frozen satellite part "
+                "(finetune='frozen' or 'head', or 'lora' at split 0, which adapts only ground blocks)"
             )
         out = self.model.forward_parts(images)
         logits = out["logits"]
@@ -238,11 +251,17 @@ class CodecTask(BaseTask):
         if self.teacher is not None:
             t = self.hparams.distill_temperature
             with torch.no_grad():
-                target = F.log_softmax(self.teacher(images) / t, dim=1)  # images or cut tokens
+                teacher = self.teacher.forward_parts(images)  # images or cut tokens
+                target = F.log_softmax(teacher["logits"] / t, dim=1)
             student = F.log_softmax(logits / t, dim=1)
             kd = F.kl_div(student, target, log_target=True, reduction="batchmean") * t * t
             loss = loss + self.hparams.distill_weight * kd
             losses["distill"] = kd
+            if self.hparams.feature_distill_weight > 0:  # the head's input, scale-free
+                features = teacher["features"]
+                fd = F.mse_loss(out["features"], features) / features.var().clamp_min(1e-6)
+                loss = loss + self.hparams.feature_distill_weight * fd
+                losses["feature_distill"] = fd
         losses["loss"] = loss
         return losses
 
@@ -271,8 +290,9 @@ class CodecTask(BaseTask):
             scheduler.step()
         log_classification(self, "train", losses["logits"].detach(), labels, losses["loss"])
         logs = {"train/ce": losses["ce"], "train/bits_per_inference": losses["bits"], "train/aux_loss": aux_loss}
-        if "distill" in losses:
-            logs["train/distill"] = losses["distill"]
+        for key in ("distill", "feature_distill"):
+            if key in losses:
+                logs[f"train/{key}"] = losses[key]
         self.log_dict(logs, on_step=True, on_epoch=True, batch_size=len(labels))
         return losses["loss"].detach()
 

@@ -111,6 +111,19 @@ def test_wrong_image_size_is_rejected(fake_root: Path, tmp_path: Path) -> None:
         load_image_folder(root, progress=False)
 
 
+def test_sixteen_bit_image_is_refused_not_clipped(tmp_path: Path) -> None:
+    """Pillow's RGB conversion clips 16-bit samples to 255: a constant image, unless refused."""
+    from PIL import Image
+
+    from research.data.imagefolder import decode_image
+
+    path = tmp_path / "band.png"
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    with pytest.raises(ValueError, match="band.png.*16-bit or float.*scale it to uint8"):
+        decode_image(path)
+
+
 def test_cache_follows_the_files_and_survives_damage(fake_root: Path, tmp_path: Path) -> None:
     """A replaced image gives a new cache key (no stale pixels); an unreadable cache is named in
     a warning and rebuilt."""

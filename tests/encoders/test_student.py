@@ -115,6 +115,19 @@ def test_bad_construction_is_refused():
         EntropicStudentCodec(DIM, NUM_TOKENS, num_rates=MAX_RATES + 1)
     with pytest.raises(ValueError, match="square token grid"):
         EntropicStudentCodec(DIM, 15)
+    with pytest.raises(ValueError, match="latent_grid=3 must divide the 4x4 token grid"):
+        EntropicStudentCodec(DIM, NUM_TOKENS, latent_grid=3)
+
+
+@pytest.mark.parametrize("grid", [1, 2])
+def test_pooled_latent_grids_code_fewer_symbols_and_roundtrip(tokens, grid):
+    torch.manual_seed(0)
+    link = EntropicStudentCodec(DIM, NUM_TOKENS, latent_dim=8, hidden_dim=16, latent_grid=grid).eval()
+    link.update(force=True)
+    out = link(tokens)
+    assert out["likelihoods"]["y"].shape == (3, 8, grid, grid) and out["y_hat"].shape == tokens.shape
+    torch.testing.assert_close(link.decompress(link.compress(tokens), (NUM_TOKENS, DIM)), out["y_hat"],
+                               rtol=0, atol=1e-5)
 
 
 def test_on_board_transform_is_small():

@@ -143,6 +143,9 @@ def test_cached_tokens_are_refused_when_the_satellite_part_trains() -> None:
     images, labels = next(iter(_loader()))
     with pytest.raises(ValueError, match="finetune='lora' trains the satellite part"):
         task._losses(task.model.satellite_part(images).detach(), labels)
+    at_zero = _task("factorized", split_index=0, finetune="lora")  # LoRA adapts only ground blocks
+    assert not at_zero.satellite_part_trains()
+    at_zero._losses(at_zero.model.satellite_part(images).detach(), labels)  # cached tokens are fine
 
 
 def test_cli_merged_codec_yaml(cli_args: list[str]) -> None:
