@@ -12,9 +12,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["IMAGE_FORMATS", "image_roundtrip"]
+__all__ = ["IMAGE_FORMATS", "encode_image", "image_roundtrip"]
 
 IMAGE_FORMATS = ("raw", "png", "jpeg", "webp")
+
+
+def encode_image(image: torch.Tensor, fmt: str = "jpeg", quality: int = 75) -> bytes:
+    """The bytes of a uint8 tile ``[C, H, W]`` (C = 1 or 3) in ``fmt`` (png, jpeg or webp): the
+    satellite's side of :func:`image_roundtrip`, also what ``scripts/bench_codec.py`` times."""
+    grey = image.shape[0] == 1
+    arr = image[0].numpy() if grey else image.permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    kwargs = {} if fmt == "png" else {"quality": int(quality)}
+    Image.fromarray(arr, mode="L" if grey else "RGB").save(buf, format=fmt.upper(), **kwargs)
+    return buf.getvalue()
 
 
 def image_roundtrip(image: torch.Tensor, fmt: str = "jpeg", quality: int = 75
@@ -32,11 +43,7 @@ def image_roundtrip(image: torch.Tensor, fmt: str = "jpeg", quality: int = 75
     if fmt == "raw":
         return image, image.numel()
     grey = image.shape[0] == 1
-    arr = image[0].numpy() if grey else image.permute(1, 2, 0).numpy()
-    buf = io.BytesIO()
-    kwargs = {} if fmt == "png" else {"quality": int(quality)}
-    Image.fromarray(arr, mode="L" if grey else "RGB").save(buf, format=fmt.upper(), **kwargs)
-    data = buf.getvalue()
+    data = encode_image(image, fmt, quality)
     decoded = np.asarray(Image.open(io.BytesIO(data)).convert("L" if grey else "RGB"))
     out = torch.from_numpy(decoded.copy())
     return (out[None] if grey else out.permute(2, 0, 1)), len(data)

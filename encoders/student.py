@@ -116,7 +116,6 @@ class EntropicStudentCodec(EntropyLink):
         start = torch.exp(torch.linspace(-1.0, 0.0, num_rates)) if num_rates > 1 else torch.ones(1)
         self.gain = nn.Parameter(start[:, None].repeat(1, latent_dim))
         self.inverse_gain = nn.Parameter((1.0 / start)[:, None].repeat(1, latent_dim))
-        self.init_scale = init_scale
         self.entropy_bottleneck = EntropyBottleneck(latent_dim, init_scale=init_scale)
 
     def config(self) -> dict[str, object]:

@@ -18,7 +18,6 @@ same satellite part. One CPU thread by default: the on-board budget of issue 22 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -26,10 +25,10 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 import snn.link  # noqa: F401  (registers the "spike" link)
 from encoders import build_for_cut, list_links, payload_bits
+from encoders.images import encode_image
 from research.data.embedded import load_embedded
 from research.data.transforms import normalize
 from research.models.presets import build_backbone, get_preset
@@ -121,13 +120,7 @@ def _image_settings(names: list[str]) -> list[tuple[str, int | None]]:
 
 def _encode_tiles(tiles: torch.Tensor, fmt: str, quality: int | None) -> list[int]:
     """Bytes of each uint8 tile ``[C, H, W]`` encoded by Pillow (encode only: the satellite's work)."""
-    sizes = []
-    for tile in tiles:
-        buf = io.BytesIO()
-        kwargs = {"quality": quality} if quality else {}
-        Image.fromarray(tile.permute(1, 2, 0).numpy()).save(buf, format=fmt.upper(), **kwargs)
-        sizes.append(buf.tell())
-    return sizes
+    return [len(encode_image(tile, fmt, quality or 75)) for tile in tiles]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -135,7 +135,7 @@ class CodecTask(BaseTask):
             self.teacher = SplitViT(copy.deepcopy(vit), hp.split_index, hp.head_placement)
             self.teacher.requires_grad_(False).eval()
         model = SplitViT(vit, hp.split_index, hp.head_placement, self.build_codec())
-        self._check_rates(model.link)
+        self._check_options(model.link)
         mode = "head" if hp.finetune == "frozen" else hp.finetune
         self.model = configure_finetuning(model, mode, hp.lora_rank, hp.lora_alpha)
         if hp.finetune == "frozen":
@@ -156,8 +156,9 @@ class CodecTask(BaseTask):
         options = {key: hp[key] for key in CODEC_OPTIONS}
         return build_for_cut(hp.codec, preset.embed_dim, num_tokens, options, hp.codec_options)
 
-    def _check_rates(self, link: LinkModule) -> None:
-        """Rate weights and levels must match: one weight per level of a variable-rate link."""
+    def _check_options(self, link: LinkModule) -> None:
+        """Options that only make sense together: one rate weight per level of a variable-rate link,
+        a level the link has, and a teacher for feature distillation."""
         hp, levels = self.hparams, getattr(link, "num_rates", 1)
         if hp.lmbdas is not None and len(hp.lmbdas) != levels:
             raise ValueError(f"lmbdas has {len(hp.lmbdas)} rate weights but the {hp.codec!r} link "
@@ -165,6 +166,10 @@ class CodecTask(BaseTask):
         if levels > 1 and hp.lmbdas is None:
             raise ValueError(f"the {hp.codec!r} link has {levels} rate levels: give lmbdas, one "
                              "rate weight per level (finest last)")
+        if hp.feature_distill_weight > 0 and hp.distill_weight <= 0:
+            raise ValueError(f"feature_distill_weight={hp.feature_distill_weight} needs the teacher "
+                             "that distill_weight > 0 builds (got distill_weight="
+                             f"{hp.distill_weight})")
         if hp.rate_index is not None and not 0 <= hp.rate_index < levels:
             raise ValueError(f"rate_index={hp.rate_index}; the {hp.codec!r} link has {levels} "
                              f"rate level(s), 0..{levels - 1}")
@@ -173,10 +178,6 @@ class CodecTask(BaseTask):
     def variable_rate(self) -> bool:
         """The link holds several rate levels (gain units) trained together."""
         return getattr(self.link, "num_rates", 1) > 1
-
-    def _use_rate(self, index: int) -> None:
-        if self.variable_rate:
-            self.link.set_rate(index)
 
     def _eval_rate(self) -> None:
         """Outside training, code at ``rate_index`` (default: the finest level)."""
@@ -268,7 +269,7 @@ class CodecTask(BaseTask):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         if self.variable_rate:  # one level per step, drawn uniformly (the RNG is seeded)
-            self._use_rate(int(torch.randint(self.link.num_rates, ())))
+            self.link.set_rate(int(torch.randint(self.link.num_rates, ())))
         losses = self._losses(images, labels)
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers

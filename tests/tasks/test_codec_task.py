@@ -203,6 +203,7 @@ def test_variable_rate_student_draws_a_level_per_step_and_tests_at_the_chosen_on
     ({"codec_options": {"num_rates": 3}, "lmbdas": [1e-2, 1e-3]}, "lmbdas has 2 rate weights"),
     ({"codec_options": {"num_rates": 3}}, "give lmbdas"),
     ({"codec_options": {"num_rates": 2}, "lmbdas": [1e-2, 1e-3], "rate_index": 2}, "rate_index=2"),
+    ({"feature_distill_weight": 1.0}, "needs the teacher that distill_weight > 0 builds"),
 ])
 def test_rate_weights_must_match_the_levels(overrides: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
