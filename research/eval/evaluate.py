@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,14 +32,16 @@ from research.data.eurosat import EuroSATDataModule
 from research.eval.ledger import LedgerRow, check_row, summarise, write_ledger
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.eval.schemes import ANSWER_BYTES, SchemeOutput, build_scheme
+from research.opt import FixedPolicy, Option, OptionBank, Policy, PolicyContext, build_policy
 from research.orbit.contact_plan import ContactPlan
+from research.orbit.isl import KIND_GROUND
 from research.orbit.network import NetworkResources, NetworkState
 from research.orbit.routing import TransferResult
 from research.tasks.loading import load_classifier
 from research.workload import Capture, get_sensor, orbital_period_s, schedule_captures
 
-__all__ = ["Capture", "EvalResult", "captures_for", "evaluate", "run_schemes",
-           "simulate_scheme", "test_images"]
+__all__ = ["Capture", "EvalResult", "captures_for", "evaluate", "option_bank", "policy_context",
+           "calibration_images", "run_policies", "run_schemes", "simulate_policy", "simulate_scheme", "test_images"]
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,11 @@ def _bytes_by_kind(result: TransferResult, stations: set[str]) -> dict[str, floa
 
 @dataclass
 class _Scene:
-    """What one scheme does with one capture, accumulated as its events happen."""
+    """What one policy does with one capture, accumulated as its events happen."""
 
     cap: Capture
+    option: str
+    out: SchemeOutput
     payload: float
     compute_s: float
     accel_wait_s: float
@@ -120,70 +124,125 @@ class _Scene:
     t_ground: float = 0.0
 
 
+def option_bank(outputs: dict[str, SchemeOutput],
+                accuracy: dict[str, float] | None = None) -> OptionBank:
+    """The schemes' outputs as policy options (per tile: mean bytes, FLOPs); ``accuracy`` is each
+    scheme's expected accuracy on calibration images (unset: a policy that needs it refuses)."""
+    accuracy = accuracy or {}
+    return OptionBank([Option(name, accuracy.get(name, out.calibration_accuracy),
+                              float(np.mean(out.payload_bytes)), out.flops_onboard,
+                              out.flops_ground, float(out.return_bytes), out.flops_return_onboard)
+                       for name, out in outputs.items()])
+
+
+def policy_context(bank: OptionBank, plan: ContactPlan, scenario: EvalScenario,
+                   captures: list[Capture], net: NetworkState,
+                   period_s: float | None = None) -> PolicyContext:
+    """What a policy is prepared with for this scenario (the workload only the oracle reads)."""
+    res = net.resources
+    return PolicyContext(
+        bank=bank, plan=plan, satellite_profile=scenario.satellite_profile,
+        ground_profile=scenario.ground_profile,
+        period_s=period_s or orbital_period_s(scenario.orbit.constellation.satrecs),
+        captures=captures, storage_bytes=res.storage_bytes, relay=plan_has_isl(plan),
+        station_antennas=res.station_antennas, downlink_transmitters=res.downlink_transmitters)
+
+
+def plan_has_isl(plan: ContactPlan) -> bool:
+    """Whether any satellite can relay through another (an ISL link exists)."""
+    return bool((plan.link_kind != KIND_GROUND).any())
+
+
 def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], labels: np.ndarray,
                     position: dict[int, int], plan: ContactPlan, net: NetworkState,
                     scenario: EvalScenario) -> list[LedgerRow]:
-    """One scheme over every capture, as time-ordered events on ``net`` (see module docstring)."""
+    """One scheme over every capture: :func:`simulate_policy` with a ``fixed`` policy."""
+    outputs = {name: out}
+    ctx = policy_context(option_bank(outputs), plan, scenario, captures, net, period_s=1.0)
+    return simulate_policy(FixedPolicy(option=name), outputs, captures, labels, position, plan,
+                           net, scenario, ctx)
+
+
+def simulate_policy(policy: Policy, outputs: dict[str, SchemeOutput], captures: list[Capture],
+                    labels: np.ndarray, position: dict[int, int], plan: ContactPlan,
+                    net: NetworkState, scenario: EvalScenario, ctx: PolicyContext,
+                    name: str | None = None) -> list[LedgerRow]:
+    """Every capture answered by the option ``policy`` picks, as time-ordered events on ``net``
+    (see the module docstring); rows are named ``name`` (default: the policy's label) and record
+    the chosen ``option``."""
+    name = name or policy.label
+    names = list(outputs)
+    policy.prepare(ctx)
     sat_p, ground_p = scenario.satellite_profile, scenario.ground_profile
     stations = set(plan.stations)
     free_at: dict[str, float] = defaultdict(float)  # each satellite's accelerator
-    events: list[tuple[float, int, str, _Scene]] = []
+    events: list[tuple[float, int, int, Capture | _Scene]] = [
+        (cap.t_s, cap.index, _CAPTURE, cap) for cap in captures]
+    heapq.heapify(events)
     scenes: dict[int, _Scene] = {}
-    for cap in captures:
-        compute_s = sat_p.seconds(out.flops_onboard * cap.tiles)
-        start = max(cap.t_s, free_at[cap.satellite])
-        free_at[cap.satellite] = start + compute_s
-        idx = [position[i] for i in cap.sample]
-        payload = float(np.mean(out.payload_bytes[idx])) * cap.tiles
-        scene = scenes[cap.index] = _Scene(cap, payload, compute_s, start - cap.t_s,
-                                           start + compute_s)
-        if scene.t_ready < plan.horizon_s:
-            heapq.heappush(events, (scene.t_ready, cap.index, "down", scene))
     rows: dict[int, LedgerRow] = {}
+
+    def finish(scene: _Scene, reason: str = "") -> None:
+        rows[scene.cap.index] = _row(name, scene, labels, position, scenario, stations, reason)
+
     while events:
-        t, _, kind, scene = heapq.heappop(events)
-        cap = scene.cap
-        if kind == "down":
+        t, _, kind, item = heapq.heappop(events)
+        if kind == _CAPTURE:
+            cap = item
+            choice = policy.decide(cap, free_at[cap.satellite])
+            out = outputs[names[choice]]
+            compute_s = sat_p.seconds(out.flops_onboard * cap.tiles)
+            start = max(cap.t_s, free_at[cap.satellite])
+            free_at[cap.satellite] = start + compute_s
+            idx = [position[i] for i in cap.sample]
+            payload = float(np.mean(out.payload_bytes[idx])) * cap.tiles
+            scene = scenes[cap.index] = _Scene(cap, names[choice], out, payload, compute_s,
+                                               start - cap.t_s, start + compute_s)
+            if scene.t_ready < plan.horizon_s:
+                heapq.heappush(events, (scene.t_ready, cap.index, _DOWN, scene))
+            else:
+                finish(scene, "on-board compute ends after the horizon")
+            continue
+        scene = item
+        cap, out = scene.cap, scene.out
+        if kind == _DOWN:
             res = net.send(cap.satellite, plan.stations, scene.payload, t)
-        elif kind == "up":
+            policy.sent(cap, names.index(scene.option),
+                        (res.hops[0].t_sent if res.hops else t) if res.delivered else None)
+        elif kind == _UP:
             res = net.send(plan.stations, cap.satellite, out.return_bytes * cap.tiles, t)
         else:
             res = net.send(cap.satellite, plan.stations, ANSWER_BYTES * cap.tiles, t)
         scene.legs.append(res)
         if not res.delivered:
-            rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
-                                   res.reason)
+            finish(scene, res.reason)
             continue
-        if kind == "down":
+        if kind == _DOWN:
             scene.t_ground = res.t_arrival + ground_p.seconds(out.flops_ground * cap.tiles)
             if not out.return_bytes:
-                rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations)
+                finish(scene)
             elif scene.t_ground < plan.horizon_s:
-                heapq.heappush(events, (scene.t_ground, cap.index, "up", scene))
+                heapq.heappush(events, (scene.t_ground, cap.index, _UP, scene))
             else:
-                rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
-                                       "the ground finished after the horizon")
-        elif kind == "up":
+                finish(scene, "the ground finished after the horizon")
+        elif kind == _UP:
             t_head = res.t_arrival + sat_p.seconds(out.flops_return_onboard * cap.tiles)
             if t_head < plan.horizon_s:
-                heapq.heappush(events, (t_head, cap.index, "answer", scene))
+                heapq.heappush(events, (t_head, cap.index, _ANSWER, scene))
             else:
-                rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations,
-                                       "the head finished after the horizon")
+                finish(scene, "the head finished after the horizon")
         else:
-            rows[cap.index] = _row(name, scene, out, labels, position, scenario, stations)
-    for cap in captures:  # computed past the horizon: never sent
-        if cap.index not in rows:
-            rows[cap.index] = _row(name, scenes[cap.index], out, labels, position, scenario,
-                                   stations, "on-board compute ends after the horizon")
+            finish(scene)
     return [rows[c.index] for c in captures]
 
 
-def _row(name: str, scene: _Scene, out: SchemeOutput, labels: np.ndarray,
-         position: dict[int, int], scenario: EvalScenario, stations: set[str],
-         reason: str = "") -> LedgerRow:
+_CAPTURE, _DOWN, _UP, _ANSWER = range(4)  # event kinds; a capture's own events never tie
+
+
+def _row(name: str, scene: _Scene, labels: np.ndarray, position: dict[int, int],
+         scenario: EvalScenario, stations: set[str], reason: str = "") -> LedgerRow:
     sat_p, ground_p = scenario.satellite_profile, scenario.ground_profile
-    cap = scene.cap
+    cap, out = scene.cap, scene.out
     idx = [position[i] for i in cap.sample]
     correct = out.predictions[idx] == labels[list(cap.sample)]
     kinds = {"bytes_downlink": 0.0, "bytes_uplink": 0.0, "bytes_isl": 0.0}
@@ -217,29 +276,70 @@ def _row(name: str, scene: _Scene, out: SchemeOutput, labels: np.ndarray,
                                       if h.src not in stations),
         energy_ground_j=ground_p.energy_j(out.flops_ground * cap.tiles) if delivered else 0.0,
         onboard_compute_s=scene.compute_s, **timing,
-        hops=sum(len(leg.hops) for leg in scene.legs), reason=reason)
+        hops=sum(len(leg.hops) for leg in scene.legs), reason=reason, option=scene.option)
     check_row(row)
     return row
 
 
-def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = True
+def calibration_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scenario's calibration split (``val`` by default), never the test captures."""
+    spec = scenario.images
+    root = None if spec.source == "embedded" else spec.root or "../shared/data/eurosat_rgb"
+    dm = EuroSATDataModule(root=root, split_file=spec.split_file)
+    images, labels = dm.subset(scenario.calibration.split).tensors
+    limit = scenario.calibration.limit
+    return (images[:limit], labels[:limit]) if limit else (images, labels)
+
+
+def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = True,
+                calibration: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[dict[str, SchemeOutput], dict[str, str]]:
     """Every scheme on ``images`` (real payloads, predictions, FLOPs), and the ones skipped
-    because their on-board part does not fit the satellite's memory (with the reason)."""
+    because their on-board part does not fit the satellite's memory (with the reason).
+
+    With ``calibration`` (images, labels), each output's ``calibration_accuracy`` is measured on
+    them (what a policy held to an accuracy floor expects of the scheme).
+    """
     clf = load_classifier(scenario.model.checkpoint, split_index=scenario.model.split_index,
                           head_placement=scenario.model.head_placement)
     outputs: dict[str, SchemeOutput] = {}
     skipped: dict[str, str] = {}
     memory = scenario.satellite_profile.memory_bytes
     for spec in tqdm(scenario.schemes, desc="schemes", disable=not progress):
-        output = build_scheme(spec, clf).run(images)
+        scheme = build_scheme(spec, clf)
+        output = scheme.run(images)
         if output.onboard_model_bytes > memory:
             skipped[spec.name] = (f"on-board part needs {output.onboard_model_bytes / 2**20:.0f} "
                                   f"MiB, the satellite has {memory / 2**20:.0f} MiB")
             log.warning("scheme %s skipped: %s", spec.name, skipped[spec.name])
             continue
+        if calibration is not None:
+            output.calibration_accuracy = scheme.accuracy(*calibration)
         outputs[spec.name] = output
     return outputs, skipped
+
+
+def run_policies(scenario: EvalScenario, outputs: dict[str, SchemeOutput],
+                 captures: list[Capture], labels: np.ndarray, position: dict[int, int],
+                 plan: ContactPlan, network: NetworkResources,
+                 policies: list[dict] | None = None, period_s: float | None = None
+                 ) -> tuple[list[LedgerRow], dict[str, dict]]:
+    """Each of the scenario's policies (or ``policies``) over the same captures on a fresh network;
+    the rows and, per policy label, its parameters, option mix and network use."""
+    bank = option_bank(outputs)
+    rows: list[LedgerRow] = []
+    info: dict[str, dict] = {}
+    for spec in scenario.policies if policies is None else policies:
+        policy = build_policy(spec)
+        net = NetworkState(plan, network)
+        ctx = policy_context(bank, plan, scenario, captures, net, period_s)
+        got = simulate_policy(policy, outputs, captures, labels, position, plan, net, scenario,
+                              ctx)
+        rows.extend(got)
+        mix = Counter(r.option for r in got)
+        info[policy.label] = {**policy.describe(), "options": {n: mix.get(n, 0) for n in outputs},
+                              "network_use": net.summary()}
+    return rows, info
 
 
 def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
@@ -255,7 +355,8 @@ def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
     captures = captures_for(scenario, plan, len(images))
     used = sorted({i for c in captures for i in c.sample})
     position = {img: k for k, img in enumerate(used)}
-    outputs, skipped = run_schemes(scenario, images[used], progress)
+    calibration = calibration_images(scenario) if scenario.policies else None
+    outputs, skipped = run_schemes(scenario, images[used], progress, calibration)
     rows: list[LedgerRow] = []
     net_summary: dict[str, dict] = {}
     for name, output in outputs.items():
@@ -263,6 +364,9 @@ def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
         rows.extend(simulate_scheme(name, output, captures, labels_np, position, plan, net,
                                     scenario))
         net_summary[name] = net.summary()
+    policy_rows, policy_info = run_policies(scenario, outputs, captures, labels_np, position,
+                                            plan, network or scenario.network)
+    rows.extend(policy_rows)
     summary = summarise(rows)
     meta = {"scenario": scenario.name, "config": scenario.raw, "plan": plan.summary(),
             "satellite_profile": scenario.satellite_profile.to_dict(),
@@ -270,7 +374,8 @@ def evaluate(scenario: EvalScenario, *, plan: ContactPlan | None = None,
             "captures": asdict(scenario.captures),
             "sensor": get_sensor(scenario.captures.sensor).to_dict(),
             "network": (network or scenario.network).to_dict(), "network_use": net_summary,
-            "test_images": len(images), "skipped": skipped}
+            "test_images": len(images), "skipped": skipped, "policies": policy_info,
+            "calibration_accuracy": {n: o.calibration_accuracy for n, o in outputs.items()}}
     paths = write_ledger(rows, summary, out or scenario.out, meta=meta)
     return EvalResult(rows, summary, paths, skipped, net_summary)
 

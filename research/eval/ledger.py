@@ -30,7 +30,8 @@ class LedgerRow:
     ``image``/``label``/``prediction`` are the scene's representative tile; ``accuracy`` is the
     fraction of its sampled real tiles answered right (0 or 1 for a one-tile capture).
     ``payload_bytes`` is what left the satellite for the whole scene. ``reason`` says why an
-    undelivered row was not delivered.
+    undelivered row was not delivered; ``option`` is the scheme that answered it (the row's own
+    scheme, or the one a per-capture policy chose).
     """
 
     scheme: str
@@ -62,6 +63,7 @@ class LedgerRow:
     latency_s: float
     hops: int
     reason: str = ""
+    option: str = ""
 
     @property
     def energy_j(self) -> float:

@@ -17,6 +17,11 @@ profiles. Every key is checked; a typo names itself and the valid keys.
       - {name: jpeg75, kind: image, format: jpeg, quality: 75}
       - {name: onboard, kind: onboard}
     profiles: {satellite: jetson_nano, ground: a100}
+    policy: {kind: greedy, floor: 0.95, objective: latency}   # optional: or a list of policies
+    calibration: {split: val, limit: 1000}     # where a policy's expected accuracies come from
+
+With ``policy:`` the schemes are also the **options** a per-capture policy chooses among
+(:mod:`research.opt`): ``fixed`` (``option: <scheme name>``), ``greedy`` or ``oracle``.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from typing import Any
 from devices import DeviceProfile, get_device
 from research.configfile import check_keys, load_config_files
 from research.eval.schemes import eval_scheme_class, list_eval_schemes
+from research.opt import build_policy
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER, resolve_path
 from research.workload import get_sensor
 
 __all__ = [
+    "CalibrationSpec",
     "CaptureSpec",
     "EvalScenario",
     "ImageSpec",
@@ -46,7 +53,7 @@ __all__ = [
 ]
 
 TOP_KEYS = ("name", "orbit", "images", "captures", "network", "model", "schemes", "profiles",
-            "out")
+            "policy", "calibration", "out")
 IMAGE_KEYS = ("source", "root", "split_file", "limit")
 CAPTURE_KEYS = ("sensor", "per_orbit", "count", "satellites", "start_s", "interval_s", "seed",
                 "sample_tiles")
@@ -54,6 +61,7 @@ NETWORK_KEYS = tuple(f.name for f in fields(NetworkResources))
 MODEL_KEYS = ("checkpoint", "split_index", "head_placement")
 SCHEME_KEYS = ("name", "kind", "link", "checkpoint", "format", "quality")
 PROFILE_KEYS = ("satellite", "ground")
+CALIBRATION_KEYS = ("split", "limit")
 
 
 class ScenarioError(ValueError):
@@ -87,6 +95,15 @@ class CaptureSpec:
     interval_s: float = 30.0
     seed: int = 0
     sample_tiles: int = 8
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Labelled images (never the test split the captures draw from) on which each scheme's
+    expected accuracy is measured, for policies held to an accuracy floor."""
+
+    split: str = "val"
+    limit: int | None = 1000
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,8 @@ class EvalScenario:
     satellite_profile: DeviceProfile
     ground_profile: DeviceProfile
     out: str
+    policies: list[dict] = field(default_factory=list)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     raw: dict = field(default_factory=dict)
 
 
@@ -236,7 +255,45 @@ def parse_scenario(raw: Any, source: str = "<scenario>",
     name = str(top.get("name", default_name or Path(source).stem))
     return EvalScenario(name=name, orbit=orbit_cfg, images=images, captures=captures, model=model,
                         schemes=schemes, network=network, satellite_profile=sat, ground_profile=ground,
-                        out=str(top.get("out", f"outputs/eval/{name}")), raw=dict(top))
+                        out=str(top.get("out", f"outputs/eval/{name}")),
+                        policies=_policies(top.get("policy"), names, source),
+                        calibration=_calibration(top.get("calibration"), source), raw=dict(top))
+
+
+def _policies(raw: Any, options: list[str], source: str) -> list[dict]:
+    """The ``policy:`` section: one ``{kind: ..., <params>}`` mapping or a list of them, each
+    checked by its registered class; a ``fixed`` policy must name one of the schemes."""
+    if raw is None:
+        return []
+    entries = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: policy" + (f"[{i}]" if isinstance(raw, list) else "")
+        try:
+            policy = build_policy(entry, where)
+        except ValueError as err:
+            raise ScenarioError(str(err)) from None
+        if policy.kind == "fixed" and policy.params["option"] not in options:
+            raise ScenarioError(f"{where}.option {policy.params['option']!r} is not one of the "
+                                f"schemes {options}")
+        out.append(dict(entry))
+    labels = [build_policy(e).label for e in out]
+    if len(set(labels)) != len(labels) or set(labels) & set(options):
+        raise ScenarioError(f"{source}: policy labels {labels} must be unique and differ from the "
+                            f"scheme names {options}")
+    return out
+
+
+def _calibration(raw: Any, source: str) -> CalibrationSpec:
+    spec = CalibrationSpec(**_checked(raw, CALIBRATION_KEYS, f"{source}: calibration"))
+    if spec.split not in ("train", "val"):
+        raise ScenarioError(f"{source}: calibration.split {spec.split!r} must be 'train' or 'val' "
+                            "(the test split is what captures are answered on)")
+    if spec.limit is not None and (isinstance(spec.limit, bool) or not isinstance(spec.limit, int)
+                                   or spec.limit < 1):
+        raise ScenarioError(f"{source}: calibration.limit must be an integer >= 1, got "
+                            f"{spec.limit!r}")
+    return spec
 
 
 def load_scenario(path: str | Path | Sequence[str | Path],

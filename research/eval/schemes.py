@@ -73,7 +73,11 @@ def model_bytes(model: torch.nn.Module) -> int:
 
 @dataclass
 class SchemeOutput:
-    """Per-image results of one scheme (arrays of length N, FLOPs per image)."""
+    """Per-image results of one scheme (arrays of length N, FLOPs per image).
+
+    ``calibration_accuracy`` is the scheme's accuracy on calibration images (set by
+    :func:`research.eval.evaluate.run_schemes` when a policy needs it; ``nan`` otherwise).
+    """
 
     predictions: np.ndarray
     payload_bytes: np.ndarray
@@ -82,6 +86,7 @@ class SchemeOutput:
     return_bytes: int
     flops_return_onboard: float
     onboard_model_bytes: int
+    calibration_accuracy: float = float("nan")
 
 
 Costs = tuple[float, float, int, float, int]
@@ -135,6 +140,13 @@ class EvalScheme:
             sizes.extend(s)
         return SchemeOutput(np.concatenate(preds), np.asarray(sizes, dtype=np.int64),
                             *self.costs(images[:1]))
+
+    @torch.no_grad()
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Fraction of ``images`` answered right (through the same payloads as :meth:`run`)."""
+        preds = [self.predict_batch(images[i : i + self.batch_size])[0]
+                 for i in range(0, len(images), self.batch_size)]
+        return float(np.mean(np.concatenate(preds) == labels.numpy()))
 
     def predict_batch(self, images: torch.Tensor) -> tuple[np.ndarray, list[int]]:
         """Predicted classes ``[B]`` and the bytes each image sends down, for uint8 ``images``."""

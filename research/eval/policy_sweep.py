@@ -1,0 +1,271 @@
+"""Per-capture policies against every fixed scheme, over offered load and accuracy floor.
+
+Each scheme runs once on the real test tiles (payloads, predictions, FLOPs) and on calibration
+tiles (its expected accuracy, what a policy plans with). Then, for every load, the scenario's
+sensor captures ``per_orbit`` scenes per satellite per orbit (until one orbit before the horizon,
+as in :mod:`research.eval.load`) and, each on a fresh
+:class:`~research.orbit.network.NetworkState`, answer them:
+
+- every scheme as a ``fixed`` policy (the same bank of options the adaptive policies get);
+- per accuracy floor, the ``greedy`` policy minimising latency and the one minimising on-board
+  energy, and the ``oracle`` (its LP bound and the rounded schedule played in the simulator).
+
+A row per (load, policy, floor) records realised accuracy, the expected accuracy of the options
+chosen, delivery, p50/p95 latency (``latency_p95_all_s`` counts undelivered scenes as never
+answered: infinite when more than 5% are lost), on-board energy per scene and the option mix.
+:func:`comparisons` then names, per (load, floor), the best fixed scheme meeting the floor and how
+the greedy policies and the bound compare with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from tqdm.auto import tqdm
+
+from research.eval.evaluate import (
+    calibration_images,
+    captures_for,
+    run_policies,
+    run_schemes,
+    test_images,
+)
+from research.eval.ledger import LedgerRow, summarise
+from research.eval.scenario import EvalScenario, ScenarioError
+from research.figures import load_axes, save_figure
+from research.orbit.contact_plan import ContactPlan
+from research.orbit.network import NetworkResources
+from research.records import write_rows
+from research.workload import get_sensor, orbital_period_s
+
+__all__ = ["comparisons", "plot_policies", "policy_rows", "policy_sweep", "write_policy_sweep"]
+
+
+def _p95_all(ledger: list[LedgerRow]) -> float:
+    """p95 latency over every scene, an undelivered one counted as never answered."""
+    lat = np.array([r.latency_s if r.delivered else math.inf for r in ledger])
+    return float(np.percentile(lat, 95, method="higher")) if len(lat) else math.nan
+
+
+def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info: dict,
+                expected: dict[str, float]) -> dict:
+    """One sweep row from a policy's ledger and its :func:`run_policies` info."""
+    (entry,) = summarise(ledger)
+    mix = info["options"]
+    n = sum(mix.values())
+    row = {"per_orbit": float(load), "floor": floor, "policy": entry["scheme"],
+           "kind": info["kind"], "objective": info.get("objective", ""),
+           "expected_accuracy": sum(expected[o] * k for o, k in mix.items()) / n,
+           **{k: v for k, v in entry.items() if k != "scheme"},
+           "latency_p95_all_s": _p95_all(ledger),
+           "options": json.dumps({o: k for o, k in mix.items() if k})}
+    for key in ("bound_energy_onboard_j", "bound_delivered_fraction", "lp_solve_s"):
+        if key in info:
+            row[key] = info[key]
+    return row
+
+
+def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequence[float], *,
+                 plan: ContactPlan | None = None, network: NetworkResources | None = None,
+                 oracle_max_load: float = math.inf, floor_mode: str = "mean",
+                 progress: bool = True) -> tuple[list[dict], dict]:
+    """Rows (module docstring) and the run's metadata, with :func:`comparisons`."""
+    if not loads or any(not (isinstance(x, (int, float)) and x > 0) for x in loads):
+        raise ScenarioError(f"loads must be captures per orbit > 0, got {list(loads)}")
+    if not floors or any(not 0 <= f <= 1 for f in floors):
+        raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
+    plan = plan or scenario.orbit.build()
+    network = network or scenario.network
+    period = orbital_period_s(scenario.orbit.constellation.satrecs)
+    images, labels = test_images(scenario)
+    outputs, skipped = run_schemes(scenario, images, progress, calibration_images(scenario))
+    expected = {n: o.calibration_accuracy for n, o in outputs.items()}
+    best = max(expected.values())
+    unreachable = [f for f in floors if f > best]
+    if unreachable:
+        raise ScenarioError(f"floors {unreachable} cannot be met: the best reachable expected "
+                            f"accuracy is {best:.4f} ({max(expected, key=expected.get)})")
+    position = {i: i for i in range(len(images))}
+    labels_np = labels.numpy()
+    specs: list[tuple[float | None, dict]] = [(None, {"kind": "fixed", "option": n})
+                                             for n in outputs]
+    for floor in floors:
+        for objective in ("latency", "energy"):
+            specs.append((floor, {"kind": "greedy", "floor": floor, "objective": objective,
+                                  "floor_mode": floor_mode}))
+        specs.append((floor, {"kind": "oracle", "floor": floor, "floor_mode": floor_mode}))
+    rows: list[dict] = []
+    for load in tqdm(list(loads), desc="loads", disable=not progress):
+        scen = replace(scenario, captures=replace(scenario.captures, per_orbit=float(load)))
+        captures = captures_for(scen, plan, len(images), period_s=period,
+                                end_s=plan.horizon_s - period)
+        for floor, spec in tqdm(specs, desc=f"policies at {load:g}", leave=False,
+                                disable=not progress):
+            if spec["kind"] == "oracle" and load > oracle_max_load:
+                continue
+            ledger, info = run_policies(scenario, outputs, captures, labels_np, position, plan,
+                                        network, [spec], period)
+            rows.append(policy_rows(load, floor, ledger, next(iter(info.values())), expected))
+    sensor = get_sensor(scenario.captures.sensor)
+    meta = {"scenario": scenario.name, "orbital_period_s": period, "horizon_s": plan.horizon_s,
+            "sensor": sensor.to_dict(), "realistic_per_orbit": sensor.scenes_per_orbit(period),
+            "network": network.to_dict(), "plan": plan.summary(),
+            "satellite_profile": scenario.satellite_profile.to_dict(),
+            "ground_profile": scenario.ground_profile.to_dict(), "skipped": skipped,
+            "loads": list(map(float, loads)), "floors": list(map(float, floors)),
+            "floor_mode": floor_mode, "expected_accuracy": expected,
+            "calibration": {"split": scenario.calibration.split,
+                            "limit": scenario.calibration.limit},
+            "test_images": len(images)}
+    meta["comparisons"] = comparisons(rows)
+    return rows, meta
+
+
+def comparisons(rows: list[dict]) -> list[dict]:
+    """Per (load, floor): the best fixed scheme meeting the floor by p95 latency (all scenes) and
+    by on-board energy, and each adaptive policy's ratio to it (and to the oracle bound)."""
+    out = []
+    loads = sorted({r["per_orbit"] for r in rows})
+    floors = sorted({r["floor"] for r in rows if r["floor"] is not None})
+    for load in loads:
+        here = [r for r in rows if r["per_orbit"] == load]
+        for floor in floors:
+            fixed = [r for r in here if r["kind"] == "fixed" and r["expected_accuracy"] >= floor]
+            if not fixed:
+                continue
+            by_lat = min(fixed, key=lambda r: (r["latency_p95_all_s"], r["energy_onboard_j"]))
+            by_energy = min(fixed, key=lambda r: (r["delivered_fraction"] < 1.0 - 1e-9,
+                                                  r["energy_onboard_j"]))
+            entry = {"per_orbit": load, "floor": floor,
+                     "best_fixed_latency": by_lat["policy"],
+                     "best_fixed_p95_s": by_lat["latency_p95_all_s"],
+                     "best_fixed_energy": by_energy["policy"],
+                     "best_fixed_energy_j": by_energy["energy_onboard_j"]}
+            for r in here:
+                if r["floor"] != floor:
+                    continue
+                tag = r["kind"] if r["kind"] == "oracle" else f"greedy_{r['objective']}"
+                entry[f"{tag}_p95_s"] = r["latency_p95_all_s"]
+                entry[f"{tag}_energy_j"] = r["energy_onboard_j"]
+                entry[f"{tag}_delivered"] = r["delivered_fraction"]
+                entry[f"{tag}_accuracy"] = r["accuracy"]
+                if "bound_energy_onboard_j" in r:
+                    entry["bound_energy_j"] = r["bound_energy_onboard_j"]
+                    entry["bound_delivered"] = r["bound_delivered_fraction"]
+            lat, eng = entry.get("greedy_latency_p95_s"), entry.get("greedy_energy_energy_j")
+            if lat is not None:
+                entry["greedy_p95_reduction"] = _reduction(lat, entry["best_fixed_p95_s"])
+            if eng is not None:
+                entry["greedy_energy_reduction"] = _reduction(eng, entry["best_fixed_energy_j"])
+                if entry.get("bound_energy_j"):
+                    entry["greedy_energy_over_bound"] = eng / entry["bound_energy_j"] - 1.0
+            out.append(entry)
+    return out
+
+
+def _reduction(value: float, baseline: float) -> float | None:
+    """``1 - value / baseline`` (None when either is infinite or the baseline is 0)."""
+    if not (math.isfinite(value) and math.isfinite(baseline)) or baseline <= 0:
+        return None
+    return 1.0 - value / baseline
+
+
+def write_policy_sweep(rows: list[dict], meta: dict, out: str | Path) -> dict[str, Path]:
+    """``policy_sweep.{csv,json}`` and the figure under ``out``."""
+    paths = write_rows(rows, out, "policy_sweep", meta=meta)
+    for p in plot_policies(rows, meta, out):
+        paths[p.suffix[1:]] = p
+    return paths
+
+
+def _finite_min(x: float) -> float:
+    return x / 60 if math.isfinite(x) else math.nan
+
+
+def plot_policies(rows: list[dict], meta: dict, out: str | Path,
+                  floor: float | None = None) -> list[Path]:
+    """(a) p95 latency and (b) on-board energy against load at one floor, fixed schemes meeting it
+    against the greedy policies and the oracle; (c) accuracy against p95 latency at the load
+    nearest the sensor's duty cycle, every floor (the Pareto front)."""
+    floors = meta["floors"]
+    floor = floor if floor is not None else (0.95 if 0.95 in floors else floors[-1])
+    loads = sorted({r["per_orbit"] for r in rows})
+    expected = meta["expected_accuracy"]
+    fig, (ax_lat, ax_en, ax_par) = plt.subplots(1, 3, figsize=(17, 4.8))
+    styles = {"greedy-latency": dict(color="tab:red", lw=2.2, marker="o"),
+              "greedy-energy": dict(color="tab:green", lw=2.2, marker="s"),
+              "oracle": dict(color="black", lw=1.6, marker="D", ls="--")}
+
+    def series(select) -> tuple[list[float], list[dict]]:
+        pts = sorted((r for r in rows if select(r)), key=lambda r: r["per_orbit"])
+        return [r["per_orbit"] for r in pts], pts
+
+    for name, acc in expected.items():
+        meets = acc >= floor
+        x, pts = series(lambda r, n=name: r["kind"] == "fixed" and r["policy"] == n)
+        style = dict(lw=1, marker=".", alpha=0.9 if meets else 0.35, ls="-" if meets else ":")
+        label = f"fixed {name} ({100 * acc:.1f}%)" + ("" if meets else ", below floor")
+        (line,) = ax_lat.plot(x, [_finite_min(r["latency_p95_all_s"]) for r in pts], label=label,
+                              **style)
+        ax_en.plot(x, [r["energy_onboard_j"] / 1e3 for r in pts], color=line.get_color(),
+                   **style)
+    for tag, style in styles.items():
+        kind, _, objective = tag.partition("-")
+        x, pts = series(lambda r, k=kind, o=objective: r["kind"] == k and r["floor"] == floor
+                        and (not o or r["objective"] == o))
+        if not pts:
+            continue
+        label = f"{tag} (floor {floor:g})" if kind != "oracle" else "oracle LP, rounded"
+        ax_lat.plot(x, [_finite_min(r["latency_p95_all_s"]) for r in pts], label=label, **style)
+        ax_en.plot(x, [r["energy_onboard_j"] / 1e3 for r in pts], **style)
+        if kind == "oracle":
+            ax_en.plot(x, [r["bound_energy_onboard_j"] / 1e3 for r in pts], color="black",
+                       marker="v", ls=":", label="oracle LP bound")
+    real = meta.get("realistic_per_orbit")
+    for ax in (ax_lat, ax_en):
+        load_axes([ax], loads, "captures per satellite per orbit (offered load)")
+        ax.set_yscale("log")
+        if real:
+            ax.axvline(real, color="grey", ls=":", lw=0.8)
+    ax_lat.axhline(meta["orbital_period_s"] / 60, color="grey", ls="--", lw=0.8)
+    ax_lat.set_ylabel("p95 latency over all scenes (min; gaps: >5% lost)")
+    ax_en.set_ylabel("on-board energy per scene (kJ)")
+    ax_lat.set_title(f"(a) latency at an expected-accuracy floor of {floor:g}", fontsize=9)
+    ax_en.set_title("(b) on-board energy (compute + transmit)", fontsize=9)
+    ax_lat.legend(fontsize=6.5, loc="upper left")
+    ax_en.legend(fontsize=7, loc="lower right")
+
+    target = min(loads, key=lambda x: abs(math.log(x / real)) if real else -x)
+    here = [r for r in rows if r["per_orbit"] == target]
+    for r in here:
+        if r["kind"] == "fixed":
+            ax_par.scatter(_finite_min(r["latency_p95_all_s"]), 100 * r["accuracy"], s=18,
+                           color="grey")
+            ax_par.annotate(r["policy"], (_finite_min(r["latency_p95_all_s"]), 100 * r["accuracy"]),
+                            fontsize=6, color="grey", xytext=(3, 2), textcoords="offset points")
+    for tag, style in styles.items():
+        kind, _, objective = tag.partition("-")
+        pts = sorted((r for r in here if r["kind"] == kind
+                      and (not objective or r["objective"] == objective)), key=lambda r: r["floor"])
+        if pts:
+            ax_par.plot([_finite_min(r["latency_p95_all_s"]) for r in pts],
+                        [100 * r["accuracy"] for r in pts], label=tag, **style)
+    ax_par.set_xscale("log")
+    ax_par.set_xlabel("p95 latency over all scenes (min)")
+    ax_par.set_ylabel("realised accuracy on the scenes' test tiles (%)")
+    ax_par.set_title(f"(c) accuracy against latency at {target:g} captures per orbit, "
+                     f"floors {', '.join(f'{f:g}' for f in floors)}", fontsize=9)
+    ax_par.legend(fontsize=7)
+    sensor, net = meta["sensor"], meta["network"]
+    fig.suptitle(f"{meta['scenario']}: per-capture policies, {sensor['name']} scenes "
+                 f"({sensor['tiles_per_scene']:,} tiles), {net['capacity']} links, on board "
+                 f"{meta['satellite_profile']['name']}; dotted vertical: the sensor's duty cycle",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out, "policy_sweep")

@@ -1,0 +1,42 @@
+"""Network optimisation: which option answers each capture, chosen per capture by a policy.
+
+The options (cut and link, image format, on board) come from the evaluation schemes with their
+measured accuracy, bytes and FLOPs (:mod:`research.opt.options`); a satellite's view of its next
+contacts comes from the contact plan (:mod:`research.opt.outlook`); policies are registered
+strategies (:mod:`research.opt.policies`: ``fixed``, ``greedy``; :mod:`research.opt.oracle`: the
+offline LP bound ``oracle``). The simulator that plays them is
+:func:`research.eval.evaluate.simulate_policy`.
+"""
+
+from research.opt.options import Option, OptionBank, UnreachableFloorError
+from research.opt.oracle import EnergyBound, OraclePolicy, energy_bound
+from research.opt.outlook import DownlinkOutlook, ground_cells
+from research.opt.policies import (
+    FixedPolicy,
+    GreedyPolicy,
+    Policy,
+    PolicyContext,
+    build_policy,
+    list_policies,
+    policy_class,
+    register_policy,
+)
+
+__all__ = [
+    "DownlinkOutlook",
+    "EnergyBound",
+    "FixedPolicy",
+    "GreedyPolicy",
+    "Option",
+    "OptionBank",
+    "OraclePolicy",
+    "Policy",
+    "PolicyContext",
+    "UnreachableFloorError",
+    "build_policy",
+    "energy_bound",
+    "ground_cells",
+    "list_policies",
+    "policy_class",
+    "register_policy",
+]

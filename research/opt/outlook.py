@@ -1,0 +1,156 @@
+"""What a satellite can predict about its own downlink from the contact plan it carries.
+
+A satellite knows its upcoming ground contacts (the contact plan is uploaded to it, as in DTN
+contact graph routing) and its own transmit queue; it does not see other satellites' bookings.
+:class:`DownlinkOutlook` turns the plan into, per satellite, the cumulative bits it could send
+down and the seconds its transmitter would be on, on the plan's time grid, taking in each grid
+cell the best station in view (one transmitter points at one station). Answering "if I start
+sending ``bits`` at ``t``, when is the last bit down and how long does the transmitter run?" is
+then two binary searches: cheap enough for an on-board controller (see ``scripts/bench_policy.py``).
+
+This is an estimate: a station's antenna may be taken by another satellite, ISL relays may
+deliver sooner, and the rate is the mean over a grid cell. The simulation
+(:class:`research.orbit.network.NetworkState`) decides what really happens.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from bisect import bisect_left, bisect_right
+
+import numpy as np
+
+from research.orbit.contact_plan import ContactPlan
+from research.orbit.isl import KIND_GROUND
+
+__all__ = ["DownlinkOutlook"]
+
+
+_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OUTLOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def ground_cells(plan: ContactPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Downlink capacity on the plan's grid: ``(edges, bits, active_s, tx_power_w)``.
+
+    ``bits[s, g, k]`` is what satellite ``s`` could send to station ``g`` in grid cell ``k`` (the
+    rate profile integrated over the part of the cell the contact is up), ``active_s`` the seconds
+    of it with a non-zero rate; ``tx_power_w[s]`` is the satellite's downlink transmitter power.
+    Computed once per plan (the plan is immutable).
+    """
+    if plan not in _CELLS:
+        _CELLS[plan] = _ground_cells(plan)
+    return _CELLS[plan]
+
+
+def _ground_cells(plan: ContactPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    step = float(plan.step_s)
+    n = max(1, math.ceil(plan.horizon_s / step - 1e-9))
+    edges = np.minimum(np.arange(n + 1) * step, plan.horizon_s)
+    n_sat = len(plan.satellites)
+    bits = np.zeros((n_sat, len(plan.stations), n))
+    active = np.zeros_like(bits)
+    power = np.zeros(n_sat)
+    for i in range(n_sat):
+        for w in plan._windows_of_node(i):
+            link = int(plan.win_link[w])
+            if int(plan.link_kind[link]) != KIND_GROUND:
+                continue
+            forward = int(plan.link_a[link]) == i
+            g = (int(plan.link_b[link]) if forward else int(plan.link_a[link])) - n_sat
+            bounds, rates, _, _ = plan.window_profile(int(w), forward)
+            dur = np.diff(bounds)
+            k = np.clip(int(plan.win_k0[w]) + np.arange(len(rates)), 0, n - 1)
+            np.add.at(bits[i, g], k, rates * dur)
+            np.add.at(active[i, g], k, np.where(rates > 0, dur, 0.0))
+            power[i] = max(power[i], float(plan.model_for(link, forward).tx_power_w))
+    return edges, bits, active, power
+
+
+class DownlinkOutlook:
+    """Per-satellite cumulative downlink capacity on the plan's grid (see module docstring).
+
+    Attributes:
+        edges: Cell boundaries (s), ``n + 1`` values from 0 to the horizon.
+        tx_power_w: Per satellite, the downlink transmitter's power (W), charged while it sends.
+    """
+
+    def __init__(self, plan: ContactPlan) -> None:
+        edges, bits, active, power = ground_cells(plan)
+        self.edges = edges
+        self._edges = edges.tolist()
+        self.horizon_s = float(plan.horizon_s)
+        self.satellites = list(plan.satellites)
+        self.plan = plan
+        best = bits.argmax(axis=1)  # one transmitter: the best station in view in each cell
+        best_bits = np.take_along_axis(bits, best[:, None, :], axis=1)[:, 0, :]
+        best_active = np.take_along_axis(active, best[:, None, :], axis=1)[:, 0, :]
+        zero = np.zeros((len(self.satellites), 1))
+        cum_bits = np.concatenate([zero, np.cumsum(best_bits, axis=1)], axis=1)
+        cum_active = np.concatenate([zero, np.cumsum(best_active, axis=1)], axis=1)
+        self._cum_bits = dict(zip(self.satellites, cum_bits.tolist(), strict=True))
+        self._cum_active = dict(zip(self.satellites, cum_active.tolist(), strict=True))
+        self.tx_power_w = dict(zip(self.satellites, power.tolist(), strict=True))
+
+    @classmethod
+    def for_plan(cls, plan: ContactPlan) -> DownlinkOutlook:
+        """The outlook of ``plan``, built once and shared (it holds no state of a run)."""
+        if plan not in _OUTLOOKS:
+            _OUTLOOKS[plan] = cls(plan)
+        return _OUTLOOKS[plan]
+
+    def _at(self, cum: list[float], t: float) -> float:
+        """Cumulative value at time ``t`` (linear within a cell)."""
+        e = self._edges
+        if t <= 0:
+            return cum[0]
+        if t >= e[-1]:
+            return cum[-1]
+        k = bisect_right(e, t) - 1
+        span = e[k + 1] - e[k]
+        return cum[k] + (cum[k + 1] - cum[k]) * ((t - e[k]) / span if span > 0 else 0.0)
+
+    def finish(self, satellite: str, t_start: float, n_bytes: float) -> tuple[float, float]:
+        """``(t_last_bit_sent, transmit_s)`` for ``n_bytes`` starting at ``t_start`` with the
+        transmitter free; ``(inf, inf)`` if the plan has too few contacts before the horizon."""
+        if n_bytes <= 0:
+            return t_start, 0.0
+        cum = self._cum_bits[satellite]
+        target = self._at(cum, t_start) + 8.0 * n_bytes
+        if target > cum[-1]:
+            return math.inf, math.inf
+        j = bisect_left(cum, target)  # first edge by which ``target`` bits are sent
+        e = self._edges
+        t = e[j - 1] + (target - cum[j - 1]) / (cum[j] - cum[j - 1]) * (e[j] - e[j - 1])
+        act = self._cum_active[satellite]
+        return t, self._at(act, t) - self._at(act, t_start)
+
+    def relays(self, satellite: str, hops: int) -> list[str]:
+        """The satellite and every satellite within ``hops`` ISL hops of it (ISL links of the
+        plan at any time), nearest first: where its bytes could leave for the ground."""
+        plan = self.plan
+        n_sat = len(self.satellites)
+        seen = {plan.index(satellite)}
+        frontier = [plan.index(satellite)]
+        for _ in range(hops):
+            nxt = []
+            for i in frontier:
+                for link, _, j in plan.adjacency(i):
+                    if j < n_sat and j not in seen and int(plan.link_kind[link]) != KIND_GROUND:
+                        seen.add(j)
+                        nxt.append(j)
+            frontier = nxt
+        ordered = [plan.index(satellite)] + sorted(seen - {plan.index(satellite)})
+        return [self.satellites[i] for i in ordered]
+
+    def finish_via(self, relays: list[str], t_start: float, n_bytes: float
+                   ) -> tuple[float, float]:
+        """:meth:`finish` through whichever of ``relays`` gets the bytes down first (the ISL hops
+        taken as instantaneous: optical ISLs are much faster than the X-band downlink)."""
+        return min(self.finish(r, t_start, n_bytes) for r in relays)
+
+    def capacity_bits(self, satellite: str, t0: float, t1: float) -> float:
+        """Bits the satellite could send down in ``[t0, t1]`` (best station in each cell)."""
+        cum = self._cum_bits[satellite]
+        return max(0.0, self._at(cum, t1) - self._at(cum, t0))

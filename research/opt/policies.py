@@ -1,0 +1,358 @@
+"""Per-capture policies: which option (cut, codec and rate, image format, on board) answers a scene.
+
+A policy is one :class:`Policy` subclass registered under the ``kind`` a scenario's ``policy:``
+section names, with one decorator (as Flower's ``Strategy`` is the seam for federated schemes)::
+
+    @register_policy("greedy")
+    class GreedyPolicy(Policy): ...
+
+The simulator (:func:`research.eval.evaluate.simulate_policy`) calls the hooks:
+
+- :meth:`Policy.check_params` (classmethod): validate the YAML parameters;
+- :meth:`Policy.prepare`: once, with the :class:`PolicyContext` (options, contact plan, device
+  profiles and, for an offline policy only, the whole workload);
+- :meth:`Policy.decide`: at each capture, in time order, with what the satellite knows then (its
+  accelerator's queue); returns an option number;
+- :meth:`Policy.sent`: when the scene's bytes have been booked on the network (the satellite learns
+  when its transmitter is free again).
+
+Registered here: ``fixed`` (one option for every capture: every current scheme), ``greedy`` (an
+on-board online controller) and ``oracle`` (:mod:`research.opt.oracle`, the offline bound).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from research.opt.options import OptionBank
+from research.opt.outlook import DownlinkOutlook
+from research.orbit.contact_plan import ContactPlan
+from research.registry import Registry
+
+__all__ = [
+    "FLOOR_MODES",
+    "FixedPolicy",
+    "GreedyPolicy",
+    "Policy",
+    "PolicyContext",
+    "build_policy",
+    "list_policies",
+    "policy_class",
+    "register_policy",
+]
+
+FLOOR_MODES = ("capture", "mean")
+OBJECTIVES = ("latency", "energy")
+
+
+class CaptureLike(Protocol):
+    """What a policy reads of a capture (:class:`research.workload.Capture`)."""
+
+    index: int
+    satellite: str
+    t_s: float
+    tiles: int
+
+
+class Profile(Protocol):
+    """A device profile's time and energy model (:class:`devices.DeviceProfile`)."""
+
+    def seconds(self, flops: float) -> float: ...
+
+    def energy_j(self, flops: float) -> float: ...
+
+
+@dataclass
+class PolicyContext:
+    """What a policy is prepared with.
+
+    ``period_s`` is the constellation's orbital period (the default delivery deadline).
+
+    ``captures`` is the whole workload in time order: only an offline policy (the oracle bound)
+    may read it; online policies see a capture when :meth:`Policy.decide` is called.
+    """
+
+    bank: OptionBank
+    plan: ContactPlan
+    satellite_profile: Profile
+    ground_profile: Profile
+    period_s: float = 5739.0
+    captures: Sequence[CaptureLike] = ()
+    storage_bytes: float = math.inf
+    relay: bool = True
+    station_antennas: int = 1
+    downlink_transmitters: int = 1
+
+    @property
+    def outlook(self) -> DownlinkOutlook:
+        """The contact-plan downlink outlook, built once per plan and shared by every policy."""
+        return DownlinkOutlook.for_plan(self.plan)
+
+    def compute_s(self) -> np.ndarray:
+        """Seconds on board per tile before each option can send."""
+        return np.array([self.satellite_profile.seconds(f) for f in self.bank.flops_before_send])
+
+    def onboard_energy_j(self) -> np.ndarray:
+        """On-board compute joules per tile of each option (the head after a return included)."""
+        return np.array([self.satellite_profile.energy_j(f) for f in self.bank.flops_onboard])
+
+    def ground_s(self) -> np.ndarray:
+        """Ground compute seconds per tile of each option."""
+        return np.array([self.ground_profile.seconds(f) for f in self.bank.flops_ground])
+
+
+class Policy:
+    """Base class of per-capture policies (hooks in the module docstring).
+
+    Attributes:
+        kind: Registry name (set by :func:`register_policy`).
+        PARAMS: Accepted parameters and their defaults (``None``: required).
+    """
+
+    kind: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        self.params = self.check_params(params)
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
+        """``params`` completed with defaults; ValueError naming ``where`` and the bad key."""
+        unknown = sorted(set(params) - set(cls.PARAMS))
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown} for policy {cls.kind!r}; valid "
+                             f"keys: {sorted(cls.PARAMS)}")
+        out = {**cls.PARAMS, **params}
+        missing = [k for k, v in out.items() if v is None and k in cls.required()]
+        if missing:
+            raise ValueError(f"{where}: policy {cls.kind!r} needs {missing}")
+        return out
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def label(self) -> str:
+        """The name the ledger gives this policy's rows."""
+        return self.kind
+
+    def prepare(self, ctx: PolicyContext) -> None:
+        """Called once before the first capture."""
+        self.ctx = ctx
+
+    def decide(self, capture: CaptureLike, accel_free_at: float) -> int:
+        """The option number for ``capture``; ``accel_free_at`` is when its satellite's
+        accelerator finishes the scenes already queued."""
+        raise NotImplementedError
+
+    def sent(self, capture: CaptureLike, option: int, t_free: float | None) -> None:
+        """The scene's bytes were booked; the satellite's transmitter is free from ``t_free``
+        (``None``: not delivered). The default ignores it."""
+
+    def describe(self) -> dict[str, Any]:
+        """Kind and parameters, for metadata."""
+        return {"kind": self.kind, **self.params}
+
+
+_POLICIES: Registry[type[Policy]] = Registry("policy kind", name_attr="kind")
+
+
+def register_policy(kind: str) -> Callable[[type[Policy]], type[Policy]]:
+    """Class decorator registering a :class:`Policy` under ``kind`` (a scenario's ``policy.kind``)."""
+    return _POLICIES.register(kind)
+
+
+def policy_class(kind: str) -> type[Policy]:
+    """The policy class registered as ``kind`` (ValueError naming the valid kinds otherwise)."""
+    return _POLICIES.get(kind)
+
+
+def list_policies() -> list[str]:
+    """Every registered policy kind, sorted."""
+    return _POLICIES.names()
+
+
+def build_policy(spec: dict[str, Any], where: str = "policy") -> Policy:
+    """The policy a ``{kind: ..., <params>}`` mapping describes."""
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ValueError(f"{where} must be a mapping with 'kind', one of {list_policies()}; "
+                         f"got {spec!r}")
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    try:
+        cls = policy_class(str(spec["kind"]))
+    except ValueError as err:
+        raise ValueError(f"{where}.kind: {err}") from None
+    cls.check_params(params, where)
+    return cls(**params)
+
+
+def _number(params: dict, key: str, where: str, low: float, high: float = math.inf) -> float:
+    v = params[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
+        raise ValueError(f"{where}.{key} must be a number in [{low}, {high}], got {v!r}")
+    return float(v)
+
+
+def _choice(params: dict, key: str, where: str, valid: Sequence[str]) -> str:
+    if params[key] not in valid:
+        raise ValueError(f"{where}.{key} {params[key]!r} is not one of {list(valid)}")
+    return str(params[key])
+
+
+class FloorPolicy(Policy):
+    """Shared parameters of policies held to an accuracy floor.
+
+    ``floor``: expected accuracy every choice must reach (``floor_mode: capture``), or that the
+    mean over each satellite's choices must keep (``floor_mode: mean``: a satellite may answer a
+    scene below the floor when its earlier choices banked enough accuracy). ``deadline_s``: the
+    delivery deadline (default one orbital period of the plan's constellation).
+    """
+
+    PARAMS: ClassVar[dict[str, Any]] = {"floor": 0.95, "floor_mode": "mean",
+                                        "deadline_s": None}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
+        out = super().check_params(params, where)
+        out["floor"] = _number(out, "floor", where, 0.0, 1.0)
+        _choice(out, "floor_mode", where, FLOOR_MODES)
+        if out["deadline_s"] is not None:
+            out["deadline_s"] = _number(out, "deadline_s", where, 1e-9)
+        return out
+
+    def prepare(self, ctx: PolicyContext) -> None:
+        super().prepare(ctx)
+        ctx.bank.check_floor(self.params["floor"], f"policy {self.kind!r} floor")
+        self.deadline_s = self.params["deadline_s"] or ctx.period_s
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}@{self.params['floor']:g}"
+
+
+@register_policy("fixed")
+class FixedPolicy(Policy):
+    """The same option for every capture (each scheme the codebase compared until now)."""
+
+    PARAMS: ClassVar[dict[str, Any]] = {"option": None}
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        return ("option",)
+
+    @property
+    def label(self) -> str:
+        return str(self.params["option"])
+
+    def prepare(self, ctx: PolicyContext) -> None:
+        super().prepare(ctx)
+        self.choice = ctx.bank.index(str(self.params["option"]))
+
+    def decide(self, capture: CaptureLike, accel_free_at: float) -> int:
+        return self.choice
+
+
+@register_policy("greedy")
+class GreedyPolicy(FloorPolicy):
+    """An online controller that could run on board: per capture, the option with the lowest
+    estimated latency (``objective: latency``) or on-board energy (``objective: energy``, among
+    options estimated to arrive within the deadline when any does) that keeps the accuracy floor.
+
+    Its estimate uses only what the satellite knows: its accelerator's queue, its own transmit
+    queue, and the ground contacts in the contact plan of itself and of the satellites within
+    ``relay_hops`` ISL hops (:class:`DownlinkOutlook`; none without ISLs). It cannot see other
+    satellites' bookings; the simulation charges what really happens.
+    """
+
+    PARAMS: ClassVar[dict[str, Any]] = {**FloorPolicy.PARAMS, "objective": "latency",
+                                        "relay_hops": 2}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
+        out = super().check_params(params, where)
+        _choice(out, "objective", where, OBJECTIVES)
+        hops = out["relay_hops"]
+        if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+            raise ValueError(f"{where}.relay_hops must be an integer >= 0, got {hops!r}")
+        return out
+
+    @property
+    def label(self) -> str:
+        return f"greedy-{self.params['objective']}@{self.params['floor']:g}"
+
+    def prepare(self, ctx: PolicyContext) -> None:
+        super().prepare(ctx)
+        bank = ctx.bank
+        self.outlook = ctx.outlook
+        self.acc = bank.accuracy.tolist()
+        self.bytes = bank.payload_bytes.tolist()
+        self.compute = ctx.compute_s().tolist()
+        self.energy = ctx.onboard_energy_j().tolist()
+        self.ground = ctx.ground_s().tolist()
+        self.floor = self.params["floor"]
+        self.mean_mode = self.params["floor_mode"] == "mean"
+        self.by_energy = self.params["objective"] == "energy"
+        every = range(len(bank))
+        self.meeting = [o for o in every if self.acc[o] >= self.floor] or [int(np.argmax(self.acc))]
+        self.tx_free: dict[str, float] = defaultdict(float)
+        self.banked: dict[str, float] = defaultdict(float)  # sum of (accuracy - floor) so far
+        self.last: dict[str, int] = {}
+        hops = self.params["relay_hops"] if ctx.relay else 0
+        self.via = {s: self.outlook.relays(s, hops) for s in ctx.plan.satellites}
+
+    def candidates(self, satellite: str) -> list[int]:
+        """Options that keep the floor for this satellite's next scene."""
+        if not self.mean_mode:
+            return self.meeting
+        credit = self.banked[satellite]
+        ok = [o for o, a in enumerate(self.acc) if credit + a - self.floor >= -1e-12]
+        return ok or self.meeting
+
+    def estimate(self, capture: CaptureLike, accel_free_at: float, option: int
+                 ) -> tuple[float, float, float]:
+        """``(latency_s, on-board energy J, occupancy_s)`` the satellite expects for ``option``;
+        occupancy is the accelerator and transmitter time it takes from the scenes after it."""
+        n = capture.tiles
+        compute_s = self.compute[option] * n
+        ready = max(capture.t_s, accel_free_at) + compute_s
+        start = max(ready, self.tx_free[capture.satellite])
+        done, tx_s = self.outlook.finish_via(self.via[capture.satellite], start,
+                                             self.bytes[option] * n)
+        latency = done - capture.t_s + self.ground[option] * n
+        energy = self.energy[option] * n + self.outlook.tx_power_w[capture.satellite] * tx_s
+        return latency, energy, compute_s + tx_s
+
+    def decide(self, capture: CaptureLike, accel_free_at: float) -> int:
+        """Lowest cost among the options that keep the floor. The latency cost adds the option's
+        occupancy to its own latency: when the next contact is far away every option waits for it,
+        and without that price the one that blocks the accelerator or transmitter longest (the
+        whole model on board, the raw image) would win on a tie and delay every later scene."""
+        scored = []
+        for o in self.candidates(capture.satellite):
+            latency, energy, occupancy = self.estimate(capture, accel_free_at, o)
+            late = latency > self.deadline_s
+            size = self.bytes[o]  # last resort when no contact is in sight: send the least
+            if self.by_energy and not late:
+                key = (0, energy, latency + occupancy, size)
+            else:
+                key = (1 if self.by_energy else 0, latency + occupancy, size, energy)
+            scored.append((key, o, latency))
+        _, choice, latency = min(scored)
+        sat = capture.satellite
+        self.banked[sat] += self.acc[choice] - self.floor
+        if math.isfinite(latency):  # the transmitter is busy until the scene is down
+            self.tx_free[sat] = capture.t_s + latency - self.ground[choice] * capture.tiles
+        self.last[sat] = capture.index
+        return choice
+
+    def sent(self, capture: CaptureLike, option: int, t_free: float | None) -> None:
+        """Replace the estimate by the booked time if this is the satellite's latest scene."""
+        if t_free is not None and self.last.get(capture.satellite) == capture.index:
+            self.tx_free[capture.satellite] = t_free

@@ -1,0 +1,55 @@
+"""Per-capture policies (greedy on-board controller, offline LP bound) against every fixed scheme.
+
+    python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --out results/policy
+    python scripts/fig_policy.py --quick --out outputs/figures/policy   # the demo's tiny sweep
+
+Writes ``<out>/policy_sweep.{csv,json,png,pdf}``: one row per (load, policy, floor); the JSON
+carries per (load, floor) the best fixed scheme meeting the floor and the policies' ratios to it
+and to the oracle (``comparisons``), and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from research.eval.policy_sweep import policy_sweep, write_policy_sweep
+    from research.eval.scenario import load_scenario
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="experiments/eval/policy_s2.yaml")
+    p.add_argument("--loads", type=float, nargs="+", default=[2, 4, 8, 16, 25.7, 32],
+                   help="captures per satellite per orbit (25.7: the Sentinel-2 duty cycle)")
+    p.add_argument("--floors", type=float, nargs="+", default=[0.92, 0.95, 0.96, 0.965],
+                   help="expected-accuracy floors of the adaptive policies")
+    p.add_argument("--floor-mode", choices=["mean", "capture"], default="mean")
+    p.add_argument("--oracle-max-load", type=float, default=math.inf,
+                   help="skip the LP above this load (its size grows with the captures)")
+    p.add_argument("--quick", action="store_true",
+                   help="experiments/eval/demo_load.yaml at 1 and 4 captures per orbit")
+    p.add_argument("--out", default="outputs/figures/policy")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.config, args.loads, args.floors = "experiments/eval/demo_load.yaml", [1, 4], [0.9]
+    scenario = load_scenario(args.config)
+    rows, meta = policy_sweep(scenario, args.loads, args.floors, floor_mode=args.floor_mode,
+                              oracle_max_load=args.oracle_max_load)
+    meta["command"] = "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])
+    paths = write_policy_sweep(rows, meta, args.out)
+    for c in meta["comparisons"]:
+        print(f"load {c['per_orbit']:>5g} floor {c['floor']:.3f}: best fixed "
+              f"{c['best_fixed_latency']} p95 {c['best_fixed_p95_s']:.0f} s; greedy p95 "
+              f"{c.get('greedy_latency_p95_s', math.nan):.0f} s; energy fixed "
+              f"{c['best_fixed_energy_j']:.0f} J greedy {c.get('greedy_energy_energy_j', math.nan):.0f}"
+              f" J bound {c.get('bound_energy_j', math.nan):.0f} J")
+    print("wrote", ", ".join(str(p) for p in paths.values()))
+
+
+if __name__ == "__main__":
+    main()
