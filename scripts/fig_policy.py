@@ -2,6 +2,7 @@
 
     python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --out results/policy
     python scripts/fig_policy.py --quick --out outputs/figures/policy   # the demo's tiny sweep
+    python scripts/fig_policy.py --replot --out results/policy   # redraw from the JSON only
 
 Writes ``<out>/policy_sweep.{csv,json,png,pdf}``: one row per (load, policy, floor); the JSON
 carries per (load, floor) the best fixed scheme meeting the floor and the policies' ratios to it
@@ -33,8 +34,21 @@ def main(argv: list[str] | None = None) -> None:
                    help="skip the LP above this load (its size grows with the captures)")
     p.add_argument("--quick", action="store_true",
                    help="experiments/eval/demo_load.yaml at 1 and 4 captures per orbit")
+    p.add_argument("--replot", action="store_true",
+                   help="recompute the comparisons and redraw from <out>/policy_sweep.json")
     p.add_argument("--out", default="outputs/figures/policy")
     args = p.parse_args(argv)
+    if args.replot:
+        import json
+
+        from research.eval.policy_sweep import comparisons
+
+        record = json.loads((Path(args.out) / "policy_sweep.json").read_text())
+        rows = record.pop("rows")
+        record["comparisons"] = comparisons(rows)
+        paths = write_policy_sweep(rows, record, args.out)
+        print("wrote", ", ".join(str(p) for p in paths.values()))
+        return
     if args.quick:
         args.config, args.loads, args.floors = "experiments/eval/demo_load.yaml", [1, 4], [0.9]
     scenario = load_scenario(args.config)

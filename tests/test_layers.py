@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "research.registry")),
     ("orbit", ("research.orbit",)),
     ("workload", ("research.workload",)),
+    ("opt", ("research.opt",)),
     ("data", ("research.data",)),
     ("models", ("research.models",)),
     ("tasks", ("research.tasks",)),
@@ -44,7 +45,7 @@ ALLOWED: dict[tuple[str, str], str] = {}
 
 # Packages that must import neither torch nor anything that does (transitively, statically).
 TORCH_FREE = ("devices", "research.constants", "research.records", "research.paths",
-              "research.configfile", "research.registry", "research.orbit", "research.workload")
+              "research.configfile", "research.registry", "research.orbit", "research.workload", "research.opt")
 TORCH_LIKE = {"torch", "torchvision", "lightning", "timm", "peft", "compressai", "snntorch",
               "torchmetrics"}
 

@@ -2,7 +2,8 @@
 
 ``satedge evaluate --config experiments/eval/demo.yaml`` runs every scheme of a scenario on the
 same captures and writes one ledger row per inference (accuracy, bytes per link type, energy,
-latency split into its parts).
+latency split into its parts); with a ``policy:`` section, per-capture policies (:mod:`research.opt`)
+choose among the schemes for each capture.
 """
 
 from research.eval.evaluate import (
@@ -10,6 +11,8 @@ from research.eval.evaluate import (
     EvalResult,
     captures_for,
     evaluate,
+    option_bank,
+    simulate_policy,
     simulate_scheme,
     test_images,
 )
@@ -29,7 +32,9 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "summarise",
-    "test_images",
+    "option_bank",
+    "simulate_policy",
     "simulate_scheme",
+    "test_images",
     "write_ledger",
 ]

@@ -66,9 +66,21 @@ def test_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
         dm = EuroSATDataModule(root=spec.root or "../shared/data/eurosat_rgb",
                                split_file=spec.split_file)
     images, labels = dm.subset("test").tensors
-    if spec.limit:
-        images, labels = images[: spec.limit], labels[: spec.limit]
-    return images, labels
+    return sample_images(images, labels, spec.limit)
+
+
+def sample_images(images: torch.Tensor, labels: torch.Tensor, limit: int | None,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``limit`` images drawn at random (seeded), in split order; all of them without a limit.
+
+    The recorded splits list each class's images together, so the first ``limit`` would be one
+    or two classes (the first 1,000 EuroSAT test images are AnnualCrop and Forest only).
+    """
+    if not limit or limit >= len(images):
+        return images, labels
+    keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:limit])
+    idx = torch.from_numpy(keep)
+    return images[idx], labels[idx]
 
 
 def captures_for(scenario: EvalScenario, plan: ContactPlan, num_images: int,
@@ -287,8 +299,7 @@ def calibration_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tens
     root = None if spec.source == "embedded" else spec.root or "../shared/data/eurosat_rgb"
     dm = EuroSATDataModule(root=root, split_file=spec.split_file)
     images, labels = dm.subset(scenario.calibration.split).tensors
-    limit = scenario.calibration.limit
-    return (images[:limit], labels[:limit]) if limit else (images, labels)
+    return sample_images(images, labels, scenario.calibration.limit)
 
 
 def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = True,

@@ -129,7 +129,9 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
 
 def comparisons(rows: list[dict]) -> list[dict]:
     """Per (load, floor): the best fixed scheme meeting the floor by p95 latency (all scenes) and
-    by on-board energy, and each adaptive policy's ratio to it (and to the oracle bound)."""
+    by on-board energy (among those delivering everything, if any does), and the greedy policies'
+    reduction from it, their excess over the oracle's rounded schedule and over the LP bound (only
+    where greedy delivers at least the bound's share)."""
     out = []
     loads = sorted({r["per_orbit"] for r in rows})
     floors = sorted({r["floor"] for r in rows if r["floor"] is not None})
@@ -161,10 +163,16 @@ def comparisons(rows: list[dict]) -> list[dict]:
             lat, eng = entry.get("greedy_latency_p95_s"), entry.get("greedy_energy_energy_j")
             if lat is not None:
                 entry["greedy_p95_reduction"] = _reduction(lat, entry["best_fixed_p95_s"])
+                if "oracle_p95_s" in entry:
+                    entry["greedy_p95_over_oracle"] = _excess(lat, entry["oracle_p95_s"])
             if eng is not None:
                 entry["greedy_energy_reduction"] = _reduction(eng, entry["best_fixed_energy_j"])
-                if entry.get("bound_energy_j"):
-                    entry["greedy_energy_over_bound"] = eng / entry["bound_energy_j"] - 1.0
+                if "oracle_energy_j" in entry:
+                    entry["greedy_energy_over_oracle"] = _excess(eng, entry["oracle_energy_j"])
+                # the bound is for delivering its share: comparable when greedy delivers as much
+                if entry.get("bound_energy_j") and (entry["greedy_energy_delivered"]
+                                                    >= entry["bound_delivered"] - 1e-9):
+                    entry["greedy_energy_over_bound"] = _excess(eng, entry["bound_energy_j"])
             out.append(entry)
     return out
 
@@ -176,12 +184,34 @@ def _reduction(value: float, baseline: float) -> float | None:
     return 1.0 - value / baseline
 
 
+def _excess(value: float, reference: float) -> float | None:
+    """``value / reference - 1`` (None when either is infinite or the reference is 0)."""
+    if not (math.isfinite(value) and math.isfinite(reference)) or reference <= 0:
+        return None
+    return value / reference - 1.0
+
+
 def write_policy_sweep(rows: list[dict], meta: dict, out: str | Path) -> dict[str, Path]:
     """``policy_sweep.{csv,json}`` and the figure under ``out``."""
     paths = write_rows(rows, out, "policy_sweep", meta=meta)
     for p in plot_policies(rows, meta, out):
         paths[p.suffix[1:]] = p
     return paths
+
+
+def _log_scale(ax: plt.Axes, axis: str) -> None:
+    """Log scale on ``axis`` when what is plotted there is positive (tiny test runs may be 0)."""
+    values = [v for line in ax.get_lines()
+              for v in (line.get_ydata() if axis == "y" else line.get_xdata())]
+    values += [v for coll in ax.collections for v in coll.get_offsets()[:, 1 if axis == "y" else 0]]
+    finite = [float(v) for v in values if np.isfinite(v)]
+    if finite and min(finite) > 0:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _energy_kj(row: dict) -> float:
+    """On-board energy per scene in kJ, ``nan`` where scenes were lost (they spent less)."""
+    return row["energy_onboard_j"] / 1e3 if row["delivered_fraction"] >= 0.999 else math.nan
 
 
 def _finite_min(x: float) -> float:
@@ -213,8 +243,7 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
         label = f"fixed {name} ({100 * acc:.1f}%)" + ("" if meets else ", below floor")
         (line,) = ax_lat.plot(x, [_finite_min(r["latency_p95_all_s"]) for r in pts], label=label,
                               **style)
-        ax_en.plot(x, [r["energy_onboard_j"] / 1e3 for r in pts], color=line.get_color(),
-                   **style)
+        ax_en.plot(x, [_energy_kj(r) for r in pts], color=line.get_color(), **style)
     for tag, style in styles.items():
         kind, _, objective = tag.partition("-")
         x, pts = series(lambda r, k=kind, o=objective: r["kind"] == k and r["floor"] == floor
@@ -223,23 +252,25 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
             continue
         label = f"{tag} (floor {floor:g})" if kind != "oracle" else "oracle LP, rounded"
         ax_lat.plot(x, [_finite_min(r["latency_p95_all_s"]) for r in pts], label=label, **style)
-        ax_en.plot(x, [r["energy_onboard_j"] / 1e3 for r in pts], **style)
+        ax_en.plot(x, [_energy_kj(r) for r in pts], **style)
         if kind == "oracle":
             ax_en.plot(x, [r["bound_energy_onboard_j"] / 1e3 for r in pts], color="black",
                        marker="v", ls=":", label="oracle LP bound")
     real = meta.get("realistic_per_orbit")
     for ax in (ax_lat, ax_en):
         load_axes([ax], loads, "captures per satellite per orbit (offered load)")
-        ax.set_yscale("log")
+        _log_scale(ax, "y")
         if real:
             ax.axvline(real, color="grey", ls=":", lw=0.8)
     ax_lat.axhline(meta["orbital_period_s"] / 60, color="grey", ls="--", lw=0.8)
     ax_lat.set_ylabel("p95 latency over all scenes (min; gaps: >5% lost)")
-    ax_en.set_ylabel("on-board energy per scene (kJ)")
+    ax_en.set_ylabel("on-board energy per scene (kJ; gaps: scenes lost)")
     ax_lat.set_title(f"(a) latency at an expected-accuracy floor of {floor:g}", fontsize=9)
     ax_en.set_title("(b) on-board energy (compute + transmit)", fontsize=9)
-    ax_lat.legend(fontsize=6.5, loc="upper left")
-    ax_en.legend(fontsize=7, loc="lower right")
+    handles, names = ax_lat.get_legend_handles_labels()
+    extra = [(h, n) for h, n in zip(*ax_en.get_legend_handles_labels(), strict=True)]
+    fig.legend(handles + [h for h, _ in extra], names + [n for _, n in extra], fontsize=7,
+               loc="lower center", ncol=6, frameon=False)
 
     target = min(loads, key=lambda x: abs(math.log(x / real)) if real else -x)
     here = [r for r in rows if r["per_orbit"] == target]
@@ -254,9 +285,14 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
         pts = sorted((r for r in here if r["kind"] == kind
                       and (not objective or r["objective"] == objective)), key=lambda r: r["floor"])
         if pts:
-            ax_par.plot([_finite_min(r["latency_p95_all_s"]) for r in pts],
-                        [100 * r["accuracy"] for r in pts], label=tag, **style)
-    ax_par.set_xscale("log")
+            xs = [_finite_min(r["latency_p95_all_s"]) for r in pts]
+            ys = [100 * r["accuracy"] for r in pts]
+            ax_par.plot(xs, ys, label=tag, **style)
+            if tag == "greedy-latency":
+                for r, x, y in zip(pts, xs, ys, strict=True):
+                    ax_par.annotate(f"floor {r['floor']:g}", (x, y), fontsize=6, color="tab:red",
+                                    xytext=(-8, 6), textcoords="offset points", ha="right")
+    _log_scale(ax_par, "x")
     ax_par.set_xlabel("p95 latency over all scenes (min)")
     ax_par.set_ylabel("realised accuracy on the scenes' test tiles (%)")
     ax_par.set_title(f"(c) accuracy against latency at {target:g} captures per orbit, "
@@ -267,5 +303,5 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
                  f"({sensor['tiles_per_scene']:,} tiles), {net['capacity']} links, on board "
                  f"{meta['satellite_profile']['name']}; dotted vertical: the sensor's duty cycle",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return save_figure(fig, out, "policy_sweep")

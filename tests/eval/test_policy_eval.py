@@ -1,0 +1,128 @@
+"""Per-capture policies in scenarios: the ``policy:`` knob end to end, and the policy sweep."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from research.eval import ScenarioError, evaluate, parse_scenario
+from research.eval.policy_sweep import comparisons, policy_sweep, write_policy_sweep
+from research.opt import UnreachableFloorError
+
+POLICIES = [{"kind": "greedy", "floor": 0.0},
+            {"kind": "greedy", "floor": 0.0, "objective": "energy"},
+            {"kind": "oracle", "floor": 0.0, "cell_s": 300}]
+
+
+@pytest.fixture
+def with_policies(raw_scenario) -> dict:
+    raw = copy.deepcopy(raw_scenario)
+    raw["policy"] = copy.deepcopy(POLICIES)
+    raw["calibration"] = {"split": "val", "limit": 20}
+    return raw
+
+
+def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_policies):
+    scenario = parse_scenario(with_policies, "tiny.yaml")
+    result = evaluate(scenario, progress=False)
+    schemes = [s.name for s in scenario.schemes]
+    labels = ["greedy-latency@0", "greedy-energy@0", "oracle@0"]
+    assert [s["scheme"] for s in result.summary] == schemes + labels
+    by_scheme = {}
+    for row in result.rows:
+        by_scheme.setdefault(row.scheme, []).append(row)
+    for name in schemes:  # a scheme's rows are answered by the scheme itself
+        assert {r.option for r in by_scheme[name]} == {name}
+    fixed = {name: {r.capture: r for r in by_scheme[name]} for name in schemes}
+    for label in labels:
+        rows = by_scheme[label]
+        assert len(rows) == 12 and {r.option for r in rows} <= set(schemes)
+        for r in rows:  # the chosen option's real payload and prediction, not a made-up one
+            twin = fixed[r.option][r.capture]
+            assert (r.payload_bytes, r.prediction) == (twin.payload_bytes, twin.prediction)
+    meta = json.loads(result.paths["summary_json"].read_text())
+    assert set(meta["policies"]) == set(labels)
+    assert sum(meta["policies"]["oracle@0"]["options"].values()) == 12
+    assert 0 <= meta["calibration_accuracy"]["raw"] <= 1
+    bound = meta["policies"]["oracle@0"]["bound_energy_onboard_j"]
+    for s in result.summary:  # no schedule that delivers everything spends less than the bound
+        if s["delivered_fraction"] == 1.0:
+            assert s["energy_onboard_j"] >= bound * (1 - 1e-6)
+
+
+def test_policy_knob_errors_name_the_problem(with_policies):
+    bad = copy.deepcopy(with_policies)
+    bad["policy"] = {"kind": "greedy", "objective": "speed"}
+    with pytest.raises(ScenarioError, match="objective 'speed' is not one of"):
+        parse_scenario(bad, "tiny.yaml")
+    bad["policy"] = {"kind": "fixed", "option": "webp"}
+    with pytest.raises(ScenarioError, match=r"option 'webp' is not one of the schemes"):
+        parse_scenario(bad, "tiny.yaml")
+    bad["policy"] = [{"kind": "greedy"}, {"kind": "greedy"}]
+    with pytest.raises(ScenarioError, match="must be unique"):
+        parse_scenario(bad, "tiny.yaml")
+    bad["policy"] = {"kind": "greedy"}
+    bad["calibration"] = {"split": "test"}
+    with pytest.raises(ScenarioError, match="calibration.split 'test' must be 'train' or 'val'"):
+        parse_scenario(bad, "tiny.yaml")
+
+
+def test_an_unreachable_floor_names_the_best_reachable_accuracy(with_policies):
+    with_policies["policy"] = {"kind": "greedy", "floor": 1.0}
+    scenario = parse_scenario(with_policies, "tiny.yaml")
+    with pytest.raises(UnreachableFloorError, match=r"best reachable expected accuracy is 0\.\d+"):
+        evaluate(scenario, progress=False)
+
+
+def test_policy_sweep_compares_every_policy_with_the_best_fixed_scheme(raw_scenario, tmp_path):
+    raw = copy.deepcopy(raw_scenario)
+    raw["captures"] = {"sensor": "demo_tile", "per_orbit": 2, "start_s": 0, "seed": 0}
+    raw["calibration"] = {"limit": 20}
+    scenario = parse_scenario(raw, "tiny.yaml")
+    rows, meta = policy_sweep(scenario, [2, 4], [0.0], progress=False)
+    kinds = {(r["per_orbit"], r["kind"]) for r in rows}
+    assert kinds == {(x, k) for x in (2.0, 4.0) for k in ("fixed", "greedy", "oracle")}
+    assert len(rows) == 2 * (len(scenario.schemes) + 3)
+    oracle = [r for r in rows if r["kind"] == "oracle"]
+    assert all(r["bound_energy_onboard_j"] <= r["energy_onboard_j"] * (1 + 1e-6) for r in oracle)
+    assert [c["per_orbit"] for c in meta["comparisons"]] == [2.0, 4.0]
+    assert meta["comparisons"] == comparisons(rows)
+    paths = write_policy_sweep(rows, meta, tmp_path)
+    assert {"csv", "json", "png", "pdf"} <= set(paths)
+    with pytest.raises(ScenarioError, match=r"floors \[1\.0\] cannot be met"):
+        policy_sweep(scenario, [2], [1.0], progress=False)
+
+
+def test_comparisons_pick_the_best_fixed_scheme_meeting_the_floor():
+    def row(policy, kind, acc, p95, energy, floor=None, objective=""):
+        return {"per_orbit": 1.0, "floor": floor, "policy": policy, "kind": kind,
+                "objective": objective, "expected_accuracy": acc, "latency_p95_all_s": p95,
+                "energy_onboard_j": energy, "delivered_fraction": 1.0, "accuracy": acc}
+
+    rows = [row("fast", "fixed", 0.90, 10.0, 1.0), row("good", "fixed", 0.96, 100.0, 5.0),
+            row("slow", "fixed", 0.97, math.inf, 2.0),
+            row("g", "greedy", 0.95, 40.0, 9.0, 0.95, "latency"),
+            row("e", "greedy", 0.95, 80.0, 4.0, 0.95, "energy")]
+    (c,) = comparisons(rows)
+    assert (c["best_fixed_latency"], c["best_fixed_energy"]) == ("good", "slow")
+    assert c["greedy_p95_reduction"] == pytest.approx(0.6)
+    assert c["greedy_energy_reduction"] == pytest.approx(-1.0)
+
+
+def test_an_image_limit_samples_every_class_not_the_first_ones():
+    import numpy as np
+    import torch
+
+    from research.eval.evaluate import sample_images
+
+    labels = torch.arange(10).repeat_interleave(100)  # recorded splits list classes together
+    images = torch.arange(1000)
+    some, some_labels = sample_images(images, labels, 100)
+    assert len(some) == 100 and (np.bincount(some_labels.numpy(), minlength=10) > 0).all()
+    assert (torch.diff(some) > 0).all()  # split order kept
+    again, _ = sample_images(images, labels, 100)
+    assert torch.equal(some, again)
+    assert sample_images(images, labels, None)[0] is images

@@ -1,0 +1,189 @@
+"""Per-capture options, the contact-plan outlook, the greedy controller and the oracle LP bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from devices import get_device
+from research.opt import (
+    DownlinkOutlook,
+    GreedyPolicy,
+    Option,
+    OptionBank,
+    PolicyContext,
+    UnreachableFloorError,
+    build_policy,
+    energy_bound,
+    list_policies,
+)
+from research.opt.oracle import pareto_options
+from research.orbit.isl import KIND_GROUND, KIND_INTRA
+from research.workload import Capture
+from tests.orbit.toy import toy_plan
+
+NANO, A100 = get_device("jetson_nano"), get_device("a100")
+MB = 1e6
+
+
+def bank(*options: Option) -> OptionBank:
+    return OptionBank(list(options))
+
+
+def context(options: OptionBank, plan, captures=(), relay=False) -> PolicyContext:
+    return PolicyContext(bank=options, plan=plan, satellite_profile=NANO, ground_profile=A100,
+                         period_s=5000.0, captures=list(captures), relay=relay)
+
+
+def captures(n: int, sat: str = "s0", every: float = 50.0, tiles: int = 1) -> list[Capture]:
+    return [Capture(i, sat, 10.0 + i * every, tiles, (i,)) for i in range(n)]
+
+
+# ---------------------------------------------------------------- options
+def test_options_and_banks_refuse_bad_numbers_with_their_names():
+    with pytest.raises(ValueError, match="option 'x': accuracy must be in"):
+        Option("x", 1.2, 1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="option 'x': payload_bytes must be a finite"):
+        Option("x", 0.9, -1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="at least one option"):
+        OptionBank([])
+    with pytest.raises(ValueError, match="unique"):
+        bank(Option("a", 0.9, 1, 0, 0), Option("a", 0.8, 1, 0, 0))
+    b = bank(Option("a", 0.9, 1, 0, 0), Option("b", 0.95, 2, 0, 0))
+    with pytest.raises(ValueError, match=r"unknown option 'c'; the options are \['a', 'b'\]"):
+        b.index("c")
+    with pytest.raises(UnreachableFloorError,
+                       match=r"0\.9900 cannot be met: the best reachable expected accuracy is "
+                             r"0\.9500 \(b\)"):
+        b.check_floor(0.99)
+    b.check_floor(0.95)
+    with pytest.raises(ValueError, match=r"options \['u'\] have no calibrated accuracy"):
+        bank(Option("u", float("nan"), 1, 0, 0)).check_floor(0.5)
+
+
+def test_pareto_keeps_only_undominated_options():
+    acc = np.array([0.96, 0.96, 0.94, 0.97])
+    payload = np.array([100.0, 50.0, 10.0, 1.0])
+    compute = np.array([0.0, 0.0, 0.0, 9.0])
+    energy = np.array([5.0, 3.0, 1.0, 20.0])
+    # raw-like option 0 is dominated by 1 (same accuracy, fewer bytes, less energy)
+    assert pareto_options(acc, payload, compute, energy) == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- outlook
+def test_outlook_finish_times_have_the_closed_form_of_constant_rate_windows():
+    plan = toy_plan({(0, 1, KIND_GROUND): [(100.0, 200.0), (500.0, 1000.0)]}, n_sat=1, n_gs=1)
+    out = DownlinkOutlook(plan)  # 1 MB/s while a window is up
+    assert out.finish("s0", 0.0, 50 * MB) == pytest.approx((150.0, 50.0))
+    assert out.finish("s0", 150.0, 100 * MB) == pytest.approx((550.0, 100.0))
+    assert out.finish("s0", 300.0, 0.0) == (300.0, 0.0)
+    assert out.finish("s0", 0.0, 601 * MB) == (math.inf, math.inf)
+    assert out.capacity_bits("s0", 0.0, 10_000.0) == pytest.approx(8 * 600 * MB)
+    t, _ = out.finish("s0", 120.0, 30 * MB)
+    assert out.capacity_bits("s0", 120.0, t) == pytest.approx(8 * 30 * MB)
+
+
+def test_outlook_relays_reach_a_neighbour_with_a_contact():
+    plan = toy_plan({(1, 2, KIND_GROUND): [(100.0, 200.0)],
+                     (0, 1, KIND_INTRA): [(0.0, 10_000.0)]}, n_sat=2, n_gs=1)
+    out = DownlinkOutlook(plan)
+    assert out.relays("s0", 0) == ["s0"]
+    assert out.relays("s0", 1) == ["s0", "s1"]
+    assert out.finish("s0", 0.0, MB) == (math.inf, math.inf)
+    assert out.finish_via(out.relays("s0", 1), 0.0, MB) == pytest.approx((101.0, 1.0))
+
+
+# ---------------------------------------------------------------- policies
+def test_registry_and_parameters_fail_with_clear_messages():
+    assert {"fixed", "greedy", "oracle"} <= set(list_policies())
+    with pytest.raises(ValueError, match=r"policy.kind: unknown policy kind 'best'.*greedy"):
+        build_policy({"kind": "best"})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['flor'\].*valid keys"):
+        build_policy({"kind": "greedy", "flor": 0.9})
+    with pytest.raises(ValueError, match=r"policy.floor must be a number in \[0.0, 1.0\]"):
+        build_policy({"kind": "greedy", "floor": 1.5})
+    with pytest.raises(ValueError, match="floor_mode 'avg' is not one of"):
+        build_policy({"kind": "oracle", "floor_mode": "avg"})
+    with pytest.raises(ValueError, match=r"policy 'fixed' needs \['option'\]"):
+        build_policy({"kind": "fixed"})
+    with pytest.raises(ValueError, match="relay_hops must be an integer >= 0"):
+        build_policy({"kind": "greedy", "relay_hops": -1})
+    assert build_policy({"kind": "greedy", "floor": 0.9}).label == "greedy-latency@0.9"
+
+
+def three_options() -> OptionBank:
+    return bank(Option("cheap", 0.90, 1 * MB, 0.0, 0.0),
+                Option("good", 0.97, 4 * MB, 0.0, 0.0),
+                Option("onboard", 0.97, 2.0, 3e12, 0.0))
+
+
+def test_greedy_keeps_the_floor_per_capture_or_on_each_satellites_mean():
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
+    caps = captures(60)
+    strict = build_policy({"kind": "greedy", "floor": 0.95, "floor_mode": "capture"})
+    strict.prepare(context(three_options(), plan))
+    assert {strict.decide(c, 0.0) for c in caps} <= {1, 2}
+    mean = build_policy({"kind": "greedy", "floor": 0.95, "floor_mode": "mean"})
+    b = three_options()
+    mean.prepare(context(b, plan))
+    chosen = [mean.decide(c, 0.0) for c in caps]
+    running = np.cumsum(b.accuracy[chosen]) / np.arange(1, len(chosen) + 1)
+    assert (running >= 0.95 - 1e-12).all()
+    # 0.97 k + 0.90 m >= 0.95 (k + m) allows m / (k + m) <= 2/7: it banks accuracy and spends it
+    assert chosen.count(0) >= int(len(chosen) * 2 / 7) - 1
+    with pytest.raises(UnreachableFloorError, match="best reachable expected accuracy is 0.9700"):
+        build_policy({"kind": "greedy", "floor": 0.99}).prepare(context(b, plan))
+
+
+def test_greedy_does_not_block_the_accelerator_when_every_option_waits_for_a_contact():
+    # No contact before t = 5000 s: sending the image and computing on board (1,060 s of the
+    # Nano) both arrive right after 5000 s; on board would delay every later scene by 1,060 s.
+    plan = toy_plan({(0, 1, KIND_GROUND): [(5000.0, 6000.0)]}, n_sat=1, n_gs=1)
+    options = bank(Option("image", 0.97, 1 * MB, 0.0, 0.0),
+                   Option("onboard", 0.97, 2.0, 1.5e14, 0.0))
+    policy = GreedyPolicy(floor=0.95)
+    policy.prepare(context(options, plan))
+    cap = captures(1)[0]
+    image, onboard = policy.estimate(cap, 0.0, 0), policy.estimate(cap, 0.0, 1)
+    assert onboard[0] < image[0]  # on board is (barely) sooner for this scene alone...
+    assert policy.decide(cap, 0.0) == 0  # ...but its occupancy makes the image the choice
+
+
+# ---------------------------------------------------------------- oracle
+def oracle_bank() -> OptionBank:
+    # same bytes, different on-board compute: the energy difference is compute alone
+    return bank(Option("small", 0.90, 1000.0, 1e9, 0.0), Option("big", 1.00, 1000.0, 5e9, 0.0))
+
+
+def test_oracle_bound_mixes_options_to_meet_a_mean_floor_exactly():
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
+    caps = captures(10, every=100.0)
+    ctx = context(oracle_bank(), plan, caps)
+    e = ctx.onboard_energy_j() + 10.0 * 8 * 1000.0 / 8e6  # + transmit at the peak rate
+    mean = energy_bound(ctx, 0.95, "mean", deadline_s=1000.0, cell_s=100.0)
+    assert mean.delivered_fraction == pytest.approx(1.0)
+    assert mean.energy_onboard_j_per_capture == pytest.approx(0.5 * e[0] + 0.5 * e[1], rel=1e-6)
+    assert mean.accuracy == pytest.approx(0.95, abs=1e-9)
+    strict = energy_bound(ctx, 0.95, "capture", deadline_s=1000.0, cell_s=100.0)
+    assert strict.energy_onboard_j_per_capture == pytest.approx(e[1], rel=1e-6)
+
+
+def test_oracle_bound_drops_what_no_schedule_could_deliver():
+    # 1 MB/s for 100 s in all: at most 100 scenes of 1 MB can be delivered
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 100.0)]}, n_sat=1, n_gs=1)
+    caps = [Capture(i, "s0", 1.0, 1, (i,)) for i in range(200)]
+    heavy = bank(Option("img", 0.9, 1 * MB, 0.0, 0.0))
+    bound = energy_bound(context(heavy, plan, caps), 0.5, "mean", deadline_s=5000.0, cell_s=50.0)
+    assert bound.delivered_fraction == pytest.approx(0.5, abs=1e-6)
+
+
+def test_oracle_policy_plays_the_lp_choice():
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
+    caps = captures(10, every=100.0)
+    policy = build_policy({"kind": "oracle", "floor": 0.95, "floor_mode": "capture",
+                           "cell_s": 100.0})
+    policy.prepare(context(oracle_bank(), plan, caps))
+    assert [policy.decide(c, 0.0) for c in caps] == [1] * 10
+    assert policy.describe()["bound_delivered_fraction"] == pytest.approx(1.0)

@@ -1,0 +1,34 @@
+"""The policy scripts run end to end: the decision-time benchmark and the sweep's CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_policy_times_decisions_against_what_if_routing(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    load("bench_policy").main(["--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["options"] == 8 and result["captures"] > 0
+    assert result["greedy_mean_ms"] > 0 and result["route_mean_ms"] > 0
+    assert result["speedup_vs_route"] == pytest.approx(
+        result["route_mean_ms"] / result["greedy_mean_ms"])
+    assert "what-if routing baseline" in capsys.readouterr().out
+
+
+def test_fig_policy_refuses_an_unknown_floor_mode():
+    with pytest.raises(SystemExit):
+        load("fig_policy").main(["--floor-mode", "median"])
