@@ -66,10 +66,10 @@ def test_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
         dm = EuroSATDataModule(root=spec.root or "../shared/data/eurosat_rgb",
                                split_file=spec.split_file)
     images, labels = dm.subset("test").tensors
-    return sample_images(images, labels, spec.limit)
+    return random_subset(images, labels, spec.limit)
 
 
-def sample_images(images: torch.Tensor, labels: torch.Tensor, limit: int | None,
+def random_subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None,
                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``limit`` images drawn at random (seeded), in split order; all of them without a limit.
 
@@ -299,7 +299,7 @@ def calibration_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tens
     root = None if spec.source == "embedded" else spec.root or "../shared/data/eurosat_rgb"
     dm = EuroSATDataModule(root=root, split_file=spec.split_file)
     images, labels = dm.subset(scenario.calibration.split).tensors
-    return sample_images(images, labels, scenario.calibration.limit)
+    return random_subset(images, labels, scenario.calibration.limit)
 
 
 def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = True,

@@ -116,13 +116,13 @@ def test_an_image_limit_samples_every_class_not_the_first_ones():
     import numpy as np
     import torch
 
-    from research.eval.evaluate import sample_images
+    from research.eval.evaluate import random_subset
 
     labels = torch.arange(10).repeat_interleave(100)  # recorded splits list classes together
     images = torch.arange(1000)
-    some, some_labels = sample_images(images, labels, 100)
+    some, some_labels = random_subset(images, labels, 100)
     assert len(some) == 100 and (np.bincount(some_labels.numpy(), minlength=10) > 0).all()
     assert (torch.diff(some) > 0).all()  # split order kept
-    again, _ = sample_images(images, labels, 100)
+    again, _ = random_subset(images, labels, 100)
     assert torch.equal(some, again)
-    assert sample_images(images, labels, None)[0] is images
+    assert random_subset(images, labels, None)[0] is images
