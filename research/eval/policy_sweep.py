@@ -220,57 +220,65 @@ def _finite_min(x: float) -> float:
 
 def plot_policies(rows: list[dict], meta: dict, out: str | Path,
                   floor: float | None = None) -> list[Path]:
-    """(a) p95 latency and (b) on-board energy against load at one floor, fixed schemes meeting it
-    against the greedy policies and the oracle; (c) accuracy against p95 latency at the load
-    nearest the sensor's duty cycle, every floor (the Pareto front)."""
+    """(a) p95 latency and (c) on-board energy against load at one floor (0.95 if swept), (b) p95
+    latency at the highest floor, fixed schemes against the greedy policies and the oracle; (d)
+    accuracy against p95 latency at the load nearest the sensor's duty cycle, every floor."""
     floors = meta["floors"]
     floor = floor if floor is not None else (0.95 if 0.95 in floors else floors[-1])
+    high = max(floors)
     loads = sorted({r["per_orbit"] for r in rows})
     expected = meta["expected_accuracy"]
-    fig, (ax_lat, ax_en, ax_par) = plt.subplots(1, 3, figsize=(17, 4.8))
+    fig, (ax_lat, ax_high, ax_en, ax_par) = plt.subplots(1, 4, figsize=(22, 4.9))
     styles = {"greedy-latency": dict(color="tab:red", lw=2.2, marker="o"),
-              "greedy-energy": dict(color="tab:green", lw=2.2, marker="s"),
+              "greedy-energy": dict(color="darkorange", lw=2.2, marker="s"),
               "oracle": dict(color="black", lw=1.6, marker="D", ls="--")}
 
     def series(select) -> tuple[list[float], list[dict]]:
         pts = sorted((r for r in rows if select(r)), key=lambda r: r["per_orbit"])
         return [r["per_orbit"] for r in pts], pts
 
-    for name, acc in expected.items():
-        meets = acc >= floor
-        x, pts = series(lambda r, n=name: r["kind"] == "fixed" and r["policy"] == n)
-        style = dict(lw=1, marker=".", alpha=0.9 if meets else 0.35, ls="-" if meets else ":")
-        label = f"fixed {name} ({100 * acc:.1f}%)" + ("" if meets else ", below floor")
-        (line,) = ax_lat.plot(x, [_finite_min(r["latency_p95_all_s"]) for r in pts], label=label,
-                              **style)
-        ax_en.plot(x, [_energy_kj(r) for r in pts], color=line.get_color(), **style)
-    for tag, style in styles.items():
-        kind, _, objective = tag.partition("-")
-        x, pts = series(lambda r, k=kind, o=objective: r["kind"] == k and r["floor"] == floor
-                        and (not o or r["objective"] == o))
-        if not pts:
-            continue
-        label = f"{tag} (floor {floor:g})" if kind != "oracle" else "oracle LP, rounded"
-        ax_lat.plot(x, [_finite_min(r["latency_p95_all_s"]) for r in pts], label=label, **style)
-        ax_en.plot(x, [_energy_kj(r) for r in pts], **style)
-        if kind == "oracle":
-            ax_en.plot(x, [r["bound_energy_onboard_j"] / 1e3 for r in pts], color="black",
-                       marker="v", ls=":", label="oracle LP bound")
+    shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(expected)))  # no red, orange or black
+    panels = [(ax_lat, floor, True), (ax_en, floor, False)]
+    if high != floor:
+        panels.insert(1, (ax_high, high, True))
+    else:
+        ax_high.set_visible(False)
+    for ax, level, latency in panels:
+        value = (lambda r: _finite_min(r["latency_p95_all_s"])) if latency else _energy_kj
+        for (name, acc), shade in zip(expected.items(), shades, strict=True):
+            meets = acc >= level
+            x, pts = series(lambda r, n=name: r["kind"] == "fixed" and r["policy"] == n)
+            style = dict(lw=1, marker=".", alpha=0.9 if meets else 0.35,
+                         ls="-" if meets else ":", color=shade)
+            label = f"fixed {name} ({100 * acc:.1f}%)"
+            ax.plot(x, [value(r) for r in pts], label=label, **style)
+        for tag, style in styles.items():
+            kind, _, objective = tag.partition("-")
+            x, pts = series(lambda r, k=kind, o=objective, f=level: r["kind"] == k
+                            and r["floor"] == f and (not o or r["objective"] == o))
+            if not pts:
+                continue
+            label = f"{tag} policy" if kind != "oracle" else "oracle LP, rounded"
+            ax.plot(x, [value(r) for r in pts], label=label, **style)
+            if kind == "oracle" and not latency:
+                ax.plot(x, [r["bound_energy_onboard_j"] / 1e3 for r in pts], color="black",
+                        marker="v", ls=":", label="oracle LP bound")
+        ax.set_title(f"({'abc'[[p[0] for p in panels].index(ax)]}) "
+                     + ("p95 latency" if latency else "on-board energy (compute + transmit)")
+                     + f" at an expected-accuracy floor of {level:g}\n(dotted: fixed schemes "
+                     "below the floor)", fontsize=9)
     real = meta.get("realistic_per_orbit")
-    for ax in (ax_lat, ax_en):
+    for ax, _, latency in panels:
         load_axes([ax], loads, "captures per satellite per orbit (offered load)")
         _log_scale(ax, "y")
         if real:
             ax.axvline(real, color="grey", ls=":", lw=0.8)
-    ax_lat.axhline(meta["orbital_period_s"] / 60, color="grey", ls="--", lw=0.8)
-    ax_lat.set_ylabel("p95 latency over all scenes (min; gaps: >5% lost)")
+        if latency:
+            ax.axhline(meta["orbital_period_s"] / 60, color="grey", ls="--", lw=0.8)
+            ax.set_ylabel("p95 latency over all scenes (min; gaps: >5% lost)")
     ax_en.set_ylabel("on-board energy per scene (kJ; gaps: scenes lost)")
-    ax_lat.set_title(f"(a) latency at an expected-accuracy floor of {floor:g}", fontsize=9)
-    ax_en.set_title("(b) on-board energy (compute + transmit)", fontsize=9)
-    handles, names = ax_lat.get_legend_handles_labels()
-    extra = [(h, n) for h, n in zip(*ax_en.get_legend_handles_labels(), strict=True)]
-    fig.legend(handles + [h for h, _ in extra], names + [n for _, n in extra], fontsize=7,
-               loc="lower center", ncol=6, frameon=False)
+    handles, names = ax_en.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, loc="lower center", ncol=7, frameon=False)
 
     target = min(loads, key=lambda x: abs(math.log(x / real)) if real else -x)
     here = [r for r in rows if r["per_orbit"] == target]
@@ -295,7 +303,7 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
     _log_scale(ax_par, "x")
     ax_par.set_xlabel("p95 latency over all scenes (min)")
     ax_par.set_ylabel("realised accuracy on the scenes' test tiles (%)")
-    ax_par.set_title(f"(c) accuracy against latency at {target:g} captures per orbit, "
+    ax_par.set_title(f"(d) accuracy against latency at {target:g} captures per orbit, "
                      f"floors {', '.join(f'{f:g}' for f in floors)}", fontsize=9)
     ax_par.legend(fontsize=7)
     sensor, net = meta["sensor"], meta["network"]
@@ -303,5 +311,5 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
                  f"({sensor['tiles_per_scene']:,} tiles), {net['capacity']} links, on board "
                  f"{meta['satellite_profile']['name']}; dotted vertical: the sensor's duty cycle",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     return save_figure(fig, out, "policy_sweep")

@@ -22,7 +22,7 @@ def test_bench_policy_times_decisions_against_what_if_routing(tmp_path, capsys):
     out = tmp_path / "bench.json"
     load("bench_policy").main(["--quick", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert result["options"] == 8 and result["captures"] > 0
+    assert result["options"] == 10 and result["captures"] > 0
     assert result["greedy_mean_ms"] > 0 and result["route_mean_ms"] > 0
     assert result["speedup_vs_route"] == pytest.approx(
         result["route_mean_ms"] / result["greedy_mean_ms"])
