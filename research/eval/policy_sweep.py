@@ -228,7 +228,9 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
     high = max(floors)
     loads = sorted({r["per_orbit"] for r in rows})
     expected = meta["expected_accuracy"]
-    fig, (ax_lat, ax_high, ax_en, ax_par) = plt.subplots(1, 4, figsize=(22, 4.9))
+    two = high != floor
+    fig, axes = plt.subplots(1, 4 if two else 3, figsize=(22 if two else 17, 4.9))
+    ax_lat, ax_high, ax_en, ax_par = axes if two else (axes[0], None, *axes[1:])
     styles = {"greedy-latency": dict(color="tab:red", lw=2.2, marker="o"),
               "greedy-energy": dict(color="darkorange", lw=2.2, marker="s"),
               "oracle": dict(color="black", lw=1.6, marker="D", ls="--")}
@@ -238,11 +240,8 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
         return [r["per_orbit"] for r in pts], pts
 
     shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(expected)))  # no red, orange or black
-    panels = [(ax_lat, floor, True), (ax_en, floor, False)]
-    if high != floor:
-        panels.insert(1, (ax_high, high, True))
-    else:
-        ax_high.set_visible(False)
+    panels = [(ax_lat, floor, True)] + ([(ax_high, high, True)] if two else []) + [
+        (ax_en, floor, False)]
     for ax, level, latency in panels:
         value = (lambda r: _finite_min(r["latency_p95_all_s"])) if latency else _energy_kj
         for (name, acc), shade in zip(expected.items(), shades, strict=True):
@@ -303,7 +302,7 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
     _log_scale(ax_par, "x")
     ax_par.set_xlabel("p95 latency over all scenes (min)")
     ax_par.set_ylabel("realised accuracy on the scenes' test tiles (%)")
-    ax_par.set_title(f"(d) accuracy against latency at {target:g} captures per orbit, "
+    ax_par.set_title(f"({'d' if two else 'c'}) accuracy against latency at {target:g} captures per orbit, "
                      f"floors {', '.join(f'{f:g}' for f in floors)}", fontsize=9)
     ax_par.legend(fontsize=7)
     sensor, net = meta["sensor"], meta["network"]
