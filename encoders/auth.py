@@ -1,0 +1,250 @@
+"""Authenticated payloads: who sent a bitstream or model update, and that it is new and intact.
+
+A payload's CRC32 (:mod:`encoders.header`) catches noise, not an attacker: anyone on the link
+can change a body and recompute it. :class:`Sealer` wraps any payload (a link bitstream, a
+serialised model update) in an **envelope** carrying the sender, a sequence number and an
+Ed25519 signature or an HMAC-SHA256 tag over all of it; :class:`Verifier` opens envelopes and
+checks, in this order, before anything decodes the payload: the envelope's format, the sender
+(known, and its key's scheme), the signature or tag, then the sequence number against replays (a
+sliding window per sender, as IPsec's anti-replay). Every failed check raises
+:class:`AuthError` naming the check. The primitives come from the ``cryptography`` package;
+nothing here is hand-written crypto.
+
+Envelope (big-endian)::
+
+    magic    2s  b"SA"
+    version  B   AUTH_VERSION
+    scheme   B   1 = Ed25519 (64-byte signature), 2 = HMAC-SHA256 (32-byte tag)
+    sender   B + n bytes  length-prefixed UTF-8 sender name (1..255 bytes)
+    seq      Q   sequence number, strictly increasing per sender and run
+    length   I   payload length
+    payload  length bytes
+    tag      64 or 32 bytes over everything before it
+
+Keys are made per run in memory (:func:`generate_keys`) and never written by this module; a
+researcher who needs them across processes should keep them outside the repository.
+:class:`AuthenticatedLink` puts the envelope around a link module's payloads, so a link's
+``decompress`` never sees a payload that failed a check.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from encoders.base import LinkModule
+
+__all__ = [
+    "AUTH_SCHEMES",
+    "AuthError",
+    "AuthenticatedLink",
+    "KeyPair",
+    "Sealer",
+    "Verifier",
+    "generate_keys",
+    "overhead_bytes",
+]
+
+MAGIC = b"SA"
+AUTH_VERSION = 1
+AUTH_SCHEMES = {"ed25519": 1, "hmac-sha256": 2}
+_TAG_BYTES = {1: 64, 2: 32}
+_FIXED = struct.Struct(">2sBBB")  # magic, version, scheme, sender length
+_SEQ_LEN = struct.Struct(">QI")
+REPLAY_WINDOW = 64
+
+
+class AuthError(ValueError):
+    """An envelope that failed a check; the message names the check."""
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """One sender's key: ``signing`` seals, ``verifying`` opens (the same secret for HMAC)."""
+
+    scheme: str
+    signing: Ed25519PrivateKey | bytes
+    verifying: Ed25519PublicKey | bytes
+
+
+def generate_keys(senders: Sequence[str], scheme: str = "ed25519") -> dict[str, KeyPair]:
+    """A fresh key per sender for this run (Ed25519 key pairs, or 32-byte HMAC secrets)."""
+    if scheme not in AUTH_SCHEMES:
+        raise ValueError(f"auth scheme {scheme!r} is not one of {sorted(AUTH_SCHEMES)}")
+    keys = {}
+    for name in senders:
+        _sender_bytes(name)
+        if scheme == "ed25519":
+            sk = Ed25519PrivateKey.generate()
+            keys[name] = KeyPair(scheme, sk, sk.public_key())
+        else:
+            secret = _random_secret()
+            keys[name] = KeyPair(scheme, secret, secret)
+    return keys
+
+
+def _random_secret() -> bytes:
+    import secrets
+
+    return secrets.token_bytes(32)
+
+
+def _sender_bytes(name: str) -> bytes:
+    raw = name.encode()
+    if not 1 <= len(raw) <= 255:
+        raise ValueError(f"sender name {name!r} must be 1 to 255 bytes of UTF-8")
+    return raw
+
+
+def overhead_bytes(sender: str, scheme: str = "ed25519") -> int:
+    """Bytes an envelope adds to a payload from ``sender`` (what a network must also carry)."""
+    return (_FIXED.size + len(_sender_bytes(sender)) + _SEQ_LEN.size
+            + _TAG_BYTES[AUTH_SCHEMES[scheme]])
+
+
+class Sealer:
+    """Seals payloads from one sender with its key and an increasing sequence number."""
+
+    def __init__(self, sender: str, key: KeyPair, start_seq: int = 0) -> None:
+        self.sender = sender
+        self._sender = _sender_bytes(sender)
+        self.key = key
+        self.scheme = AUTH_SCHEMES[key.scheme]
+        self.seq = start_seq
+
+    def seal(self, payload: bytes) -> bytes:
+        """The envelope of ``payload`` (next sequence number)."""
+        self.seq += 1
+        body = (_FIXED.pack(MAGIC, AUTH_VERSION, self.scheme, len(self._sender)) + self._sender
+                + _SEQ_LEN.pack(self.seq, len(payload)) + bytes(payload))
+        return body + _tag(self.key, body)
+
+
+def _tag(key: KeyPair, data: bytes) -> bytes:
+    if key.scheme == "ed25519":
+        return key.signing.sign(data)
+    h = hmac.HMAC(key.signing, hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+class Verifier:
+    """Opens envelopes from known senders, rejecting forged, damaged and replayed ones.
+
+    Args:
+        keys: ``{sender: KeyPair}`` (only the verifying half is used).
+        window: Anti-replay window: a sequence number is accepted once, and only if it is above
+            the highest accepted minus ``window`` (late, reordered envelopes within it pass).
+    """
+
+    def __init__(self, keys: Mapping[str, KeyPair], window: int = REPLAY_WINDOW) -> None:
+        if window < 1:
+            raise ValueError(f"replay window must be >= 1, got {window}")
+        self.keys = dict(keys)
+        self.window = window
+        self._highest: dict[str, int] = {}
+        self._seen: dict[str, set[int]] = {}
+
+    def open(self, envelope: bytes) -> tuple[str, int, bytes]:
+        """``(sender, sequence number, payload)`` of a valid, new envelope.
+
+        Raises:
+            AuthError: Naming the failed check: ``format``, ``sender``, ``signature`` or
+                ``replay``.
+        """
+        if not isinstance(envelope, (bytes, bytearray, memoryview)):
+            raise AuthError(f"format check failed: expected bytes, got {type(envelope).__name__}")
+        data = bytes(envelope)
+        if len(data) < _FIXED.size:
+            raise AuthError(f"format check failed: {len(data)} bytes is shorter than the "
+                            f"{_FIXED.size}-byte envelope header")
+        magic, version, scheme, n_sender = _FIXED.unpack_from(data)
+        if magic != MAGIC:
+            raise AuthError(f"format check failed: magic {magic!r}, expected {MAGIC!r}")
+        if version != AUTH_VERSION:
+            raise AuthError(f"format check failed: envelope version {version}, expected "
+                            f"{AUTH_VERSION}")
+        if scheme not in _TAG_BYTES:
+            raise AuthError(f"format check failed: unknown auth scheme id {scheme}")
+        start = _FIXED.size + n_sender
+        end = start + _SEQ_LEN.size
+        if n_sender == 0 or len(data) < end:
+            raise AuthError("format check failed: truncated before the sequence number")
+        seq, length = _SEQ_LEN.unpack_from(data, start)
+        tag_at = end + length
+        if len(data) != tag_at + _TAG_BYTES[scheme]:
+            raise AuthError(f"format check failed: {len(data)} bytes, expected {tag_at} plus a "
+                            f"{_TAG_BYTES[scheme]}-byte tag")
+        try:
+            sender = data[_FIXED.size:start].decode()
+        except UnicodeDecodeError:
+            raise AuthError("format check failed: sender name is not UTF-8") from None
+        key = self.keys.get(sender)
+        if key is None:
+            raise AuthError(f"sender check failed: unknown sender {sender!r}")
+        if AUTH_SCHEMES[key.scheme] != scheme:
+            raise AuthError(f"sender check failed: {sender!r} uses {key.scheme}, the envelope "
+                            f"another scheme")
+        if not _verifies(key, data[:tag_at], data[tag_at:]):
+            raise AuthError(f"signature check failed: the envelope from {sender!r} was altered "
+                            "or sealed with another key")
+        self._check_replay(sender, seq)
+        return sender, seq, data[end:tag_at]
+
+    def _check_replay(self, sender: str, seq: int) -> None:
+        highest = self._highest.get(sender, 0)
+        seen = self._seen.setdefault(sender, set())
+        if seq <= highest - self.window:
+            raise AuthError(f"replay check failed: sequence {seq} from {sender!r} is older than "
+                            f"the window ({highest} - {self.window})")
+        if seq in seen:
+            raise AuthError(f"replay check failed: sequence {seq} from {sender!r} was already "
+                            "accepted")
+        seen.add(seq)
+        if seq > highest:
+            self._highest[sender] = seq
+            floor = seq - self.window
+            self._seen[sender] = {s for s in seen if s > floor}
+
+
+def _verifies(key: KeyPair, data: bytes, tag: bytes) -> bool:
+    try:
+        if key.scheme == "ed25519":
+            key.verifying.verify(tag, data)
+        else:
+            h = hmac.HMAC(key.verifying, hashes.SHA256())
+            h.update(data)
+            h.verify(tag)
+    except InvalidSignature:
+        return False
+    return True
+
+
+class AuthenticatedLink(LinkModule):
+    """A link module whose payloads travel sealed: ``compress`` seals each payload of ``link``,
+    ``decompress`` opens (and checks) every envelope before ``link`` decodes any of them."""
+
+    def __init__(self, link: LinkModule, sealer: Sealer, verifier: Verifier) -> None:
+        super().__init__()
+        self.link = link
+        self.sealer = sealer
+        self.verifier = verifier
+
+    def forward(self, tokens: torch.Tensor) -> dict:
+        return self.link(tokens)
+
+    def update(self, force: bool = False) -> bool:
+        return self.link.update(force)
+
+    def compress(self, tokens: torch.Tensor) -> list[bytes]:
+        return [self.sealer.seal(p) for p in self.link.compress(tokens)]
+
+    def decompress(self, payloads: Sequence[bytes], shape: Sequence[int]) -> torch.Tensor:
+        opened = [self.verifier.open(p)[2] for p in payloads]
+        return self.link.decompress(opened, shape)

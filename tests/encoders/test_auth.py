@@ -1,0 +1,113 @@
+"""Authenticated payloads: sealed envelopes open only when intact, from a known sender, and new."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+import torch
+
+from encoders.auth import (
+    AuthenticatedLink,
+    AuthError,
+    Sealer,
+    Verifier,
+    generate_keys,
+    overhead_bytes,
+)
+from encoders.registry import build_for_cut
+
+CHECK = re.compile(r"^(format|sender|signature|replay) check failed")
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "hmac-sha256"])
+def test_a_sealed_payload_opens_to_itself_with_its_sender_and_sequence(scheme):
+    keys = generate_keys(["sat-1", "sat-2"], scheme)
+    sealer, verifier = Sealer("sat-1", keys["sat-1"]), Verifier(keys)
+    envelope = sealer.seal(b"tokens")
+    assert len(envelope) == len(b"tokens") + overhead_bytes("sat-1", scheme)
+    assert verifier.open(envelope) == ("sat-1", 1, b"tokens")
+    assert verifier.open(sealer.seal(b"")) == ("sat-1", 2, b"")
+    with pytest.raises(AuthError, match="replay check failed: sequence 1 from 'sat-1' was already"):
+        verifier.open(envelope)
+
+
+def test_reordering_within_the_window_passes_and_older_envelopes_do_not():
+    keys = generate_keys(["s"])
+    sealer, verifier = Sealer("s", keys["s"]), Verifier(keys, window=4)
+    envelopes = [sealer.seal(bytes([i])) for i in range(10)]
+    for i in (2, 0, 1, 5, 3):  # late but within 4 of the highest accepted
+        assert verifier.open(envelopes[i])[1] == i + 1
+    assert verifier.open(envelopes[9])[1] == 10
+    with pytest.raises(AuthError, match="replay check failed: sequence 5 .* older than the window"):
+        verifier.open(envelopes[4])
+
+
+def test_keys_and_names_are_checked():
+    with pytest.raises(ValueError, match="auth scheme 'rsa' is not one of"):
+        generate_keys(["s"], "rsa")
+    with pytest.raises(ValueError, match="sender name '' must be 1 to 255 bytes"):
+        generate_keys([""])
+    keys = generate_keys(["a"])
+    with pytest.raises(AuthError, match="sender check failed: unknown sender 'a'"):
+        Verifier(generate_keys(["b"])).open(Sealer("a", keys["a"]).seal(b"x"))
+    hmac_keys = generate_keys(["a"], "hmac-sha256")
+    with pytest.raises(AuthError, match="sender check failed: 'a' uses ed25519"):
+        Verifier(keys).open(Sealer("a", hmac_keys["a"]).seal(b"x"))
+
+
+def test_fuzz_every_tampered_forged_or_replayed_envelope_is_refused_before_decoding():
+    rng = random.Random(0)
+    keys = generate_keys(["sat-1", "sat-2"])
+    inner = build_for_cut("int8", 8, 4)
+    decoded = []
+    original = inner.decompress
+
+    def spy(payloads, shape):
+        decoded.append(len(payloads))
+        return original(payloads, shape)
+
+    inner.decompress = spy
+    link = AuthenticatedLink(inner, Sealer("sat-1", keys["sat-1"]), Verifier(keys))
+    intruder = Sealer("sat-1", generate_keys(["sat-1"])["sat-1"], start_seq=10_000)
+    accepted: list[bytes] = []
+    refused = 0
+    for case in range(1260):
+        tokens = torch.randn(1, 4, 8)
+        (good,) = link.compress(tokens)
+        attack = case % 6
+        if attack == 0:  # one bit flipped anywhere
+            bad = bytearray(good)
+            bit = rng.randrange(8 * len(bad))
+            bad[bit // 8] ^= 1 << (bit % 8)
+            bad = bytes(bad)
+        elif attack == 1:  # truncated or extended
+            cut = rng.randrange(len(good))
+            bad = good[:cut] if rng.random() < 0.5 else good + bytes(rng.randrange(1, 9))
+        elif attack == 2:  # a replay of an envelope already accepted
+            if not accepted:
+                accepted.append(good)
+                torch.testing.assert_close(link.decompress([good], (4, 8)),
+                                           inner.decompress(inner.compress(tokens), (4, 8)))
+                continue
+            bad = rng.choice(accepted)
+        elif attack == 3:  # sealed by someone with another key, same sender name
+            bad = intruder.seal(inner.compress(tokens)[0])
+        elif attack == 4:  # payload swapped for another valid bitstream, tag kept
+            other = inner.compress(torch.randn(1, 4, 8))[0]
+            head = len(good) - 64 - len(other)
+            bad = good[:head] + other + good[-64:]
+        else:  # a valid envelope: must pass
+            before = len(decoded)
+            link.decompress([good], (4, 8))
+            assert len(decoded) == before + 1
+            accepted.append(good)
+            continue
+        before = len(decoded)
+        with pytest.raises(AuthError) as err:
+            link.decompress([bad], (4, 8))
+        assert CHECK.match(str(err.value)), str(err.value)
+        assert len(decoded) == before  # refused before the link decoded anything
+        refused += 1
+    assert refused >= 1000
