@@ -150,7 +150,8 @@ def option_bank(outputs: dict[str, SchemeOutput],
 def policy_context(bank: OptionBank, plan: ContactPlan, scenario: EvalScenario,
                    captures: list[Capture], net: NetworkState,
                    period_s: float | None = None) -> PolicyContext:
-    """What a policy is prepared with for this scenario (the workload only the oracle reads)."""
+    """What a policy is prepared with for this scenario; pass ``captures`` (the whole workload)
+    only to an offline policy (``Policy.offline``)."""
     res = net.resources
     return PolicyContext(
         bank=bank, plan=plan, satellite_profile=scenario.satellite_profile,
@@ -170,7 +171,7 @@ def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], label
                     scenario: EvalScenario) -> list[LedgerRow]:
     """One scheme over every capture: :func:`simulate_policy` with a ``fixed`` policy."""
     outputs = {name: out}
-    ctx = policy_context(option_bank(outputs), plan, scenario, captures, net, period_s=1.0)
+    ctx = policy_context(option_bank(outputs), plan, scenario, [], net, period_s=1.0)
     return simulate_policy(FixedPolicy(option=name), outputs, captures, labels, position, plan,
                            net, scenario, ctx)
 
@@ -343,12 +344,15 @@ def run_policies(scenario: EvalScenario, outputs: dict[str, SchemeOutput],
     for spec in scenario.policies if policies is None else policies:
         policy = build_policy(spec)
         net = NetworkState(plan, network)
-        ctx = policy_context(bank, plan, scenario, captures, net, period_s)
+        ctx = policy_context(bank, plan, scenario, captures if policy.offline else [], net,
+                             period_s)
+        # a fixed policy on a scheme has the scheme's name: its rows are told apart
+        name = f"policy:{policy.label}" if policies is None and policy.label in outputs else None
         got = simulate_policy(policy, outputs, captures, labels, position, plan, net, scenario,
-                              ctx)
+                              ctx, name)
         rows.extend(got)
         mix = Counter(r.option for r in got)
-        info[policy.label] = {**policy.describe(), "options": {n: mix.get(n, 0) for n in outputs},
+        info[name or policy.label] = {**policy.describe(), "options": {n: mix.get(n, 0) for n in outputs},
                               "network_use": net.summary()}
     return rows, info
 

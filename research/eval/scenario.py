@@ -278,9 +278,9 @@ def _policies(raw: Any, options: list[str], source: str) -> list[dict]:
                                 f"schemes {options}")
         out.append(dict(entry))
     labels = [build_policy(e).label for e in out]
-    if len(set(labels)) != len(labels) or set(labels) & set(options):
-        raise ScenarioError(f"{source}: policy labels {labels} must be unique and differ from the "
-                            f"scheme names {options}")
+    if len(set(labels)) != len(labels):
+        raise ScenarioError(f"{source}: policy labels {labels} must be unique (two policies with "
+                            "the same kind and parameters)")
     return out
 
 

@@ -98,8 +98,8 @@ def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: 
         raise ValueError("the oracle needs the workload: no captures")
     compute_s = ctx.compute_s()
     e_compute = ctx.onboard_energy_j()
-    edges, bits, _, power = ground_cells(ctx.plan)
-    peak = float((bits / np.maximum(np.diff(edges), 1e-9)[None, None, :]).max(initial=0.0))
+    cells = ground_cells(ctx.plan)
+    edges, bits, power, peak = cells.edges, cells.bits, cells.tx_power_w, cells.peak_rate_bps
     if peak <= 0:
         raise ValueError("the contact plan has no ground contact: nothing can be delivered")
     p_tx = float(power[power > 0].min()) if (power > 0).any() else 0.0
@@ -221,6 +221,7 @@ class OraclePolicy(FloorPolicy):
     the option the LP gave most of it (``bound`` holds the LP's optimistic number)."""
 
     PARAMS: ClassVar[dict[str, Any]] = {**FloorPolicy.PARAMS, "cell_s": 600.0}
+    offline: ClassVar[bool] = True
 
     @classmethod
     def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:

@@ -18,33 +18,46 @@ from __future__ import annotations
 import math
 import weakref
 from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 
 import numpy as np
 
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.isl import KIND_GROUND
 
-__all__ = ["DownlinkOutlook"]
+__all__ = ["DownlinkOutlook", "GroundCells", "ground_cells"]
 
 
 _CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _OUTLOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def ground_cells(plan: ContactPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Downlink capacity on the plan's grid: ``(edges, bits, active_s, tx_power_w)``.
+@dataclass(frozen=True)
+class GroundCells:
+    """Downlink capacity on the plan's grid.
 
     ``bits[s, g, k]`` is what satellite ``s`` could send to station ``g`` in grid cell ``k`` (the
-    rate profile integrated over the part of the cell the contact is up), ``active_s`` the seconds
-    of it with a non-zero rate; ``tx_power_w[s]`` is the satellite's downlink transmitter power.
-    Computed once per plan (the plan is immutable).
+    rate profile integrated over the part of the cell the contact is up, a contact's first and
+    last segments split at the cell edges), ``active_s`` the seconds of it with a non-zero rate,
+    ``tx_power_w[s]`` the satellite's downlink transmitter power and ``peak_rate_bps`` the
+    highest rate any ground contact reaches.
     """
+
+    edges: np.ndarray
+    bits: np.ndarray
+    active_s: np.ndarray
+    tx_power_w: np.ndarray
+    peak_rate_bps: float
+
+
+def ground_cells(plan: ContactPlan) -> GroundCells:
+    """The plan's :class:`GroundCells`, computed once per plan (the plan is immutable)."""
     if plan not in _CELLS:
         _CELLS[plan] = _ground_cells(plan)
     return _CELLS[plan]
 
 
-def _ground_cells(plan: ContactPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ground_cells(plan: ContactPlan) -> GroundCells:
     step = float(plan.step_s)
     n = max(1, math.ceil(plan.horizon_s / step - 1e-9))
     edges = np.minimum(np.arange(n + 1) * step, plan.horizon_s)
@@ -52,6 +65,7 @@ def _ground_cells(plan: ContactPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray
     bits = np.zeros((n_sat, len(plan.stations), n))
     active = np.zeros_like(bits)
     power = np.zeros(n_sat)
+    peak = 0.0
     for i in range(n_sat):
         for w in plan._windows_of_node(i):
             link = int(plan.win_link[w])
@@ -59,13 +73,16 @@ def _ground_cells(plan: ContactPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray
                 continue
             forward = int(plan.link_a[link]) == i
             g = (int(plan.link_b[link]) if forward else int(plan.link_a[link])) - n_sat
-            bounds, rates, _, _ = plan.window_profile(int(w), forward)
-            dur = np.diff(bounds)
-            k = np.clip(int(plan.win_k0[w]) + np.arange(len(rates)), 0, n - 1)
-            np.add.at(bits[i, g], k, rates * dur)
-            np.add.at(active[i, g], k, np.where(rates > 0, dur, 0.0))
+            bounds, rates, cum, act = plan.window_profile(int(w), forward)
+            # cumulative bits and active seconds at the grid edges the window crosses
+            first = min(int(bounds[0] // step), n - 1)
+            last = min(int(bounds[-1] // step), n - 1)
+            at = np.clip(np.arange(first, last + 2) * step, bounds[0], bounds[-1])
+            bits[i, g, first:last + 1] += np.diff(np.interp(at, bounds, cum))
+            active[i, g, first:last + 1] += np.diff(np.interp(at, bounds, act))
             power[i] = max(power[i], float(plan.model_for(link, forward).tx_power_w))
-    return edges, bits, active, power
+            peak = max(peak, float(rates.max(initial=0.0)))
+    return GroundCells(edges, bits, active, power, peak)
 
 
 class DownlinkOutlook:
@@ -77,7 +94,8 @@ class DownlinkOutlook:
     """
 
     def __init__(self, plan: ContactPlan) -> None:
-        edges, bits, active, power = ground_cells(plan)
+        cells = ground_cells(plan)
+        edges, bits, active, power = cells.edges, cells.bits, cells.active_s, cells.tx_power_w
         self.edges = edges
         self._edges = edges.tolist()
         self.horizon_s = float(plan.horizon_s)

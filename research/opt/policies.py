@@ -117,6 +117,8 @@ class Policy:
 
     kind: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, Any]] = {}
+    offline: ClassVar[bool] = False
+    """True for a policy that may read the whole workload (``PolicyContext.captures``)."""
 
     def __init__(self, **params: Any) -> None:
         self.params = self.check_params(params)
@@ -153,8 +155,9 @@ class Policy:
         raise NotImplementedError
 
     def sent(self, capture: CaptureLike, option: int, t_free: float | None) -> None:
-        """The scene's bytes were booked; the satellite's transmitter is free from ``t_free``
-        (``None``: not delivered). The default ignores it."""
+        """The scene's bytes were booked; they have all left the satellite at ``t_free`` (its
+        first hop, a downlink or an ISL, is done; ``None``: not delivered). The default ignores
+        it."""
 
     def describe(self) -> dict[str, Any]:
         """Kind and parameters, for metadata."""
@@ -326,12 +329,14 @@ class GreedyPolicy(FloorPolicy):
         done, tx_s = self.outlook.finish_via(self.via[capture.satellite], start,
                                              self.bytes[option] * n)
         latency = done - capture.t_s + self.ground[option] * n
-        energy = self.energy[option] * n + self.outlook.tx_power_w[capture.satellite] * tx_s
+        power = self.outlook.tx_power_w[capture.satellite]
+        energy = self.energy[option] * n + (power * tx_s if math.isfinite(tx_s) else math.inf)
         return latency, energy, compute_s + tx_s
 
     def decide(self, capture: CaptureLike, accel_free_at: float) -> int:
         """Lowest cost among the options that keep the floor. The latency cost adds the option's
-        occupancy to its own latency: when the next contact is far away every option waits for it,
+        occupancy to its own latency (a heuristic that counts the compute and transmit time
+        twice, once for this scene and once for the scenes it delays): when the next contact is far away every option waits for it,
         and without that price the one that blocks the accelerator or transmitter longest (the
         whole model on board, the raw image) would win on a tie and delay every later scene."""
         scored = []

@@ -14,7 +14,8 @@ from research.opt import UnreachableFloorError
 
 POLICIES = [{"kind": "greedy", "floor": 0.0},
             {"kind": "greedy", "floor": 0.0, "objective": "energy"},
-            {"kind": "oracle", "floor": 0.0, "cell_s": 300}]
+            {"kind": "oracle", "floor": 0.0, "cell_s": 300},
+            {"kind": "fixed", "option": "jpeg"}]
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_poli
     scenario = parse_scenario(with_policies, "tiny.yaml")
     result = evaluate(scenario, progress=False)
     schemes = [s.name for s in scenario.schemes]
-    labels = ["greedy-latency@0", "greedy-energy@0", "oracle@0"]
+    labels = ["greedy-latency@0", "greedy-energy@0", "oracle@0", "policy:jpeg"]
     assert [s["scheme"] for s in result.summary] == schemes + labels
     by_scheme = {}
     for row in result.rows:
@@ -37,6 +38,10 @@ def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_poli
     for name in schemes:  # a scheme's rows are answered by the scheme itself
         assert {r.option for r in by_scheme[name]} == {name}
     fixed = {name: {r.capture: r for r in by_scheme[name]} for name in schemes}
+    for r in by_scheme["policy:jpeg"]:  # a fixed policy is its scheme, row for row
+        twin = fixed["jpeg"][r.capture]
+        assert (r.option, r.delivered, r.energy_j) == ("jpeg", twin.delivered, twin.energy_j)
+        assert r.latency_s == twin.latency_s or not r.delivered
     for label in labels:
         rows = by_scheme[label]
         assert len(rows) == 12 and {r.option for r in rows} <= set(schemes)
@@ -126,3 +131,19 @@ def test_an_image_limit_samples_every_class_not_the_first_ones():
     again, _ = random_subset(images, labels, 100)
     assert torch.equal(some, again)
     assert random_subset(images, labels, None)[0] is images
+
+
+def test_only_an_offline_policy_sees_the_workload(with_policies, monkeypatch):
+    from research.opt import GreedyPolicy, OraclePolicy
+
+    seen = {}
+    for cls in (GreedyPolicy, OraclePolicy):
+        original = cls.prepare
+
+        def spy(self, ctx, original=original, cls=cls):
+            seen[cls.kind] = len(ctx.captures)
+            return original(self, ctx)
+
+        monkeypatch.setattr(cls, "prepare", spy)
+    evaluate(parse_scenario(with_policies, "tiny.yaml"), progress=False)
+    assert seen == {"greedy": 0, "oracle": 12}

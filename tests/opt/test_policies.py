@@ -187,3 +187,28 @@ def test_oracle_policy_plays_the_lp_choice():
     policy.prepare(context(oracle_bank(), plan, caps))
     assert [policy.decide(c, 0.0) for c in caps] == [1] * 10
     assert policy.describe()["bound_delivered_fraction"] == pytest.approx(1.0)
+
+
+def test_ground_cells_keep_every_bit_of_a_real_plan_where_its_contact_is():
+    # real windows start between grid samples (refined edges): their first segment straddles a
+    # cell edge and must be split, not moved a cell later
+    from research.opt.outlook import ground_cells
+    from research.orbit.config import load_config
+
+    plan = load_config("experiments/orbit/demo_6x11.yaml").build()
+    cells = ground_cells(plan)
+    total = 0.0
+    n_sat = len(plan.satellites)
+    for w in range(len(plan.win_link)):
+        link = int(plan.win_link[w])
+        if int(plan.link_kind[link]) == KIND_GROUND:
+            total += plan.window_profile(w, int(plan.link_a[link]) < n_sat)[2][-1]
+    assert cells.bits.sum() == pytest.approx(total, rel=1e-9)
+    out = DownlinkOutlook(plan)
+    for sat in plan.satellites[:10]:
+        first = min(c.start_s for c in plan.contacts(sat, "ground"))
+        # capacity is spread evenly over its grid cell: never more than a step early
+        assert first - plan.step_s <= out.finish(sat, 0.0, 1.0)[0] < first + plan.step_s
+    rates = [plan.window_profile(w, True)[1].max() for w in range(len(plan.win_link))
+             if int(plan.link_kind[int(plan.win_link[w])]) == KIND_GROUND]
+    assert cells.peak_rate_bps == pytest.approx(max(rates))
