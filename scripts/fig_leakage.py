@@ -1,7 +1,8 @@
 """What the cut leaks: image reconstructions from the tokens or codec output at every cut.
 
-    python scripts/fig_leakage.py --out results/leakage              # about 15 min on 2 cores
+    python scripts/fig_leakage.py --out results/leakage              # about 10 min on 2 cores
     python scripts/fig_leakage.py --quick --out outputs/figures/leakage   # embedded data, seconds
+    python scripts/fig_leakage.py --replot --out results/leakage    # redraw from the files
 
 Writes ``<out>/leakage.{csv,json,png,pdf}``: per (link, cut), bytes per inference, accuracy and
 the PSNR/SSIM of a learned per-token inversion decoder (and, at split 0, of the pseudo-inverse of
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> None:
-    from research.eval.leakage import LeakageConfig, leakage_sweep, write_leakage
+    from research.eval.leakage import LeakageConfig, leakage_sweep, read_leakage, write_leakage
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="../shared/data/eurosat_rgb")
@@ -29,8 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--no-codec", action="store_true", help="skip the committed split-5 codec")
     p.add_argument("--quick", action="store_true", help="embedded data, cuts 0 and 3, 1 epoch")
+    p.add_argument("--replot", action="store_true", help="redraw from <out>'s JSON and examples")
     p.add_argument("--out", default="outputs/figures/leakage")
     args = p.parse_args(argv)
+    if args.replot:
+        rows, extra = read_leakage(args.out)
+        paths = write_leakage(rows, extra, args.out)
+        print("wrote", ", ".join(str(p) for p in paths.values()))
+        return
     config = LeakageConfig(root=args.root, cuts=args.cuts, links=args.links,
                            train_images=args.train_images, test_images=args.test_images,
                            epochs=args.epochs, out=args.out)

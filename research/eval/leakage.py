@@ -44,7 +44,7 @@ from research.records import write_rows
 from research.tasks.loading import Classifier, load_classifier
 
 __all__ = ["LeakageConfig", "TokenInverter", "image_quality", "invert_patch_embedding",
-           "leakage_sweep", "plot_leakage"]
+           "leakage_sweep", "plot_leakage", "read_leakage", "write_leakage"]
 
 
 @dataclass
@@ -231,7 +231,8 @@ def plot_leakage(rows: list[dict], extra: dict, out: str | Path) -> list[Path]:
     """(a) PSNR of the best attack against the cut, one line per link; (b) PSNR against bytes per
     inference, coloured by accuracy; (c) example reconstructions."""
     fig = plt.figure(figsize=(17, 5.2))
-    ax_cut, ax_bytes = fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2)
+    panels = fig.add_gridspec(1, 2, left=0.05, right=0.56, wspace=0.4, bottom=0.12, top=0.88)
+    ax_cut, ax_bytes = fig.add_subplot(panels[0]), fig.add_subplot(panels[1])
     links = list(dict.fromkeys(r["link"] for r in rows))
 
     def best(r: dict) -> float:
@@ -250,9 +251,11 @@ def plot_leakage(rows: list[dict], extra: dict, out: str | Path) -> list[Path]:
     ax_cut.legend(fontsize=8)
     sc = ax_bytes.scatter([r["bytes_per_inference"] for r in rows], [best(r) for r in rows],
                           c=[100 * r["accuracy"] for r in rows], cmap="viridis", s=40)
-    for r in rows:
-        ax_bytes.annotate(f"{r['link']}@{r['cut']}", (r["bytes_per_inference"], best(r)),
-                          fontsize=6, xytext=(3, 2), textcoords="offset points")
+    last_cut = max(r["cut"] for r in rows)
+    for r in rows:  # label the ends of each line and the codecs; the rest sit between them
+        if r["cut"] in (0, last_cut) or r["link"] not in links[:3]:
+            ax_bytes.annotate(f"{r['link']}@{r['cut']}", (r["bytes_per_inference"], best(r)),
+                              fontsize=6, xytext=(3, 2), textcoords="offset points")
     ax_bytes.set_xscale("log")
     ax_bytes.set_xlabel("bytes per inference (real payloads)")
     ax_bytes.set_ylabel("PSNR of the best reconstruction (dB)")
@@ -268,7 +271,7 @@ def plot_leakage(rows: list[dict], extra: dict, out: str | Path) -> list[Path]:
         if "linear" in rec:
             columns.append((f"{key} linear", rec["linear"]))
     n_img = min(4, len(extra["originals"]))
-    grid = fig.add_gridspec(n_img, len(columns), left=0.69, right=0.99, top=0.88, bottom=0.1,
+    grid = fig.add_gridspec(n_img, len(columns), left=0.6, right=0.99, top=0.86, bottom=0.1,
                             wspace=0.05, hspace=0.05)
     for j, (title, imgs) in enumerate(columns):
         for i in range(n_img):
@@ -279,15 +282,37 @@ def plot_leakage(rows: list[dict], extra: dict, out: str | Path) -> list[Path]:
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(title.replace(" ", "\n"), fontsize=6)
-    fig.suptitle("(c, right) test images rebuilt from what crosses the cut", x=0.84, y=0.97,
-                 fontsize=9)
-    fig.subplots_adjust(left=0.05, right=0.66, wspace=0.35, bottom=0.12, top=0.88)
+    fig.suptitle("(c) test images rebuilt from what crosses the cut (learned: per-token "
+                 "decoder; linear: pseudo-inverse)", x=0.795, y=0.97, fontsize=9)
     return save_figure(fig, out, "leakage")
 
 
 def write_leakage(rows: list[dict], extra: dict, out: str | Path) -> dict[str, Path]:
-    """``leakage.{csv,json}`` and the figure under ``out``."""
+    """``leakage.{csv,json}``, the example reconstructions (``leakage_examples.npz``, uint8) and
+    the figure under ``out``."""
     paths = write_rows(rows, out, "leakage", meta=extra["meta"])
+    arrays = {"originals": extra["originals"].numpy()}
+    for key, recon in extra["examples"].items():
+        for attack, images in recon.items():
+            arrays[f"{key}|{attack}"] = images.round().clamp(0, 255).to(torch.uint8).numpy()
+    paths["npz"] = Path(out) / "leakage_examples.npz"
+    np.savez_compressed(paths["npz"], **arrays)
     for p in plot_leakage(rows, extra, out):
         paths[p.suffix[1:]] = p
     return paths
+
+
+def read_leakage(out: str | Path) -> tuple[list[dict], dict]:
+    """Rows and examples written by :func:`write_leakage` (to redraw the figure)."""
+    import json
+
+    record = json.loads((Path(out) / "leakage.json").read_text())
+    rows = record.pop("rows")
+    examples: dict[str, dict[str, torch.Tensor]] = {}
+    with np.load(Path(out) / "leakage_examples.npz") as data:
+        originals = torch.from_numpy(data["originals"])
+        for name in data.files:
+            if "|" in name:
+                key, attack = name.split("|")
+                examples.setdefault(key, {})[attack] = torch.from_numpy(data[name]).float()
+    return rows, {"meta": record, "examples": examples, "originals": originals}

@@ -13,6 +13,7 @@ from research.eval.leakage import (
     image_quality,
     invert_patch_embedding,
     leakage_sweep,
+    read_leakage,
     write_leakage,
 )
 from research.eval.schemes import token_link
@@ -74,4 +75,8 @@ def test_leakage_sweep_scores_every_cut_and_link(tiny_checkpoint, tmp_path):
     assert at0["int4"]["bytes_per_inference"] < at0["identity"]["bytes_per_inference"]
     assert all(0 <= r["accuracy"] <= 1 and r["psnr_learned_db"] > 0 for r in rows)
     paths = write_leakage(rows, extra, tmp_path)
-    assert {"csv", "json", "png", "pdf"} <= set(paths)
+    assert {"csv", "json", "png", "pdf", "npz"} <= set(paths)
+    again, extra_again = read_leakage(tmp_path)
+    assert [r["psnr_learned_db"] for r in again] == [r["psnr_learned_db"] for r in rows]
+    assert set(extra_again["examples"]) == set(extra["examples"])
+    assert torch.equal(extra_again["originals"], extra["originals"])
