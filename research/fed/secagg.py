@@ -1,0 +1,209 @@
+"""Secure aggregation: the aggregator learns the weighted sum of the updates and nothing else.
+
+SecAgg (Bonawitz et al., CCS 2017), in the form Flower's SecAgg+ uses, for one round of ``n``
+satellites of which any may drop out after sending its keys:
+
+1. **Keys.** Each satellite makes an X25519 key pair and a self-mask seed, and advertises its
+   public key through the aggregator (the ground station, or the ring's first node).
+2. **Shares.** Each satellite splits its private key and its seed into ``n`` Shamir shares
+   (threshold ``t``; Flower's ``create_shares``), encrypts each for its holder with AES-GCM under
+   a key both derive by X25519 + HKDF, and sends them through the aggregator.
+3. **Masked input.** Each satellite encodes ``w_i * x_i`` (and ``w_i``) in fixed point modulo
+   ``2**bits`` and adds its self mask and, for every other satellite ``j``, ``+-PRG(s_ij)``:
+   pairwise masks that cancel in the sum. The PRG is ChaCha20 keyed by HKDF of the X25519 shared
+   secret (``cryptography``): no hand-written crypto.
+4. **Unmasking.** Survivors send, for each survivor, a share of its seed, and for each satellite
+   that dropped, a share of its private key; with ``t`` shares the aggregator removes the self
+   masks and the dropped satellites' pairwise masks, and is left with the sum.
+
+In a ring the same masked vectors are summed hop by hop, so the next satellite only ever sees
+masked partial sums; the unmasking step runs at the node that ends with the sum.
+:func:`secure_weighted_mean` returns the weighted mean, equal to plain FedAvg to the fixed-point
+resolution (``2**-frac_bits``), and :class:`SecAggCost` the bytes each stage adds (what a
+network must carry) and the extra round trips.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flwr.common.secure_aggregation.crypto.shamir import combine_shares, create_shares
+
+from research.models.averaging import State, flatten, unflatten
+
+__all__ = ["SecAggCost", "SecAggError", "secure_sum", "secure_weighted_mean"]
+
+
+class SecAggError(ValueError):
+    """A round that cannot be unmasked (too few survivors, bad parameters)."""
+
+
+def _derive(shared: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+
+
+def _prg(key: bytes, n: int) -> np.ndarray:
+    """``n`` uniform uint64 from ChaCha20 keyed by ``key`` (a fresh key per round and pair)."""
+    stream = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
+    return np.frombuffer(stream.update(bytes(8 * n)), dtype=np.uint64).copy()
+
+
+def _raw(public: X25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _private_raw(key: X25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+
+
+@dataclass
+class SecAggCost:
+    """Bytes per satellite each stage adds (up to the aggregator / down from it), and round
+    trips beyond plain FedAvg's one upload."""
+
+    keys_up: int = 0
+    keys_down: int = 0
+    shares_up: int = 0
+    shares_down: int = 0
+    masked_up: int = 0
+    unmask_up: int = 0
+    plain_up: int = 0
+    extra_round_trips: int = 3
+    per_stage: dict = field(default_factory=dict)
+
+    @property
+    def overhead_bytes(self) -> int:
+        """Everything a satellite sends or receives beyond its plain float32 update."""
+        return (self.keys_up + self.keys_down + self.shares_up + self.shares_down
+                + self.masked_up - self.plain_up + self.unmask_up)
+
+
+def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), threshold: int | None
+               = None, bits: int = 64, frac_bits: int = 32,
+               seed_bytes: bytes | None = None) -> tuple[np.ndarray, SecAggCost]:
+    """The sum of the survivors' ``vectors`` (float64), computed only from masked inputs.
+
+    ``dropped`` satellites advertise keys and send shares, then never send their masked input.
+
+    Raises:
+        SecAggError: If fewer than ``threshold`` satellites survive (the round must be
+            repeated), or the fixed-point format is invalid.
+    """
+    n = len(vectors)
+    t = threshold if threshold is not None else n // 2 + 1
+    if bits not in (32, 64) or not 0 < frac_bits < bits - 1:
+        raise SecAggError(f"fixed point needs bits in (32, 64) and 0 < frac_bits < bits - 1, "
+                          f"got {bits}, {frac_bits}")
+    if not 2 <= t <= n:
+        raise SecAggError(f"threshold {t} must be between 2 and the {n} satellites")
+    survivors = [i for i in range(n) if i not in dropped]
+    if len(survivors) < t:
+        raise SecAggError(f"{len(survivors)} of {n} satellites survived, fewer than the "
+                          f"threshold {t}: the round cannot be unmasked and must be repeated")
+    dim = len(vectors[0])
+    mod_mask = np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+    # 1. keys
+    keys = [X25519PrivateKey.generate() for _ in range(n)]
+    publics = [_raw(k.public_key()) for k in keys]
+    seeds = [seed_bytes or os.urandom(32) for _ in range(n)]
+
+    def pair_key(i: int, j: int, info: bytes) -> bytes:
+        shared = keys[i].exchange(X25519PublicKey.from_public_bytes(publics[j]))
+        return _derive(shared, info)
+
+    # 2. shares, each encrypted for its holder
+    boxes: dict[tuple[int, int], bytes] = {}  # (owner, holder) -> ciphertext
+    for i in range(n):
+        sk_shares = create_shares(_private_raw(keys[i]), t, n)
+        seed_shares = create_shares(seeds[i], t, n)
+        for j in range(n):
+            if j == i:
+                continue
+            nonce = os.urandom(12)
+            plain = len(sk_shares[j]).to_bytes(2, "big") + sk_shares[j] + seed_shares[j]
+            boxes[i, j] = nonce + AESGCM(pair_key(i, j, b"secagg share")).encrypt(nonce, plain,
+                                                                                None)
+
+    # 3. masked inputs (survivors only reach the aggregator)
+    def encode(v: np.ndarray) -> np.ndarray:
+        fixed = np.round(np.asarray(v, dtype=np.float64) * 2.0 ** frac_bits).astype(np.int64)
+        return fixed.view(np.uint64) & mod_mask
+
+    def pair_mask(i: int, j: int) -> np.ndarray:
+        return _prg(pair_key(i, j, b"secagg mask"), dim) & mod_mask
+
+    total = np.zeros(dim, dtype=np.uint64)
+    for i in survivors:
+        y = encode(vectors[i]) + (_prg(_derive(seeds[i], b"secagg self"), dim) & mod_mask)
+        for j in range(n):
+            if j != i:
+                y = y + pair_mask(i, j) if i < j else y - pair_mask(i, j)
+        total = (total + (y & mod_mask)) & mod_mask
+
+    # 4. unmasking from t survivors' shares
+    holders = survivors[:t]
+
+    def recover(owner: int, seed_part: bool) -> bytes:
+        parts = []
+        for h in holders:
+            if h == owner:
+                continue
+            box = boxes[owner, h]
+            plain = AESGCM(pair_key(h, owner, b"secagg share")).decrypt(box[:12], box[12:], None)
+            k = int.from_bytes(plain[:2], "big")
+            parts.append(plain[2 + k:] if seed_part else plain[2:2 + k])
+        if len(parts) < t:  # the owner holds its own share: ask one more survivor
+            extra = [h for h in survivors if h not in holders and h != owner]
+            for h in extra[: t - len(parts)]:
+                box = boxes[owner, h]
+                plain = AESGCM(pair_key(h, owner, b"secagg share")).decrypt(box[:12], box[12:],
+                                                                          None)
+                k = int.from_bytes(plain[:2], "big")
+                parts.append(plain[2 + k:] if seed_part else plain[2:2 + k])
+        if len(parts) < t:
+            raise SecAggError(f"only {len(parts)} shares of satellite {owner}'s secret reach "
+                              f"the aggregator, fewer than the threshold {t}")
+        return combine_shares(parts)
+
+    for i in survivors:
+        total = (total - (_prg(_derive(recover(i, True), b"secagg self"), dim) & mod_mask)) \
+            & mod_mask
+    for d in dropped:
+        sk = X25519PrivateKey.from_private_bytes(recover(d, False))
+        for j in survivors:
+            shared = sk.exchange(X25519PublicKey.from_public_bytes(publics[j]))
+            mask = _prg(_derive(shared, b"secagg mask"), dim) & mod_mask
+            # survivor j added +mask if j < d, -mask otherwise
+            total = (total - mask if j < d else total + mask) & mod_mask
+    signed = total.view(np.int64) if bits == 64 else np.where(
+        total >= np.uint64(1 << (bits - 1)), total.astype(np.int64) - (1 << bits),
+        total.astype(np.int64))
+    box_len = len(next(iter(boxes.values())))  # an encrypted pair of shares
+    share_len = len(create_shares(bytes(32), t, n)[0])  # one share of a 32-byte secret
+    cost = SecAggCost(keys_up=32, keys_down=32 * (n - 1), shares_up=box_len * (n - 1),
+                      shares_down=box_len * (n - 1), masked_up=(dim * bits) // 8,
+                      unmask_up=share_len * (n - 1), plain_up=dim * 4)
+    return signed.astype(np.float64) / 2.0 ** frac_bits, cost
+
+
+def secure_weighted_mean(states: list[State], weights: list[float],
+                         dropped: set[int] = frozenset(), **kwargs) -> tuple[State, SecAggCost]:
+    """Weighted FedAvg of the survivors' ``states`` through :func:`secure_sum` (weights are
+    normalised by their announced total before encoding, so the fixed point never overflows)."""
+    if len(states) != len(weights) or not states:
+        raise SecAggError(f"need one weight per state, got {len(states)} and {len(weights)}")
+    scale = float(sum(weights))
+    vectors = [np.concatenate([flatten(s).double().numpy() * (w / scale), [w / scale]])
+               for s, w in zip(states, weights, strict=True)]
+    summed, cost = secure_sum(vectors, dropped, **kwargs)
+    mean = torch.from_numpy(summed[:-1] / summed[-1])
+    return unflatten(mean, states[0]), cost
