@@ -88,8 +88,7 @@ class SecAggCost:
 
 
 def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), threshold: int | None
-               = None, bits: int = 64, frac_bits: int = 32,
-               seed_bytes: bytes | None = None) -> tuple[np.ndarray, SecAggCost]:
+               = None, bits: int = 64, frac_bits: int = 32) -> tuple[np.ndarray, SecAggCost]:
     """The sum of the survivors' ``vectors`` (float64), computed only from masked inputs.
 
     ``dropped`` satellites advertise keys and send shares, then never send their masked input.
@@ -114,7 +113,7 @@ def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), thres
     # 1. keys
     keys = [X25519PrivateKey.generate() for _ in range(n)]
     publics = [_raw(k.public_key()) for k in keys]
-    seeds = [seed_bytes or os.urandom(32) for _ in range(n)]
+    seeds = [os.urandom(32) for _ in range(n)]
 
     def pair_key(i: int, j: int, info: bytes) -> bytes:
         shared = keys[i].exchange(X25519PublicKey.from_public_bytes(publics[j]))
