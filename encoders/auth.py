@@ -152,12 +152,31 @@ class Verifier:
         self._seen: dict[str, set[int]] = {}
 
     def open(self, envelope: bytes) -> tuple[str, int, bytes]:
-        """``(sender, sequence number, payload)`` of a valid, new envelope.
+        """``(sender, sequence number, payload)`` of a valid, new envelope (then recorded).
 
         Raises:
             AuthError: Naming the failed check: ``format``, ``sender``, ``signature`` or
                 ``replay``.
         """
+        return self.open_batch([envelope])[0]
+
+    def open_batch(self, envelopes: Sequence[bytes]) -> list[tuple[str, int, bytes]]:
+        """:meth:`open` for a batch, all or nothing: every envelope is checked (a sequence number
+        twice in the batch is a replay) before any is recorded, so a batch refused for one bad
+        envelope can be resent whole."""
+        opened = [self._check(e) for e in envelopes]
+        seen: set[tuple[str, int]] = set()
+        for sender, seq, _ in opened:
+            if (sender, seq) in seen:
+                raise AuthError(f"replay check failed: sequence {seq} from {sender!r} appears "
+                                "twice in the batch")
+            seen.add((sender, seq))
+        for sender, seq, _ in opened:
+            self._record(sender, seq)
+        return opened
+
+    def _check(self, envelope: bytes) -> tuple[str, int, bytes]:
+        """Every check of :meth:`open`, without recording the sequence number."""
         if not isinstance(envelope, (bytes, bytearray, memoryview)):
             raise AuthError(f"format check failed: expected bytes, got {type(envelope).__name__}")
         data = bytes(envelope)
@@ -199,13 +218,16 @@ class Verifier:
 
     def _check_replay(self, sender: str, seq: int) -> None:
         highest = self._highest.get(sender, 0)
-        seen = self._seen.setdefault(sender, set())
         if seq <= highest - self.window:
             raise AuthError(f"replay check failed: sequence {seq} from {sender!r} is older than "
                             f"the window ({highest} - {self.window})")
-        if seq in seen:
+        if seq in self._seen.get(sender, ()):
             raise AuthError(f"replay check failed: sequence {seq} from {sender!r} was already "
                             "accepted")
+
+    def _record(self, sender: str, seq: int) -> None:
+        highest = self._highest.get(sender, 0)
+        seen = self._seen.setdefault(sender, set())
         seen.add(seq)
         if seq > highest:
             self._highest[sender] = seq
@@ -246,5 +268,5 @@ class AuthenticatedLink(LinkModule):
         return [self.sealer.seal(p) for p in self.link.compress(tokens)]
 
     def decompress(self, payloads: Sequence[bytes], shape: Sequence[int]) -> torch.Tensor:
-        opened = [self.verifier.open(p)[2] for p in payloads]
+        opened = [payload for _, _, payload in self.verifier.open_batch(list(payloads))]
         return self.link.decompress(opened, shape)

@@ -8,8 +8,9 @@ Two attacks on what crosses a cut, both knowing the model's weights (the ground 
   gives the image back up to whatever the link removed (quantisation noise, amplified by the
   condition number). A narrower embedding than ``3 p^2`` loses information by construction.
 - **A learned inversion decoder** (:class:`TokenInverter`) for every cut and link: a per-token
-  MLP from a token to its patch's pixels, trained on one half of the training images (tokens
-  through the same satellite part and link) and evaluated on test images. Deeper tokens mix
+  MLP from a token to its patch's pixels, trained on training images drawn at random (tokens
+  through the same satellite part and link; ``train_images`` of them) and evaluated on test
+  images. Deeper tokens mix
   patches through attention, which a per-token decoder does not exploit: its reconstructions are
   a lower bound on what leaks.
 
@@ -96,6 +97,10 @@ def invert_patch_embedding(model: SplitViT, tokens: torch.Tensor, img_size: int)
     if model.split_index != 0:
         raise ValueError(f"linear inversion needs split_index 0, got {model.split_index}")
     v = model.vit
+    for name, layer in (("patch_embed.norm", v.patch_embed.norm), ("norm_pre", v.norm_pre)):
+        if not isinstance(layer, nn.Identity):
+            raise ValueError(f"linear inversion assumes {name} is the identity, got "
+                             f"{type(layer).__name__}")
     proj = v.patch_embed.proj
     p = proj.kernel_size[0]
     t = tokens.double()  # the map's condition number is ~5e4: float32 would lose ~1 bit
@@ -222,7 +227,7 @@ def leakage_sweep(config: LeakageConfig, progress: bool = True) -> tuple[list[di
     meta = {"checkpoint": config.checkpoint, "train_images": config.train_images,
             "test_images": config.test_images, "epochs": config.epochs,
             "hidden": config.hidden, "seed": config.seed,
-            "attack": "per-token MLP inverter trained on half of the training split; "
+            "attack": "per-token MLP inverter trained on train_images random training images; "
                       "pseudo-inverse of the patch embedding at split 0"}
     return rows, {"meta": meta, "examples": examples, "originals": test_x[:6]}
 

@@ -3,11 +3,13 @@
 SecAgg (Bonawitz et al., CCS 2017), in the form Flower's SecAgg+ uses, for one round of ``n``
 satellites of which any may drop out after sending its keys:
 
-1. **Keys.** Each satellite makes an X25519 key pair and a self-mask seed, and advertises its
-   public key through the aggregator (the ground station, or the ring's first node).
+1. **Keys.** Each satellite makes two X25519 key pairs (one for masks, one to encrypt shares)
+   and a self-mask seed, and advertises its public keys through the aggregator (the ground
+   station, or the ring's first node).
 2. **Shares.** Each satellite splits its private key and its seed into ``n`` Shamir shares
    (threshold ``t``; Flower's ``create_shares``), encrypts each for its holder with AES-GCM under
-   a key both derive by X25519 + HKDF, and sends them through the aggregator.
+   a key both derive from their share key pairs by X25519 + HKDF (owner and holder bound as
+   associated data), and sends them through the aggregator; it keeps its own share.
 3. **Masked input.** Each satellite encodes ``w_i * x_i`` (and ``w_i``) in fixed point modulo
    ``2**bits`` and adds its self mask and, for every other satellite ``j``, ``+-PRG(s_ij)``:
    pairwise masks that cancel in the sum. The PRG is ChaCha20 keyed by HKDF of the X25519 shared
@@ -26,7 +28,7 @@ network must carry) and the extra round trips.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -78,7 +80,6 @@ class SecAggCost:
     unmask_up: int = 0
     plain_up: int = 0
     extra_round_trips: int = 3
-    per_stage: dict = field(default_factory=dict)
 
     @property
     def overhead_bytes(self) -> int:
@@ -110,27 +111,47 @@ def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), thres
                           f"threshold {t}: the round cannot be unmasked and must be repeated")
     dim = len(vectors[0])
     mod_mask = np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    # 1. keys
+    if not all(np.isfinite(v).all() for v in vectors):
+        raise SecAggError("updates must be finite to be encoded in fixed point")
+    limit = 2.0 ** (bits - 1 - frac_bits)
+    peak = n * max(float(np.abs(v).max(initial=0.0)) for v in vectors)
+    if peak >= limit:
+        raise SecAggError(f"a sum of up to {peak:g} does not fit {bits}-bit fixed point with "
+                          f"{frac_bits} fraction bits (limit {limit:g}): scale the updates or "
+                          "use fewer fraction bits")
+    # 1. keys: one pair for the masks, one for encrypting shares (Bonawitz et al. keep them apart:
+    # the mask key of a dropped satellite is rebuilt, and must not open anyone's share boxes)
     keys = [X25519PrivateKey.generate() for _ in range(n)]
     publics = [_raw(k.public_key()) for k in keys]
+    box_keys = [X25519PrivateKey.generate() for _ in range(n)]
+    box_publics = [_raw(k.public_key()) for k in box_keys]
     seeds = [os.urandom(32) for _ in range(n)]
 
     def pair_key(i: int, j: int, info: bytes) -> bytes:
         shared = keys[i].exchange(X25519PublicKey.from_public_bytes(publics[j]))
         return _derive(shared, info)
 
-    # 2. shares, each encrypted for its holder
+    def box_key(i: int, j: int) -> bytes:
+        shared = box_keys[i].exchange(X25519PublicKey.from_public_bytes(box_publics[j]))
+        return _derive(shared, b"secagg share")
+
+    # 2. shares, each encrypted for its holder (the owner keeps its own)
     boxes: dict[tuple[int, int], bytes] = {}  # (owner, holder) -> ciphertext
+    own: dict[int, bytes] = {}
+
+    def label(owner: int, holder: int) -> bytes:  # binds a box to its owner and holder
+        return owner.to_bytes(4, "big") + holder.to_bytes(4, "big")
+
     for i in range(n):
         sk_shares = create_shares(_private_raw(keys[i]), t, n)
         seed_shares = create_shares(seeds[i], t, n)
         for j in range(n):
+            plain = len(sk_shares[j]).to_bytes(2, "big") + sk_shares[j] + seed_shares[j]
             if j == i:
+                own[i] = plain
                 continue
             nonce = os.urandom(12)
-            plain = len(sk_shares[j]).to_bytes(2, "big") + sk_shares[j] + seed_shares[j]
-            boxes[i, j] = nonce + AESGCM(pair_key(i, j, b"secagg share")).encrypt(nonce, plain,
-                                                                                None)
+            boxes[i, j] = nonce + AESGCM(box_key(i, j)).encrypt(nonce, plain, label(i, j))
 
     # 3. masked inputs (survivors only reach the aggregator)
     def encode(v: np.ndarray) -> np.ndarray:
@@ -149,28 +170,16 @@ def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), thres
         total = (total + (y & mod_mask)) & mod_mask
 
     # 4. unmasking from t survivors' shares
-    holders = survivors[:t]
-
     def recover(owner: int, seed_part: bool) -> bytes:
         parts = []
-        for h in holders:
+        for h in survivors[:t]:
             if h == owner:
-                continue
-            box = boxes[owner, h]
-            plain = AESGCM(pair_key(h, owner, b"secagg share")).decrypt(box[:12], box[12:], None)
+                plain = own[owner]
+            else:
+                box = boxes[owner, h]
+                plain = AESGCM(box_key(h, owner)).decrypt(box[:12], box[12:], label(owner, h))
             k = int.from_bytes(plain[:2], "big")
             parts.append(plain[2 + k:] if seed_part else plain[2:2 + k])
-        if len(parts) < t:  # the owner holds its own share: ask one more survivor
-            extra = [h for h in survivors if h not in holders and h != owner]
-            for h in extra[: t - len(parts)]:
-                box = boxes[owner, h]
-                plain = AESGCM(pair_key(h, owner, b"secagg share")).decrypt(box[:12], box[12:],
-                                                                          None)
-                k = int.from_bytes(plain[:2], "big")
-                parts.append(plain[2 + k:] if seed_part else plain[2:2 + k])
-        if len(parts) < t:
-            raise SecAggError(f"only {len(parts)} shares of satellite {owner}'s secret reach "
-                              f"the aggregator, fewer than the threshold {t}")
         return combine_shares(parts)
 
     for i in survivors:
@@ -188,7 +197,7 @@ def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), thres
         total.astype(np.int64))
     box_len = len(next(iter(boxes.values())))  # an encrypted pair of shares
     share_len = len(create_shares(bytes(32), t, n)[0])  # one share of a 32-byte secret
-    cost = SecAggCost(keys_up=32, keys_down=32 * (n - 1), shares_up=box_len * (n - 1),
+    cost = SecAggCost(keys_up=64, keys_down=64 * (n - 1), shares_up=box_len * (n - 1),
                       shares_down=box_len * (n - 1), masked_up=(dim * bits) // 8,
                       unmask_up=share_len * (n - 1), plain_up=dim * 4)
     return signed.astype(np.float64) / 2.0 ** frac_bits, cost

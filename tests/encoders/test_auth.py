@@ -111,3 +111,16 @@ def test_fuzz_every_tampered_forged_or_replayed_envelope_is_refused_before_decod
         assert len(decoded) == before  # refused before the link decoded anything
         refused += 1
     assert refused >= 1000
+
+
+def test_a_batch_is_all_or_nothing():
+    keys = generate_keys(["s"])
+    sealer, verifier = Sealer("s", keys["s"]), Verifier(keys)
+    good = [sealer.seal(b"a"), sealer.seal(b"b")]
+    bad = bytearray(good[1])
+    bad[-1] ^= 1
+    with pytest.raises(AuthError, match="signature check failed"):
+        verifier.open_batch([good[0], bytes(bad)])
+    assert [seq for _, seq, _ in verifier.open_batch(good)] == [1, 2]  # the clean resend passes
+    with pytest.raises(AuthError, match="appears twice in the batch"):
+        Verifier(keys).open_batch([good[0], good[0]])

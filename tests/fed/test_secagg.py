@@ -43,3 +43,14 @@ def test_too_many_dropouts_cannot_be_unmasked():
         secure_sum([np.ones(4)] * 5, dropped={0, 1, 2})
     with pytest.raises(SecAggError, match="threshold 9 must be between 2 and the 5"):
         secure_sum([np.ones(4)] * 5, threshold=9)
+
+
+def test_exactly_threshold_survivors_unmask_and_overflow_is_refused():
+    vectors = [np.full(8, float(i) - 2.0) for i in range(5)]
+    total, cost = secure_sum(vectors, dropped={3, 4}, threshold=3)
+    np.testing.assert_allclose(total, np.full(8, -3.0), atol=1e-9)  # -2 - 1 + 0
+    assert cost.keys_up == 64  # a mask key and a share-encryption key
+    with pytest.raises(SecAggError, match="does not fit 32-bit fixed point"):
+        secure_sum([np.full(4, 20000.0)] * 4, bits=32, frac_bits=16)
+    with pytest.raises(SecAggError, match="must be finite"):
+        secure_sum([np.array([np.nan, 1.0])] * 3)
