@@ -29,6 +29,7 @@ researcher who needs them across processes should keep them outside the reposito
 
 from __future__ import annotations
 
+import secrets
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,15 +85,9 @@ def generate_keys(senders: Sequence[str], scheme: str = "ed25519") -> dict[str, 
             sk = Ed25519PrivateKey.generate()
             keys[name] = KeyPair(scheme, sk, sk.public_key())
         else:
-            secret = _random_secret()
+            secret = secrets.token_bytes(32)
             keys[name] = KeyPair(scheme, secret, secret)
     return keys
-
-
-def _random_secret() -> bytes:
-    import secrets
-
-    return secrets.token_bytes(32)
 
 
 def _sender_bytes(name: str) -> bytes:

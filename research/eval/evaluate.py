@@ -40,8 +40,9 @@ from research.orbit.routing import TransferResult
 from research.tasks.loading import load_classifier
 from research.workload import Capture, get_sensor, orbital_period_s, schedule_captures
 
-__all__ = ["Capture", "EvalResult", "captures_for", "evaluate", "option_bank", "policy_context",
-           "calibration_images", "run_policies", "run_schemes", "simulate_policy", "simulate_scheme", "test_images"]
+__all__ = ["Capture", "EvalResult", "calibration_images", "captures_for", "evaluate",
+           "option_bank", "policy_context", "random_subset", "run_policies", "run_schemes",
+           "simulate_policy", "simulate_scheme", "test_images"]
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,22 @@ class EvalResult:
     network: dict[str, dict] = field(default_factory=dict)
 
 
-def test_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
-    """The test split of the scenario's image source (never seen by the committed models)."""
+def _split_images(scenario: EvalScenario, split: str, limit: int | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``limit`` images (all without one) of ``split`` of the scenario's image source."""
     spec = scenario.images
     if spec.source == "embedded":
         dm = EuroSATDataModule(root=None)
     else:
         dm = EuroSATDataModule(root=spec.root or "../shared/data/eurosat_rgb",
                                split_file=spec.split_file)
-    images, labels = dm.subset("test").tensors
-    return random_subset(images, labels, spec.limit)
+    images, labels = dm.subset(split).tensors
+    return random_subset(images, labels, limit)
+
+
+def test_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split of the scenario's image source (never seen by the committed models)."""
+    return _split_images(scenario, "test", scenario.images.limit)
 
 
 def random_subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None,
@@ -136,12 +143,10 @@ class _Scene:
     t_ground: float = 0.0
 
 
-def option_bank(outputs: dict[str, SchemeOutput],
-                accuracy: dict[str, float] | None = None) -> OptionBank:
-    """The schemes' outputs as policy options (per tile: mean bytes, FLOPs); ``accuracy`` is each
-    scheme's expected accuracy on calibration images (unset: a policy that needs it refuses)."""
-    accuracy = accuracy or {}
-    return OptionBank([Option(name, accuracy.get(name, out.calibration_accuracy),
+def option_bank(outputs: dict[str, SchemeOutput]) -> OptionBank:
+    """The schemes' outputs as policy options (per tile: mean bytes, FLOPs, and the expected
+    accuracy on calibration images; ``nan`` if not measured, which a policy with a floor refuses)."""
+    return OptionBank([Option(name, out.calibration_accuracy,
                               float(np.mean(out.payload_bytes)), out.flops_onboard,
                               out.flops_ground, float(out.return_bytes), out.flops_return_onboard)
                        for name, out in outputs.items()])
@@ -157,7 +162,7 @@ def policy_context(bank: OptionBank, plan: ContactPlan, scenario: EvalScenario,
         bank=bank, plan=plan, satellite_profile=scenario.satellite_profile,
         ground_profile=scenario.ground_profile,
         period_s=period_s or orbital_period_s(scenario.orbit.constellation.satrecs),
-        captures=captures, storage_bytes=res.storage_bytes, relay=plan_has_isl(plan),
+        captures=captures, relay=plan_has_isl(plan),
         station_antennas=res.station_antennas, downlink_transmitters=res.downlink_transmitters)
 
 
@@ -171,7 +176,7 @@ def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], label
                     scenario: EvalScenario) -> list[LedgerRow]:
     """One scheme over every capture: :func:`simulate_policy` with a ``fixed`` policy."""
     outputs = {name: out}
-    ctx = policy_context(option_bank(outputs), plan, scenario, [], net, period_s=1.0)
+    ctx = policy_context(option_bank(outputs), plan, scenario, [], net)
     return simulate_policy(FixedPolicy(option=name), outputs, captures, labels, position, plan,
                            net, scenario, ctx)
 
@@ -296,11 +301,7 @@ def _row(name: str, scene: _Scene, labels: np.ndarray, position: dict[int, int],
 
 def calibration_images(scenario: EvalScenario) -> tuple[torch.Tensor, torch.Tensor]:
     """The scenario's calibration split (``val`` by default), never the test captures."""
-    spec = scenario.images
-    root = None if spec.source == "embedded" else spec.root or "../shared/data/eurosat_rgb"
-    dm = EuroSATDataModule(root=root, split_file=spec.split_file)
-    images, labels = dm.subset(scenario.calibration.split).tensors
-    return random_subset(images, labels, scenario.calibration.limit)
+    return _split_images(scenario, scenario.calibration.split, scenario.calibration.limit)
 
 
 def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = True,

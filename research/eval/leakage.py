@@ -120,6 +120,8 @@ def _unpatchify(patches: torch.Tensor, channels: int, p: int, img_size: int) -> 
 
 
 def _patchify(images: torch.Tensor, p: int) -> torch.Tensor:
+    """``[B, C, H, W]`` to ``[B, N, C*p*p]`` in the patch-embedding weight's (C, p, p) order, the
+    order the pseudo-inverse needs (``research.models.mae.patchify`` is channel-last, for MAE)."""
     b, c, h, w = images.shape
     x = images.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
     return x.reshape(b, (h // p) * (w // p), c * p * p)

@@ -20,7 +20,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from research.eval.evaluate import captures_for, run_schemes, simulate_scheme, test_images
+from research.eval.evaluate import (
+    Capture,
+    captures_for,
+    run_schemes,
+    simulate_scheme,
+    test_images,
+)
 from research.eval.ledger import summarise
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.figures import load_axes, save_figure
@@ -29,15 +35,29 @@ from research.orbit.network import NetworkResources, NetworkState
 from research.records import write_rows
 from research.workload import get_sensor, orbital_period_s
 
-__all__ = ["knees", "load_sweep", "plot_load"]
+__all__ = ["captures_at_load", "check_loads", "knees", "load_sweep", "plot_load"]
+
+
+def check_loads(loads: Sequence[float]) -> None:
+    """Raise a :class:`ScenarioError` unless ``loads`` are captures per orbit > 0."""
+    if not loads or any(not (isinstance(x, (int, float)) and x > 0) for x in loads):
+        raise ScenarioError(f"loads must be captures per orbit > 0, got {list(loads)}")
+
+
+def captures_at_load(scenario: EvalScenario, plan: ContactPlan, load: float, num_images: int,
+                     period_s: float) -> list[Capture]:
+    """The scenario's sensor at ``load`` captures per satellite per orbit, until one orbit before
+    the horizon (so that every scene has an orbit to leave)."""
+    scen = replace(scenario, captures=replace(scenario.captures, per_orbit=float(load)))
+    return captures_for(scen, plan, num_images, period_s=period_s,
+                        end_s=plan.horizon_s - period_s)
 
 
 def load_sweep(scenario: EvalScenario, loads: Sequence[float], *,
                plan: ContactPlan | None = None, network: NetworkResources | None = None,
                progress: bool = True) -> tuple[list[dict], dict]:
     """Rows ``{per_orbit, scheme, ...summary, ...network use}`` and the run's metadata."""
-    if not loads or any(not (isinstance(x, (int, float)) and x > 0) for x in loads):
-        raise ScenarioError(f"loads must be captures per orbit > 0, got {list(loads)}")
+    check_loads(loads)
     plan = plan or scenario.orbit.build()
     network = network or scenario.network
     period = orbital_period_s(scenario.orbit.constellation.satrecs)
@@ -47,9 +67,7 @@ def load_sweep(scenario: EvalScenario, loads: Sequence[float], *,
     labels_np = labels.numpy()
     rows: list[dict] = []
     for load in tqdm(list(loads), desc="loads", disable=not progress):
-        scen = replace(scenario, captures=replace(scenario.captures, per_orbit=float(load)))
-        captures = captures_for(scen, plan, len(images), period_s=period,
-                                end_s=plan.horizon_s - period)
+        captures = captures_at_load(scenario, plan, load, len(images), period)
         for name, out in outputs.items():
             net = NetworkState(plan, network)
             ledger = simulate_scheme(name, out, captures, labels_np, position, plan, net,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -31,12 +30,12 @@ from tqdm.auto import tqdm
 
 from research.eval.evaluate import (
     calibration_images,
-    captures_for,
     run_policies,
     run_schemes,
     test_images,
 )
 from research.eval.ledger import LedgerRow, summarise
+from research.eval.load import captures_at_load, check_loads
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.figures import load_axes, save_figure
 from research.orbit.contact_plan import ContactPlan
@@ -78,8 +77,7 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
                  oracle_max_load: float = math.inf, floor_mode: str = "mean",
                  progress: bool = True) -> tuple[list[dict], dict]:
     """Rows (module docstring) and the run's metadata, with :func:`comparisons`."""
-    if not loads or any(not (isinstance(x, (int, float)) and x > 0) for x in loads):
-        raise ScenarioError(f"loads must be captures per orbit > 0, got {list(loads)}")
+    check_loads(loads)
     if not floors or any(not 0 <= f <= 1 for f in floors):
         raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
     plan = plan or scenario.orbit.build()
@@ -104,9 +102,7 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
         specs.append((floor, {"kind": "oracle", "floor": floor, "floor_mode": floor_mode}))
     rows: list[dict] = []
     for load in tqdm(list(loads), desc="loads", disable=not progress):
-        scen = replace(scenario, captures=replace(scenario.captures, per_orbit=float(load)))
-        captures = captures_for(scen, plan, len(images), period_s=period,
-                                end_s=plan.horizon_s - period)
+        captures = captures_at_load(scenario, plan, load, len(images), period)
         for floor, spec in tqdm(specs, desc=f"policies at {load:g}", leave=False,
                                 disable=not progress):
             if spec["kind"] == "oracle" and load > oracle_max_load:
@@ -232,7 +228,7 @@ def _energy_kj(row: dict) -> float:
     return row["energy_onboard_j"] / 1e3 if row["delivered_fraction"] >= 0.999 else math.nan
 
 
-def _finite_min(x: float) -> float:
+def _minutes(x: float) -> float:  # seconds to minutes; an infinite p95 leaves a gap
     return x / 60 if math.isfinite(x) else math.nan
 
 
@@ -261,7 +257,7 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
     panels = [(ax_lat, floor, True)] + ([(ax_high, high, True)] if two else []) + [
         (ax_en, floor, False)]
     for ax, level, latency in panels:
-        value = (lambda r: _finite_min(r["latency_p95_all_s"])) if latency else _energy_kj
+        value = (lambda r: _minutes(r["latency_p95_all_s"])) if latency else _energy_kj
         for (name, acc), shade in zip(expected.items(), shades, strict=True):
             meets = acc >= level
             x, pts = series(lambda r, n=name: r["kind"] == "fixed" and r["policy"] == n)
@@ -301,16 +297,16 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
     here = [r for r in rows if r["per_orbit"] == target]
     for r in here:
         if r["kind"] == "fixed":
-            ax_par.scatter(_finite_min(r["latency_p95_all_s"]), 100 * r["accuracy"], s=18,
+            ax_par.scatter(_minutes(r["latency_p95_all_s"]), 100 * r["accuracy"], s=18,
                            color="grey")
-            ax_par.annotate(r["policy"], (_finite_min(r["latency_p95_all_s"]), 100 * r["accuracy"]),
+            ax_par.annotate(r["policy"], (_minutes(r["latency_p95_all_s"]), 100 * r["accuracy"]),
                             fontsize=6, color="grey", xytext=(3, 2), textcoords="offset points")
     for tag, style in styles.items():
         kind, _, objective = tag.partition("-")
         pts = sorted((r for r in here if r["kind"] == kind
                       and (not objective or r["objective"] == objective)), key=lambda r: r["floor"])
         if pts:
-            xs = [_finite_min(r["latency_p95_all_s"]) for r in pts]
+            xs = [_minutes(r["latency_p95_all_s"]) for r in pts]
             ys = [100 * r["accuracy"] for r in pts]
             ax_par.plot(xs, ys, label=tag, **style)
             if tag == "greedy-latency":

@@ -12,7 +12,7 @@ Torch-free and independent of :mod:`research.eval`, which builds the bank from i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,9 +56,6 @@ class Option:
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"option {self.name!r}: {key} must be a finite number >= 0, "
                                  f"got {value!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class OptionBank:
@@ -109,6 +106,3 @@ class OptionBank:
                 f"{where} {floor:.4f} cannot be met: the best reachable expected accuracy is "
                 f"{self.accuracy[best]:.4f} ({self.names[best]}); lower the floor or add a more "
                 "accurate option")
-
-    def to_dicts(self) -> list[dict]:
-        return [o.to_dict() for o in self.options]

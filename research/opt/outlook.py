@@ -89,16 +89,13 @@ class DownlinkOutlook:
     """Per-satellite cumulative downlink capacity on the plan's grid (see module docstring).
 
     Attributes:
-        edges: Cell boundaries (s), ``n + 1`` values from 0 to the horizon.
         tx_power_w: Per satellite, the downlink transmitter's power (W), charged while it sends.
     """
 
     def __init__(self, plan: ContactPlan) -> None:
         cells = ground_cells(plan)
-        edges, bits, active, power = cells.edges, cells.bits, cells.active_s, cells.tx_power_w
-        self.edges = edges
-        self._edges = edges.tolist()
-        self.horizon_s = float(plan.horizon_s)
+        bits, active, power = cells.bits, cells.active_s, cells.tx_power_w
+        self._edges = cells.edges.tolist()
         self.satellites = list(plan.satellites)
         self.plan = plan
         best = bits.argmax(axis=1)  # one transmitter: the best station in view in each cell
@@ -145,8 +142,8 @@ class DownlinkOutlook:
         return t, self._at(act, t) - self._at(act, t_start)
 
     def relays(self, satellite: str, hops: int) -> list[str]:
-        """The satellite and every satellite within ``hops`` ISL hops of it (ISL links of the
-        plan at any time), nearest first: where its bytes could leave for the ground."""
+        """The satellite, then every satellite within ``hops`` ISL hops of it (ISL links of the
+        plan at any time) in plan order: where its bytes could leave for the ground."""
         plan = self.plan
         n_sat = len(self.satellites)
         seen = {plan.index(satellite)}

@@ -84,7 +84,6 @@ class PolicyContext:
     ground_profile: Profile
     period_s: float = 5739.0
     captures: Sequence[CaptureLike] = ()
-    storage_bytes: float = math.inf
     relay: bool = True
     station_antennas: int = 1
     downlink_transmitters: int = 1
@@ -146,8 +145,7 @@ class Policy:
         return self.kind
 
     def prepare(self, ctx: PolicyContext) -> None:
-        """Called once before the first capture."""
-        self.ctx = ctx
+        """Called once before the first capture; the default needs nothing."""
 
     def decide(self, capture: CaptureLike, accel_free_at: float) -> int:
         """The option number for ``capture``; ``accel_free_at`` is when its satellite's
@@ -334,11 +332,13 @@ class GreedyPolicy(FloorPolicy):
         return latency, energy, compute_s + tx_s
 
     def decide(self, capture: CaptureLike, accel_free_at: float) -> int:
-        """Lowest cost among the options that keep the floor. The latency cost adds the option's
-        occupancy to its own latency (a heuristic that counts the compute and transmit time
-        twice, once for this scene and once for the scenes it delays): when the next contact is far away every option waits for it,
-        and without that price the one that blocks the accelerator or transmitter longest (the
-        whole model on board, the raw image) would win on a tie and delay every later scene."""
+        """Lowest cost among the options that keep the floor.
+
+        The latency cost adds the option's occupancy to its own latency, a heuristic that counts
+        the compute and transmit time twice (once for this scene, once for the scenes it delays):
+        when the next contact is far away every option waits for it, and without that price the
+        one that blocks the accelerator or transmitter longest (the whole model on board, the raw
+        image) would win on a tie and delay every later scene."""
         scored = []
         for o in self.candidates(capture.satellite):
             latency, energy, occupancy = self.estimate(capture, accel_free_at, o)
