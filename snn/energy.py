@@ -12,7 +12,11 @@ The counts are device-free (:class:`OpCounts`); :meth:`OpCounts.energy` prices t
 :class:`devices.DeviceProfile` and returns an :class:`EnergyReport` that always names it.
 On a non-event-driven profile the spiking layers are charged their dense MACs at every call.
 
-A real-valued input that happens to hold only 0s and 1s is counted as spikes. Not counted:
+Spikes may be binary or ternary ({-1, 0, 1}: an add or a subtract per synapse).
+Products of two tensors are counted when they run through :class:`Matmul` (the matmuls of
+spiking attention): dense MACs for real operands; for a spike operand, one synaptic operation
+per nonzero product (both spikes) or per spike times the other operand's fan-out.
+A real-valued input that happens to hold only -1s, 0s and 1s is counted as spikes. Not counted:
 memory traffic, static power, input encoding (random numbers for rate codes).
 snnTorch 1.0.0 ships no op or energy estimator (an unreleased ``snntorch.energy_estimation``
 exists in its GitHub tree); the hand-counted network in ``tests/snn/test_energy.py`` and
@@ -35,6 +39,7 @@ __all__ = [
     "EnergyReport",
     "LayerEnergy",
     "LayerOps",
+    "Matmul",
     "OpCounts",
     "count_ops",
     "estimate_energy",
@@ -48,7 +53,7 @@ class LayerOps:
 
     Attributes:
         name: Qualified module name in the measured model.
-        kind: ``linear``, ``conv2d``, ``attention`` or ``neuron``.
+        kind: ``linear``, ``conv2d``, ``matmul``, ``attention`` or ``neuron``.
         calls: Number of forward calls (timesteps, for layers called once per step).
         macs: MACs of calls with real-valued inputs.
         synops: Synaptic operations (spike x fan-out) of calls with binary inputs.
@@ -215,14 +220,24 @@ class OpCounts:
         return {name: self.energy(name) for name in list_devices()}
 
 
+class Matmul(nn.Module):
+    """``a @ b`` as a module, so :func:`count_ops` sees the operands of an activation product."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a @ b
+
+
 def _is_binary(x: torch.Tensor) -> bool:
+    """Spike-valued: binary or ternary ({-1, 0, 1})."""
     if x.dtype == torch.bool:
         return True
-    return bool(((x == 0) | (x == 1)).all())
+    return bool(((x == 0) | (x == 1) | (x == -1)).all())
 
 
 def _is_attention(module: nn.Module) -> bool:
-    return all(hasattr(module, a) for a in ("qkv", "num_heads", "head_dim"))
+    """timm-style attention whose two products are not already counted through :class:`Matmul`."""
+    return (all(hasattr(module, a) for a in ("qkv", "num_heads", "head_dim"))
+            and not any(isinstance(m, Matmul) for m in module.children()))
 
 
 def _account(rec: LayerOps, dense_macs: int, synops: int | None) -> None:
@@ -258,7 +273,7 @@ def _conv_hook(rec: LayerOps):
                 ones = torch.ones_like(module.weight)
                 syn = int(
                     F.conv2d(
-                        x.to(ones.dtype),
+                        (x != 0).to(ones.dtype),
                         ones,
                         None,
                         module.stride,
@@ -284,6 +299,25 @@ def _attention_hook(rec: LayerOps):
         batch, tokens = x.shape[0], x.shape[1]
         rec.calls += 1
         rec.macs += 2 * batch * module.num_heads * tokens * tokens * module.head_dim
+
+    return hook
+
+
+def _matmul_hook(rec: LayerOps):
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        a, b = args[0], args[1]
+        rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
+        dense = (a.numel() // (rows * inner)) * rows * inner * cols
+        spike_a, spike_b = _is_binary(a), _is_binary(b)
+        if spike_a and spike_b:  # additions only where both operands are nonzero
+            syn = int(((a != 0).to(torch.float64) @ (b != 0).to(torch.float64)).sum().item())
+        elif spike_a:
+            syn = int(torch.count_nonzero(a)) * cols
+        elif spike_b:
+            syn = int(torch.count_nonzero(b)) * rows
+        else:
+            syn = None
+        _account(rec, dense, syn)
 
     return hook
 
@@ -347,6 +381,8 @@ def count_ops(
             register(name, module, "linear", _linear_hook)
         elif isinstance(module, nn.Conv2d):
             register(name, module, "conv2d", _conv_hook)
+        elif isinstance(module, Matmul):
+            register(name, module, "matmul", _matmul_hook)
         elif _is_attention(module):
             register(name, module, "attention", _attention_hook)
         elif is_spiking_neuron(module):

@@ -106,6 +106,11 @@ class SpikeLink(LinkModule):
         super().__init__()
         if num_steps < 1 or code_dim < 1 or dim < 1:
             raise ValueError("dim, code_dim and num_steps must be >= 1")
+        if num_steps * code_dim >= 32 * dim:
+            raise ValueError(
+                f"spike link T={num_steps} x k={code_dim} = {num_steps * code_dim} bits per token "
+                f"is not below the identity payload's {32 * dim} (float32 x D={dim}); it would "
+                "send more than the uncompressed tokens")
         if not 0 <= zlib_level <= 9:
             raise ValueError(f"zlib_level must be in 0..9, got {zlib_level}")
         self.dim = dim

@@ -64,14 +64,15 @@ class SplitViT(nn.Module):
     def num_tokens(self) -> int:
         return self.vit.patch_embed.num_patches
 
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` to the tokens ``[B, N, D]`` entering the first block."""
+        v = self.vit
+        return v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(images))))
+
     def satellite_part(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``[B, C, H, W]`` to the tokens ``[B, N, D]`` that cross the cut."""
-        v = self.vit
-        x = v.patch_embed(images)
-        x = v._pos_embed(x)
-        x = v.patch_drop(x)
-        x = v.norm_pre(x)
-        for block in v.blocks[: self.split_index]:
+        x = self.embed(images)
+        for block in self.vit.blocks[: self.split_index]:
             x = block(x)
         return x
 

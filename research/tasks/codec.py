@@ -9,6 +9,7 @@ bytes (``decompress(compress(tokens))``) and reports real bytes, estimated bits 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 import snn.link  # noqa: F401  (registers the "spike" link before any codec is built by name)
+from snn.blocks import ATTENTIONS, SpikingBlock, recording_rates
 from encoders.base import LinkModule
 from encoders.rate import estimated_bits, payload_bits
 from encoders.registry import build_for_cut
@@ -78,6 +80,17 @@ class CodecTask(BaseTask):
             head sees and the uncompressed model's, over their variance (needs
             ``distill_weight > 0``, which builds the teacher): a dense target per image, where
             the teacher's near one-hot predictions say little more than the label.
+        cut_distill_weight: Weight of the same scale-free error on the tokens at the cut (before
+            the link; needs the teacher): a local target for a satellite part that changes
+            (spiking blocks).
+        spiking_blocks: On-board blocks (indices below ``split_index``) that become
+            :class:`snn.blocks.SpikingBlock` (converted from the pretrained ANN blocks on
+            ``calib_batches`` training batches, then trained with surrogate gradients).
+        block_steps: Timesteps ``T`` of the spiking blocks.
+        spiking_attention: ``ssa`` (spiking self-attention) or ``ann`` (softmax attention kept).
+        rate_penalty: Weight of the mean firing rate of the spiking blocks' neurons in the loss
+            (spikes are the energy).
+        calib_batches: Training batches that calibrate the spiking blocks' thresholds.
         drop_path_rate: Stochastic depth of the student backbone.
         label_smoothing: Cross-entropy label smoothing.
         lr: Peak learning rate of the main optimizer (codec and trainable backbone parts).
@@ -113,6 +126,12 @@ class CodecTask(BaseTask):
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
         feature_distill_weight: float = 0.0,
+        cut_distill_weight: float = 0.0,
+        spiking_blocks: list[int] | None = None,
+        block_steps: int = 2,
+        spiking_attention: str = "ssa",
+        rate_penalty: float = 0.0,
+        calib_batches: int = 4,
         drop_path_rate: float = 0.0,
         label_smoothing: float = 0.0,
         lr: float = 1e-3,
@@ -121,6 +140,19 @@ class CodecTask(BaseTask):
         warmup_epochs: float = 0.0,
         clip_grad_norm: float = 1.0,
     ) -> None:
+        bad = [i for i in spiking_blocks or [] if not 0 <= i < split_index]
+        if bad:
+            raise ValueError(
+                f"spiking_blocks={bad} are not on board; with split_index={split_index} the "
+                f"satellite holds blocks {list(range(split_index))}")
+        if spiking_blocks and (not isinstance(block_steps, int) or block_steps < 1):
+            raise ValueError(f"block_steps={block_steps!r}; spiking blocks need an integer T >= 1")
+        if spiking_attention not in ATTENTIONS:
+            raise ValueError(f"spiking_attention={spiking_attention!r}; expected one of "
+                             f"{list(ATTENTIONS)}")
+        if rate_penalty < 0:
+            raise ValueError(f"rate_penalty={rate_penalty}; expected >= 0")
+        self._calibrated = False
         self.save_hyperparameters()
         super().__init__()
         self.automatic_optimization = False  # two optimizers: main and entropy-model quantiles
@@ -134,6 +166,12 @@ class CodecTask(BaseTask):
             # The uncompressed split model: same weights, identity link, never trained.
             self.teacher = SplitViT(copy.deepcopy(vit), hp.split_index, hp.head_placement)
             self.teacher.requires_grad_(False).eval()
+        # The ANN blocks the spiking ones are converted from (kept out of the module tree).
+        self._ann_blocks = [copy.deepcopy(vit.blocks[i]) for i in hp.spiking_blocks or []]
+        for i in hp.spiking_blocks or []:  # the structure; weights come from calibrate()
+            ann = vit.blocks[i]
+            vit.blocks[i] = SpikingBlock(vit.embed_dim, ann.attn.num_heads, ann.mlp.fc1.out_features,
+                                         hp.block_steps, hp.spiking_attention, eps=ann.norm1.eps)
         model = SplitViT(vit, hp.split_index, hp.head_placement, self.build_codec())
         self._check_options(model.link)
         mode = "head" if hp.finetune == "frozen" else hp.finetune
@@ -142,6 +180,8 @@ class CodecTask(BaseTask):
             for module in self.model.head_modules():
                 module.requires_grad_(False)
             self.model.link.requires_grad_(True)
+        for block in self.spiking_blocks():
+            block.requires_grad_(True)
 
     def build_codec(self) -> LinkModule:
         """The link module named by ``codec``, sized for the backbone's tokens at the cut.
@@ -166,6 +206,10 @@ class CodecTask(BaseTask):
         if levels > 1 and hp.lmbdas is None:
             raise ValueError(f"the {hp.codec!r} link has {levels} rate levels: give lmbdas, one "
                              "rate weight per level (finest last)")
+        if hp.cut_distill_weight > 0 and hp.distill_weight <= 0:
+            raise ValueError(f"cut_distill_weight={hp.cut_distill_weight} needs the teacher "
+                             f"that distill_weight > 0 builds (got distill_weight="
+                             f"{hp.distill_weight})")
         if hp.feature_distill_weight > 0 and hp.distill_weight <= 0:
             raise ValueError(f"feature_distill_weight={hp.feature_distill_weight} needs the teacher "
                              "that distill_weight > 0 builds (got distill_weight="
@@ -173,6 +217,50 @@ class CodecTask(BaseTask):
         if hp.rate_index is not None and not 0 <= hp.rate_index < levels:
             raise ValueError(f"rate_index={hp.rate_index}; the {hp.codec!r} link has {levels} "
                              f"rate level(s), 0..{levels - 1}")
+
+    def spiking_blocks(self) -> list[SpikingBlock]:
+        """The on-board spiking blocks, in order."""
+        return [b for b in self.model.vit.blocks if isinstance(b, SpikingBlock)]
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor) -> None:
+        """Convert the ANN blocks into the spiking ones, thresholds set on normalised ``images``.
+
+        Why not in ``configure_models``: thresholds need activations of real data. Each block
+        is calibrated on what the (spiking) blocks before it produce. A checkpoint restored
+        afterwards overrides what this sets.
+        """
+        hp = self.hparams
+        was_training = self.training
+        self.eval()
+        try:
+            x = self.model.embed(images)
+            ann = dict(zip(hp.spiking_blocks or [], self._ann_blocks, strict=True))
+            for i, block in enumerate(self.model.vit.blocks[: hp.split_index]):
+                if i in ann:
+                    fresh = SpikingBlock.from_block(ann[i].to(x.device), x, hp.block_steps,
+                                                    hp.spiking_attention)
+                    block.load_state_dict(fresh.state_dict())
+                x = block(x)
+        finally:
+            self.train(was_training)
+        self._calibrated = True
+
+    def setup(self, stage: str) -> None:
+        """Calibrate spiking blocks on the first ``calib_batches`` training batches."""
+        if self._calibrated or not self.spiking_blocks() or self._trainer is None:
+            return
+        dm = self.trainer.datamodule
+        if dm is None:
+            return
+        batches = []
+        for i, batch in enumerate(dm.train_dataloader()):
+            if i >= self.hparams.calib_batches:
+                break
+            if hasattr(dm, "prepare_batch"):
+                batch = dm.prepare_batch(batch, train=False)
+            batches.append(batch[0])
+        self.calibrate(torch.cat(batches).to(next(self.parameters()).device))
 
     @property
     def variable_rate(self) -> bool:
@@ -241,7 +329,10 @@ class CodecTask(BaseTask):
                 "images; cached cut tokens (FeatureDataModule) need a frozen satellite part "
                 "(finetune='frozen' or 'head', or 'lora' at split 0, which adapts only ground blocks)"
             )
-        out = self.model.forward_parts(images)
+        rates: list[torch.Tensor] = []
+        penalise = self.training and self.hparams.rate_penalty > 0
+        with recording_rates(self.spiking_blocks(), rates) if penalise else contextlib.nullcontext():
+            out = self.model.forward_parts(images)
         logits = out["logits"]
         ce = self.criterion(logits, labels)
         bits = estimated_bits(out["likelihoods"])
@@ -249,6 +340,9 @@ class CodecTask(BaseTask):
         lmbda = self.hparams.lmbdas[self.link.rate_index] if self.variable_rate else self.hparams.lmbda
         loss = ce + lmbda * bits
         losses = {"logits": logits, "ce": ce, "bits": bits, "coded": bool(out["likelihoods"])}
+        if rates:
+            losses["firing_rate"] = torch.stack(rates).mean()
+            loss = loss + self.hparams.rate_penalty * losses["firing_rate"]
         if self.teacher is not None:
             t = self.hparams.distill_temperature
             with torch.no_grad():
@@ -263,6 +357,11 @@ class CodecTask(BaseTask):
                 fd = F.mse_loss(out["features"], features) / features.var().clamp_min(1e-6)
                 loss = loss + self.hparams.feature_distill_weight * fd
                 losses["feature_distill"] = fd
+            if self.hparams.cut_distill_weight > 0:  # the tokens at the cut, scale-free
+                tokens = teacher["tokens"]
+                cd = F.mse_loss(out["tokens"], tokens) / tokens.var().clamp_min(1e-6)
+                loss = loss + self.hparams.cut_distill_weight * cd
+                losses["cut_distill"] = cd
         losses["loss"] = loss
         return losses
 
@@ -291,7 +390,7 @@ class CodecTask(BaseTask):
             scheduler.step()
         log_classification(self, "train", losses["logits"].detach(), labels, losses["loss"])
         logs = {"train/ce": losses["ce"], "train/bits_per_inference": losses["bits"], "train/aux_loss": aux_loss}
-        for key in ("distill", "feature_distill"):
+        for key in ("distill", "feature_distill", "cut_distill", "firing_rate"):
             if key in losses:
                 logs[f"train/{key}"] = losses[key]
         self.log_dict(logs, on_step=True, on_epoch=True, batch_size=len(labels))

@@ -208,3 +208,57 @@ def test_variable_rate_student_draws_a_level_per_step_and_tests_at_the_chosen_on
 def test_rate_weights_must_match_the_levels(overrides: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _task("student", **overrides)
+
+
+# ----------------------------------------------------------------- spiking satellite part
+def _spiking_task(**overrides: object) -> CodecTask:
+    args = {"split_index": 1, "spiking_blocks": [0], "block_steps": 2, "finetune": "frozen",
+            "distill_weight": 1.0, "cut_distill_weight": 1.0, "rate_penalty": 0.1, **overrides}
+    return _task("spike", **args)
+
+
+def test_spiking_blocks_are_calibrated_trained_and_reloaded(tmp_path: Path) -> None:
+    """Only the spiking blocks and the link train; a checkpoint rebuilds the same spiking model."""
+    from research.tasks.loading import load_classifier
+    from snn.blocks import SpikingBlock
+
+    weights = tmp_path / "vit.pt"
+    torch.save(_task("identity").model.vit.state_dict(), weights)
+    task = _spiking_task(pretrained=str(weights))
+    images, _ = next(iter(_loader()))
+    task.calibrate(images)
+    blocks = task.model.vit.blocks
+    assert [isinstance(b, SpikingBlock) for b in blocks] == [True, False]
+    assert blocks[0].enc2.threshold != 1.0  # set from data
+    before = {n: p.detach().clone() for n, p in task.named_parameters()}
+    trainer = _trainer(max_epochs=1, limit_val_batches=0)
+    trainer.fit(task, _loader())
+    changed = {n for n, p in task.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("model.vit.blocks.0.") for n in changed)
+    assert any(n.startswith("model.link.") for n in changed)
+    assert not any(n.startswith(("model.vit.blocks.1.", "model.vit.head", "teacher.")) for n in changed)
+    path = tmp_path / "snn.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["EuroSATDataModule"] = {"mean": [0.0] * 3, "std": [1.0] * 3}
+    torch.save(ckpt, path)
+    clf = load_classifier(path)
+    with torch.no_grad():
+        torch.testing.assert_close(clf.model(images), task.eval().model(images))
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"spiking_blocks": [1]}, "not on board"),
+    ({"block_steps": 0}, "T >= 1"),
+    ({"spiking_attention": "softmax"}, "spiking_attention"),
+    ({"distill_weight": 0.0, "rate_penalty": 0.0}, "cut_distill_weight"),
+    ({"rate_penalty": -1.0}, "rate_penalty"),
+])
+def test_impossible_spiking_parts_are_refused(overrides: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _spiking_task(**overrides)
+
+
+def test_a_spike_link_larger_than_the_identity_payload_is_refused() -> None:
+    with pytest.raises(ValueError, match="identity payload"):
+        _task("spike", num_steps=64, latent_dim=64)  # 4096 bits per token >= 32 x 128
