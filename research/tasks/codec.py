@@ -19,7 +19,6 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 import snn.link  # noqa: F401  (registers the "spike" link before any codec is built by name)
-from snn.blocks import ATTENTIONS, SpikingBlock, recording_rates
 from encoders.base import LinkModule
 from encoders.rate import estimated_bits, payload_bits
 from encoders.registry import build_for_cut
@@ -29,6 +28,7 @@ from research.models.presets import get_preset
 from research.models.split_vit import SplitViT
 from research.tasks.base import BaseTask
 from research.tasks.classification import accuracy_metrics, log_classification, task_backbone
+from snn.blocks import ATTENTIONS, SpikingBlock, recording_rates
 
 __all__ = ["CODEC_OPTIONS", "CodecTask"]
 

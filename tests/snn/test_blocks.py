@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from snn.blocks import SpikingAttention, SpikingBlock, TernaryEncoder, convert_blocks, recording_rates
+from snn.blocks import (
+    SpikingAttention,
+    SpikingBlock,
+    TernaryEncoder,
+    convert_blocks,
+    recording_rates,
+)
 from snn.energy import Matmul, count_ops
 
 
