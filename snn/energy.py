@@ -167,6 +167,19 @@ class OpCounts:
     batch_size: int
     layers: list[LayerOps]
 
+    @classmethod
+    def merge(cls, parts: list[OpCounts]) -> OpCounts:
+        """The counts of several measured batches as one (layers matched by name, summed)."""
+        if not parts:
+            raise ValueError("merge needs at least one OpCounts")
+        layers: dict[str, LayerOps] = {}
+        for part in parts:
+            for lay in part.layers:
+                acc = layers.setdefault(lay.name, LayerOps(name=lay.name, kind=lay.kind))
+                for key in ("calls", "macs", "synops", "spiking_macs", "neuron_updates", "spikes"):
+                    setattr(acc, key, getattr(acc, key) + getattr(lay, key))
+        return cls(batch_size=sum(p.batch_size for p in parts), layers=list(layers.values()))
+
     def layer(self, name: str) -> LayerOps:
         """The counts of the module called ``name``."""
         for lay in self.layers:

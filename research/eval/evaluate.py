@@ -293,6 +293,7 @@ def _row(name: str, scene: _Scene, labels: np.ndarray, position: dict[int, int],
         energy_onboard_transmit_j=sum(h.energy_j for leg in scene.legs for h in leg.hops
                                       if h.src not in stations),
         energy_ground_j=ground_p.energy_j(out.flops_ground * cap.tiles) if delivered else 0.0,
+        energy_onboard_event_j=out.onboard_event_j * cap.tiles,
         onboard_compute_s=scene.compute_s, **timing,
         hops=sum(len(leg.hops) for leg in scene.legs), reason=reason, option=scene.option)
     check_row(row)
@@ -328,6 +329,8 @@ def run_schemes(scenario: EvalScenario, images: torch.Tensor, progress: bool = T
             continue
         if calibration is not None:
             output.calibration_accuracy = scheme.accuracy(*calibration)
+        if scenario.event_profile is not None:
+            output.onboard_event_j = scheme.onboard_energy_j(images, scenario.event_profile)
         outputs[spec.name] = output
     return outputs, skipped
 

@@ -31,7 +31,10 @@ class LedgerRow:
     fraction of its sampled real tiles answered right (0 or 1 for a one-tile capture).
     ``payload_bytes`` is what left the satellite for the whole scene. ``reason`` says why an
     undelivered row was not delivered; ``option`` is the scheme that answered it (the row's own
-    scheme, or the one a per-capture policy chose).
+    scheme, or the one a per-capture policy chose). ``energy_onboard_compute_j`` prices the
+    on-board FLOPs on the satellite's accelerator (dense: a spiking part runs every synapse at
+    every step); ``energy_onboard_event_j`` prices the operations and spikes counted on the
+    images on the scenario's event-driven profile (``nan`` when it names none).
     """
 
     scheme: str
@@ -64,6 +67,7 @@ class LedgerRow:
     hops: int
     reason: str = ""
     option: str = ""
+    energy_onboard_event_j: float = float("nan")
 
     @property
     def energy_j(self) -> float:
@@ -121,6 +125,8 @@ def summarise(rows: list[LedgerRow]) -> list[dict]:
             "latency_p95_s": float(np.percentile(lat, 95)),
             "latency_mean_s": float(np.mean(lat)),
         }
+        if any(np.isfinite(r.energy_onboard_event_j) for r in group):
+            entry["energy_onboard_event_j"] = mean("energy_onboard_event_j")
         entry.update({f"mean_{p}": mean(p, done) for p in LATENCY_PARTS})
         table.append(entry)
     return table

@@ -25,17 +25,25 @@ def _si(value: float, unit: str) -> str:
 
 def print_summary(summary: list[dict], title: str, reference: str | None = None,
                   console: Console | None = None) -> None:
-    """One line per scheme: accuracy, bits, energy, latency (p50/p95) and bytes vs ``reference``."""
+    """One line per scheme: accuracy, bits, energy, latency (p50/p95) and bytes vs ``reference``.
+
+    When the ledger priced the on-board ops on an event-driven profile, its compute energy gets a
+    column of its own (beside the satellite accelerator's compute + transmit energy).
+    """
     table = Table(title=title)
-    for col in ("scheme", "acc", "bits/inf", "vs " + (reference or "-"), "on-board J/inf",
-                "latency p50", "latency p95", "queue (mean)", "delivered"):
+    event = all("energy_onboard_event_j" in s for s in summary) and bool(summary)
+    cols = ["scheme", "acc", "bits/inf", "vs " + (reference or "-"), "on-board J/inf"]
+    cols += ["event-driven compute J/inf"] if event else []
+    for col in (*cols, "latency p50", "latency p95", "queue (mean)", "delivered"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     ref = next((s for s in summary if s["scheme"] == reference), None)
     for s in summary:
         ratio = (f"{s['payload_bytes'] / ref['payload_bytes']:.3f}x" if ref else "-")
+        energy = [_si(s["energy_onboard_j"], "J")]
+        energy += [_si(s["energy_onboard_event_j"], "J")] if event else []
         table.add_row(
             s["scheme"], f"{100 * s['accuracy']:.1f}%", _si(s["bits_per_inference"], "b"), ratio,
-            _si(s["energy_onboard_j"], "J"), _si(s["latency_p50_s"], "s"), _si(s["latency_p95_s"], "s"),
+            *energy, _si(s["latency_p50_s"], "s"), _si(s["latency_p95_s"], "s"),
             _si(s["mean_queue_s"], "s"), f"{s['delivered']}/{s['inferences']}",
         )
     if console is None:

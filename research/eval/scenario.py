@@ -16,7 +16,7 @@ profiles. Every key is checked; a typo names itself and the valid keys.
       - {name: raw, kind: image, format: raw}
       - {name: jpeg75, kind: image, format: jpeg, quality: 75}
       - {name: onboard, kind: onboard}
-    profiles: {satellite: jetson_nano, ground: a100}
+    profiles: {satellite: jetson_nano, ground: a100}   # + event_driven: cmos45nm (optional)
     policy: {kind: greedy, floor: 0.95, objective: latency}   # optional: or a list of policies
     calibration: {split: val, limit: 1000}     # where a policy's expected accuracies come from
 
@@ -60,7 +60,7 @@ CAPTURE_KEYS = ("sensor", "per_orbit", "count", "satellites", "start_s", "interv
 NETWORK_KEYS = tuple(f.name for f in fields(NetworkResources))
 MODEL_KEYS = ("checkpoint", "split_index", "head_placement")
 SCHEME_KEYS = ("name", "kind", "link", "checkpoint", "format", "quality")
-PROFILE_KEYS = ("satellite", "ground")
+PROFILE_KEYS = ("satellite", "ground", "event_driven")
 CALIBRATION_KEYS = ("split", "limit")
 
 
@@ -151,6 +151,7 @@ class EvalScenario:
     policies: list[dict] = field(default_factory=list)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     raw: dict = field(default_factory=dict)
+    event_profile: DeviceProfile | None = None
 
 
 def _typed(d: dict, key: str, kind: type, where: str) -> Any:
@@ -250,11 +251,16 @@ def parse_scenario(raw: Any, source: str = "<scenario>",
     try:
         sat = get_device(profiles.get("satellite", "jetson_nano")).require_throughput()
         ground = get_device(profiles.get("ground", "a100")).require_throughput()
+        event = get_device(profiles["event_driven"]) if profiles.get("event_driven") else None
+        if event is not None and not event.event_driven:
+            raise ValueError(f"event_driven: {event.name!r} is a dense profile; expected an "
+                             f"event-driven one (e.g. cmos45nm, loihi)")
     except ValueError as err:
         raise ScenarioError(f"{source}: profiles: {err}") from err
     name = str(top.get("name", default_name or Path(source).stem))
     return EvalScenario(name=name, orbit=orbit_cfg, images=images, captures=captures, model=model,
                         schemes=schemes, network=network, satellite_profile=sat, ground_profile=ground,
+                        event_profile=event,
                         out=str(top.get("out", f"outputs/eval/{name}")),
                         policies=_policies(top.get("policy"), names, source),
                         calibration=_calibration(top.get("calibration"), source), raw=dict(top))

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 import snn.link  # noqa: F401  (registers the "spike" link, so every link name resolves here)
 from encoders.base import LinkModule
@@ -45,6 +46,7 @@ __all__ = [
     "ANSWER_BYTES",
     "EvalScheme",
     "ImageScheme",
+    "OnBoard",
     "OnboardScheme",
     "SchemeOutput",
     "SplitScheme",
@@ -77,6 +79,9 @@ class SchemeOutput:
 
     ``calibration_accuracy`` is the scheme's accuracy on calibration images (set by
     :func:`research.eval.evaluate.run_schemes` when a policy needs it; ``nan`` otherwise).
+    ``onboard_event_j`` is the on-board energy per image on an event-driven profile, from the
+    operations and spikes counted on the images (set when the scenario names one; ``nan``
+    otherwise).
     """
 
     predictions: np.ndarray
@@ -87,6 +92,7 @@ class SchemeOutput:
     flops_return_onboard: float
     onboard_model_bytes: int
     calibration_accuracy: float = float("nan")
+    onboard_event_j: float = float("nan")
 
 
 Costs = tuple[float, float, int, float, int]
@@ -152,6 +158,24 @@ class EvalScheme:
         """Predicted classes ``[B]`` and the bytes each image sends down, for uint8 ``images``."""
         raise NotImplementedError
 
+    def onboard_module(self) -> nn.Module | None:
+        """What runs on board, as a module of normalised images whose forward
+        :func:`snn.count_ops` can count (None: nothing but a codec outside the ledger)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def onboard_energy_j(self, images: torch.Tensor, profile: Any) -> float:
+        """On-board joules per image under ``profile``, from the ops (and spikes) counted on
+        ``images`` (uint8)."""
+        from snn import OpCounts, count_ops
+
+        module = self.onboard_module()
+        if module is None:
+            return 0.0
+        parts = [count_ops(module, self.clf.normalize(images[i : i + self.batch_size]))
+                 for i in range(0, len(images), self.batch_size)]
+        return OpCounts.merge(parts).energy(profile).energy_j
+
     def costs(self, one: torch.Tensor) -> Costs:
         """:data:`Costs` of one image ``[1, 3, H, W]`` (the same for every image)."""
         raise NotImplementedError
@@ -192,6 +216,29 @@ def token_link(name: str, model: SplitViT, backbone: str) -> LinkModule:
     preset = get_preset(backbone)
     num_tokens = (preset.img_size // preset.patch_size) ** 2
     return build_for_cut(name, model.embed_dim, num_tokens)
+
+
+class OnBoard(nn.Module):
+    """Everything a split satellite runs: patch embedding, blocks before the cut, link encoder.
+
+    The parts are children, so :func:`snn.count_ops` counts them and nothing on the ground.
+    ``forward`` keeps the cut tokens and payloads it produced, so a caller can decode them
+    without running the satellite part twice.
+    """
+
+    def __init__(self, model: SplitViT, link: LinkModule) -> None:
+        super().__init__()
+        self.patch_embed = model.vit.patch_embed
+        self.blocks = nn.ModuleList(model.vit.blocks[: model.split_index])
+        self.link = link
+        self._model = [model]  # not a child: its ground modules must not be counted
+        self.tokens: torch.Tensor | None = None
+        self.payloads: list[bytes] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.tokens = self._model[0].satellite_part(images)
+        self.payloads = self.link.compress(self.tokens)
+        return self.tokens
 
 
 @register_eval_scheme("split")
@@ -235,6 +282,9 @@ class SplitScheme(EvalScheme):
         decoded = self.link.decompress(payloads, tokens.shape[1:])
         logits = self.model.head(self.model.ground_part(decoded))
         return logits.argmax(1).numpy(), [len(p) for p in payloads]
+
+    def onboard_module(self) -> nn.Module:
+        return OnBoard(self.model, self.link)
 
     def costs(self, one: torch.Tensor) -> Costs:
         m = self.model
@@ -298,6 +348,9 @@ class ImageScheme(EvalScheme):
     def costs(self, one: torch.Tensor) -> Costs:
         return 0.0, count_flops(self.clf.model, self.clf.normalize(one)), 0, 0.0, 0
 
+    def onboard_module(self) -> None:
+        return None  # image coding is not priced (see the class docstring)
+
 
 @register_eval_scheme("onboard")
 class OnboardScheme(EvalScheme):
@@ -310,6 +363,9 @@ class OnboardScheme(EvalScheme):
     def costs(self, one: torch.Tensor) -> Costs:
         flops = count_flops(self.clf.model, self.clf.normalize(one))
         return flops, 0.0, 0, 0.0, model_bytes(self.clf.model)
+
+    def onboard_module(self) -> nn.Module:
+        return self.clf.model
 
 
 def build_scheme(spec: Any, classifier: Classifier) -> EvalScheme:

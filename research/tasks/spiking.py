@@ -22,7 +22,6 @@ from research.tasks.base import BaseTask
 from research.tasks.classification import accuracy_metrics, log_classification, task_backbone
 from snn import (
     READOUTS,
-    LayerOps,
     OpCounts,
     SpikingHead,
     SpikingMlp,
@@ -173,8 +172,7 @@ class SpikingTask(BaseTask):
         if init == "convert" and (head != "spiking" or not convert_from):
             raise ValueError("init='convert' needs head='spiking' and convert_from (an ann_mlp ckpt)")
         self._calibrated = False
-        self._ops: dict[str, LayerOps] = {}
-        self._n_test = 0
+        self._test_counts: list[OpCounts] = []
         self.test_counts: OpCounts | None = None
         self.test_energy: dict = {}
         self.save_hyperparameters()
@@ -347,26 +345,21 @@ class SpikingTask(BaseTask):
 
     # ------------------------------------------------------------ test energy
     def on_test_epoch_start(self) -> None:
-        self._ops, self._n_test = {}, 0
+        self._test_counts = []
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         """One forward: logits for the metrics, ops of the satellite side for the energy."""
         images, labels = batch
         side = SatelliteSide(self.model)
-        counts = count_ops(side, images)
+        self._test_counts.append(count_ops(side, images))
         logits = side.logits
         log_classification(self, "test", logits, labels, self.criterion(logits, labels))
-        self._n_test += counts.batch_size
-        for lay in counts.layers:
-            acc = self._ops.setdefault(lay.name, LayerOps(name=lay.name, kind=lay.kind))
-            for key in ("calls", "macs", "synops", "spiking_macs", "neuron_updates", "spikes"):
-                setattr(acc, key, getattr(acc, key) + getattr(lay, key))
 
     def on_test_epoch_end(self) -> None:
         """Log energy per inference per profile, the head's share, and firing rates per layer."""
-        if not self._n_test:
+        if not self._test_counts:
             return
-        counts = OpCounts(batch_size=self._n_test, layers=list(self._ops.values()))
+        counts = OpCounts.merge(self._test_counts)
         self.test_counts = counts
         self.test_energy = counts.energy_by_profile()
         for name, rep in self.test_energy.items():

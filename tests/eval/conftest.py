@@ -53,3 +53,19 @@ def raw_scenario(tiny_checkpoint, tmp_path) -> dict:
 @pytest.fixture
 def scenario(raw_scenario):
     return parse_scenario(raw_scenario, "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_spiking_checkpoint(tmp_path_factory) -> str:
+    """A satvit_tiny CodecTask cut after block 1: that block spiking (SSA, T=2), the spike link."""
+    from research.tasks.codec import CodecTask
+
+    torch.manual_seed(0)
+    task = CodecTask(backbone="satvit_tiny", split_index=1, codec="spike", latent_dim=4,
+                     num_steps=2, spiking_blocks=[0], block_steps=2)
+    task.calibrate(torch.randn(8, 3, 64, 64))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_snn.ckpt"
+    torch.save({"hyper_parameters": dict(task.hparams), "state_dict": task.state_dict(),
+                "EuroSATDataModule": {"mean": [0.34, 0.38, 0.41], "std": [0.2, 0.14, 0.12]}},
+               path)
+    return str(path)

@@ -1,0 +1,80 @@
+"""ANN against spiking satellite parts: what is counted on board, and the ledger's spiking rows."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from research.data.eurosat import EuroSATDataModule
+from research.eval.evaluate import run_schemes
+from research.eval.scenario import parse_scenario
+from research.eval.spiking_cut import ann_identity, from_checkpoint, measure, ratios
+from snn import count_ops
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = EuroSATDataModule(root=None).subset("test").tensors
+    return x[:24], y[:24]
+
+
+def test_everything_on_board_is_counted_and_the_spiking_blocks_add_no_macs(
+        tiny_checkpoint, tiny_spiking_checkpoint, images):
+    snn = from_checkpoint(tiny_spiking_checkpoint)
+    ann = ann_identity(tiny_checkpoint, 1)
+    assert (snn.family, snn.cut, ann.family, ann.cut) == ("snn", 1, "ann", 1)
+    rows = [measure(c, *images) for c in (ann, snn)]
+    model = snn.classifier.model
+    x = snn.classifier.normalize(images[0])
+    # dense MACs left on board: the patch embedding (pixels) and the link encoder (real tokens)
+    embed = count_ops(model.vit.patch_embed, x).energy().macs
+    tokens = model.satellite_part(x)
+    encoder = count_ops(snn.link.encoder, tokens).energy().macs
+    assert rows[1]["macs"] == pytest.approx(embed + encoder)
+    assert rows[1]["synops"] > 0 and 0 < rows[1]["firing_rate"] < 1
+    # the ANN split at the same cut: patch embedding + one dense block, nothing spiking
+    assert rows[0]["synops"] == 0 and rows[0]["macs"] > embed
+    # real payloads: the spike link's bytes are what compress returns
+    with torch.no_grad():
+        sizes = [len(p) for p in snn.link.compress(tokens)]
+    assert rows[1]["bytes_per_inference"] == pytest.approx(sum(sizes) / len(sizes))
+    # dense hardware runs every spiking synapse at every step: no saving there
+    assert rows[1]["energy_j_jetson_nano"] > rows[1]["energy_j_cmos45nm"]
+    (pair,) = ratios(rows)
+    assert pair["cut"] == 1 and pair["energy_saving_cmos45nm"] == pytest.approx(
+        rows[0]["energy_j_cmos45nm"] / rows[1]["energy_j_cmos45nm"])
+
+
+def test_a_classifier_checkpoint_is_not_a_cut_configuration(tiny_checkpoint):
+    with pytest.raises(ValueError, match="not a CodecTask"):
+        from_checkpoint(tiny_checkpoint)
+
+
+def test_spiking_scheme_in_the_ledger_gets_event_driven_energy(raw_scenario, tiny_spiking_checkpoint):
+    raw_scenario["schemes"] = [
+        {"name": "split-identity", "kind": "split", "link": "identity"},
+        {"name": "snn-spike", "kind": "split", "checkpoint": tiny_spiking_checkpoint},
+        {"name": "raw", "kind": "image", "format": "raw"},
+        {"name": "onboard", "kind": "onboard"},
+    ]
+    raw_scenario["profiles"]["event_driven"] = "cmos45nm"
+    scenario = parse_scenario(raw_scenario, "tiny.yaml")
+    x, _ = EuroSATDataModule(root=None).subset("test").tensors
+    outputs, _ = run_schemes(scenario, x[:12], progress=False)
+    assert outputs["raw"].onboard_event_j == 0.0
+    assert outputs["snn-spike"].onboard_event_j > 0 and outputs["onboard"].onboard_event_j > 0
+    # the spiking scheme's dense FLOPs (T steps of every synapse) exceed the ANN split's
+    assert outputs["snn-spike"].flops_onboard > outputs["split-identity"].flops_onboard
+    raw_scenario["profiles"].pop("event_driven")
+    plain, _ = run_schemes(parse_scenario(raw_scenario, "tiny.yaml"), x[:12], progress=False)
+    assert math.isnan(plain["snn-spike"].onboard_event_j)
+
+
+def test_a_dense_profile_is_not_an_event_driven_one(raw_scenario):
+    from research.eval.scenario import ScenarioError
+
+    raw_scenario["profiles"]["event_driven"] = "jetson_nano"
+    with pytest.raises(ScenarioError, match="dense profile"):
+        parse_scenario(raw_scenario, "tiny.yaml")
