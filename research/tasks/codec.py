@@ -91,6 +91,11 @@ class CodecTask(BaseTask):
         rate_penalty: Weight of the mean firing rate of the spiking blocks' neurons in the loss
             (spikes are the energy).
         calib_batches: Training batches that calibrate the spiking blocks' thresholds.
+        init_from: Checkpoints (Lightning ``.ckpt`` or ``{"state_dict": ...}``) whose ``model.*``
+            weights initialise this task wherever names and shapes match, in order: e.g. spiking
+            blocks distilled behind the identity link, then a spike link trained on the ANN cut
+            tokens, before both train together. Spiking blocks they initialise are not
+            re-calibrated.
         drop_path_rate: Stochastic depth of the student backbone.
         label_smoothing: Cross-entropy label smoothing.
         lr: Peak learning rate of the main optimizer (codec and trainable backbone parts).
@@ -132,6 +137,7 @@ class CodecTask(BaseTask):
         spiking_attention: str = "ssa",
         rate_penalty: float = 0.0,
         calib_batches: int = 4,
+        init_from: list[str] | None = None,
         drop_path_rate: float = 0.0,
         label_smoothing: float = 0.0,
         lr: float = 1e-3,
@@ -182,6 +188,24 @@ class CodecTask(BaseTask):
             self.model.link.requires_grad_(True)
         for block in self.spiking_blocks():
             block.requires_grad_(True)
+        for path in hp.init_from or []:
+            self._init_from(path)
+
+    def _init_from(self, path: str) -> None:
+        """Load the ``model.*`` weights of ``path`` that match this task's names and shapes."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        except (OSError, KeyError, RuntimeError) as err:
+            raise ValueError(f"init_from {path!r}: expected a checkpoint with a 'state_dict' "
+                             f"({err})") from err
+        own = self.state_dict()
+        match = {k: v for k, v in state.items()
+                 if k.startswith("model.") and k in own and own[k].shape == v.shape}
+        if not match:
+            raise ValueError(f"init_from {path!r}: no model weight matches this task's")
+        self.load_state_dict(match, strict=False)
+        if any(k.startswith("model.vit.blocks.") and ".enc2." in k for k in match):
+            self._calibrated = True  # its spiking blocks come calibrated and trained
 
     def build_codec(self) -> LinkModule:
         """The link module named by ``codec``, sized for the backbone's tokens at the cut.

@@ -76,6 +76,7 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
                          "(expected 'hyper_parameters' and 'state_dict')")
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
     hparams["pretrained"] = None
+    hparams.pop("init_from", None)  # the weights are in the checkpoint itself
     if split_index is not None:
         hparams["split_index"] = split_index
     if head_placement is not None:

@@ -262,3 +262,18 @@ def test_impossible_spiking_parts_are_refused(overrides: dict, match: str) -> No
 def test_a_spike_link_larger_than_the_identity_payload_is_refused() -> None:
     with pytest.raises(ValueError, match="identity payload"):
         _task("spike", num_steps=64, latent_dim=64)  # 4096 bits per token >= 32 x 128
+
+
+def test_init_from_carries_trained_spiking_blocks_into_a_spike_link_task(tmp_path: Path) -> None:
+    """Stage 1 (identity link) initialises stage 2 (spike link); no re-calibration overwrites it."""
+    stage1 = _task("identity", split_index=1, spiking_blocks=[0], block_steps=2)
+    stage1.calibrate(next(iter(_loader()))[0])
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": stage1.state_dict()}, path)
+    stage2 = _task("spike", split_index=1, spiking_blocks=[0], block_steps=2, init_from=[str(path)])
+    for key, value in stage1.model.vit.state_dict().items():
+        torch.testing.assert_close(stage2.model.vit.state_dict()[key], value, msg=key)
+    assert stage2._calibrated
+    with pytest.raises(ValueError, match="no model weight matches"):
+        torch.save({"state_dict": {"other.x": torch.zeros(1)}}, tmp_path / "bad.ckpt")
+        _task("spike", init_from=[str(tmp_path / "bad.ckpt")])
