@@ -67,6 +67,7 @@ class RateAccuracyConfig(FigureRunConfig):
     lambdas: list[float] | None = None
     codec: str = "factorized"
     latent_dim: int | None = None
+    num_steps: int | None = None
     merge_tokens: list[int] | None = None
     hidden_dim: int | None = None
     distill_weight: float = 0.0
@@ -188,6 +189,8 @@ def cut_tokens(config: RateAccuracyConfig, weights: str, dm: EuroSATDataModule, 
 def codec_setting(merge: int, lmbda: float, config: RateAccuracyConfig) -> str:
     """Row key of one learned codec (default transforms keep the key of earlier sweeps)."""
     parts = [] if merge == 1 else [f"merge={merge}"]
+    if config.num_steps is not None:  # the spike link: its rate is T x k bits per token
+        parts.append(f"k={config.latent_dim},T={config.num_steps}")
     if config.hidden_dim:
         parts.append(f"hidden={config.hidden_dim}")
     if config.distill_weight:
@@ -232,7 +235,8 @@ def token_rows(config: RateAccuracyConfig, weights: str, dm: EuroSATDataModule) 
             task = CodecTask(
                 codec=config.codec, split_index=split, finetune=config.finetune, lmbda=lmbda,
                 latent_dim=config.latent_dim, merge_tokens=merge, hidden_dim=config.hidden_dim,
-                distill_weight=config.distill_weight, lr=config.lr, aux_lr=config.lr, **common,
+                distill_weight=config.distill_weight, lr=config.lr, aux_lr=config.lr,
+                **({} if config.num_steps is None else {"num_steps": config.num_steps}), **common,
             )
             trainer = _trainer(config.epochs)
             trainer.fit(task, datamodule=train_dm)
