@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--note", default="", help="what made the source (command), kept in the manifest")
     parser.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="task/codec: overwrite a saved model hyper-parameter (e.g. pretrained=...)")
+    parser.add_argument("--keep-float32", action="append", default=[], metavar="PREFIX",
+                        help="task/codec: weights under PREFIX stay float32 (e.g. spiking blocks, "
+                             "whose spikes flip under fp16 rounding: model.vit.blocks.0.)")
     parser.add_argument("--set-data", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="task/codec: overwrite a saved datamodule hyper-parameter (e.g. root=...)")
     args = parser.parse_args()
@@ -69,7 +72,8 @@ def main() -> None:
     if args.kind == "mae":
         slim = mae_encoder_weights(ckpt)
     else:
-        slim = slim_task_checkpoint(ckpt, ("model.link.",) if args.kind == "codec" else ())
+        keep = (("model.link.",) if args.kind == "codec" else ()) + tuple(args.keep_float32)
+        slim = slim_task_checkpoint(ckpt, keep)
     try:
         if args.set:
             set_saved_hyperparameters(slim, "hyper_parameters", dict(args.set))

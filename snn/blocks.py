@@ -17,8 +17,10 @@ A :class:`SpikingBlock` replaces a timm ``Block`` one for one (``[B, N, D] -> [B
 
 Conversion (:meth:`SpikingBlock.from_block`) copies the ANN weights and sets each encoder's
 threshold to a robust maximum of what it sees on calibration tokens, scaling the next layer by
-it (Rueckauer et al. 2017), so the MLP branch starts as a quantised copy of the ANN one; the
-spiking attention has no ANN counterpart and must be fine-tuned (surrogate gradients).
+it (Rueckauer et al. 2017), so the MLP branch starts as a quantised copy of the ANN one with
+ReLU in place of GELU; the spiking attention has no ANN counterpart and must be fine-tuned
+(surrogate gradients). Its Q/K/V and attention thresholds are trainable and not constrained:
+check them after training (a threshold at or below zero fires at every step).
 LayerNorms and LayerScale stay real-valued and are not counted (as everywhere in the ledger).
 """
 
@@ -66,8 +68,8 @@ class TernaryEncoder(nn.Module):
     """Constant real input ``[...]`` -> spikes ``[T, ...]`` in {-1, 0, 1}.
 
     Two integrate-and-fire populations (reset by subtraction, starting at half the threshold)
-    see ``x`` and ``-x``; over ``T`` steps their spike count difference is ``x / threshold``
-    rounded and clipped to ``[-T, T]``, so a spike stands for ``threshold`` units of input.
+    see ``x`` and ``-x``; over ``T`` steps their spike count difference is ``T * x / threshold``
+    rounded and clipped to ``[-T, T]``, so the time average stands for ``x / threshold``.
 
     Args:
         num_steps: Timesteps ``T``.
@@ -242,8 +244,9 @@ class SpikingBlock(nn.Module):
             new._calibrate_attention(h1, percentile)
         else:
             new.attn.load_state_dict(attn.state_dict())
-        mid = tokens + block.ls1(attn(h1))
-        h2 = block.norm2(mid)
+        # the MLP is calibrated on what the (spiking) attention branch really feeds it
+        branch = new.attn(new.enc1(h1)).mean(0) if attention == "ssa" else attn(h1)
+        h2 = block.norm2(tokens + block.ls1(branch))
         theta2 = robust_max(h2.abs(), percentile)
         lam = robust_max(mlp.fc1(h2).relu(), percentile)
         new.enc2.set_threshold(theta2)

@@ -55,14 +55,18 @@ class CutConfig:
 
 def ann_identity(checkpoint: str | Path, cut: int) -> CutConfig:
     """The ANN split at ``cut`` with float32 tokens crossing the link (no codec)."""
-    clf = load_classifier(checkpoint, split_index=cut)
+    clf = load_classifier(checkpoint, split_index=cut, head_placement="ground")
     return CutConfig(f"ann-identity@{cut}", "ann", clf,
                      token_link("identity", clf.model, clf.hparams["backbone"]))
 
 
 def from_checkpoint(path: str | Path, name: str | None = None) -> CutConfig:
-    """A ``CodecTask`` checkpoint: ``snn`` when it holds spiking on-board blocks, else ``ann``."""
-    clf = load_classifier(path)
+    """A ``CodecTask`` checkpoint: ``snn`` when it holds spiking on-board blocks, else ``ann``.
+
+    The head is placed on the ground for every configuration, so on-board energy is the same
+    scope on both sides: patch embedding, blocks before the cut, link encoder.
+    """
+    clf = load_classifier(path, head_placement="ground")
     if "codec" not in clf.hparams:
         raise ValueError(f"{str(path)!r} is not a CodecTask checkpoint (no link trained at a cut)")
     family = "snn" if clf.hparams.get("spiking_blocks") else "ann"

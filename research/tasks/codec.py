@@ -159,6 +159,7 @@ class CodecTask(BaseTask):
         if rate_penalty < 0:
             raise ValueError(f"rate_penalty={rate_penalty}; expected >= 0")
         self._calibrated = False
+        self._initialised: set[int] = set()  # spiking blocks whose weights came from init_from
         self.save_hyperparameters()
         super().__init__()
         self.automatic_optimization = False  # two optimizers: main and entropy-model quantiles
@@ -192,20 +193,35 @@ class CodecTask(BaseTask):
             self._init_from(path)
 
     def _init_from(self, path: str) -> None:
-        """Load the ``model.*`` weights of ``path`` that match this task's names and shapes."""
+        """Load the ``model.*`` weights of ``path`` that match this task's names and shapes.
+
+        A spiking block takes weights only from a checkpoint where that block is spiking too: an
+        ANN block has the same names and shapes (``attn.qkv``, ``mlp.fc1``, ...) but unscaled
+        weights, and must not overwrite a converted one.
+        """
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
         except (OSError, KeyError, RuntimeError) as err:
             raise ValueError(f"init_from {path!r}: expected a checkpoint with a 'state_dict' "
                              f"({err})") from err
+        spiking_here = set(self.hparams.spiking_blocks or [])
+        spiking_there = {i for i in spiking_here
+                         if f"model.vit.blocks.{i}.enc2.pos.threshold" in state}
+
+        def takes(key: str) -> bool:
+            if not key.startswith("model.vit.blocks."):
+                return True
+            block = int(key.split(".")[3])
+            return block not in spiking_here or block in spiking_there
+
         own = self.state_dict()
-        match = {k: v for k, v in state.items()
-                 if k.startswith("model.") and k in own and own[k].shape == v.shape}
+        match = {k: v for k, v in state.items() if k.startswith("model.") and k in own
+                 and own[k].shape == v.shape and takes(k)}
         if not match:
             raise ValueError(f"init_from {path!r}: no model weight matches this task's")
         self.load_state_dict(match, strict=False)
-        if any(k.startswith("model.vit.blocks.") and ".enc2." in k for k in match):
-            self._calibrated = True  # its spiking blocks come calibrated and trained
+        self._initialised |= spiking_there
+        self._calibrated = spiking_here <= self._initialised
 
     def build_codec(self) -> LinkModule:
         """The link module named by ``codec``, sized for the backbone's tokens at the cut.
@@ -261,7 +277,7 @@ class CodecTask(BaseTask):
             x = self.model.embed(images)
             ann = dict(zip(hp.spiking_blocks or [], self._ann_blocks, strict=True))
             for i, block in enumerate(self.model.vit.blocks[: hp.split_index]):
-                if i in ann:
+                if i in ann and i not in self._initialised:  # init_from blocks stay as loaded
                     fresh = SpikingBlock.from_block(ann[i].to(x.device), x, hp.block_steps,
                                                     hp.spiking_attention)
                     block.load_state_dict(fresh.state_dict())
@@ -491,11 +507,13 @@ class CodecTask(BaseTask):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resize the entropy coder's table buffers to the checkpoint's before Lightning loads it,
         and fill in the teacher (rebuilt from ``pretrained``) where the checkpoint leaves it out.
+        Spiking blocks come calibrated and trained from it: ``setup`` must not convert them again.
 
         Table sizes depend on the trained densities; a fresh module holds empty ones, and
         Lightning's ``load_state_dict`` does not go through ``EntropyLink.load_state_dict``.
         """
         state = checkpoint.get("state_dict", {})
+        self._calibrated = True
         if self.teacher is not None:
             for key, value in self.teacher.state_dict().items():
                 state.setdefault(TEACHER_PREFIX + key, value)

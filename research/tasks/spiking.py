@@ -57,6 +57,7 @@ class SatelliteSide(nn.Module):
         self.head = nn.ModuleList(model.head_modules() if on_board else [])
         self._model = [model]
         self.logits: torch.Tensor | None = None
+        self.train(model.training)  # count_ops restores this mode on the shared modules
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.logits = self._model[0](images)

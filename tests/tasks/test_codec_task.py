@@ -270,10 +270,19 @@ def test_init_from_carries_trained_spiking_blocks_into_a_spike_link_task(tmp_pat
     stage1.calibrate(next(iter(_loader()))[0])
     path = tmp_path / "stage1.ckpt"
     torch.save({"state_dict": stage1.state_dict()}, path)
-    stage2 = _task("spike", split_index=1, spiking_blocks=[0], block_steps=2, init_from=[str(path)])
+    link_model = _task("spike", split_index=1)  # a spike link trained behind ANN blocks
+    link_path = tmp_path / "link.ckpt"
+    torch.save({"state_dict": link_model.state_dict()}, link_path)
+    stage2 = _task("spike", split_index=1, spiking_blocks=[0], block_steps=2,
+                   init_from=[str(path), str(link_path)])
+    # the ANN blocks of the link checkpoint share names and shapes but must not overwrite them
     for key, value in stage1.model.vit.state_dict().items():
         torch.testing.assert_close(stage2.model.vit.state_dict()[key], value, msg=key)
+    for key, value in link_model.model.link.state_dict().items():
+        torch.testing.assert_close(stage2.model.link.state_dict()[key], value, msg=key)
     assert stage2._calibrated
+    only_link = _task("spike", split_index=1, spiking_blocks=[0], init_from=[str(link_path)])
+    assert not only_link._calibrated  # its spiking block still needs converting
     with pytest.raises(ValueError, match="no model weight matches"):
         torch.save({"state_dict": {"other.x": torch.zeros(1)}}, tmp_path / "bad.ckpt")
         _task("spike", init_from=[str(tmp_path / "bad.ckpt")])
