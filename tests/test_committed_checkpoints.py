@@ -145,3 +145,44 @@ def test_committed_codec_reproduces_its_row(tmp_path, monkeypatch) -> None:
     metrics, row = cli.trainer.callback_metrics, _codec_row()
     assert abs(float(metrics["test/acc"]) - row["acc"]) < 1e-4
     assert abs(float(metrics["test/bytes_per_inference"]) - row["bytes_per_inference"]) < 0.05
+
+
+SPIKING = "satvit_small_snn_cut3_ssa.ckpt"
+SNN_CUT = checkpoints_dir().parent / "results" / "snn_cut" / "snn_cut.json"
+
+
+def _spiking_row() -> dict:
+    rows = json.loads(SNN_CUT.read_text())["rows"]
+    return next(r for r in rows if r["checkpoint"].endswith(SPIKING))
+
+
+def test_committed_spiking_part_on_embedded_images() -> None:
+    """The spiking satellite part at cut 3 on the 1,000 embedded (unseen, test-split) images:
+    accuracy, real bytes and 45 nm on-board energy near its committed full-test row."""
+    from research.data import EuroSATDataModule
+    from research.eval.spiking_cut import from_checkpoint, measure
+
+    row = _spiking_row()
+    images, labels = EuroSATDataModule(root=None).subset("test").tensors
+    got = measure(from_checkpoint(checkpoints_dir() / SPIKING), images, labels)
+    assert got["family"] == "snn" and got["cut"] == 3
+    assert abs(got["accuracy"] - row["accuracy"]) < 0.04, (got["accuracy"], row["accuracy"])
+    for key in ("bytes_per_inference", "energy_j_cmos45nm", "energy_j_loihi"):
+        assert abs(got[key] - row[key]) < 0.1 * row[key], (key, got[key], row[key])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not eurosat_dir().is_dir(), reason="full EuroSAT copy not present")
+def test_committed_spiking_row_is_reproduced() -> None:
+    """Re-measure the committed spiking row on the full test split: same numbers."""
+    from research.data import EuroSATDataModule
+    from research.eval.evaluate import random_subset
+    from research.eval.spiking_cut import from_checkpoint, measure
+
+    row = _spiking_row()
+    dm = EuroSATDataModule(root=str(eurosat_dir()))
+    images, labels = random_subset(*dm.subset("test").tensors, None)
+    got = measure(from_checkpoint(checkpoints_dir() / SPIKING), images, labels)
+    assert got["images"] == row["images"]
+    for key in ("accuracy", "bytes_per_inference", "synops", "macs", "energy_j_cmos45nm"):
+        assert got[key] == pytest.approx(row[key], rel=1e-6), key
