@@ -30,6 +30,12 @@ CHECKPOINTS = [
 ]
 
 
+def _hparams(path: str) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]
+
+
 def main(argv: list[str] | None = None) -> None:
     from research.data.eurosat import EuroSATDataModule
     from research.eval.evaluate import random_subset
@@ -63,7 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     dm = EuroSATDataModule(root=args.root)
     images, labels = random_subset(*dm.subset("test").tensors, args.limit)
     makers = [lambda c=c: ann_identity(args.reference, c) for c in args.cuts]
-    makers += [lambda q=q: from_checkpoint(resolve_path(q)) for q in args.checkpoints]
+    for q in args.checkpoints:
+        makers.append(lambda q=q: from_checkpoint(resolve_path(q)))
+        if _hparams(resolve_path(q)).get("spiking_blocks"):
+            # the same spiking blocks with float32 tokens: their own accuracy cost, link apart
+            makers.append(lambda q=q: from_checkpoint(resolve_path(q), link="identity"))
     rows = sweep(makers, images, labels)
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "images": len(images), "source": args.root or "embedded",

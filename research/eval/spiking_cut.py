@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from devices import list_devices
+from devices import get_device, list_devices
 from encoders.base import LinkModule
 from research.eval.schemes import OnBoard, token_link
 from research.figures import save_figure
@@ -60,19 +60,26 @@ def ann_identity(checkpoint: str | Path, cut: int) -> CutConfig:
                      token_link("identity", clf.model, clf.hparams["backbone"]))
 
 
-def from_checkpoint(path: str | Path, name: str | None = None) -> CutConfig:
+def from_checkpoint(path: str | Path, name: str | None = None,
+                    link: str | None = None) -> CutConfig:
     """A ``CodecTask`` checkpoint: ``snn`` when it holds spiking on-board blocks, else ``ann``.
 
     The head is placed on the ground for every configuration, so on-board energy is the same
-    scope on both sides: patch embedding, blocks before the cut, link encoder.
+    scope on both sides: patch embedding, blocks before the cut, link encoder. ``link`` names a
+    training-free link to use instead of the trained one (``identity``: what the on-board
+    blocks alone cost in accuracy, without the link's loss).
     """
     clf = load_classifier(path, head_placement="ground")
     if "codec" not in clf.hparams:
         raise ValueError(f"{str(path)!r} is not a CodecTask checkpoint (no link trained at a cut)")
     family = "snn" if clf.hparams.get("spiking_blocks") else "ann"
     cut = clf.model.split_index
-    return CutConfig(name or f"{family}-{clf.hparams['codec']}@{cut}", family, clf,
-                     clf.model.link.eval())
+    if link is not None:
+        clf.hparams = {**clf.hparams, "codec": link}
+        module = token_link(link, clf.model, clf.hparams["backbone"])
+    else:
+        module = clf.model.link.eval()
+    return CutConfig(name or f"{family}-{clf.hparams['codec']}@{cut}", family, clf, module)
 
 
 @torch.no_grad()
@@ -144,7 +151,8 @@ def plot_cut_rows(rows: list[dict], out: str | Path, title: str = "") -> list[Pa
     cuts = sorted({r["cut"] for r in rows})
     cmap = plt.get_cmap("viridis", max(len(cuts), 2))
     colour = {c: cmap(i) for i, c in enumerate(cuts)}
-    marker = {("ann", "identity"): "o", ("ann", "codec"): "s", ("snn", "codec"): "*"}
+    marker = {("ann", "identity"): "o", ("ann", "codec"): "s", ("snn", "identity"): "P",
+              ("snn", "codec"): "*"}
     for r in rows:
         kind = (r["family"], "identity" if r["link"] == "identity" else "codec")
         for ax, x in ((axes[0], r[f"energy_j_{EVENT_PROFILE}"] * 1e6),
@@ -171,7 +179,7 @@ def plot_cut_rows(rows: list[dict], out: str | Path, title: str = "") -> list[Pa
     axes[1].legend(handles=handles, fontsize=7, loc="lower right")
     snn_cuts = sorted({r["cut"] for r in rows if r["family"] == "snn"})
     shown = [r for r in rows if r["cut"] in snn_cuts]
-    profiles = list_devices()
+    profiles = sorted(list_devices(), key=lambda n: (not get_device(n).event_driven, n))
     width = 0.8 / max(len(shown), 1)
     for j, r in enumerate(shown):
         axes[2].bar(np.arange(len(profiles)) + j * width,

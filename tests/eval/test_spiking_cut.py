@@ -97,3 +97,12 @@ def test_a_dense_profile_is_not_an_event_driven_one(raw_scenario):
     raw_scenario["profiles"]["event_driven"] = "jetson_nano"
     with pytest.raises(ScenarioError, match="dense profile"):
         parse_scenario(raw_scenario, "tiny.yaml")
+
+
+def test_spiking_blocks_can_be_measured_behind_the_identity_link(tiny_spiking_checkpoint, images):
+    coded = measure(from_checkpoint(tiny_spiking_checkpoint), *images)
+    plain = measure(from_checkpoint(tiny_spiking_checkpoint, link="identity"), *images)
+    assert (plain["family"], plain["link"], plain["name"]) == ("snn", "identity", "snn-identity@1")
+    assert plain["bytes_per_inference"] > coded["bytes_per_inference"]
+    # the same spiking blocks emit the same spikes; the spike link's encoder adds dense MACs
+    assert plain["synops"] == coded["synops"] and plain["macs"] < coded["macs"]
