@@ -162,7 +162,8 @@ def plot_cut_rows(rows: list[dict], out: str | Path, title: str = "") -> list[Pa
             if r["family"] != "ann" or kind[1] != "identity":
                 ax.annotate(r["name"], (x, 100 * r["accuracy"]), fontsize=7,
                             xytext=(4, -10), textcoords="offset points")
-    ident = sorted((r for r in rows if r["link"] == "identity"), key=lambda r: r["cut"])
+    ident = sorted((r for r in rows if r["family"] == "ann" and r["link"] == "identity"),
+                   key=lambda r: r["cut"])
     axes[0].plot([r[f"energy_j_{EVENT_PROFILE}"] * 1e6 for r in ident],
                  [100 * r["accuracy"] for r in ident], color="0.6", lw=1, zorder=1)
     axes[0].set_xscale("log")
@@ -176,7 +177,7 @@ def plot_cut_rows(rows: list[dict], out: str | Path, title: str = "") -> list[Pa
                           label=f"{fam} {kind}") for (fam, kind), m in marker.items()]
     handles += [plt.Line2D([], [], marker="o", ls="", color=colour[c], label=f"cut {c}")
                 for c in cuts]
-    axes[1].legend(handles=handles, fontsize=7, loc="lower right")
+    axes[1].legend(handles=handles, fontsize=7, loc="center")
     snn_cuts = sorted({r["cut"] for r in rows if r["family"] == "snn"})
     shown = [r for r in rows if r["cut"] in snn_cuts]
     profiles = sorted(list_devices(), key=lambda n: (not get_device(n).event_driven, n))
@@ -185,7 +186,8 @@ def plot_cut_rows(rows: list[dict], out: str | Path, title: str = "") -> list[Pa
         axes[2].bar(np.arange(len(profiles)) + j * width,
                     [r[f"energy_j_{p}"] * 1e6 for p in profiles], width, label=r["name"],
                     hatch="//" if r["family"] == "snn" else None, edgecolor="k")
-    axes[2].set_xticks(np.arange(len(profiles)) + 0.4 - width / 2, profiles, fontsize=8)
+    axes[2].set_xticks(np.arange(len(profiles)) + 0.4 - width / 2, profiles, fontsize=8,
+                       rotation=20)
     axes[2].set_yscale("log")
     axes[2].set_ylabel("on-board energy per inference, µJ")
     axes[2].set_title("same ops, priced per device profile", fontsize=9)

@@ -1,0 +1,38 @@
+"""scripts/fig_snn_cut.py: a quick run writes rows, ratios and the figure; missing inputs are named."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from research.paths import REPO_ROOT
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("fig_snn_cut", REPO_ROOT / "scripts" / "fig_snn_cut.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_measures_the_committed_spiking_part(tmp_path: Path) -> None:
+    _script().main(["--quick", "--limit", "16", "--cuts", "3", "--checkpoints",
+                    "checkpoints/satvit_small_snn_cut3_ssa.ckpt", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "snn_cut.json").read_text())
+    names = [r["name"] for r in record["rows"]]
+    assert names == ["ann-identity@3", "snn-spike@3", "snn-identity@3"]
+    assert {r["ann"] for r in record["ratios"]} == {"ann-identity@3"}
+    assert (tmp_path / "snn_cut.png").is_file() and (tmp_path / "snn_cut.pdf").is_file()
+
+
+def test_a_missing_checkpoint_names_the_command_that_makes_it(capsys) -> None:
+    module = _script()
+    with pytest.raises(SystemExit):
+        module.main(["--checkpoints", module.ANN_CODEC_CUT3, "nowhere.ckpt", "--out", "unused"])
+    err = capsys.readouterr().err
+    assert "nowhere.ckpt" in err
+    if not (REPO_ROOT / module.ANN_CODEC_CUT3).is_file():  # a fresh checkout: how to make it
+        assert "fig_rate_accuracy.py --out outputs/ann_codec_cut3" in err
