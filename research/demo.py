@@ -6,8 +6,9 @@
 3. loads the committed task-oriented codec (trained at split 5 by the rate-accuracy sweep), or
    trains one at the paper's cut (after patch embedding) if it is missing;
 4. evaluates per-inference accuracy, bits, energy and latency of every scheme (split with token
-   baselines and the codec, raw / PNG / JPEG image downlink, everything on board) on the same
-   captures, prints the table and writes the ledger and figures;
+   baselines and the codec, raw / PNG / JPEG image downlink, a spiking satellite part at cut 3,
+   everything on board) on the same captures, with on-board energy also priced on event-driven
+   45 nm logic, prints the table and writes the ledger and figures;
 5. the ledger under load: Sentinel-2-like scenes over a small sweep of captures per orbit on
    shared, one-transfer-at-a-time links; prints each scheme's p95 latency, delivered fraction
    and knee, and writes the load figure.
