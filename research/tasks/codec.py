@@ -87,6 +87,8 @@ class CodecTask(BaseTask):
             :class:`snn.blocks.SpikingBlock` (converted from the pretrained ANN blocks on
             ``calib_batches`` training batches, then trained with surrogate gradients).
         block_steps: Timesteps ``T`` of the spiking blocks.
+        train_spiking_blocks: Train the spiking blocks (False: they stay as converted or as
+            ``init_from`` left them, e.g. while a link learns their tokens).
         spiking_attention: ``ssa`` (spiking self-attention) or ``ann`` (softmax attention kept).
         rate_penalty: Weight of the mean firing rate of the spiking blocks' neurons in the loss
             (spikes are the energy).
@@ -134,6 +136,7 @@ class CodecTask(BaseTask):
         cut_distill_weight: float = 0.0,
         spiking_blocks: list[int] | None = None,
         block_steps: int = 2,
+        train_spiking_blocks: bool = True,
         spiking_attention: str = "ssa",
         rate_penalty: float = 0.0,
         calib_batches: int = 4,
@@ -188,7 +191,7 @@ class CodecTask(BaseTask):
                 module.requires_grad_(False)
             self.model.link.requires_grad_(True)
         for block in self.spiking_blocks():
-            block.requires_grad_(True)
+            block.requires_grad_(hp.train_spiking_blocks)
         for path in hp.init_from or []:
             self._init_from(path)
 

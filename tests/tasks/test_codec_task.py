@@ -286,3 +286,12 @@ def test_init_from_carries_trained_spiking_blocks_into_a_spike_link_task(tmp_pat
     with pytest.raises(ValueError, match="no model weight matches"):
         torch.save({"state_dict": {"other.x": torch.zeros(1)}}, tmp_path / "bad.ckpt")
         _task("spike", init_from=[str(tmp_path / "bad.ckpt")])
+
+
+def test_frozen_spiking_blocks_stay_while_the_link_learns() -> None:
+    task = _spiking_task(train_spiking_blocks=False)
+    task.calibrate(next(iter(_loader()))[0])
+    before = {n: p.detach().clone() for n, p in task.named_parameters()}
+    _trainer(max_epochs=1, limit_val_batches=0).fit(task, _loader())
+    changed = {n for n, p in task.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("model.link.") for n in changed)
