@@ -33,18 +33,10 @@ MAKERS = {ANN_CODEC_CUT3: "python scripts/fig_rate_accuracy.py --out outputs/ann
                           "--epochs 10 --skip-images   # about 12 min on 2 CPU cores"}
 
 
-def _hparams(path: str) -> dict:
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]
-
-
 def main(argv: list[str] | None = None) -> None:
     from research.data.eurosat import EuroSATDataModule
     from research.eval.evaluate import random_subset
     from research.eval.spiking_cut import (
-        ann_identity,
-        from_checkpoint,
         plot_cut_rows,
         ratios,
         sweep,
@@ -78,13 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         args.root, args.limit = None, args.limit or 200
     dm = EuroSATDataModule(root=args.root)
     images, labels = random_subset(*dm.subset("test").tensors, args.limit)
-    makers = [lambda c=c: ann_identity(args.reference, c) for c in args.cuts]
-    for q in args.checkpoints:
-        makers.append(lambda q=q: from_checkpoint(resolve_path(q)))
-        if _hparams(resolve_path(q)).get("spiking_blocks"):
-            # the same spiking blocks with float32 tokens: their own accuracy cost, link apart
-            makers.append(lambda q=q: from_checkpoint(resolve_path(q), link="identity"))
-    rows = sweep(makers, images, labels)
+    rows = sweep(args.reference, args.cuts, [resolve_path(q) for q in args.checkpoints],
+                 images, labels)
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "images": len(images), "source": args.root or "embedded",
             "counted": "patch embedding, blocks before the cut, link encoder (compress); "

@@ -20,7 +20,7 @@ from snn.energy import (
 from snn.head import READOUTS, HeadRecord, SpikingHead
 from snn.link import SPIKE_CODEC_ID, SpikeLink, pack_spikes, unpack_spikes
 from snn.mlp import SpikingMlp, swap_mlps
-from snn.neurons import initial_mem, is_spiking_neuron, make_lif, release_state
+from snn.neurons import initial_mem, is_spiking_neuron, make_lif, recording_rates, release_state
 from snn.surrogates import build_surrogate, list_surrogates, register_surrogate
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "list_surrogates",
     "make_lif",
     "pack_spikes",
+    "recording_rates",
     "register_encoding",
     "register_surrogate",
     "release_state",

@@ -26,15 +26,14 @@ LayerNorms and LayerScale stay real-valued and are not counted (as everywhere in
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from snn.convert import robust_max
 from snn.energy import Matmul
-from snn.neurons import initial_mem, is_spiking_neuron, make_lif, release_state
+from snn.neurons import initial_mem, make_lif, release_state
 
 __all__ = [
     "ATTENTIONS",
@@ -42,7 +41,6 @@ __all__ = [
     "SpikingBlock",
     "TernaryEncoder",
     "convert_blocks",
-    "recording_rates",
 ]
 
 ATTENTIONS = ("ann", "ssa")
@@ -301,15 +299,3 @@ def convert_blocks(blocks: nn.ModuleList, indices: Sequence[int], tokens: torch.
         x = blocks[i](x)
     return new
 
-
-@contextlib.contextmanager
-def recording_rates(modules: Iterable[nn.Module], rates: list[torch.Tensor]) -> Iterator[None]:
-    """Append each spiking neuron's mean spike magnitude per call (differentiable) to ``rates``
-    while a forward runs (for a firing-rate penalty: spikes are the energy)."""
-    hooks = [neuron.register_forward_hook(lambda _m, _i, out: rates.append(out[0].mean()))
-             for module in modules for neuron in module.modules() if is_spiking_neuron(neuron)]
-    try:
-        yield
-    finally:
-        for h in hooks:
-            h.remove()

@@ -10,13 +10,17 @@ holds memory; the global list keeps every neuron alive. :func:`make_lif` and
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
+
 import snntorch
 import torch
 from torch import nn
 
 from snn.surrogates import build_surrogate
 
-__all__ = ["RESETS", "make_lif", "release_state", "initial_mem", "is_spiking_neuron"]
+__all__ = ["RESETS", "make_lif", "release_state", "initial_mem", "is_spiking_neuron",
+           "recording_rates"]
 
 RESETS = ("subtract", "zero", "none")
 
@@ -93,3 +97,21 @@ def release_state(module: nn.Module) -> None:
                 sub.mem = torch.zeros(0, device=mem.device, dtype=mem.dtype)
             if isinstance(getattr(sub, "reset", None), torch.Tensor):
                 sub.reset = torch.zeros(0)
+
+
+@contextlib.contextmanager
+def recording_rates(modules: Iterable[nn.Module], rates: list[torch.Tensor]) -> Iterator[None]:
+    """Append each firing neuron's mean spike output per call (differentiable) to ``rates`` while
+    a forward runs, for a firing-rate penalty (spikes are the energy). Integrators (an infinite
+    threshold, e.g. a membrane readout) never fire and are left out."""
+    hooks = []
+    for module in modules:
+        for neuron in module.modules():
+            if is_spiking_neuron(neuron) and torch.isfinite(neuron.threshold).all():
+                hooks.append(neuron.register_forward_hook(
+                    lambda _m, _i, out: rates.append(out[0].mean())))
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()

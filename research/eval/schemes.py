@@ -37,7 +37,7 @@ from encoders.images import IMAGE_FORMATS, image_roundtrip
 from encoders.registry import build_for_cut, link_spec, list_links
 from research.models.presets import get_preset
 from research.models.profile import count_flops
-from research.models.split_vit import SplitViT
+from research.models.split_vit import OnBoard, SplitViT
 from research.paths import resolve_path
 from research.registry import Registry
 from research.tasks.loading import Classifier, load_classifier
@@ -46,7 +46,6 @@ __all__ = [
     "ANSWER_BYTES",
     "EvalScheme",
     "ImageScheme",
-    "OnBoard",
     "OnboardScheme",
     "SchemeOutput",
     "SplitScheme",
@@ -218,38 +217,6 @@ def token_link(name: str, model: SplitViT, backbone: str) -> LinkModule:
     return build_for_cut(name, model.embed_dim, num_tokens)
 
 
-class OnBoard(nn.Module):
-    """Everything a split satellite runs: patch embedding, blocks before the cut, link encoder,
-    and the head when it is placed on board.
-
-    The parts are children, so :func:`snn.count_ops` counts them and nothing on the ground.
-    ``forward`` keeps the cut tokens and payloads it produced, so a caller can decode them
-    without running the satellite part twice. An on-board head runs on features of the
-    uncompressed tokens (its dense ops do not depend on the values), so the link's decoder is
-    never called here and never counted.
-    """
-
-    def __init__(self, model: SplitViT, link: LinkModule) -> None:
-        super().__init__()
-        self.patch_embed = model.vit.patch_embed
-        self.blocks = nn.ModuleList(model.vit.blocks[: model.split_index])
-        self.link = link
-        on_board = model.head_placement == "satellite"
-        self.head = nn.ModuleList(model.head_modules() if on_board else [])
-        self._model = [model]  # not a child: its ground modules must not be counted
-        self.tokens: torch.Tensor | None = None
-        self.payloads: list[bytes] = []
-        self.train(model.training)  # count_ops restores this mode on the shared modules
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        model = self._model[0]
-        self.tokens = model.satellite_part(images)
-        self.payloads = self.link.compress(self.tokens)
-        if len(self.head):
-            model.head(model.ground_part(self.tokens))
-        return self.tokens
-
-
 @register_eval_scheme("split")
 class SplitScheme(EvalScheme):
     """Satellite part (+ link encoder) on board; link decoder, encoder rest (+ head) on the ground.
@@ -306,13 +273,10 @@ class SplitScheme(EvalScheme):
         ground = (count_flops(self.link.decompress, payload, tokens.shape[1:])
                   + count_flops(m.ground_part, decoded))
         head = count_flops(m.head, feats)
-        k = m.split_index
-        board_modules = [m.vit.patch_embed, *m.vit.blocks[:k], self.link]
-        board = sum(model_bytes(mod) for mod in board_modules)
+        board = model_bytes(OnBoard(m, self.link))
         if m.vit.pos_embed is not None:
             board += m.vit.pos_embed.numel() * m.vit.pos_embed.element_size()
         if m.head_placement == "satellite":
-            board += sum(model_bytes(mod) for mod in m.head_modules())
             return on_board, ground, 4 * feats[0].numel(), head, board
         return on_board, ground + head, 0, 0.0, board
 

@@ -16,7 +16,7 @@ blocks with the spike link (``family`` tells them apart from the checkpoint's hy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 
 from devices import get_device, list_devices
 from encoders.base import LinkModule
-from research.eval.schemes import OnBoard, token_link
+from research.eval.schemes import token_link
 from research.figures import save_figure
+from research.models.split_vit import OnBoard
 from research.records import write_rows
 from research.tasks.loading import Classifier, load_classifier
 from snn import OpCounts, count_ops
@@ -123,10 +124,19 @@ def measure(config: CutConfig, images: torch.Tensor, labels: torch.Tensor,
     return row
 
 
-def sweep(configs: Sequence[Callable[[], CutConfig]], images: torch.Tensor,
-          labels: torch.Tensor, progress: bool = True) -> list[dict]:
-    """:func:`measure` each configuration (built lazily, one model in memory at a time)."""
-    return [measure(make(), images, labels, progress=progress) for make in configs]
+def sweep(reference: str | Path, cuts: Sequence[int], checkpoints: Sequence[str | Path],
+          images: torch.Tensor, labels: torch.Tensor, progress: bool = True) -> list[dict]:
+    """The ANN split of ``reference`` at each of ``cuts``, then each ``CodecTask`` checkpoint;
+    a spiking one also behind float32 tokens (its blocks' own cost, the link apart). One model
+    in memory at a time."""
+    rows = [measure(ann_identity(reference, c), images, labels, progress=progress) for c in cuts]
+    for path in checkpoints:
+        config = from_checkpoint(path)
+        rows.append(measure(config, images, labels, progress=progress))
+        if config.family == "snn":
+            plain = from_checkpoint(path, link="identity")
+            rows.append(measure(plain, images, labels, progress=progress))
+    return rows
 
 
 def ratios(rows: list[dict]) -> list[dict]:

@@ -9,12 +9,13 @@ from research.models.finetune import (
 from research.models.mae import MaskedAutoencoder, patchify
 from research.models.presets import build_backbone, get_preset, list_backbones, register_backbone
 from research.models.profile import SplitProfile, count_flops, profile_split
-from research.models.split_vit import SplitViT
+from research.models.split_vit import OnBoard, SplitViT
 from research.models.weights import load_backbone_weights
 
 __all__ = [
     "FINETUNE_MODES",
     "MaskedAutoencoder",
+    "OnBoard",
     "SplitProfile",
     "SplitViT",
     "add_lora",

@@ -124,3 +124,36 @@ class SplitViT(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_parts(images)["logits"]
+
+
+class OnBoard(nn.Module):
+    """Everything a split satellite runs: patch embedding, blocks before the cut, link encoder,
+    and the head when it is placed on board.
+
+    The parts are children, so :func:`snn.count_ops` counts them and nothing on the ground.
+    ``forward`` keeps the cut tokens and payloads it produced, so a caller can decode them
+    without running the satellite part twice. An on-board head runs on features of the
+    uncompressed tokens (its dense ops do not depend on the values), so the link's decoder is
+    never called here and never counted.
+    """
+
+    def __init__(self, model: SplitViT, link: LinkModule) -> None:
+        super().__init__()
+        self.patch_embed = model.vit.patch_embed
+        self.blocks = nn.ModuleList(model.vit.blocks[: model.split_index])
+        self.link = link
+        on_board = model.head_placement == "satellite"
+        self.head = nn.ModuleList(model.head_modules() if on_board else [])
+        self._model = [model]  # not a child: its ground modules must not be counted
+        self.tokens: torch.Tensor | None = None
+        self.payloads: list[bytes] = []
+        self.train(model.training)  # count_ops restores this mode on the shared modules
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        model = self._model[0]
+        self.tokens = model.satellite_part(images)
+        self.payloads = self.link.compress(self.tokens)
+        if len(self.head):
+            model.head(model.ground_part(self.tokens))
+        return self.tokens
+

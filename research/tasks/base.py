@@ -45,6 +45,26 @@ class BaseTask(L.LightningModule):
         if isinstance(hparams, dict):
             hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
 
+    def first_train_images(self, batches: int) -> torch.Tensor | None:
+        """The inputs of the first ``batches`` training batches, prepared as for evaluation and on
+        the weights' device (calibration data for thresholds and conversions); ``None`` without
+        a trainer and data module.
+
+        Not ``self.device``: during ``setup`` Lightning reports the target device before it
+        moves the weights.
+        """
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is None:
+            return None
+        out = []
+        for i, batch in enumerate(dm.train_dataloader()):
+            if i >= batches:
+                break
+            if hasattr(dm, "prepare_batch"):
+                batch = dm.prepare_batch(batch, train=False)
+            out.append(batch[0])
+        return torch.cat(out).to(next(self.parameters()).device)
+
     def configure_losses(self) -> None:
         """Optional: build loss modules."""
 

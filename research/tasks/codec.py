@@ -28,7 +28,8 @@ from research.models.presets import get_preset
 from research.models.split_vit import SplitViT
 from research.tasks.base import BaseTask
 from research.tasks.classification import accuracy_metrics, log_classification, task_backbone
-from snn.blocks import ATTENTIONS, SpikingBlock, recording_rates
+from snn.blocks import ATTENTIONS, SpikingBlock
+from snn.neurons import recording_rates
 
 __all__ = ["CODEC_OPTIONS", "CodecTask"]
 
@@ -291,19 +292,11 @@ class CodecTask(BaseTask):
 
     def setup(self, stage: str) -> None:
         """Calibrate spiking blocks on the first ``calib_batches`` training batches."""
-        if self._calibrated or not self.spiking_blocks() or self._trainer is None:
+        if self._calibrated or not self.spiking_blocks():
             return
-        dm = self.trainer.datamodule
-        if dm is None:
-            return
-        batches = []
-        for i, batch in enumerate(dm.train_dataloader()):
-            if i >= self.hparams.calib_batches:
-                break
-            if hasattr(dm, "prepare_batch"):
-                batch = dm.prepare_batch(batch, train=False)
-            batches.append(batch[0])
-        self.calibrate(torch.cat(batches).to(next(self.parameters()).device))
+        images = self.first_train_images(self.hparams.calib_batches)
+        if images is not None:
+            self.calibrate(images)
 
     @property
     def variable_rate(self) -> bool:

@@ -10,13 +10,13 @@ the comparison is trained, tested and priced by one code path.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from research.models.finetune import configure_finetuning
-from research.models.split_vit import SplitViT
+from research.models.split_vit import OnBoard, SplitViT
 from research.models.weights import read_state_dict
 from research.tasks.base import BaseTask
 from research.tasks.classification import accuracy_metrics, log_classification, task_backbone
@@ -29,6 +29,7 @@ from snn import (
     count_ops,
     get_encoding,
     list_surrogates,
+    recording_rates,
     robust_max,
     swap_mlps,
 )
@@ -38,30 +39,6 @@ HEADS = ("spiking", "ann_mlp", "linear")
 hidden sizes (the fair ANN counterpart); ``linear``: the ViT's own ``Linear`` head."""
 FINETUNES = ("frozen", "lora")
 INITS = ("random", "convert")
-
-
-class SatelliteSide(nn.Module):
-    """The on-board modules as children, so :func:`snn.count_ops` counts only them.
-
-    ``forward`` still runs the whole split model (the ground part is needed to reach the head);
-    the model is kept in a list so its ground modules are not registered here and not counted.
-    Counted: patch embedding, the blocks before the cut and, when ``head_placement`` is
-    ``satellite``, the head. Not counted: the link (identity here), norms, pooling.
-    """
-
-    def __init__(self, model: SplitViT) -> None:
-        super().__init__()
-        self.patch_embed = model.vit.patch_embed
-        self.blocks = nn.ModuleList(model.vit.blocks[: model.split_index])
-        on_board = model.head_placement == "satellite"
-        self.head = nn.ModuleList(model.head_modules() if on_board else [])
-        self._model = [model]
-        self.logits: torch.Tensor | None = None
-        self.train(model.training)  # count_ops restores this mode on the shared modules
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.logits = self._model[0](images)
-        return self.logits
 
 
 def _ann_mlp(width: int, hidden: Sequence[int], num_classes: int) -> nn.Sequential:
@@ -276,34 +253,11 @@ class SpikingTask(BaseTask):
         """Calibrate on the first ``calib_batches`` training batches, when there is anything to."""
         if self._calibrated or not (self.spiking_mlps() or self.hparams.init == "convert"):
             return
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None:
-            return
-        batches = []
-        for i, batch in enumerate(dm.train_dataloader()):
-            if i >= self.hparams.calib_batches:
-                break
-            if hasattr(dm, "prepare_batch"):
-                batch = dm.prepare_batch(batch, train=False)
-            batches.append(batch[0])
-        # not self.device: during setup Lightning reports the target device before moving weights
-        self.calibrate(torch.cat(batches).to(next(self.parameters()).device))
+        images = self.first_train_images(self.hparams.calib_batches)
+        if images is not None:
+            self.calibrate(images)
 
     # --------------------------------------------------------------- training
-    @contextlib.contextmanager
-    def _recording_rates(self, rates: list[torch.Tensor]) -> Iterator[None]:
-        """Collect each firing neuron layer's mean rate (differentiable) during a forward."""
-        hooks = []
-        for mod in self.model.modules():
-            thr = getattr(mod, "threshold", None)
-            if hasattr(mod, "spike_grad") and isinstance(thr, torch.Tensor) and torch.isfinite(thr).all():
-                hooks.append(mod.register_forward_hook(lambda _m, _i, out: rates.append(out[0].mean())))
-        try:
-            yield
-        finally:
-            for h in hooks:
-                h.remove()
-
     def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits from images, or from pooled features ``[B, D]`` of the frozen backbone.
 
@@ -325,7 +279,7 @@ class SpikingTask(BaseTask):
         images, labels = batch
         rates: list[torch.Tensor] = []
         penalise = stage == "train" and self.hparams.rate_penalty > 0
-        with self._recording_rates(rates) if penalise else contextlib.nullcontext():
+        with recording_rates([self.model], rates) if penalise else contextlib.nullcontext():
             logits = self._logits(images)
         loss = self.criterion(logits, labels)
         if rates:
@@ -351,9 +305,9 @@ class SpikingTask(BaseTask):
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         """One forward: logits for the metrics, ops of the satellite side for the energy."""
         images, labels = batch
-        side = SatelliteSide(self.model)
-        self._test_counts.append(count_ops(side, images))
-        logits = side.logits
+        board = OnBoard(self.model, self.model.link)  # the link is the identity here
+        self._test_counts.append(count_ops(board, images))
+        logits = self.model.head(self.model.ground_part(self.model.link(board.tokens)["y_hat"]))
         log_classification(self, "test", logits, labels, self.criterion(logits, labels))
 
     def on_test_epoch_end(self) -> None:

@@ -13,9 +13,9 @@ from snn.blocks import (
     SpikingBlock,
     TernaryEncoder,
     convert_blocks,
-    recording_rates,
 )
 from snn.energy import Matmul, count_ops
+from snn.neurons import recording_rates
 
 
 def test_ternary_encoder_counts_are_the_rounded_input():
