@@ -25,6 +25,7 @@ from research.data.partition import partition
 from research.data.transforms import channel_stats, normalize
 from research.fed.aggregate import State
 from research.fed.config import DataConfig, ModelConfig, TrainConfig
+from research.fed.privacy import Privacy
 from research.models import SplitViT, build_backbone, configure_finetuning, load_backbone_weights
 
 
@@ -64,24 +65,30 @@ def client_seed(seed: int, round_idx: int, client_idx: int) -> int:
 
 
 def local_update(template: nn.Module, state: State, features: torch.Tensor,
-                 labels: torch.Tensor, cfg: TrainConfig, seed: int) -> State:
+                 labels: torch.Tensor, cfg: TrainConfig, seed: int,
+                 privacy: Privacy | None = None) -> State:
     """``local_epochs`` of SGD on one shard from the global ``state``; returns the new state.
 
-    Runs on one thread: a head this small is 50x slower when torch spreads it over threads.
+    Under image-level privacy the SGD is DP-SGD (:meth:`Privacy.dp_sgd`). Runs on one thread: a
+    head this small is 50x slower when torch spreads it over threads.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _sgd(template, state, features, labels, cfg, seed)
+        head = copy.deepcopy(template)
+        head.load_state_dict(state)
+        head.train()
+        if privacy is not None and privacy.level == "image":
+            privacy.dp_sgd(head, features, labels, seed)
+        else:
+            _sgd(head, features, labels, cfg, seed)
+        return exchanged_state(head)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sgd(template: nn.Module, state: State, features: torch.Tensor, labels: torch.Tensor,
-         cfg: TrainConfig, seed: int) -> State:
-    head = copy.deepcopy(template)
-    head.load_state_dict(state)
-    head.train()
+def _sgd(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+         seed: int) -> None:
     opt = torch.optim.SGD(head.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     gen = torch.Generator().manual_seed(seed)
     n = len(labels)
@@ -93,15 +100,20 @@ def _sgd(template: nn.Module, state: State, features: torch.Tensor, labels: torc
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return exchanged_state(head)
 
 
 def client_update(template: nn.Module, data: Dataset, client: SatelliteClient, index: int,
-                  head: State, cfg: TrainConfig, round_idx: int) -> State:
-    """One satellite's local update in round ``round_idx`` (same in every engine)."""
+                  head: State, cfg: TrainConfig, round_idx: int, privacy: Privacy | None = None,
+                  cohort: int = 1) -> State:
+    """One satellite's local update in round ``round_idx`` (same in every engine), as it leaves
+    the satellite: under satellite-level privacy clipped and noised for a ``cohort`` of
+    satellites training this round."""
     idx = torch.from_numpy(client.indices)
-    return local_update(template, head, data.train_x[idx], data.train_y[idx], cfg,
-                        client_seed(cfg.seed, round_idx, index))
+    seed = client_seed(cfg.seed, round_idx, index)
+    new = local_update(template, head, data.train_x[idx], data.train_y[idx], cfg, seed, privacy)
+    if privacy is not None and privacy.level == "satellite":
+        new = privacy.noised_update(new, head, cohort, seed)
+    return new
 
 
 @torch.no_grad()

@@ -87,6 +87,23 @@ class ProfilesConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    """Differential privacy of the released head (see :mod:`research.fed.privacy`).
+
+    ``level``: ``none``; ``satellite`` (DP-FedAvg: a whole satellite's shard is the unit, each
+    update clipped to ``clip`` and noised, aggregation unweighted); ``image`` (DP-SGD on board:
+    one image is the unit, per-image gradients clipped to ``clip``). Give ``epsilon`` (the target
+    over ``train.rounds`` at ``delta``; the noise is calibrated to it) or ``noise_multiplier``.
+    """
+
+    level: str = "none"
+    epsilon: float | None = None
+    delta: float = 1e-5
+    clip: float = 1.0
+    noise_multiplier: float | None = None
+
+
+@dataclass
 class Fault:
     """A station outage or ISL failure over ``[start_s, end_s)``."""
 
@@ -113,6 +130,7 @@ class FedConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     faults: list[Fault] = field(default_factory=list)
     network: NetworkResources = field(default_factory=NetworkResources)
     out_dir: str = "outputs/fed"
@@ -133,7 +151,7 @@ class FedConfig:
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "comm": CommConfig,
-            "profiles": ProfilesConfig}
+            "profiles": ProfilesConfig, "privacy": PrivacyConfig}
 
 
 def _keys(cls: type) -> tuple[str, ...]:
@@ -191,8 +209,34 @@ def _validate(cfg: FedConfig, source: str) -> None:
     dl = cfg.comm.round_deadline_s
     if dl is not None and not dl > 0:
         raise bad(f"comm.round_deadline_s must be > 0 or null, got {dl}")
+    _validate_privacy(cfg.privacy, bad)
     if not isinstance(cfg.scenario, (str, dict)):
         raise bad("scenario must be an orbit YAML path or an orbit config mapping")
+
+
+PRIVACY_LEVELS = ("none", "satellite", "image")
+
+
+def _validate_privacy(p: PrivacyConfig, bad: Any) -> None:
+    if p.level not in PRIVACY_LEVELS:
+        raise bad(f"privacy.level must be one of {list(PRIVACY_LEVELS)}, got {p.level!r}")
+    if p.level == "none":
+        if p.epsilon is not None or p.noise_multiplier is not None:
+            raise bad("privacy.epsilon / privacy.noise_multiplier need privacy.level satellite "
+                      "or image (level is 'none')")
+        return
+    if (p.epsilon is None) == (p.noise_multiplier is None):
+        raise bad(f"privacy.level {p.level!r} needs exactly one of privacy.epsilon (a target) "
+                  f"and privacy.noise_multiplier, got epsilon={p.epsilon}, "
+                  f"noise_multiplier={p.noise_multiplier}")
+    if p.epsilon is not None and not p.epsilon > 0:
+        raise bad(f"privacy.epsilon must be > 0, got {p.epsilon}")
+    if p.noise_multiplier is not None and not p.noise_multiplier > 0:
+        raise bad(f"privacy.noise_multiplier must be > 0, got {p.noise_multiplier}")
+    if not 0 < p.delta < 1:
+        raise bad(f"privacy.delta must be in (0, 1), got {p.delta}")
+    if not p.clip > 0:
+        raise bad(f"privacy.clip must be > 0, got {p.clip}")
 
 
 def parse_config(raw: Any, source: str = "<config>") -> FedConfig:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from research.fed.aggregate import State
 from research.fed.clients import client_update
 from research.fed.config import FedConfig
+from research.fed.privacy import Privacy
 
 if TYPE_CHECKING:
     from research.fed.runner import RunResult, Setup
@@ -27,6 +28,7 @@ def make_client_app(cfg: FedConfig, setup: Setup):
     from flwr.clientapp import ClientApp
 
     app = ClientApp()
+    privacy = Privacy(cfg.privacy, cfg.train)
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
@@ -40,7 +42,7 @@ def make_client_app(cfg: FedConfig, setup: Setup):
         head = msg.content["arrays"].to_torch_state_dict()
         r = int(msg.content["config"]["round"])
         new = client_update(setup.template, setup.data, setup.clients[pid], pid, head,
-                            cfg.train, r)
+                            cfg.train, r, privacy, cohort=int(msg.content["config"]["cohort"]))
         content = {"arrays": ArrayRecord.from_torch_state_dict(new),
                    "metrics": MetricRecord({"partition-id": pid,
                                             "num-examples": setup.clients[pid].n})}
@@ -71,7 +73,8 @@ def make_server_app(cfg: FedConfig, setup: Setup, out: dict, *, resume: bool = T
 
         def trainer(round_idx: int, head: State, sats: list[str]) -> dict[str, State]:
             msgs = [Message(RecordDict({"arrays": ArrayRecord.from_torch_state_dict(head),
-                                        "config": ConfigRecord({"round": round_idx})}),
+                                        "config": ConfigRecord({"round": round_idx,
+                                                              "cohort": len(sats)})}),
                             dst_node_id=node_of[index[s]], message_type="train") for s in sats]
             got = {}
             for m in grid.send_and_receive(msgs):

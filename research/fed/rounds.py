@@ -43,6 +43,7 @@ from research.fed.config import FedConfig
 from research.fed.cost import Costs
 from research.fed.ledger import Accounting, Track, latest, round_row
 from research.fed.network import GROUND, FedNetwork, Transfers
+from research.fed.privacy import Privacy
 from research.fed.schemes import get_scheme
 from research.fed.topologies import HorizonReached, get_topology
 from research.orbit import TransferResult
@@ -93,12 +94,14 @@ class RoundSimulator:
                 f"scheme {cfg.scheme!r} with {cfg.model.backbone} needs {need / 2**20:.0f} MiB of "
                 f"weights on each satellite; {self.sat_hw.name} has {have / 2**20:.0f} MiB")
         self.index = {c.sat: i for i, c in enumerate(clients)}
+        self.privacy = Privacy(cfg.privacy, cfg.train)
         self.trainer: Trainer = trainer or self.train_local
 
     def train_local(self, round_idx: int, head: State, sats: list[str]) -> dict[str, State]:
         """Local updates of ``sats`` in this process (the default engine)."""
         return {sat: client_update(self.template, self.data, self.clients[self.index[sat]],
-                                   self.index[sat], head, self.cfg.train, round_idx)
+                                   self.index[sat], head, self.cfg.train, round_idx,
+                                   self.privacy, cohort=len(sats))
                 for sat in sats}
 
     # ------------------------------------------------------------------ services
@@ -143,6 +146,8 @@ class RoundSimulator:
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=rnd.start, end=end, acct=acct,
                         accuracy=acc, participants=participants, dropped=rnd.dropped,
                         aggregation=label)
+        row.update(self.privacy.columns([*st.rows, row], trained=len(rnd.ready),
+                                        shard_sizes=[c.n for c in self.clients]))
         energy = {k: list(v) for k, v in st.energy.items()}
         for sat in set(acct.compute_j) | set(acct.transmit_j):
             e = energy.setdefault(sat, [0.0, 0.0])
@@ -184,6 +189,10 @@ class _Round:
     def n(self, sat: str) -> int:
         """``sat``'s number of training images."""
         return self.sim.client(sat).n
+
+    def weight(self, sat: str) -> float:
+        """``sat``'s weight in the mean: its image count (1 each under satellite-level DP)."""
+        return self.sim.privacy.weight(self.n(sat))
 
     # ------------------------------------------------------------------ events
     def simulate(self) -> None:
@@ -298,7 +307,7 @@ class _Round:
         if not on_time:
             raise HorizonReached("no update reached the ground")
         sats = sorted(on_time, key=self.sim.index.get)
-        head = weighted_average([updates[s] for s in sats], [self.n(s) for s in sats])
+        head = weighted_average([updates[s] for s in sats], [self.weight(s) for s in sats])
         end = latest(list(on_time.values()))
         if late or any(v == "deadline" for v in self.dropped.values()):
             end = end.wait_until(self.deadline)  # the ground waits out the deadline for stragglers

@@ -171,7 +171,7 @@ class Ring(Topology):
             ring = self.rings.get(p)
             if ring is None or ring.failed:
                 continue
-            vecs = [weighted_vector(updates[s], rnd.n(s)) for s in ring.sats]
+            vecs = [weighted_vector(updates[s], rnd.weight(s)) for s in ring.sats]
             out, _ = ring_allreduce(vecs)
             sums[p] = (ring.sats[ring.leader], out[ring.leader], ring.done[ring.leader])
         if self.fallback_sats:
@@ -218,13 +218,14 @@ class Ring(Topology):
             return [s for s in self.fallback_sats if s not in self.rnd.dropped]
         return self.rings[plane].sats
 
-    def _weight(self, plane: int) -> int:
-        return sum(self.rnd.n(s) for s in self._members(plane))
+    def _weight(self, plane: int) -> float:
+        """``plane``'s weight in the mean (its images; its satellites under satellite-level DP)."""
+        return sum(self.rnd.weight(s) for s in self._members(plane))
 
     def _choose_root(self, net: FedNetwork, leaders: list[tuple[int, str, Track, float]]
                      ) -> tuple[str, set[int]] | None:
         """Where ``(plane, holder, track, send time)`` sums should meet (what-ifs on ``net``):
-        the root that gets the most images' sums within the plan, then the earliest; plane
+        the root that gets the most weight (images) within the plan, then the earliest; plane
         leaders first, then the ground. Returns ``(root, planes that cannot reach it)``; None
         when no root gets a sum from another plane."""
         nb = self.numel * WIRE_BYTES

@@ -26,3 +26,17 @@ def test_flower_equals_in_process(tiny_setup, tmp_path):
     for k in local.head:
         assert torch.allclose(flower.head[k], local.head[k], atol=1e-6)
     assert [r["participants"] for r in flower.rows] == [r["participants"] for r in local.rows]
+
+
+@pytest.mark.slow
+def test_flower_private_run_equals_in_process(tiny_setup, tmp_path):
+    """The ClientApp clips and noises its update for the cohort the ServerApp names."""
+    from research.fed.flower import run_flower
+
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower"),
+                                privacy={"level": "satellite", "epsilon": 4.0}))
+    flower = run_flower(cfg, tiny_setup)
+    local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=tiny_setup)
+    for k in local.head:
+        assert torch.allclose(flower.head[k], local.head[k], atol=1e-6)
+    assert [r["epsilon"] for r in flower.rows] == [r["epsilon"] for r in local.rows]

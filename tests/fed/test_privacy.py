@@ -1,0 +1,153 @@
+"""Differential privacy of federated fine-tuning: calibration, the on-board step, accounting."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from research.fed.clients import client_update, exchanged_state
+from research.fed.config import FedConfigError, PrivacyConfig, TrainConfig, parse_config
+from research.fed.privacy import Privacy, rdp_epsilon
+from research.fed.runner import run
+from research.models.averaging import flatten
+from tests.fed.conftest import tiny_raw
+
+
+def _privacy(level: str, **kw) -> Privacy:
+    return Privacy(PrivacyConfig(level=level, **kw), TrainConfig(rounds=10, batch_size=16,
+                                                                 local_epochs=1))
+
+
+def test_calibrated_noise_meets_the_target_epsilon_and_more_epsilon_means_less_noise():
+    z8 = _privacy("satellite", epsilon=8.0).satellite_noise_multiplier()
+    z2 = _privacy("satellite", epsilon=2.0).satellite_noise_multiplier()
+    assert z2 > z8 > 0
+    assert rdp_epsilon([(z8, 1.0, 10)], 1e-5) == pytest.approx(8.0, abs=0.05)
+
+
+def test_image_plan_uses_the_shard_size_and_caps_the_rate_at_one():
+    p = _privacy("image", epsilon=4.0)
+    big, small = p.image_plan(160), p.image_plan(8)
+    assert big.sample_rate == pytest.approx(0.1) and big.steps_per_round == 10
+    assert small.sample_rate == 1.0 and small.steps_per_round == 1
+    for plan in (big, small):
+        eps = rdp_epsilon([(plan.noise_multiplier, plan.sample_rate,
+                            plan.steps_per_round * 10)], 1e-5)
+        assert eps <= 4.0 + 0.05
+
+
+def test_noised_update_is_clipped_and_the_cohort_sum_carries_the_full_noise():
+    old = {"w": torch.zeros(20_000)}
+    new = {"w": torch.full((20_000,), 10.0)}  # norm 1414: clipped to 1
+    p = _privacy("satellite", noise_multiplier=2.0, clip=1.0)
+    no_noise = _privacy("satellite", noise_multiplier=1e-12, clip=1.0)
+    assert float(flatten(no_noise.noised_update(new, old, 4, 0)).norm()) == pytest.approx(1.0)
+    k = 4
+    total = sum(flatten(p.noised_update(old, old, k, seed)) for seed in range(k))
+    assert float(total.std()) == pytest.approx(2.0, rel=0.03)  # z * clip on the sum
+    assert not torch.equal(p.noised_update(old, old, k, 0)["w"], p.noised_update(old, old, k,
+                                                                                   1)["w"])
+
+
+def test_dp_sgd_clips_every_image_and_adds_noise(tiny_setup):
+    x, y = tiny_setup.data.train_x[:64], tiny_setup.data.train_y[:64]
+
+    def trained(privacy: Privacy, seed: int) -> torch.Tensor:
+        head = copy.deepcopy(tiny_setup.template)
+        privacy.dp_sgd(head, x, y, seed)
+        return flatten(exchanged_state(head))
+
+    start = flatten(exchanged_state(tiny_setup.template))
+    quiet = _privacy("image", noise_multiplier=1e-9, clip=1e-3)
+    # per-image clipping: 4 steps, each moving at most lr * clip (times momentum's sum)
+    moved = float((trained(quiet, 0) - start).norm())
+    assert 0 < moved < 0.1 * 1e-3 * (1 + 1.9 + 2.71 + 3.44)
+    loud = _privacy("image", noise_multiplier=5.0, clip=1.0)
+    assert not torch.allclose(trained(loud, 0), trained(loud, 1))
+    assert torch.equal(trained(loud, 0), trained(loud, 0))  # seeded: runs reproduce
+
+
+@pytest.mark.parametrize(("privacy", "message"), [
+    ({"level": "local"}, "privacy.level"),
+    ({"level": "satellite"}, "exactly one of privacy.epsilon"),
+    ({"level": "satellite", "epsilon": 8, "noise_multiplier": 1.0}, "exactly one"),
+    ({"level": "none", "epsilon": 8}, "need privacy.level"),
+    ({"level": "image", "epsilon": -1}, "privacy.epsilon must be > 0"),
+    ({"level": "image", "epsilon": 8, "delta": 1.0}, "privacy.delta"),
+    ({"level": "image", "epsilon": 8, "clip": 0}, "privacy.clip"),
+])
+def test_bad_privacy_config_names_the_key(privacy, message):
+    with pytest.raises(FedConfigError, match=message):
+        parse_config(tiny_raw(privacy=privacy))
+
+
+@pytest.mark.parametrize("level", ["satellite", "image"])
+def test_private_run_spends_at_most_the_target_and_the_ledger_says_so(tiny_setup, tmp_path,
+                                                                      level):
+    cfg = parse_config(tiny_raw(privacy={"level": level, "epsilon": 4.0},
+                                out_dir=str(tmp_path / level)))
+    rows = run(cfg, setup=tiny_setup, resume=False).rows
+    eps = [r["epsilon"] for r in rows]
+    assert eps == sorted(eps) and eps[-1] <= 4.0 + 0.05
+    assert all(r["delta"] == 1e-5 and r["dp_noise_multiplier"] > 0 for r in rows)
+    plain = run(parse_config(tiny_raw(out_dir=str(tmp_path / "plain"))), setup=tiny_setup,
+                resume=False)
+    assert "epsilon" not in plain.rows[-1]
+    assert not torch.equal(flatten(plain.head), flatten(run(cfg, setup=tiny_setup).head))
+
+
+def test_private_run_resumes_exactly(tiny_setup, tmp_path):
+    cfg = parse_config(tiny_raw(privacy={"level": "satellite", "epsilon": 4.0},
+                                out_dir=str(tmp_path / "a")))
+    full = run(cfg, setup=tiny_setup, resume=False)
+    cut = cfg.replace(out_dir=str(tmp_path / "b"))
+    first = run(cut, setup=tiny_setup, resume=False, max_rounds=1)
+    assert len(first.rows) == 1
+    resumed = run(cut, setup=tiny_setup)
+    assert torch.equal(flatten(full.head), flatten(resumed.head))
+    assert [r["epsilon"] for r in full.rows] == [r["epsilon"] for r in resumed.rows]
+
+
+def test_satellite_level_aggregation_is_unweighted(tiny_setup, tmp_path):
+    """Without noise and clipping, satellite-level DP gives the plain (unweighted) mean."""
+    cfg = parse_config(tiny_raw(topology="star", train={**tiny_raw()["train"], "rounds": 1},
+                                privacy={"level": "satellite", "noise_multiplier": 1e-12,
+                                         "clip": 1e3}, out_dir=str(tmp_path)))
+    res = run(cfg, setup=tiny_setup, resume=False)
+    dropped = {d.split(":")[0] for d in res.rows[0]["dropped_ids"].split(";") if d}
+    idx = [i for i, c in enumerate(tiny_setup.clients) if c.sat not in dropped]
+    assert res.rows[0]["participants"] == len(idx) >= 2
+    ups = [flatten(client_update(tiny_setup.template, tiny_setup.data, tiny_setup.clients[i], i,
+                                 tiny_setup.initial, cfg.train, 1)) for i in idx]
+    sizes = torch.tensor([float(tiny_setup.clients[i].n) for i in idx], dtype=torch.float64)
+    uniform = torch.stack(ups).mean(0)
+    weighted = (torch.stack(ups) * sizes[:, None]).sum(0) / sizes.sum()
+    got = flatten(res.head)
+    assert torch.allclose(got, uniform, atol=1e-5)
+    assert not torch.allclose(got, weighted, atol=1e-5)
+
+
+def test_privacy_curve_writes_rows_summary_and_figure(tiny_setup, tmp_path):
+    from research.fed.privacy_curve import replot, sweep
+
+    base = parse_config(tiny_raw())
+    summary = sweep(base, tmp_path / "out", levels=["satellite"], epsilons=[2.0, 8.0],
+                    seeds=[0, 1], clips={"satellite": 1.0}, runs=tmp_path / "runs",
+                    setup=tiny_setup)
+    assert summary["non_private"]["seeds"] == 2
+    assert [e["target_epsilon"] for e in summary["private"]] == [2.0, 8.0]
+    for e in summary["private"]:
+        assert e["epsilon_spent_max"] <= e["target_epsilon"] + 0.05
+        assert e["gap_pts"] == pytest.approx(summary["non_private"]["accuracy_mean_pct"]
+                                             - e["accuracy_mean_pct"])
+    assert summary["local_update_cost"]["satellite"]["cpu_s_per_round"] > 0
+    (clip_only,) = summary["clip_only"]
+    assert clip_only["level"] == "satellite" and clip_only["seeds"] == 2
+    for name in ("fed_privacy.png", "fed_privacy.pdf", "fed_privacy_runs.csv",
+                 "fed_privacy_ledger.json", "fed_privacy_summary.json"):
+        assert (tmp_path / "out" / name).is_file()
+    (tmp_path / "out" / "fed_privacy.png").unlink()
+    replot(tmp_path / "out")
+    assert (tmp_path / "out" / "fed_privacy.png").is_file()
