@@ -104,7 +104,7 @@ def _sgd(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, cfg: Tra
 
 def client_update(template: nn.Module, data: Dataset, client: SatelliteClient, index: int,
                   head: State, cfg: TrainConfig, round_idx: int, privacy: Privacy | None = None,
-                  cohort: int = 1) -> State:
+                  cohort: int | None = None) -> State:
     """One satellite's local update in round ``round_idx`` (same in every engine), as it leaves
     the satellite: under satellite-level privacy clipped and noised for a ``cohort`` of
     satellites training this round."""

@@ -229,10 +229,11 @@ def _validate_privacy(p: PrivacyConfig, bad: Any) -> None:
         raise bad(f"privacy.level {p.level!r} needs exactly one of privacy.epsilon (a target) "
                   f"and privacy.noise_multiplier, got epsilon={p.epsilon}, "
                   f"noise_multiplier={p.noise_multiplier}")
-    if p.epsilon is not None and not p.epsilon > 0:
-        raise bad(f"privacy.epsilon must be > 0, got {p.epsilon}")
-    if p.noise_multiplier is not None and not p.noise_multiplier > 0:
-        raise bad(f"privacy.noise_multiplier must be > 0, got {p.noise_multiplier}")
+    if p.epsilon is not None and not 0 < p.epsilon < float("inf"):
+        raise bad(f"privacy.epsilon must be a finite number > 0, got {p.epsilon}")
+    if p.noise_multiplier is not None and not 0 < p.noise_multiplier < float("inf"):
+        raise bad(f"privacy.noise_multiplier must be a finite number > 0, got "
+                  f"{p.noise_multiplier}")
     if not 0 < p.delta < 1:
         raise bad(f"privacy.delta must be in (0, 1), got {p.delta}")
     if not p.clip > 0:

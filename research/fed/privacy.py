@@ -5,23 +5,27 @@
 * ``satellite`` (user-level DP-FedAvg, McMahan et al. 2018): a satellite's whole shard. Each
   satellite clips its update (the change of the head this round) to L2 norm ``clip`` and adds
   Gaussian noise of standard deviation ``z * clip / sqrt(K)``, K the satellites training this
-  round, so the sum of K updates carries ``N(0, (z clip)^2)``. The noise is *distributed*: no
-  party adds it for the others, which suits the ring (no trusted aggregator); the guarantee is
-  on the released head, and against the aggregator itself (the ground, a ring neighbour) the
-  individual updates need secure aggregation (:mod:`research.fed.secagg`). Aggregation is
-  unweighted (one satellite's influence is bounded by ``clip``, whatever its shard size). When
-  updates are lost after training, the sum carries less noise: the round is accounted with the
-  effective multiplier ``z * sqrt(aggregated / trained)``.
+  round, so the sum of K updates carries ``N(0, (z clip)^2)``. Aggregation is unweighted (one
+  satellite's influence is bounded by ``clip``, whatever its shard size). The adjacency is
+  *zero-out* (Kairouz et al. 2021): neighbouring datasets differ in one satellite's update
+  replaced by zero, the cohort unchanged (who takes part is decided by contacts, which are
+  public), so the sum's sensitivity is ``clip``; under replace-one adjacency it is ``2 clip`` and
+  the same noise gives the epsilon of ``z / 2``. When updates are lost after training, the sum
+  carries less noise: the round is accounted with ``z * sqrt(aggregated / trained)``.
 * ``image`` (example-level DP-SGD, Abadi et al. 2016, with Opacus): one image. Each satellite's
   local SGD draws Poisson batches (rate ``batch / n``), clips every image's gradient to ``clip``
   and adds ``N(0, (z clip)^2)`` to the sum; ``z`` is calibrated per satellite from its shard size
-  so that every image meets the target. Aggregation is ordinary FedAvg (post-processing).
+  so that every image meets the target. Aggregation is ordinary FedAvg (post-processing, with the
+  shard sizes treated as public, as the contact plan's compute times reveal them anyway).
 
-Satellites are not sampled at random (contacts decide who takes part), so no amplification by
-client sampling is claimed: the satellite-level accountant uses sampling rate 1. Accounting is
-Opacus's Renyi-DP accountant (``opacus.accountants.RDPAccountant``); the ledger carries the
-epsilon spent after every round (the worst satellite's, for ``image``). Noise is drawn from
-seeded generators so a run reproduces and resumes exactly; a deployment would draw it from a
+The guarantee is on the released head. The noise is *distributed* (no party adds it for the
+others), but an individual update carries only ``1/sqrt(K)`` of it: against whoever sees single
+updates (the ground on the star, a ring neighbour) it needs secure aggregation
+(:mod:`research.fed.secagg`, not yet wired into the rounds). Satellites are not sampled at
+random, so no amplification by client sampling is claimed (sampling rate 1). Accounting is
+Opacus's Renyi-DP accountant; the ledger carries the epsilon spent after every round (for
+``image``, the worst satellite's, every satellite charged every round). Noise comes from seeded
+generators so a run reproduces and resumes exactly; a deployment would draw it from a
 cryptographically secure source instead.
 """
 
@@ -120,19 +124,20 @@ class Privacy:
         """A satellite's aggregation weight: its image count, or 1 under satellite-level DP."""
         return 1.0 if self.level == "satellite" else float(n)
 
-    def noised_update(self, new: State, old: State, cohort: int, seed: int) -> State:
+    def noised_update(self, new: State, old: State, cohort: int | None, seed: int) -> State:
         """Satellite-level DP: ``old + clip(new - old) + N(0, (z clip)^2 / cohort)``."""
-        if cohort < 1:
-            raise ValueError(f"cohort must be >= 1 satellite, got {cohort}")
-        delta = flatten(new) - flatten(old)
-        norm = float(delta.norm())
+        if cohort is None or cohort < 1:
+            raise ValueError(f"satellite-level DP needs the cohort (satellites training this "
+                             f"round, >= 1) to size each noise share, got {cohort}")
+        change = flatten(new) - flatten(old)
+        norm = float(change.norm())
         clip = self.cfg.clip
         if norm > clip:
-            delta = delta * (clip / norm)
+            change = change * (clip / norm)
         std = self.satellite_noise_multiplier() * clip / math.sqrt(cohort)
         gen = torch.Generator().manual_seed(seed + NOISE_SALT)
-        noise = torch.randn(delta.numel(), generator=gen, dtype=torch.float64) * std
-        return unflatten(flatten(old) + delta + noise, old)
+        noise = torch.randn(change.numel(), generator=gen, dtype=torch.float64) * std
+        return unflatten(flatten(old) + change + noise, old)
 
     def dp_sgd(self, head: nn.Module, features: torch.Tensor, labels: torch.Tensor,
                seed: int) -> None:
@@ -145,6 +150,8 @@ class Privacy:
         plan = self.image_plan(n)
         head.train()  # Opacus records per-image activations in training mode only
         gen = torch.Generator().manual_seed(seed)
+        # GradSampleModule's "sum" gives true per-image gradients; the optimiser's "mean" divides
+        # the clipped, noised sum by the expected batch (a fixed denominator), as DP-SGD does.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
             model = GradSampleModule(head, loss_reduction="sum")
@@ -154,31 +161,39 @@ class Privacy:
                               max_grad_norm=self.cfg.clip,
                               expected_batch_size=max(1, round(plan.sample_rate * n)),
                               loss_reduction="mean", generator=gen)
-            for _ in range(plan.steps_per_round):
-                idx = torch.nonzero(torch.rand(n, generator=gen) < plan.sample_rate).flatten()
-                out = model(features[idx])
-                loss = (nn.functional.cross_entropy(out, labels[idx], reduction="sum")
-                        if len(idx) else out.sum() * 0.0)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            model.zero_grad(set_to_none=True)
-            model._close()
+            try:
+                for _ in range(plan.steps_per_round):
+                    idx = torch.nonzero(torch.rand(n, generator=gen) < plan.sample_rate).flatten()
+                    loss = nn.functional.cross_entropy(model(features[idx]), labels[idx],
+                                                       reduction="sum")  # 0 on an empty batch
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            finally:
+                opt.zero_grad(set_to_none=True)
+                model._close()
 
     # ------------------------------------------------------------------ accounting
     def columns(self, rows: list[dict], trained: int, shard_sizes: list[int]) -> dict:
-        """Privacy columns of the latest row (``rows[-1]``): the round's effective noise
-        multiplier and the epsilon spent so far at ``delta`` (the worst image's for ``image``)."""
+        """Privacy columns of the latest row (``rows[-1]``): the round's noise multiplier (its
+        effective one for ``satellite``; the smallest of any satellite for ``image``) and the
+        epsilon spent so far at ``delta`` (the worst image's for ``image``). Warns when lost
+        updates pushed the spend past the target."""
         if not self.enabled:
             return {}
         if self.level == "satellite":
             z = self.satellite_noise_multiplier()
             agg = int(rows[-1]["participants"])
-            z_eff = z * math.sqrt(agg / trained) if trained else math.inf
+            z_eff = z * math.sqrt(agg / trained)
             history = [(float(r["dp_noise_multiplier"]), 1.0, 1) for r in rows[:-1]]
             history.append((z_eff, 1.0, 1))
-            return {"dp_noise_multiplier": z_eff,
-                    "epsilon": rdp_epsilon(history, self.cfg.delta), "delta": self.cfg.delta}
+            eps = rdp_epsilon(history, self.cfg.delta)
+            target = self.cfg.epsilon
+            if target is not None and eps > target * 1.001:
+                warnings.warn(f"round {len(rows)}: epsilon spent {eps:.3f} is past the target "
+                              f"{target} (updates lost after training carried their noise "
+                              "away)", stacklevel=2)
+            return {"dp_noise_multiplier": z_eff, "epsilon": eps, "delta": self.cfg.delta}
         plans = {self.image_plan(n) for n in set(shard_sizes) if n > 0}
         r = len(rows)  # every satellite is charged every round (an upper bound)
         eps = max(_epsilon(p.noise_multiplier, p.sample_rate, p.steps_per_round * r,

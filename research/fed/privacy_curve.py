@@ -107,6 +107,11 @@ def local_update_cost(base: FedConfig, setup: Setup, levels: Sequence[str],
     def seconds(cfg: FedConfig) -> float:
         privacy = Privacy(cfg.privacy, cfg.train)
         active = [(i, c) for i, c in enumerate(setup.clients) if c.n > 0]
+        for _, c in active:  # calibration is a one-off, not part of a round's cost
+            if privacy.level == "image":
+                privacy.image_plan(c.n)
+            elif privacy.level == "satellite":
+                privacy.satellite_noise_multiplier()
         t0 = time.perf_counter()
         for i, c in active:
             client_update(setup.template, setup.data, c, i, setup.initial, cfg.train, 1,

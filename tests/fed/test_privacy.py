@@ -74,7 +74,7 @@ def test_dp_sgd_clips_every_image_and_adds_noise(tiny_setup):
     ({"level": "satellite"}, "exactly one of privacy.epsilon"),
     ({"level": "satellite", "epsilon": 8, "noise_multiplier": 1.0}, "exactly one"),
     ({"level": "none", "epsilon": 8}, "need privacy.level"),
-    ({"level": "image", "epsilon": -1}, "privacy.epsilon must be > 0"),
+    ({"level": "image", "epsilon": -1}, "privacy.epsilon must be a finite number > 0"),
     ({"level": "image", "epsilon": 8, "delta": 1.0}, "privacy.delta"),
     ({"level": "image", "epsilon": 8, "clip": 0}, "privacy.clip"),
 ])
@@ -151,3 +151,21 @@ def test_privacy_curve_writes_rows_summary_and_figure(tiny_setup, tmp_path):
     (tmp_path / "out" / "fed_privacy.png").unlink()
     replot(tmp_path / "out")
     assert (tmp_path / "out" / "fed_privacy.png").is_file()
+
+
+def test_lost_updates_are_accounted_with_the_noise_that_reached_the_sum():
+    p = _privacy("satellite", epsilon=4.0)
+    z = p.satellite_noise_multiplier()
+    full = p.columns([{"participants": 8}], trained=8, shard_sizes=[10] * 8)
+    assert full["dp_noise_multiplier"] == pytest.approx(z)
+    with pytest.warns(UserWarning, match="past the target"):
+        rows = [{"participants": 8, **full}] * 9 + [{"participants": 2}]
+        lossy = p.columns(rows, trained=8, shard_sizes=[10] * 8)
+    assert lossy["dp_noise_multiplier"] == pytest.approx(z / 2)
+    assert lossy["epsilon"] > 4.0
+
+
+def test_satellite_level_update_needs_its_cohort():
+    p = _privacy("satellite", epsilon=4.0)
+    with pytest.raises(ValueError, match="cohort"):
+        p.noised_update({"w": torch.ones(3)}, {"w": torch.zeros(3)}, None, 0)
