@@ -3,9 +3,9 @@
 Runs the non-private config and every (level, epsilon, seed) on one plan, partition and cached
 features (:mod:`research.fed.privacy_curve`); runs resume from their per-round checkpoints.
 
-    python scripts/fig_fed_privacy.py --quick                       # embedded subset, ~1 min
-    python scripts/fig_fed_privacy.py --out results/fed_privacy     # full EuroSAT, satellite level
-    python scripts/fig_fed_privacy.py --out results/fed_privacy --levels satellite image
+    python scripts/fig_fed_privacy.py --quick                       # embedded subset, ~2 min
+    python scripts/fig_fed_privacy.py --out results/fed_privacy     # full EuroSAT, ~50 min
+    python scripts/fig_fed_privacy.py --out results/fed_privacy --levels satellite
     python scripts/fig_fed_privacy.py --out results/fed_privacy --replot
 """
 
@@ -21,9 +21,12 @@ from research.fed.config import load_config
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="embedded subset, 2 epsilons, 2 seeds")
+    p.add_argument("--runs", default=None, help="run folders (checkpoints; default "
+                   "outputs/fed/privacy_runs[_quick]); use another for another base config")
     p.add_argument("--config", default=None, help="base YAML (default experiments/fed/...)")
     p.add_argument("--out", default=None, help="output folder (default outputs/fed/privacy[_quick])")
-    p.add_argument("--levels", nargs="+", default=["satellite"], choices=["satellite", "image"])
+    p.add_argument("--levels", nargs="+", default=["satellite", "image"],
+                   choices=["satellite", "image"])
     p.add_argument("--epsilons", nargs="+", type=float, default=None,
                    help="targets at delta 1e-5 (default 1 2 4 8 16)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default 0 1 2")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                else argv)
     summary = sweep(base, out, levels=args.levels, epsilons=epsilons, seeds=seeds,
                     clips={"satellite": args.clip_satellite, "image": args.clip_image},
-                    runs=Path("outputs/fed") / f"privacy_runs{'_quick' if args.quick else ''}",
+                    runs=Path(args.runs or ("outputs/fed/privacy_runs"
+                                            + ("_quick" if args.quick else ""))),
                     overrides=overrides, command=command.strip())
     base_acc = summary["non_private"]["accuracy_mean_pct"]
     print(f"non-private {base_acc:.2f}%")

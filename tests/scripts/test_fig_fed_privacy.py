@@ -1,0 +1,40 @@
+"""The committed privacy curve redraws from its CSV/JSON and keeps its budgets."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+
+from research.paths import REPO_ROOT
+
+RESULTS = REPO_ROOT / "results" / "fed_privacy"
+
+
+def main(argv: list[str]) -> int:
+    spec = importlib.util.spec_from_file_location("fig_fed_privacy",
+                                                  REPO_ROOT / "scripts" / "fig_fed_privacy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+@pytest.mark.skipif(not (RESULTS / "fed_privacy_runs.json").is_file(),
+                    reason="results/fed_privacy not committed")
+def test_committed_curve_replots_and_every_run_spent_at_most_its_target(tmp_path):
+    out = tmp_path / "fed_privacy"
+    shutil.copytree(RESULTS, out)
+    (out / "fed_privacy.png").unlink()
+    assert main(["--replot", "--out", str(out)]) == 0
+    assert (out / "fed_privacy.png").is_file() and (out / "fed_privacy.pdf").is_file()
+    rows = json.loads((RESULTS / "fed_privacy_runs.json").read_text())["rows"]
+    private = [r for r in rows if r["target_epsilon"]]
+    assert {r["level"] for r in private} == {"satellite", "image"}
+    assert len({r["target_epsilon"] for r in private}) >= 4
+    assert all(r["epsilon"] <= r["target_epsilon"] * 1.001 for r in private)
+    seeds = {(r["level"], r["target_epsilon"]): set() for r in private}
+    for r in private:
+        seeds[(r["level"], r["target_epsilon"])].add(r["seed"])
+    assert all(len(s) == 3 for s in seeds.values())
