@@ -36,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-image", type=float, default=1.0, help="L2 clip of an image's gradient")
     p.add_argument("--image-batch", type=int, default=None,
                    help="expected DP-SGD batch of the image level (default: the config's)")
+    p.add_argument("--regime", nargs="+", default=None, metavar="PLANESxSATS",
+                   help="instead: satellite-level DP at the first --epsilons value against "
+                        "Walker shells, e.g. 6x11 12x11 12x22 (the base scenario's stations)")
     p.add_argument("--replot", action="store_true", help="only redraw from <out>")
     args = p.parse_args(argv)
-    from research.fed.privacy_curve import replot, sweep
+    from research.fed.privacy_curve import regime, replot, sweep
 
     out = Path(args.out or ("outputs/fed/privacy_quick" if args.quick else "outputs/fed/privacy"))
     if args.replot:
@@ -48,9 +51,19 @@ def main(argv: list[str] | None = None) -> int:
                                        else "experiments/fed/collaborative.yaml"))
     epsilons = args.epsilons or ([2.0, 8.0] if args.quick else [1.0, 2.0, 4.0, 8.0, 16.0])
     seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2])
-    overrides = {"image": {"train.batch_size": args.image_batch}} if args.image_batch else {}
     command = "python scripts/fig_fed_privacy.py " + " ".join(sys.argv[1:] if argv is None
                                                                else argv)
+    if args.regime:
+        try:
+            shells = [(int(a), int(b)) for a, b in (s.lower().split("x") for s in args.regime)]
+        except ValueError:
+            p.error(f"--regime takes shells as PLANESxSATS (e.g. 12x11), got {args.regime}")
+        regime(base, out, shells, epsilon=(args.epsilons or [8.0])[0],
+               seeds=args.seeds if args.seeds is not None else [0], clip=args.clip_satellite,
+               runs=Path(args.runs or "outputs/fed/privacy_regime_runs"), command=command)
+        print(f"wrote {out}")
+        return 0
+    overrides = {"image": {"train.batch_size": args.image_batch}} if args.image_batch else {}
     summary = sweep(base, out, levels=args.levels, epsilons=epsilons, seeds=seeds,
                     clips={"satellite": args.clip_satellite, "image": args.clip_image},
                     runs=Path(args.runs or ("outputs/fed/privacy_runs"

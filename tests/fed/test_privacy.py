@@ -169,3 +169,18 @@ def test_satellite_level_update_needs_its_cohort():
     p = _privacy("satellite", epsilon=4.0)
     with pytest.raises(ValueError, match="cohort"):
         p.noised_update({"w": torch.ones(3)}, {"w": torch.zeros(3)}, None, 0)
+
+
+def test_regime_runs_one_sweep_per_walker_shell(tmp_path):
+    from research.fed.privacy_curve import regime, walker_scenario
+
+    base = parse_config(tiny_raw(train={**tiny_raw()["train"], "rounds": 1}))
+    scen = walker_scenario(base, 2, 4, duration_s=6 * 3600)
+    assert scen["constellation"]["walker"]["planes"] == 2
+    assert scen["stations"] == base.scenario["stations"]  # the base scenario's ground segment
+    rows = regime(base, tmp_path / "out", [(2, 4), (2, 8)], epsilon=8.0, seeds=[0], clip=1.0,
+                  runs=tmp_path / "runs", cache_dir=str(tmp_path / "cache"))
+    assert [r["satellites"] for r in rows] == [8, 16]
+    assert rows[1]["noise_std_on_mean_over_clip"] < rows[0]["noise_std_on_mean_over_clip"]
+    assert (tmp_path / "out" / "fed_privacy_regime.png").is_file()
+    assert (tmp_path / "out" / "fed_privacy_regime.csv").is_file()
