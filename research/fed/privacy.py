@@ -77,9 +77,15 @@ def rdp_epsilon(history: list[tuple[float, float, int]], delta: float) -> float:
 
 @lru_cache(maxsize=4096)
 def _calibrated(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
-    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta,
-                                      sample_rate=sample_rate, steps=steps, accountant="rdp",
-                                      epsilon_tolerance=0.005, alphas=ALPHAS))
+    try:
+        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta,
+                                          sample_rate=sample_rate, steps=steps,
+                                          accountant="rdp", epsilon_tolerance=0.005,
+                                          alphas=ALPHAS))
+    except ValueError as err:  # Opacus: "The privacy budget is too low."
+        raise ValueError(f"privacy.epsilon={epsilon} at delta={delta} cannot be reached with "
+                         f"{steps} step(s) at sampling rate {sample_rate:.3g} ({err}); raise "
+                         "privacy.epsilon or use fewer rounds") from None
 
 
 @lru_cache(maxsize=4096)
@@ -92,6 +98,8 @@ class Privacy:
 
     def __init__(self, cfg: PrivacyConfig, train: TrainConfig) -> None:
         self.cfg, self.train = cfg, train
+        if self.level == "satellite":
+            self.satellite_noise_multiplier()  # an unreachable epsilon fails before round 1
 
     @property
     def level(self) -> str:
@@ -129,7 +137,8 @@ class Privacy:
         if cohort is None or cohort < 1:
             raise ValueError(f"satellite-level DP needs the cohort (satellites training this "
                              f"round, >= 1) to size each noise share, got {cohort}")
-        change = flatten(new) - flatten(old)
+        start = flatten(old)
+        change = flatten(new) - start
         norm = float(change.norm())
         clip = self.cfg.clip
         if norm > clip:
@@ -137,7 +146,7 @@ class Privacy:
         std = self.satellite_noise_multiplier() * clip / math.sqrt(cohort)
         gen = torch.Generator().manual_seed(seed + NOISE_SALT)
         noise = torch.randn(change.numel(), generator=gen, dtype=torch.float64) * std
-        return unflatten(flatten(old) + change + noise, old)
+        return unflatten(start + change + noise, old)
 
     def dp_sgd(self, head: nn.Module, features: torch.Tensor, labels: torch.Tensor,
                seed: int) -> None:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from research.fed.clients import client_update
 from research.fed.config import FedConfig
+from research.fed.privacy import Privacy
 from research.fed.runner import Setup, prepare, run
 from research.figures import save_figure
 from research.records import write_rows
@@ -35,6 +37,10 @@ LEVEL_STYLE = {"satellite": ("tab:red", "o", "satellite-level (DP-FedAvg, whole 
 CLIP_ONLY = 0.0
 """``target_epsilon`` of a level's clipping-only runs: its clipping and weighting, no noise
 (``noise_multiplier`` 1e-9), to split the gap to non-private into clipping and noise."""
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 def _run_name(level: str, epsilon: float | None, seed: int) -> str:
@@ -101,17 +107,12 @@ def local_update_cost(base: FedConfig, setup: Setup, levels: Sequence[str],
                       clips: dict[str, float], overrides: dict[str, dict]) -> dict:
     """Measured CPU seconds of one round of every satellite's local update, per level, and the
     ratio to the non-private update (what DP costs on board; epsilon 8's noise)."""
-    from research.fed.clients import client_update
-    from research.fed.privacy import Privacy
-
     def seconds(cfg: FedConfig) -> float:
-        privacy = Privacy(cfg.privacy, cfg.train)
+        privacy = Privacy(cfg.privacy, cfg.train)  # calibrates satellite-level noise
         active = [(i, c) for i, c in enumerate(setup.clients) if c.n > 0]
-        for _, c in active:  # calibration is a one-off, not part of a round's cost
-            if privacy.level == "image":
+        if privacy.level == "image":  # calibration is a one-off, not part of a round's cost
+            for _, c in active:
                 privacy.image_plan(c.n)
-            elif privacy.level == "satellite":
-                privacy.satellite_noise_multiplier()
         t0 = time.perf_counter()
         for i, c in active:
             client_update(setup.template, setup.data, c, i, setup.initial, cfg.train, 1,
@@ -187,7 +188,7 @@ def plot(rows: list[dict], ledger: list[dict], out: Path) -> list[Path]:
                                  f"{c['accuracy_mean_pct']:.1f}%")
         ax.errorbar([p["target_epsilon"] for p in pts], [p["accuracy_mean_pct"] for p in pts],
                     yerr=[p["accuracy_std_pct"] for p in pts], color=color, marker=marker,
-                    capsize=3, label=f"{label}, {pts[0]['seeds']} seeds")
+                    capsize=3, label=f"{label}, {_seeds(pts[0]['seeds'])}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("target epsilon at delta = 1e-5 over all rounds (satellite: zero-out adjacency)")
     ax.set_ylabel("test accuracy after the last round (%)")
@@ -289,10 +290,10 @@ def plot_regime(rows: list[dict], out: Path) -> list[Path]:
     ax.axhline(3, color="k", lw=0.8, ls=":", label="3 points")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
-    ax.set_xlabel("satellites sharing the same 21,600 images (Walker shells)")
+    ax.set_xlabel("satellites sharing the same training images (Walker shells)")
     ax.set_ylabel("points below non-private (same partition)")
-    ax.set_title(f"Satellite-level DP: the gap against constellation size ({rows[0]['seeds']} "
-                 f"seed{'s' if rows[0]['seeds'] > 1 else ''})", fontsize=9)
+    ax.set_title("Satellite-level DP: the gap against constellation size "
+                 f"({_seeds(rows[0]['seeds'])})", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()

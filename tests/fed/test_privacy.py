@@ -184,3 +184,8 @@ def test_regime_runs_one_sweep_per_walker_shell(tmp_path):
     assert rows[1]["noise_std_on_mean_over_clip"] < rows[0]["noise_std_on_mean_over_clip"]
     assert (tmp_path / "out" / "fed_privacy_regime.png").is_file()
     assert (tmp_path / "out" / "fed_privacy_regime.csv").is_file()
+
+
+def test_unreachable_epsilon_is_named_before_the_first_round():
+    with pytest.raises(ValueError, match=r"privacy.epsilon=0.0001 .* cannot be reached"):
+        _privacy("satellite", epsilon=1e-4)
