@@ -104,6 +104,22 @@ class PrivacyConfig:
 
 
 @dataclass
+class SecAggConfig:
+    """Secure aggregation of the updates (see :mod:`research.fed.secure_rounds`).
+
+    ``enabled``: the aggregator (the ground, a ring neighbour, the ring's root) sees only masked
+    updates; the protocol's keys, shares and unmasking travel on the network. ``bits``: the
+    fixed point modulus (64 or 32) with ``frac_bits`` fraction bits; ``threshold``: the fraction
+    of the round's cohort whose shares unmask it (t = floor(threshold * n) + 1).
+    """
+
+    enabled: bool = False
+    bits: int = 64
+    frac_bits: int = 32
+    threshold: float = 0.5
+
+
+@dataclass
 class Fault:
     """A station outage or ISL failure over ``[start_s, end_s)``."""
 
@@ -131,6 +147,7 @@ class FedConfig:
     comm: CommConfig = field(default_factory=CommConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    secagg: SecAggConfig = field(default_factory=SecAggConfig)
     faults: list[Fault] = field(default_factory=list)
     network: NetworkResources = field(default_factory=NetworkResources)
     out_dir: str = "outputs/fed"
@@ -151,7 +168,8 @@ class FedConfig:
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "comm": CommConfig,
-            "profiles": ProfilesConfig, "privacy": PrivacyConfig}
+            "profiles": ProfilesConfig, "privacy": PrivacyConfig,
+            "secagg": SecAggConfig}
 
 
 def _keys(cls: type) -> tuple[str, ...]:
@@ -210,6 +228,12 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if dl is not None and not dl > 0:
         raise bad(f"comm.round_deadline_s must be > 0 or null, got {dl}")
     _validate_privacy(cfg.privacy, bad)
+    sa = cfg.secagg
+    if sa.bits not in (32, 64) or not 0 < sa.frac_bits < sa.bits - 1:
+        raise bad(f"secagg.bits must be 32 or 64 and 0 < secagg.frac_bits < bits - 1, got "
+                  f"{sa.bits}, {sa.frac_bits}")
+    if not 0 <= sa.threshold < 1:
+        raise bad(f"secagg.threshold must be a fraction in [0, 1), got {sa.threshold}")
     if not isinstance(cfg.scenario, (str, dict)):
         raise bad("scenario must be an orbit YAML path or an orbit config mapping")
 

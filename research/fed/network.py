@@ -284,6 +284,14 @@ class Transfers:
         heapq.heappush(self._heap, (t, self._seq, event))
         self._seq += 1
 
+    def rewind(self, t: float) -> None:
+        """Accept requests from ``t`` again, after a synchronisation point worked out outside
+        the queue (a round's end): only the order of sends binds the network, so ``t`` must not
+        precede the latest send."""
+        if t < self.sent - 1e-9:
+            raise ValueError(f"cannot rewind to t={t} s, before the latest send at {self.sent} s")
+        self.now = min(self.now, t)
+
     def run(self, until: float = math.inf) -> None:
         """Send every queued transfer (those requested from ``then`` too) up to ``until``."""
         while self._heap and self._heap[0][0] <= until:

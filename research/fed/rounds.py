@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from devices import get_device
-from research.fed.aggregate import State, weighted_average
+from research.fed.aggregate import WIRE_BYTES, State, weighted_average
 from research.fed.clients import Dataset, SatelliteClient, accuracy, client_update
 from research.fed.config import FedConfig
 from research.fed.cost import Costs
@@ -45,6 +45,8 @@ from research.fed.ledger import Accounting, Track, latest, round_row
 from research.fed.network import GROUND, FedNetwork, Transfers
 from research.fed.privacy import Privacy
 from research.fed.schemes import get_scheme
+from research.fed.secagg import secure_weighted_mean
+from research.fed.secure_rounds import SETUP_DROP, SecAggStages, threshold_for
 from research.fed.topologies import HorizonReached, get_topology
 from research.orbit import TransferResult
 
@@ -104,6 +106,30 @@ class RoundSimulator:
                                    self.privacy, cohort=len(sats))
                 for sat in sats}
 
+    def _secure(self, rnd: _Round, st: RunState, end: Track, plain: State, holder: str,
+                label: str, updates: dict[str, State], participants: list[str]
+                ) -> tuple[Track, State, str, str, dict]:
+        """Stage 6 of secure aggregation on the network, and the head from masked vectors
+        (:func:`secure_weighted_mean`; equal to ``plain`` to the fixed point's resolution). A
+        round that cannot be unmasked keeps the previous head and holder."""
+        sa, cfg = rnd.secagg, self.cfg.secagg
+        cohort = sa.cohort or []
+        t = threshold_for(len(cohort), cfg.threshold) if len(cohort) >= 2 else 2
+        columns = {"secagg_cohort": len(cohort), "secagg_threshold": t}
+        unmasked = sa.unmask(end, holder, participants)
+        if unmasked is None:
+            for sat in participants:
+                rnd.dropped[sat] = "secagg_threshold"
+            columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=0.0)
+            return end, st.head, st.holder, "secagg_failed", columns
+        gone = {i for i, s in enumerate(cohort) if s not in participants}
+        head, _ = secure_weighted_mean([updates.get(s, st.head) for s in cohort],
+                                       [rnd.weight(s) for s in cohort], gone, bits=cfg.bits,
+                                       frac_bits=cfg.frac_bits, threshold=t)
+        error = max(float((head[k] - plain[k]).abs().max()) for k in head)
+        columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=error)
+        return unmasked, head, holder, label, columns
+
     # ------------------------------------------------------------------ services
     def book(self, acct: Accounting, res: TransferResult, tr: Track, model: bool) -> Track:
         """Book a delivered transfer's bytes and energy; the track after it."""
@@ -141,11 +167,17 @@ class RoundSimulator:
         if "deadline" in rnd.dropped.values():  # stragglers are only known at the deadline
             end = end.wait_until(rnd.deadline)
         acct = rnd.acct
-        acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
         participants = [s for s in rnd.ready if s not in rnd.dropped]
+        extra: dict = {}
+        if rnd.secagg is not None:
+            end, head, holder, label, extra = self._secure(rnd, st, end, head, holder, label,
+                                                           updates, participants)
+            participants = [s for s in rnd.ready if s not in rnd.dropped]
+        acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=rnd.start, end=end, acct=acct,
                         accuracy=acc, participants=participants, dropped=rnd.dropped,
                         aggregation=label)
+        row.update(extra)
         row.update(self.privacy.columns([*st.rows, row], trained=len(rnd.ready),
                                         shard_sizes=[c.n for c in self.clients]))
         energy = {k: list(v) for k, v in st.energy.items()}
@@ -185,6 +217,12 @@ class _Round:
         self.closed: set[int] = set()  # planes whose members are known (settled or deadline)
         self.ready: dict[str, Track] = {}  # trained in time
         self.topology = sim.topology(self, plan)
+        self.secagg = SecAggStages(self, sim.cfg.secagg) if sim.cfg.secagg.enabled else None
+
+    @property
+    def element_bytes(self) -> float:
+        """Bytes per value of an update on the wire (masked under secure aggregation)."""
+        return WIRE_BYTES if self.secagg is None else self.secagg.element_bytes
 
     def n(self, sat: str) -> int:
         """``sat``'s number of training images."""
@@ -198,6 +236,8 @@ class _Round:
     def simulate(self) -> None:
         for sat in self.active:
             self._receive(sat)
+        if self.secagg is not None:
+            self.secagg.start(list(self.active))
         self.q.run(until=self.start.t)  # broadcasts that fail are known before inputs start
         reuse = self.sim.cfg.comm.reuse_features
         need = [s for s in self.active if s not in self.dropped
@@ -288,14 +328,26 @@ class _Round:
     # ------------------------------------------------------------------ star services
     def upload(self, sat: str, tr: Track, sink: dict[str, Track]) -> None:
         """``sat`` sends its update straight down to a station it sees (into ``sink``)."""
+        if self.secagg is not None:  # a masked update, once the satellite holds its shares
+            def armed() -> None:
+                masked = self.secagg.armed_track(sat, tr)
+                if masked is None:
+                    self.dropped.setdefault(sat, SETUP_DROP)
+                else:
+                    self._send_update(sat, masked, self.secagg.masked_bytes(), sink)
+
+            self.secagg.when_armed([sat], armed)
+            return
+        self._send_update(sat, tr, self.sim.costs.update_bytes, sink)
+
+    def _send_update(self, sat: str, tr: Track, n_bytes: float, sink: dict[str, Track]) -> None:
         def uploaded(res: TransferResult) -> None:
             if res.delivered:
                 sink[sat] = self.book_model(res, tr)
             else:
                 self.dropped[sat] = "no_uplink"
 
-        self.q.request(tr.t, sat, GROUND, self.sim.costs.update_bytes, direct=True,
-                       then=uploaded)
+        self.q.request(tr.t, sat, GROUND, n_bytes, direct=True, then=uploaded)
 
     def average_at_ground(self, arrived: dict[str, Track], updates: dict[str, State]
                           ) -> tuple[Track, State]:

@@ -107,6 +107,8 @@ def _latest_readable(out_dir: Path) -> tuple[Path, dict] | None:
 def _fingerprint(cfg: FedConfig) -> str:
     d = cfg.to_dict()
     d.pop("out_dir")
+    if not d["secagg"]["enabled"]:  # runs from before secure aggregation still resume
+        d.pop("secagg")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds
         d["train"].pop("rounds")
     return json.dumps(d, sort_keys=True, default=str)

@@ -81,6 +81,20 @@ class SecAggCost:
     plain_up: int = 0
     extra_round_trips: int = 3
 
+    @classmethod
+    def for_round(cls, n: int, dim: int, bits: int = 64, threshold: int | None = None
+                  ) -> SecAggCost:
+        """What :func:`secure_sum` sends for ``n`` satellites and ``dim`` values: 2 X25519 public
+        keys each; one AES-GCM box (12-byte nonce, 16-byte tag) per holder with a 2-byte length
+        and Shamir shares of a 32-byte private key and a 32-byte seed; ``bits``-bit masked values;
+        one share per other satellite to unmask."""
+        t = threshold if threshold is not None else n // 2 + 1
+        share = len(create_shares(bytes(32), t, n)[0])
+        box = 12 + 2 + 2 * share + 16
+        return cls(keys_up=64, keys_down=64 * (n - 1), shares_up=box * (n - 1),
+                   shares_down=box * (n - 1), masked_up=(dim * bits) // 8,
+                   unmask_up=share * (n - 1), plain_up=dim * 4)
+
     @property
     def overhead_bytes(self) -> int:
         """Everything a satellite sends or receives beyond its plain float32 update."""
@@ -195,11 +209,10 @@ def secure_sum(vectors: list[np.ndarray], dropped: set[int] = frozenset(), thres
     signed = total.view(np.int64) if bits == 64 else np.where(
         total >= np.uint64(1 << (bits - 1)), total.astype(np.int64) - (1 << bits),
         total.astype(np.int64))
-    box_len = len(next(iter(boxes.values())))  # an encrypted pair of shares
-    share_len = len(create_shares(bytes(32), t, n)[0])  # one share of a 32-byte secret
-    cost = SecAggCost(keys_up=64, keys_down=64 * (n - 1), shares_up=box_len * (n - 1),
-                      shares_down=box_len * (n - 1), masked_up=(dim * bits) // 8,
-                      unmask_up=share_len * (n - 1), plain_up=dim * 4)
+    cost = SecAggCost.for_round(n, dim, bits, t)
+    sent = sum(len(b) for b in boxes.values())
+    if sent != cost.shares_up * n:  # the bytes a network books are the bytes sealed here
+        raise AssertionError(f"sealed {sent} share bytes, SecAggCost books {cost.shares_up * n}")
     return signed.astype(np.float64) / 2.0 ** frac_bits, cost
 
 

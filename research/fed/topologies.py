@@ -39,6 +39,7 @@ from research.fed.aggregate import (
 )
 from research.fed.ledger import Track, latest
 from research.fed.network import GROUND, FedNetwork, Transfers
+from research.fed.secure_rounds import SETUP_DROP
 from research.orbit import TransferResult
 from research.registry import Registry
 
@@ -136,6 +137,7 @@ class Ring(Topology):
         self.lost: set[int] = set()  # planes whose sum was sent but not delivered
         self.fallback: dict[str, Track] = {}  # rings that failed: their updates on the ground
         self.fallback_sats: list[str] = []
+        self.deferred: set[int] = set()  # planes whose ring waits for its members' SecAgg shares
 
     # ------------------------------------------------------------------ hooks
     def plane_closed(self, plane: int) -> None:
@@ -144,6 +146,28 @@ class Ring(Topology):
         sats = [s for s in rnd.planes[plane] if s in rnd.ready]
         if not sats:
             return
+        if rnd.secagg is None:
+            self._start_ring(plane, sats)
+            return
+        self.deferred.add(plane)  # masked chunks need every member's shares
+
+        def armed() -> None:
+            self.deferred.discard(plane)
+            for sat in sats:
+                if sat not in rnd.secagg.armed:
+                    rnd.dropped.setdefault(sat, SETUP_DROP)
+                else:
+                    rnd.ready[sat] = rnd.secagg.armed_track(sat, rnd.ready[sat])
+            members = [s for s in sats if s in rnd.secagg.armed]
+            if members:
+                self._start_ring(plane, members)
+            else:
+                self._check_done()
+
+        rnd.secagg.when_armed(sats, armed)
+
+    def _start_ring(self, plane: int, sats: list[str]) -> None:
+        rnd = self.rnd
         start = rnd.q.now
         if plane in rnd.late_planes:  # stragglers are only known at the deadline
             start = max(start, rnd.deadline)
@@ -151,7 +175,8 @@ class Ring(Topology):
             rnd.ready[sat] = rnd.ready[sat].wait_until(start)
         self.rings[plane] = ring = _RingTiming(
             rnd.q, rnd.book_model, plane, sats, [rnd.ready[s] for s in sats], self.numel,
-            self._plane_sum, self._ring_failed, lambda ring, j: self._check_done())
+            self._plane_sum, self._ring_failed, lambda ring, j: self._check_done(),
+            element_bytes=rnd.element_bytes)
         ring.start()
 
     def plan(self) -> tuple[str, set[int]] | None:
@@ -228,7 +253,7 @@ class Ring(Topology):
         the root that gets the most weight (images) within the plan, then the earliest; plane
         leaders first, then the ground. Returns ``(root, planes that cannot reach it)``; None
         when no root gets a sum from another plane."""
-        nb = self.numel * WIRE_BYTES
+        nb = self.numel * self.rnd.element_bytes
         best: tuple[tuple[int, float], str, set[int]] | None = None
         for root in [s for _, s, _, _ in leaders if s != GROUND] + [GROUND]:
             ends, missing = [], set()
@@ -257,7 +282,7 @@ class Ring(Topology):
         """Once the new head's time is known, the rings' later sends are cancelled (nobody
         needs them; the next round starts then)."""
         rnd = self.rnd
-        if len(rnd.closed) < len(rnd.planes) or self.fallback_sats:
+        if len(rnd.closed) < len(rnd.planes) or self.fallback_sats or self.deferred:
             return
         rings = list(self.rings.values())
         if self.root is None:
@@ -292,7 +317,7 @@ class Ring(Topology):
                 self.lost.add(plane)
             self._check_done()
 
-        self.rnd.q.request(t, sat, self.root, self.numel * WIRE_BYTES, then=arrived)
+        self.rnd.q.request(t, sat, self.root, self.numel * self.rnd.element_bytes, then=arrived)
 
     def _ring_failed(self, ring: _RingTiming, res: TransferResult) -> None:
         rnd = self.rnd
@@ -329,7 +354,8 @@ class _RingTiming:
                  sats: list[str], tracks: list[Track], numel: int,
                  on_sum: Callable[[_RingTiming, int], None],
                  on_fail: Callable[[_RingTiming, TransferResult], None],
-                 on_hold: Callable[[_RingTiming, int], None] | None = None) -> None:
+                 on_hold: Callable[[_RingTiming, int], None] | None = None,
+                 element_bytes: float = WIRE_BYTES) -> None:
         self.q, self.book, self.plane, self.sats = q, book, plane, sats
         self.tracks = list(tracks)
         self.on_sum, self.on_fail, self.on_hold = on_sum, on_fail, on_hold
@@ -339,7 +365,7 @@ class _RingTiming:
         self.failed = False
         k = len(sats)
         base, extra = divmod(numel, k)  # torch.tensor_split's chunk sizes
-        self.chunk_bytes = [(base + (c < extra)) * WIRE_BYTES for c in range(k)]
+        self.chunk_bytes = [(base + (c < extra)) * element_bytes for c in range(k)]
 
     def start(self) -> None:
         if len(self.sats) == 1:

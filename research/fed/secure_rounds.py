@@ -1,0 +1,268 @@
+"""Secure aggregation on the contact plan: SecAgg's stages booked as transfers of a round.
+
+With ``secagg.enabled`` every round runs the protocol of :mod:`research.fed.secagg` (Bonawitz
+et al. 2017, as Flower's SecAgg+ runs it with every satellite a neighbour of every other), and
+each of its messages is a transfer on the run's network, booked like any other:
+
+1. **keys up**: at the round's start every satellite of the cohort sends its two public keys
+   (64 B) to the *coordinator*, the ground segment that runs the round;
+2. **keys down**: once every key transfer is resolved (delivered, or failed), the coordinator
+   sends each satellite whose keys arrived the others' keys (``U1``);
+3. **shares up**: a satellite that has the keys sends one encrypted box of Shamir shares per
+   other member;
+4. **shares down**: once every share transfer is resolved, the coordinator forwards each member
+   of ``U2`` (whose shares arrived) the boxes addressed to it: the satellite is *armed*;
+5. **masked input**: an armed satellite that trained sends its masked update, ``bits / 8`` bytes
+   per value plus the weight, instead of 4 (the topology's upload or ring chunks);
+6. **unmask**: the node that ends with the masked sum (the ground in a star; the ring's root)
+   sends each survivor the list of who survived, and each survivor returns its shares; the head
+   exists when ``t`` replies are in.
+
+Stages 1 to 4 need neither the head nor training, so they run alongside the broadcast and the
+local epochs; they lengthen a round only when a satellite is armed after it has trained. A
+star's satellites reach the coordinator over their own ground links (``direct``), a ring's over
+the whole network. Satellites whose keys or shares miss a stage are left out of the cohort
+(``secagg_setup`` in the ledger); a member that is armed and then drops is handled by the
+protocol (its masks are rebuilt from shares). A round whose survivors or unmask replies number
+fewer than ``t`` cannot be unmasked: it keeps the previous head (``secagg_failed``).
+
+The numerics are :func:`research.fed.secagg.secure_weighted_mean` over the real masked vectors
+(the in-process engine) or Flower's SecAgg+ workflow (the Flower engine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from research.fed.config import SecAggConfig
+from research.fed.ledger import Track, latest
+from research.fed.network import GROUND
+from research.fed.secagg import SecAggCost
+from research.orbit import TransferResult
+
+if TYPE_CHECKING:
+    from research.fed.rounds import _Round
+
+__all__ = ["SETUP_DROP", "SecAggStages", "threshold_for"]
+
+SETUP_DROP = "secagg_setup"
+"""Ledger reason of a satellite whose keys or shares did not reach the coordinator in time."""
+
+
+def threshold_for(n: int, fraction: float) -> int:
+    """``t`` of a cohort of ``n``: ``floor(fraction * n) + 1``, at least 2 and at most ``n``."""
+    return min(n, max(2, math.floor(fraction * n) + 1))
+
+
+class SecAggStages:
+    """SecAgg's messages in one round (see the module docstring), booked on ``rnd``'s queue.
+
+    ``armed``: member -> the track at which it holds its shares; ``cohort``: ``U2`` once the
+    shares stage is over (None before); ``bytes``: the control messages' bytes booked (keys,
+    shares, unmasking; the masked inputs are model bytes, carried by the topology).
+    """
+
+    def __init__(self, rnd: _Round, cfg: SecAggConfig) -> None:
+        self.rnd, self.cfg = rnd, cfg
+        self.direct = rnd.topology.direct
+        self.armed: dict[str, Track] = {}
+        self.cohort: list[str] | None = None
+        self.bytes = 0.0
+        self.out: set[str] = set()
+        self._waiters: list[tuple[list[str], Callable[[], None]]] = []
+        self.dim = rnd.sim.costs.update_bytes // 4 + 1  # the values and the weight
+
+    # ------------------------------------------------------------------ sizes
+    def cost(self, n: int) -> SecAggCost:
+        return SecAggCost.for_round(max(n, 2), self.dim, self.cfg.bits,
+                                    threshold_for(max(n, 2), self.cfg.threshold))
+
+    @property
+    def element_bytes(self) -> float:
+        """Bytes per value of a masked vector."""
+        return self.cfg.bits / 8
+
+    def masked_bytes(self) -> float:
+        """A masked update (what a star upload carries)."""
+        return self.dim * self.element_bytes
+
+    # ------------------------------------------------------------------ stages 1 to 4
+    def start(self, members: list[str]) -> None:
+        """Stage 1 at the round's start: ``members`` send their public keys."""
+        keys = _Gather(self, members, self.cost(len(members)).keys_up, self._keys_in)
+        for sat in members:
+            keys.send(sat, self.rnd.start)
+
+    def _coordinator(self, got: dict[str, Track]) -> Track:
+        """The coordinator's track once it has every message in ``got`` (and it is now)."""
+        return latest([self.rnd.start, *got.values()]).wait_until(self.rnd.q.now)
+
+    def _book(self, res: TransferResult, tr: Track) -> Track:
+        self.bytes += res.n_bytes
+        return self.rnd.sim.book(self.rnd.acct, res, tr, model=False)
+
+    def _keys_in(self, got: dict[str, Track]) -> None:
+        """Stage 2: the keys go down to ``U1``; each member sends its shares up (stage 3) as
+        soon as they arrive."""
+        rnd = self.rnd
+        u1 = [s for s in rnd.active if s in got]
+        self._out(set(rnd.active) - set(u1))
+        if len(u1) < 2:
+            self._out(set(u1))
+            return
+        cost = self.cost(len(u1))
+        at = self._coordinator(got)  # the coordinator sends once it has them all
+        shares = _Gather(self, u1, cost.shares_up, self._shares_in)
+
+        def keys_down(sat: str) -> None:
+            def resolved(res: TransferResult) -> None:
+                if not res.delivered:
+                    shares.skip(sat)
+                    return
+                tr = self._book(res, at)
+                rnd.q.at(tr.t, lambda: shares.send(sat, tr))
+
+            rnd.q.request(at.t, GROUND, sat, cost.keys_down, direct=self.direct, then=resolved)
+
+        for sat in u1:
+            keys_down(sat)
+
+    def _shares_in(self, got: dict[str, Track]) -> None:
+        """Stage 4: the boxes go down to ``U2``; each member is armed when its boxes arrive."""
+        u2 = [s for s in self.rnd.active if s in got]
+        self.cohort = u2
+        self._out(set(self.rnd.active) - set(u2))
+        if len(u2) < 2:
+            self._out(set(u2))
+            return
+        cost = self.cost(len(u2))
+        at = self._coordinator(got)
+        rnd = self.rnd
+
+        def shares_down(sat: str) -> None:
+            def resolved(res: TransferResult) -> None:
+                tr = self._book(res, at) if res.delivered else None
+                if tr is None or tr.t > rnd.deadline:
+                    self._out({sat})
+                else:
+                    rnd.q.at(tr.t, lambda: self._arm(sat, tr))
+
+            rnd.q.request(at.t, GROUND, sat, cost.shares_down, direct=self.direct, then=resolved)
+
+        for sat in u2:
+            shares_down(sat)
+
+    def _arm(self, sat: str, tr: Track) -> None:
+        self.armed[sat] = tr
+        self._resolved(sat)
+
+    def _out(self, sats: set[str]) -> None:
+        """``sats`` cannot mask an update this round: dropped (unless already, for a reason)."""
+        for sat in sats:
+            self.rnd.dropped.setdefault(sat, SETUP_DROP)
+            self.out.add(sat)
+            self._resolved(sat)
+
+    def _resolved(self, sat: str) -> None:
+        """``sat`` is armed or out: whoever waited for it (and nobody else) goes on."""
+        waiting, self._waiters = self._waiters, []
+        for sats, go in waiting:
+            if all(s in self.armed or s in self.out for s in sats):
+                go()
+            else:
+                self._waiters.append((sats, go))
+
+    # ------------------------------------------------------------------ gating stage 5
+    def when_armed(self, sats: list[str], go: Callable[[], None]) -> None:
+        """Call ``go()`` once each of ``sats`` is armed or out (now, if they are)."""
+        if all(s in self.armed or s in self.out for s in sats):
+            go()
+        else:
+            self._waiters.append((list(sats), go))
+
+    def armed_track(self, sat: str, tr: Track) -> Track | None:
+        """``tr`` waiting for ``sat``'s shares; None when ``sat`` is out of the cohort."""
+        armed = self.armed.get(sat)
+        return None if armed is None else tr.wait_until(armed.t)
+
+    # ------------------------------------------------------------------ stage 6
+    def unmask(self, end: Track, holder: str, survivors: list[str]) -> Track | None:
+        """Stage 6 from ``end``, when ``holder`` has the masked sum: the track at which ``t``
+        survivors' shares are in, or None when fewer than ``t`` can be."""
+        rnd = self.rnd
+        u2 = self.cohort or []
+        t_needed = threshold_for(len(u2), self.cfg.threshold) if len(u2) >= 2 else 2
+        if len(survivors) < t_needed:
+            return None
+        cost = self.cost(len(u2))
+        direct = self.direct and holder == GROUND
+        replies: list[Track] = []
+        list_bytes = 4 * len(u2)  # who survived and who dropped
+        rnd.q.rewind(end.t)
+
+        def needed(t: float) -> bool:  # a reply sent once t replies are in is not needed
+            return sum(tr.t <= t for tr in replies) < t_needed
+
+        def ask(sat: str) -> None:
+            if sat == holder:
+                replies.append(end)
+                return
+
+            def listed(res: TransferResult) -> None:
+                if not res.delivered:
+                    return
+                got = self._book(res, end)
+
+                def replied(res: TransferResult) -> None:
+                    if res.delivered:
+                        replies.append(self._book(res, got))
+
+                rnd.q.request(got.t, sat, holder, cost.unmask_up, direct=direct, then=replied,
+                              live=needed)
+
+            rnd.q.request(end.t, holder, sat, list_bytes, direct=direct, then=listed)
+
+        for sat in survivors:
+            ask(sat)
+        rnd.q.run()
+        if len(replies) < t_needed:
+            return None
+        return sorted(replies, key=lambda tr: tr.t)[t_needed - 1]
+
+
+class _Gather:
+    """One message from each of ``sats`` to the coordinator; ``done(arrived)`` once every one is
+    resolved (``arrived``: those delivered by the deadline, with their tracks)."""
+
+    def __init__(self, stages: SecAggStages, sats: list[str], n_bytes: float,
+                 done: Callable[[dict[str, Track]], None]) -> None:
+        self.stages, self.n_bytes, self.done = stages, n_bytes, done
+        self.pending, self.got = set(sats), {}
+        if not sats:
+            self._finish()
+
+    def send(self, sat: str, tr: Track) -> None:
+        """``sat`` sends its message from ``tr`` (not earlier than the queue's time)."""
+        st = self.stages
+
+        def resolved(res: TransferResult) -> None:
+            if res.delivered:
+                arrival = st._book(res, tr)
+                if arrival.t <= st.rnd.deadline:
+                    self.got[sat] = arrival
+            self.skip(sat)
+
+        st.rnd.q.request(tr.t, sat, GROUND, self.n_bytes, direct=st.direct, then=resolved)
+
+    def skip(self, sat: str) -> None:
+        """``sat``'s message is resolved (arrived, or never will)."""
+        self.pending.discard(sat)
+        if not self.pending:
+            self._finish()
+
+    def _finish(self) -> None:
+        q = self.stages.rnd.q
+        at = self.stages._coordinator(self.got).t
+        q.at(max(at, q.now), lambda: self.done(self.got))

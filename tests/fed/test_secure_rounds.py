@@ -1,0 +1,101 @@
+"""Secure aggregation in the rounds: the protocol's messages booked on the network, the head from
+masked vectors equal to plain FedAvg, dropouts and failed rounds handled, resume exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from research.fed.config import FedConfigError, parse_config
+from research.fed.runner import run
+from research.fed.secagg import SecAggCost
+from research.fed.secure_rounds import threshold_for
+from tests.fed.conftest import tiny_raw
+
+
+def _run(tiny_setup, tmp_path, name, **overrides):
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / name), **overrides))
+    return run(cfg, setup=tiny_setup, resume=False)
+
+
+@pytest.mark.parametrize("topology", ["ring", "star"])
+def test_secure_rounds_give_the_plain_head_and_book_every_stage(tiny_setup, tmp_path, topology):
+    plain = _run(tiny_setup, tmp_path, "plain", topology=topology, train={"rounds": 1})
+    secure = _run(tiny_setup, tmp_path, "secure", topology=topology, train={"rounds": 1},
+                  secagg={"enabled": True})
+    for k in plain.head:
+        torch.testing.assert_close(secure.head[k], plain.head[k], rtol=0, atol=1e-6)
+    p, s = plain.rows[0], secure.rows[0]
+    assert s["participants"] == p["participants"] and s["secagg_max_abs_error"] < 1e-6
+    n = s["secagg_cohort"]
+    assert p["participants"] <= n <= p["participants"] + p["dropped"]
+    cost = SecAggCost.for_round(n, tiny_setup.costs.update_bytes // 4 + 1, 64,
+                                threshold_for(n, 0.5))
+    setup_bytes = n * (cost.keys_up + cost.keys_down + cost.shares_up + cost.shares_down)
+    unmask_bytes = threshold_for(n, 0.5) * cost.unmask_up  # at least t replies
+    assert setup_bytes + unmask_bytes <= s["bytes_secagg_control"] \
+        <= setup_bytes + n * (cost.unmask_up + 4 * n)
+    # masked inputs: 64-bit values (and the weight) instead of float32
+    assert s["bytes_model_exchange"] > 1.9 * p["bytes_model_exchange"]
+    assert s["duration_s"] >= p["duration_s"] - 1e-6
+    assert sum(s[f"bytes_{k}"] for k in ("downlink", "uplink", "isl")) > \
+        sum(p[f"bytes_{k}"] for k in ("downlink", "uplink", "isl"))
+
+
+def test_star_waits_for_the_extra_round_trips_through_the_ground(tiny_setup, tmp_path):
+    plain = _run(tiny_setup, tmp_path, "plain", topology="star", train={"rounds": 1})
+    secure = _run(tiny_setup, tmp_path, "secure", topology="star", train={"rounds": 1},
+                  secagg={"enabled": True})
+    # direct links only: keys, shares and unmasking each wait for a pass
+    assert secure.rows[0]["duration_s"] > 2 * plain.rows[0]["duration_s"]
+
+
+def test_satellites_late_for_the_setup_are_left_out_and_the_rest_still_unmask(tiny_setup,
+                                                                               tmp_path):
+    res = _run(tiny_setup, tmp_path, "late", topology="ring", train={"rounds": 1},
+               comm={"round_deadline_s": 200}, secagg={"enabled": True})
+    row = res.rows[0]
+    reasons = [d.split(":")[1] for d in row["dropped_ids"].split(";") if d]
+    assert "secagg_setup" in reasons and row["participants"] > 0
+    assert row["aggregation"] != "secagg_failed" and row["secagg_max_abs_error"] < 1e-6
+
+
+def test_a_round_that_cannot_be_unmasked_keeps_the_previous_head(tiny_setup, tmp_path):
+    res = _run(tiny_setup, tmp_path, "fail", topology="star", train={"rounds": 1},
+               comm={"round_deadline_s": 12000}, secagg={"enabled": True, "threshold": 0.9})
+    row = res.rows[0]
+    assert row["aggregation"] == "secagg_failed" and row["participants"] == 0
+    assert "secagg_threshold" in row["dropped_ids"]
+    for k, v in tiny_setup.initial.items():
+        torch.testing.assert_close(res.head[k], v)
+
+
+def test_secure_run_resumes_exactly(tiny_setup, tmp_path):
+    raw = tiny_raw(topology="ring", secagg={"enabled": True}, out_dir=str(tmp_path / "r"))
+    whole = run(parse_config({**raw, "out_dir": str(tmp_path / "whole")}), setup=tiny_setup,
+                resume=False)
+    cfg = parse_config(raw)
+    first = run(cfg, setup=tiny_setup, resume=False, max_rounds=1)
+    assert len(first.rows) == 1  # really interrupted after round 1
+    rest = run(cfg, setup=tiny_setup)
+    assert [r["t_end_s"] for r in rest.rows] == [r["t_end_s"] for r in whole.rows]
+    assert [r["bytes_secagg_control"] for r in rest.rows] == \
+        [r["bytes_secagg_control"] for r in whole.rows]
+    for k in whole.head:
+        torch.testing.assert_close(rest.head[k], whole.head[k])
+
+
+@pytest.mark.parametrize("secagg, message", [
+    ({"bits": 16}, "secagg.bits must be 32 or 64"),
+    ({"bits": 32, "frac_bits": 32}, "0 < secagg.frac_bits < bits - 1"),
+    ({"threshold": 1.0}, "secagg.threshold must be a fraction in"),
+    ({"enable": True}, "enabled"),
+])
+def test_bad_secagg_config_names_the_key(secagg, message):
+    with pytest.raises(FedConfigError, match=message):
+        parse_config(tiny_raw(secagg=secagg))
+
+
+def test_threshold_is_a_majority_by_default_and_stays_in_range():
+    assert [threshold_for(n, 0.5) for n in (2, 3, 10, 66)] == [2, 2, 6, 34]
+    assert threshold_for(10, 0.0) == 2 and threshold_for(10, 0.99) == 10
