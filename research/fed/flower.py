@@ -5,6 +5,14 @@ drives :class:`~research.fed.rounds.RoundSimulator` exactly as the in-process ru
 contact plan decides which satellites take part in a round (and when); only the local updates
 travel as Flower messages to the ClientApps, which call :func:`~research.fed.clients.client_update`;
 aggregation (ring all-reduce / FedAvg) is the shared code. So both engines give the same head.
+
+With ``secagg.enabled`` the ServerApp never sees an update: each round's numerics run through
+Flower's ``SecAggPlusWorkflow`` (every satellite a neighbour of every other, i.e. SecAgg, with
+the config's threshold) against ClientApps wrapped in ``secaggplus_mod``. The cohort is the
+simulated round's (satellites whose keys and shares reached the ground); members the simulation
+drops after that raise in their ``fit``, so the workflow rebuilds their masks from shares, as it
+would for a satellite that went silent. The protocol's bytes and round trips are booked by the
+simulator (:mod:`research.fed.secure_rounds`), the same for both engines.
 """
 
 from __future__ import annotations
@@ -19,7 +27,98 @@ from research.fed.config import FedConfig
 from research.fed.privacy import Privacy
 
 if TYPE_CHECKING:
+    from research.fed.rounds import SecureRound
     from research.fed.runner import RunResult, Setup
+
+
+class SimulatedDropout(RuntimeError):
+    """Raised by a satellite's ``fit`` when the simulated round says its masked update never
+    reaches the aggregator (Flower's SecAgg+ then treats it as a dropout)."""
+
+
+def _partition_mod(msg, ctxt, call_next):
+    """Answers the ServerApp's ``query`` with the SuperNode's partition id (any ClientApp)."""
+    from flwr.app import Message, MetricRecord, RecordDict
+
+    if msg.metadata.message_type == "query":
+        pid = int(ctxt.node_config["partition-id"])
+        return Message(RecordDict({"metrics": MetricRecord({"partition-id": pid})}),
+                       reply_to=msg)
+    return call_next(msg, ctxt)
+
+
+def make_secure_client_app(cfg: FedConfig, setup: Setup):
+    """A ClientApp for secure aggregation: a NumPyClient per satellite whose update Flower's
+    ``secaggplus_mod`` masks before it leaves the SuperNode."""
+    import torch
+    from flwr.client import ClientApp, NumPyClient
+    from flwr.client.mod import secaggplus_mod
+
+    privacy = Privacy(cfg.privacy, cfg.train)
+    keys = list(setup.initial)
+
+    class Satellite(NumPyClient):
+        def __init__(self, pid: int) -> None:
+            self.pid = pid
+
+        def fit(self, parameters, config):
+            if int(config["drop"]):
+                raise SimulatedDropout(f"satellite {setup.clients[self.pid].sat}: its masked "
+                                       "update does not reach the aggregator this round")
+            head = {k: torch.as_tensor(a) for k, a in zip(keys, parameters, strict=True)}
+            new = client_update(setup.template, setup.data, setup.clients[self.pid], self.pid,
+                                head, cfg.train, int(config["round"]), privacy,
+                                cohort=int(config["cohort"]))
+            return [new[k].numpy() for k in keys], int(config["weight"]), {}
+
+    def client_fn(context):
+        return Satellite(int(context.node_config["partition-id"])).to_client()
+
+    return ClientApp(client_fn=client_fn, mods=[_partition_mod, secaggplus_mod])
+
+
+def _secure_round(grid, context, node_of: dict[str, int], rnd: SecureRound) -> State:
+    """One round of Flower's SecAgg+ workflow over ``rnd.cohort``; the survivors' weighted mean."""
+    import flwr.compat.common.recorddict_compat as compat
+    import torch
+    from flwr.app import ConfigRecord
+    from flwr.common import FitIns, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server import ServerConfig
+    from flwr.server.compat.grid_client_proxy import GridClientProxy
+    from flwr.server.compat.legacy_context import LegacyContext
+    from flwr.server.strategy import FedAvg
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
+
+    keys = list(rnd.head)
+    weight = dict(zip(rnd.cohort, rnd.weights, strict=True))
+    proxies = {s: GridClientProxy(node_of[s], grid, context.run_id) for s in rnd.cohort}
+    got: dict = {}
+
+    class Cohort(FedAvg):
+        """The simulated round's cohort, told who drops; keeps the unmasked mean."""
+
+        def configure_fit(self, server_round, parameters, client_manager):
+            return [(proxies[s], FitIns(parameters, {
+                "round": rnd.round, "cohort": rnd.trained, "weight": int(weight[s]),
+                "drop": int(s not in rnd.survivors)})) for s in rnd.cohort]
+
+        def aggregate_fit(self, server_round, results, failures):
+            got["parameters"] = results[0][1].parameters if results else None
+            return got["parameters"], {}
+
+    legacy = LegacyContext(context, config=ServerConfig(num_rounds=1), strategy=Cohort())
+    legacy.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord(
+        {Key.CURRENT_ROUND: rnd.round})
+    legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
+        ndarrays_to_parameters([rnd.head[k].numpy() for k in keys]), True)
+    SecAggPlusWorkflow(num_shares=1.0, reconstruction_threshold=rnd.threshold,
+                       max_weight=float(max(rnd.weights)))(grid, legacy)
+    if got.get("parameters") is None:
+        raise RuntimeError(f"round {rnd.round}: Flower's SecAgg+ workflow halted (see its log)")
+    arrays = parameters_to_ndarrays(got["parameters"])
+    return {k: torch.as_tensor(a, dtype=rnd.head[k].dtype).reshape(rnd.head[k].shape)
+            for k, a in zip(keys, arrays, strict=True)}
 
 
 def make_client_app(cfg: FedConfig, setup: Setup):
@@ -84,6 +183,12 @@ def make_server_app(cfg: FedConfig, setup: Setup, out: dict, *, resume: bool = T
                 got[setup.clients[pid].sat] = m.content["arrays"].to_torch_state_dict()
             return got
 
+        if cfg.secagg.enabled:
+            sats = {c.sat: node_of[i] for i, c in enumerate(setup.clients) if i in node_of}
+            out["result"] = run(cfg, setup=setup, resume=resume, max_rounds=max_rounds,
+                                secure_trainer=lambda rnd: _secure_round(grid, context, sats,
+                                                                         rnd))
+            return
         out["result"] = run(cfg, setup=setup, resume=resume, max_rounds=max_rounds,
                             trainer=trainer)
 
@@ -115,7 +220,8 @@ def run_flower(cfg: FedConfig, setup: Setup | None = None, *, cpus_per_client: f
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     run_simulation(
         server_app=make_server_app(cfg, setup, out, resume=resume, max_rounds=max_rounds),
-        client_app=make_client_app(cfg, setup),
+        client_app=(make_secure_client_app if cfg.secagg.enabled else make_client_app)(cfg,
+                                                                                      setup),
         num_supernodes=len(setup.clients),
         backend_config={"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
                         "init_args": {"num_cpus": 1, "include_dashboard": False}},

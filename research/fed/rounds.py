@@ -51,11 +51,30 @@ from research.fed.topologies import HorizonReached, get_topology
 from research.orbit import TransferResult
 
 __all__ = ["PRELOADED", "HorizonReached", "ModelTooLarge", "RoundSimulator", "RunState",
-           "Trainer"]
+           "SecureRound", "SecureTrainer", "Trainer"]
 
 PRELOADED = "preloaded"
 Trainer = Callable[[int, State, list[str]], dict[str, State]]
 """``(round, global head, satellites) -> {satellite: updated head}``: the engine's local step."""
+
+
+@dataclass(frozen=True)
+class SecureRound:
+    """What an engine that aggregates securely itself (Flower's SecAgg+) is asked for: the mean
+    of ``survivors``' updates (weights in ``cohort`` order), from masked vectors of ``cohort``,
+    ``trained`` satellites having trained (the cohort of satellite-level DP noise)."""
+
+    round: int
+    head: State
+    cohort: list[str]
+    survivors: list[str]
+    weights: list[float]
+    threshold: int
+    trained: int
+
+
+SecureTrainer = Callable[[SecureRound], State]
+"""The engine's local updates and secure aggregation in one: returns the new head."""
 
 
 @dataclass
@@ -83,7 +102,8 @@ class RoundSimulator:
 
     def __init__(self, cfg: FedConfig, net: FedNetwork, clients: list[SatelliteClient],
                  costs: Costs, template: nn.Module, data: Dataset,
-                 trainer: Trainer | None = None) -> None:
+                 trainer: Trainer | None = None,
+                 secure_trainer: SecureTrainer | None = None) -> None:
         self.cfg, self.net, self.clients, self.costs = cfg, net, clients, costs
         self.template, self.data = template, data
         self.sat_hw = get_device(cfg.profiles.satellite).require_throughput()
@@ -98,6 +118,7 @@ class RoundSimulator:
         self.index = {c.sat: i for i, c in enumerate(clients)}
         self.privacy = Privacy(cfg.privacy, cfg.train)
         self.trainer: Trainer = trainer or self.train_local
+        self.secure_trainer = secure_trainer
 
     def train_local(self, round_idx: int, head: State, sats: list[str]) -> dict[str, State]:
         """Local updates of ``sats`` in this process (the default engine)."""
@@ -122,11 +143,18 @@ class RoundSimulator:
                 rnd.dropped[sat] = "secagg_threshold"
             columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=0.0)
             return end, st.head, st.holder, "secagg_failed", columns
-        gone = {i for i, s in enumerate(cohort) if s not in participants}
-        head, _ = secure_weighted_mean([updates.get(s, st.head) for s in cohort],
-                                       [rnd.weight(s) for s in cohort], gone, bits=cfg.bits,
-                                       frac_bits=cfg.frac_bits, threshold=t)
-        error = max(float((head[k] - plain[k]).abs().max()) for k in head)
+        weights = [rnd.weight(s) for s in cohort]
+        if self.secure_trainer is not None:  # Flower's SecAgg+ (its own fixed point)
+            head = self.secure_trainer(SecureRound(rnd.st.round + 1, st.head, list(cohort),
+                                                   list(participants), weights, t,
+                                                   len(rnd.ready)))
+            error = None  # no plain head to compare with: the engine saw masked vectors only
+        else:
+            gone = {i for i, s in enumerate(cohort) if s not in participants}
+            head, _ = secure_weighted_mean([updates.get(s, st.head) for s in cohort], weights,
+                                           gone, bits=cfg.bits, frac_bits=cfg.frac_bits,
+                                           threshold=t)
+            error = max(float((head[k] - plain[k]).abs().max()) for k in head)
         columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=error)
         return unmasked, head, holder, label, columns
 
@@ -160,7 +188,10 @@ class RoundSimulator:
         if not rnd.ready:
             raise HorizonReached(f"round {r}: no satellite could train "
                                  f"({len(rnd.dropped)} dropped)")
-        updates = self.trainer(r, st.head, sorted(rnd.ready, key=self.index.get))
+        if rnd.secagg is not None and self.secure_trainer is not None:
+            updates = dict.fromkeys(rnd.ready, st.head)  # timing only: the engine aggregates
+        else:
+            updates = self.trainer(r, st.head, sorted(rnd.ready, key=self.index.get))
         end, head, holder, label = rnd.topology.finish(updates)
         if rnd.q.sent > end.t:  # a transfer the ground could not know would fail started later
             end = end.wait_until(rnd.q.sent)

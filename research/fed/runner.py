@@ -33,7 +33,14 @@ from research.fed.clients import (
 from research.fed.config import FedConfig
 from research.fed.cost import Costs, measure_costs
 from research.fed.network import FedNetwork
-from research.fed.rounds import PRELOADED, HorizonReached, RoundSimulator, RunState, Trainer
+from research.fed.rounds import (
+    PRELOADED,
+    HorizonReached,
+    RoundSimulator,
+    RunState,
+    SecureTrainer,
+    Trainer,
+)
 from research.orbit import ContactPlan
 from research.orbit import load_config as load_orbit_config
 from research.orbit import parse_config as parse_orbit_config
@@ -115,17 +122,19 @@ def _fingerprint(cfg: FedConfig) -> str:
 
 
 def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
-        max_rounds: int | None = None, trainer: Trainer | None = None) -> RunResult:
+        max_rounds: int | None = None, trainer: Trainer | None = None,
+        secure_trainer: SecureTrainer | None = None) -> RunResult:
     """Run (or resume) ``cfg``; ``max_rounds`` stops early (the next call continues).
 
-    ``trainer`` replaces the in-process local updates (the Flower engine passes its own).
+    ``trainer`` replaces the in-process local updates (the Flower engine passes its own);
+    ``secure_trainer`` the local updates and their secure aggregation (Flower's SecAgg+).
     """
     setup = setup or prepare(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = FedNetwork(setup.plan, cfg.faults, cfg.network)
     sim = RoundSimulator(cfg, net, setup.clients, setup.costs, setup.template, setup.data,
-                         trainer)
+                         trainer, secure_trainer)
     acc0 = accuracy(setup.template, setup.initial, setup.data.test_x, setup.data.test_y)
     state = RunState(round=0, t=0.0, holder=PRELOADED, head=setup.initial)
     found = _latest_readable(out) if resume else None

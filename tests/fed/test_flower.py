@@ -40,3 +40,24 @@ def test_flower_private_run_equals_in_process(tiny_setup, tmp_path):
     for k in local.head:
         assert torch.allclose(flower.head[k], local.head[k], atol=1e-6)
     assert [r["epsilon"] for r in flower.rows] == [r["epsilon"] for r in local.rows]
+
+
+@pytest.mark.slow
+def test_flower_secagg_plus_equals_in_process_secure_aggregation_with_dropouts(tiny_setup,
+                                                                                tmp_path):
+    """Flower's SecAgg+ workflow unmasks the same mean as the in-process SecAgg; 7 of the 20
+    satellites that sent their shares miss the deadline and are unmasked as dropouts."""
+    from research.fed.flower import run_flower
+
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower"), scheme="onboard",
+                                topology="star", train={"rounds": 1},
+                                comm={"round_deadline_s": 14000}, secagg={"enabled": True}))
+    flower = run_flower(cfg, tiny_setup)
+    local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=tiny_setup)
+    (f,), (lo,) = flower.rows, local.rows
+    assert f["secagg_cohort"] == lo["secagg_cohort"] == 20
+    assert f["participants"] == lo["participants"] == 13  # 7 dropouts after their shares
+    assert f["secagg_max_abs_error"] is None  # the ServerApp never saw a plain update
+    for k in local.head:  # Flower quantizes to 2**22 levels over [-8, 8]
+        torch.testing.assert_close(flower.head[k], local.head[k], rtol=0, atol=1e-4)
+    assert not torch.allclose(local.head["head.weight"], tiny_setup.initial["head.weight"])

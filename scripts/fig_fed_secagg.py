@@ -1,0 +1,51 @@
+"""Secure aggregation's cost in a federated run: bytes and simulated time per round, measured.
+
+Runs plain FedAvg and SecAgg (64- and 32-bit) for the ring and the star on one plan, partition
+and cached features (:mod:`research.fed.secagg_overhead`); runs resume from their checkpoints.
+
+    python scripts/fig_fed_secagg.py --quick                     # embedded subset, ~1 min
+    python scripts/fig_fed_secagg.py --out results/fed_secagg    # full EuroSAT, 66 satellites
+    python scripts/fig_fed_secagg.py --out results/fed_secagg --replot
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from research.fed.config import load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    from research.fed.secagg_overhead import VARIANTS, replot, sweep
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="embedded subset, 10 rounds")
+    p.add_argument("--config", default=None, help="base YAML (default experiments/fed/...)")
+    p.add_argument("--out", default=None, help="output folder (default outputs/fed/secagg[_quick])")
+    p.add_argument("--runs", default=None, help="run folders (default outputs/fed/secagg_runs"
+                   "[_quick]); use another for another base config")
+    p.add_argument("--topologies", nargs="+", default=["ring", "star"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--target", type=float, default=0.8, help="accuracy for time-to-accuracy")
+    p.add_argument("--replot", action="store_true", help="only redraw from <out>")
+    args = p.parse_args(argv)
+    suffix = "_quick" if args.quick else ""
+    out = Path(args.out or f"outputs/fed/secagg{suffix}")
+    if args.replot:
+        replot(out)
+        return 0
+    base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
+                                       else "experiments/fed/collaborative.yaml"))
+    command = "python scripts/fig_fed_secagg.py " + " ".join(sys.argv[1:] if argv is None
+                                                             else argv)
+    sweep(base, out, topologies=args.topologies, variants=args.variants,
+          runs=Path(args.runs or f"outputs/fed/secagg_runs{suffix}"), target=args.target,
+          command=command)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
