@@ -6,6 +6,7 @@ and cached features (:mod:`research.fed.secagg_overhead`); runs resume from thei
     python scripts/fig_fed_secagg.py --quick                     # embedded subset, ~1 min
     python scripts/fig_fed_secagg.py --out results/fed_secagg    # full EuroSAT, 66 satellites
     python scripts/fig_fed_secagg.py --out results/fed_secagg --replot
+    python scripts/fig_fed_secagg.py --out results/fed_secagg --regime 6x11 12x11 12x22
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from research.fed.config import load_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    from research.fed.secagg_overhead import VARIANTS, replot, sweep
+    from research.fed.secagg_overhead import VARIANTS, regime, replot, sweep
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="embedded subset, 10 rounds")
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--target", type=float, default=0.8, help="accuracy for time-to-accuracy")
     p.add_argument("--replot", action="store_true", help="only redraw from <out>")
+    p.add_argument("--regime", nargs="+", default=None, metavar="PLANESxSATS",
+                   help="instead: plain against SecAgg timing and bytes over Walker shells, "
+                        "e.g. 6x11 12x11 12x22 (the base scenario's stations)")
+    p.add_argument("--rounds", type=int, default=6, help="rounds per --regime run")
     args = p.parse_args(argv)
     suffix = "_quick" if args.quick else ""
     out = Path(args.out or f"outputs/fed/secagg{suffix}")
@@ -40,6 +45,15 @@ def main(argv: list[str] | None = None) -> int:
                                        else "experiments/fed/collaborative.yaml"))
     command = "python scripts/fig_fed_secagg.py " + " ".join(sys.argv[1:] if argv is None
                                                              else argv)
+    if args.regime:
+        try:
+            shells = [(int(a), int(b)) for a, b in (s.lower().split("x") for s in args.regime)]
+        except ValueError:
+            p.error(f"--regime takes shells as PLANESxSATS (e.g. 12x11), got {args.regime}")
+        regime(base, out, shells, topologies=args.topologies, rounds=args.rounds,
+               command=command)
+        print(f"wrote {out}")
+        return 0
     sweep(base, out, topologies=args.topologies, variants=args.variants,
           runs=Path(args.runs or f"outputs/fed/secagg_runs{suffix}"), target=args.target,
           command=command)

@@ -137,12 +137,12 @@ class RoundSimulator:
         cohort = sa.cohort or []
         t = threshold_for(len(cohort), cfg.threshold) if len(cohort) >= 2 else 2
         columns = {"secagg_cohort": len(cohort), "secagg_threshold": t}
-        unmasked = sa.unmask(end, holder, participants)
-        if unmasked is None:
+        unmasked, ok = sa.unmask(end, holder, participants)
+        if not ok:
             for sat in participants:
                 rnd.dropped[sat] = "secagg_threshold"
             columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=0.0)
-            return end, st.head, st.holder, "secagg_failed", columns
+            return unmasked, st.head, st.holder, "secagg_failed", columns
         weights = [rnd.weight(s) for s in cohort]
         if self.secure_trainer is not None:  # Flower's SecAgg+ (its own fixed point)
             head = self.secure_trainer(SecureRound(rnd.st.round + 1, st.head, list(cohort),

@@ -168,3 +168,100 @@ def replot(out: Path) -> list[Path]:
         return data["rows"] if isinstance(data, dict) else data
 
     return plot(rows_of("fed_secagg_runs"), rows_of("fed_secagg_ledger"), Path(out))
+
+
+def _round_stats(rows: list[dict]) -> dict:
+    later = rows[1:] or rows
+    return {"rounds": len(rows), "round1_s": rows[0]["duration_s"],
+            "round_s_later": statistics.fmean(r["duration_s"] for r in later),
+            "model_bytes_later": statistics.fmean(r["bytes_model_exchange"] for r in later),
+            "control_bytes_later": statistics.fmean(r.get("bytes_secagg_control", 0.0)
+                                                    for r in later),
+            "cohort_later": statistics.fmean(r.get("secagg_cohort", r["participants"])
+                                             for r in later),
+            "participants_later": statistics.fmean(r["participants"] for r in later)}
+
+
+def regime(base: FedConfig, out: Path, shells: Sequence[tuple[int, int]], *,
+           topologies: Sequence[str], rounds: int, duration_s: float = 86400.0,
+           command: str = "", cache_dir: str = "outputs/fed/cache") -> list[dict]:
+    """SecAgg's overhead against the cohort size: one Walker shell per ``(planes, per_plane)``
+    (the base scenario's stations and links), plain against 64-bit SecAgg, timing and bytes only
+    (every update is the head: SecAgg's head equals plain FedAvg's, which :func:`sweep` measures
+    with the real numerics). Rounds after the first (features reused) are the steady state.
+    Writes ``fed_secagg_regime.{csv,json,png,pdf}``."""
+    import tempfile
+    import warnings
+
+    from research.fed.privacy_curve import walker_scenario
+    from research.fed.regime import _timing_only
+
+    out = Path(out)
+    rows = []
+    for planes, per in shells:
+        cfg = base.replace(scenario=walker_scenario(base, planes, per, duration_s),
+                           **{"train.rounds": rounds})
+        setup = prepare(cfg, cache_dir=cache_dir)
+        for topology in topologies:
+            got = {}
+            for variant in ("plain", "secagg64"):
+                with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    c = cfg.replace(**{"topology": topology, "out_dir": tmp,
+                                       **VARIANTS[variant]})
+                    got[variant] = _round_stats(run(c, setup=setup, resume=False,
+                                                    trainer=_timing_only,
+                                                    secure_trainer=lambda rnd: rnd.head).rows)
+            p, s = got["plain"], got["secagg64"]
+            rows.append({
+                "satellites": planes * per, "planes": planes, "sats_per_plane": per,
+                "topology": topology, "rounds_plain": p["rounds"], "rounds_secure": s["rounds"],
+                "round1_s_plain": p["round1_s"], "round1_s_secure": s["round1_s"],
+                "round_s_plain": p["round_s_later"], "round_s_secure": s["round_s_later"],
+                "round_time_ratio": s["round_s_later"] / p["round_s_later"],
+                "cohort": s["cohort_later"], "participants_plain": p["participants_later"],
+                "participants_secure": s["participants_later"],
+                "control_bytes_per_satellite": s["control_bytes_later"] / s["cohort_later"],
+                "model_bytes_ratio": s["model_bytes_later"] / p["model_bytes_later"],
+                "exchange_bytes_ratio": (s["model_bytes_later"] + s["control_bytes_later"])
+                / p["model_bytes_later"]})
+            r = rows[-1]
+            print(f"{r['satellites']} satellites, {topology}: {r['round_s_plain']:.0f} -> "
+                  f"{r['round_s_secure']:.0f} s/round, {r['control_bytes_per_satellite']:.0f} "
+                  "B control per satellite", flush=True)
+    write_rows(rows, out, "fed_secagg_regime", meta={"command": command, "rounds": rounds})
+    plot_regime(rows, out)
+    return rows
+
+
+def plot_regime(rows: list[dict], out: Path) -> list[Path]:
+    """Left: round time with and without SecAgg against the constellation size. Right: bytes a
+    round exchanges with SecAgg over plain FedAvg's."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for topology in sorted({r["topology"] for r in rows}):
+        rs = sorted((r for r in rows if r["topology"] == topology), key=lambda r: r["satellites"])
+        ks = [r["satellites"] for r in rs]
+        c = COLOR.get(topology, "k")
+        ax.plot(ks, [r["round_s_plain"] / 60 for r in rs], "o-", color=c,
+                label=f"{topology}, plain FedAvg")
+        ax.plot(ks, [r["round_s_secure"] / 60 for r in rs], "s--", color=c,
+                label=f"{topology}, SecAgg 64-bit")
+        ax2.plot(ks, [r["exchange_bytes_ratio"] for r in rs], "s--", color=c,
+                 label=f"{topology}: (masked model + control) / plain model bytes")
+    ks = sorted({r["satellites"] for r in rows})
+    for a in (ax, ax2):
+        a.set_xscale("log", base=2)
+        a.set_xticks(ks, [str(k) for k in ks])
+        a.set_xlabel("satellites in the round (Walker shells, same stations)")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("simulated round time, rounds 2+ (min)")
+    ax.set_title("Round time: SecAgg's 3 extra round trips", fontsize=9)
+    ax2.axhline(1, color="k", lw=0.8)
+    ax2.set_ylabel("bytes exchanged per round / plain FedAvg's")
+    ax2.set_title("Bytes: control grows with the cohort (one share box per member)", fontsize=9)
+    fig.tight_layout()
+    paths = save_figure(fig, out, "fed_secagg_regime")
+    plt.close(fig)
+    return paths

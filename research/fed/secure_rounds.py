@@ -188,14 +188,15 @@ class SecAggStages:
         return None if armed is None else tr.wait_until(armed.t)
 
     # ------------------------------------------------------------------ stage 6
-    def unmask(self, end: Track, holder: str, survivors: list[str]) -> Track | None:
-        """Stage 6 from ``end``, when ``holder`` has the masked sum: the track at which ``t``
-        survivors' shares are in, or None when fewer than ``t`` can be."""
+    def unmask(self, end: Track, holder: str, survivors: list[str]) -> tuple[Track, bool]:
+        """Stage 6 from ``end``, when ``holder`` has the masked sum: ``(track, True)`` once
+        ``t`` survivors' shares are in, or ``(track, False)`` once it is known that fewer than
+        ``t`` can be (the round cannot be unmasked)."""
         rnd = self.rnd
         u2 = self.cohort or []
         t_needed = threshold_for(len(u2), self.cfg.threshold) if len(u2) >= 2 else 2
         if len(survivors) < t_needed:
-            return None
+            return end, False
         cost = self.cost(len(u2))
         direct = self.direct and holder == GROUND
         replies: list[Track] = []
@@ -227,9 +228,9 @@ class SecAggStages:
         for sat in survivors:
             ask(sat)
         rnd.q.run()
-        if len(replies) < t_needed:
-            return None
-        return sorted(replies, key=lambda tr: tr.t)[t_needed - 1]
+        if len(replies) < t_needed:  # known once the last reply that could come was sent
+            return end.wait_until(rnd.q.sent), False
+        return sorted(replies, key=lambda tr: tr.t)[t_needed - 1].wait_until(rnd.q.sent), True
 
 
 class _Gather:

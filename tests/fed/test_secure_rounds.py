@@ -99,3 +99,40 @@ def test_bad_secagg_config_names_the_key(secagg, message):
 def test_threshold_is_a_majority_by_default_and_stays_in_range():
     assert [threshold_for(n, 0.5) for n in (2, 3, 10, 66)] == [2, 2, 6, 34]
     assert threshold_for(10, 0.0) == 2 and threshold_for(10, 0.99) == 10
+
+
+def test_overhead_sweep_compares_each_topology_with_its_plain_run(tiny_setup, tmp_path):
+    from research.fed.secagg_overhead import replot, sweep
+
+    base = parse_config(tiny_raw(train={**tiny_raw()["train"], "rounds": 2}))
+    summary = sweep(base, tmp_path / "out", topologies=["ring", "star"],
+                    variants=["plain", "secagg64", "secagg32"], runs=tmp_path / "runs",
+                    setup=tiny_setup)
+    rows = summary["against_plain"]
+    assert [(r["topology"], r["variant"]) for r in rows] == [
+        ("ring", "secagg64"), ("ring", "secagg32"), ("star", "secagg64"), ("star", "secagg32")]
+    for r in rows:
+        assert r["control_bytes_per_round"] > 0 and r["max_abs_error"] < 1e-3
+        if r["rounds_secure"] == r["rounds_plain"]:  # the star's stops at the 6 h horizon
+            assert r["model_bytes_ratio"] > (1.5 if r["variant"] == "secagg64" else 0.9)
+    star = next(r for r in rows if r["topology"] == "star" and r["variant"] == "secagg64")
+    assert star["round_time_ratio"] > 2  # direct links: each round trip waits for a pass
+    for name in ("fed_secagg.png", "fed_secagg.pdf", "fed_secagg_runs.csv",
+                 "fed_secagg_ledger.json", "fed_secagg_summary.json"):
+        assert (tmp_path / "out" / name).is_file()
+    (tmp_path / "out" / "fed_secagg.png").unlink()
+    replot(tmp_path / "out")
+    assert (tmp_path / "out" / "fed_secagg.png").is_file()
+
+
+def test_overhead_regime_grows_the_control_bytes_with_the_cohort(tmp_path):
+    from research.fed.secagg_overhead import regime
+
+    base = parse_config(tiny_raw(scheme="onboard", train={**tiny_raw()["train"], "rounds": 2}))
+    rows = regime(base, tmp_path / "out", [(3, 5), (3, 10)], topologies=["ring"], rounds=2,
+                  duration_s=6 * 3600, cache_dir=str(tmp_path / "cache"))
+    assert [r["satellites"] for r in rows] == [15, 30]
+    assert rows[1]["cohort"] > rows[0]["cohort"] >= 2
+    assert rows[1]["control_bytes_per_satellite"] > rows[0]["control_bytes_per_satellite"]
+    assert all(r["participants_secure"] <= r["participants_plain"] for r in rows)
+    assert (tmp_path / "out" / "fed_secagg_regime.png").is_file()
