@@ -110,13 +110,18 @@ class SecAggConfig:
     ``enabled``: the aggregator (the ground, a ring neighbour, the ring's root) sees only masked
     updates; the protocol's keys, shares and unmasking travel on the network. ``bits``: the
     fixed point modulus (64 or 32) with ``frac_bits`` fraction bits; ``threshold``: the fraction
-    of the round's cohort whose shares unmask it (t = floor(threshold * n) + 1).
+    of the round's cohort whose shares unmask it (t = floor(threshold * n) + 1, a majority at
+    least: fewer would let a server that claims dropouts unmask single updates);
+    ``stage_timeout_s``: how long the coordinator waits for keys or shares before it goes on
+    without the missing satellites (Flower's ``timeout``; None: until all are in or the round's
+    deadline).
     """
 
     enabled: bool = False
     bits: int = 64
     frac_bits: int = 32
     threshold: float = 0.5
+    stage_timeout_s: float | None = None
 
 
 @dataclass
@@ -232,8 +237,11 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if sa.bits not in (32, 64) or not 0 < sa.frac_bits < sa.bits - 1:
         raise bad(f"secagg.bits must be 32 or 64 and 0 < secagg.frac_bits < bits - 1, got "
                   f"{sa.bits}, {sa.frac_bits}")
-    if not 0 <= sa.threshold < 1:
-        raise bad(f"secagg.threshold must be a fraction in [0, 1), got {sa.threshold}")
+    if not 0.5 <= sa.threshold < 1:
+        raise bad(f"secagg.threshold must be a fraction in [0.5, 1) (t is a majority of the "
+                  f"cohort), got {sa.threshold}")
+    if sa.stage_timeout_s is not None and not sa.stage_timeout_s > 0:
+        raise bad(f"secagg.stage_timeout_s must be > 0 or null, got {sa.stage_timeout_s}")
     if not isinstance(cfg.scenario, (str, dict)):
         raise bad("scenario must be an orbit YAML path or an orbit config mapping")
 

@@ -21,7 +21,8 @@
 The guarantee is on the released head. The noise is *distributed* (no party adds it for the
 others), but an individual update carries only ``1/sqrt(K)`` of it: against whoever sees single
 updates (the ground on the star, a ring neighbour) it needs secure aggregation
-(:mod:`research.fed.secagg`, not yet wired into the rounds). Satellites are not sampled at
+(``secagg.enabled``, :mod:`research.fed.secure_rounds`), under which the aggregator sees only
+masked, noised updates. Satellites are not sampled at
 random, so no amplification by client sampling is claimed (sampling rate 1). Accounting is
 Opacus's Renyi-DP accountant; the ledger carries the epsilon spent after every round (for
 ``image``, the worst satellite's, every satellite charged every round). Noise comes from seeded
@@ -193,10 +194,12 @@ class Privacy:
         if self.level == "satellite":
             z = self.satellite_noise_multiplier()
             agg = int(rows[-1]["participants"])
-            z_eff = z * math.sqrt(agg / trained)
-            history = [(float(r["dp_noise_multiplier"]), 1.0, 1) for r in rows[:-1]]
-            history.append((z_eff, 1.0, 1))
-            eps = rdp_epsilon(history, self.cfg.delta)
+            z_eff = z * math.sqrt(agg / trained) if agg else None  # None: nothing released
+            history = [(float(r["dp_noise_multiplier"]), 1.0, 1) for r in rows[:-1]
+                       if r["dp_noise_multiplier"] is not None]
+            if z_eff is not None:
+                history.append((z_eff, 1.0, 1))
+            eps = rdp_epsilon(history, self.cfg.delta) if history else 0.0
             target = self.cfg.epsilon
             if target is not None and eps > target * 1.001:
                 warnings.warn(f"round {len(rows)}: epsilon spent {eps:.3f} is past the target "

@@ -46,7 +46,7 @@ from research.fed.network import GROUND, FedNetwork, Transfers
 from research.fed.privacy import Privacy
 from research.fed.schemes import get_scheme
 from research.fed.secagg import secure_weighted_mean
-from research.fed.secure_rounds import SETUP_DROP, SecAggStages, threshold_for
+from research.fed.secure_rounds import SETUP_DROP, SecAggStages
 from research.fed.topologies import HorizonReached, get_topology
 from research.orbit import TransferResult
 
@@ -134,14 +134,13 @@ class RoundSimulator:
         (:func:`secure_weighted_mean`; equal to ``plain`` to the fixed point's resolution). A
         round that cannot be unmasked keeps the previous head and holder."""
         sa, cfg = rnd.secagg, self.cfg.secagg
-        cohort = sa.cohort or []
-        t = threshold_for(len(cohort), cfg.threshold) if len(cohort) >= 2 else 2
+        cohort, t = sa.cohort or [], sa.t
         columns = {"secagg_cohort": len(cohort), "secagg_threshold": t}
         unmasked, ok = sa.unmask(end, holder, participants)
         if not ok:
             for sat in participants:
                 rnd.dropped[sat] = "secagg_threshold"
-            columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=0.0)
+            columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=None)
             return unmasked, st.head, st.holder, "secagg_failed", columns
         weights = [rnd.weight(s) for s in cohort]
         if self.secure_trainer is not None:  # Flower's SecAgg+ (its own fixed point)
@@ -185,6 +184,8 @@ class RoundSimulator:
             plan = ahead.topology.plan()
         rnd = _Round(self, st, self.net, plan)
         rnd.simulate()
+        if rnd.secagg is not None and rnd.secagg.aborted is not None:
+            return self._failed(rnd, st, rnd.secagg.aborted)
         if not rnd.ready:
             raise HorizonReached(f"round {r}: no satellite could train "
                                  f"({len(rnd.dropped)} dropped)")
@@ -197,13 +198,29 @@ class RoundSimulator:
             end = end.wait_until(rnd.q.sent)
         if "deadline" in rnd.dropped.values():  # stragglers are only known at the deadline
             end = end.wait_until(rnd.deadline)
-        acct = rnd.acct
         participants = [s for s in rnd.ready if s not in rnd.dropped]
         extra: dict = {}
         if rnd.secagg is not None:
             end, head, holder, label, extra = self._secure(rnd, st, end, head, holder, label,
                                                            updates, participants)
             participants = [s for s in rnd.ready if s not in rnd.dropped]
+        return self._next_state(rnd, st, end, head, holder, label, participants, extra)
+
+    def _failed(self, rnd: _Round, st: RunState, at: Track) -> RunState:
+        """A round secure aggregation gave up in its setup: the previous head stays where it
+        was; the round ends once its last transfer was sent (and not before a deadline drop)."""
+        end = at.wait_until(rnd.q.sent)
+        if "deadline" in rnd.dropped.values():
+            end = end.wait_until(rnd.deadline)
+        sa = rnd.secagg
+        extra = {"secagg_cohort": len(sa.cohort or []), "secagg_threshold": sa.t,
+                 "bytes_secagg_control": sa.bytes, "secagg_max_abs_error": None}
+        return self._next_state(rnd, st, end, st.head, st.holder, "secagg_failed", [], extra)
+
+    def _next_state(self, rnd: _Round, st: RunState, end: Track, head: State, holder: str,
+                    label: str, participants: list[str], extra: dict) -> RunState:
+        """The ledger row of the round that ends at ``end`` with ``head`` at ``holder``."""
+        r, acct = st.round + 1, rnd.acct
         acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=rnd.start, end=end, acct=acct,
                         accuracy=acc, participants=participants, dropped=rnd.dropped,

@@ -56,6 +56,8 @@ def sweep(base: FedConfig, out: Path, *, topologies: Sequence[str], variants: Se
             res = run(cfg, setup=setup)
             wall = time.time() - t0
             rs = res.rows
+            if not rs:
+                raise RuntimeError(f"{name}: no round finished within the plan (see warnings)")
             n = len(rs)
             rows.append({
                 "run": name, "topology": topology, "variant": variant, "rounds": n,
@@ -71,7 +73,7 @@ def sweep(base: FedConfig, out: Path, *, topologies: Sequence[str], variants: Se
                 "cohort_mean": statistics.fmean(r.get("secagg_cohort", r["participants"])
                                                 for r in rs),
                 "failed_rounds": sum(r["aggregation"] == "secagg_failed" for r in rs),
-                "max_abs_error": max(r.get("secagg_max_abs_error", 0.0) for r in rs),
+                "max_abs_error": max((r.get("secagg_max_abs_error") or 0.0) for r in rs),
                 "wall_s_this_call": wall})
             ledger += [{"run": name, "topology": topology, "variant": variant,
                         "round": r["round"], "t_end_s": r["t_end_s"],
@@ -113,7 +115,8 @@ def summarize(rows: list[dict]) -> dict:
             "extra_s_per_round": r["round_s_mean"] - p["round_s_mean"],
             "model_bytes_ratio": r["model_bytes_per_round"] / p["model_bytes_per_round"],
             "control_bytes_per_round": r["control_bytes_per_round"],
-            "control_bytes_per_satellite": r["control_bytes_per_round"] / r["cohort_mean"],
+            "control_bytes_per_satellite": r["control_bytes_per_round"]
+            / max(r["cohort_mean"], 1.0),
             "exchange_bytes_ratio": (r["model_bytes_per_round"] + r["control_bytes_per_round"])
             / p["model_bytes_per_round"],
             "link_bytes_ratio": r["link_bytes_per_round"] / p["link_bytes_per_round"],
@@ -221,7 +224,8 @@ def regime(base: FedConfig, out: Path, shells: Sequence[tuple[int, int]], *,
                 "round_time_ratio": s["round_s_later"] / p["round_s_later"],
                 "cohort": s["cohort_later"], "participants_plain": p["participants_later"],
                 "participants_secure": s["participants_later"],
-                "control_bytes_per_satellite": s["control_bytes_later"] / s["cohort_later"],
+                "control_bytes_per_satellite": s["control_bytes_later"]
+                / max(s["cohort_later"], 1.0),
                 "model_bytes_ratio": s["model_bytes_later"] / p["model_bytes_later"],
                 "exchange_bytes_ratio": (s["model_bytes_later"] + s["control_bytes_later"])
                 / p["model_bytes_later"]})

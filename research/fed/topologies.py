@@ -216,6 +216,7 @@ class Ring(Topology):
             if choice is None:
                 raise HorizonReached("plane sums could not be combined within the horizon")
             self.root, self.excluded = choice
+            rnd.q.rewind(t)  # events popped since (no send) must not bar sends from t
             for p, (sat, _, tr) in sums.items():
                 if sat != self.root and p not in self.excluded:
                     self._send_sum(p, sat, tr, t)
