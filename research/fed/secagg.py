@@ -4,8 +4,8 @@ SecAgg (Bonawitz et al., CCS 2017), in the form Flower's SecAgg+ uses, for one r
 satellites of which any may drop out after sending its keys:
 
 1. **Keys.** Each satellite makes two X25519 key pairs (one for masks, one to encrypt shares)
-   and a self-mask seed, and advertises its public keys through the aggregator (the ground
-   station, or the ring's first node).
+   and a self-mask seed, and advertises its public keys through a coordinator (the ground
+   segment, for the star and the ring alike: :mod:`research.fed.secure_rounds` books it).
 2. **Shares.** Each satellite splits its private key and its seed into ``n`` Shamir shares
    (threshold ``t``; Flower's ``create_shares``), encrypts each for its holder with AES-GCM under
    a key both derive from their share key pairs by X25519 + HKDF (owner and holder bound as
