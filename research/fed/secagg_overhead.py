@@ -170,7 +170,10 @@ def replot(out: Path) -> list[Path]:
         data = json.loads((Path(out) / f"{name}.json").read_text())
         return data["rows"] if isinstance(data, dict) else data
 
-    return plot(rows_of("fed_secagg_runs"), rows_of("fed_secagg_ledger"), Path(out))
+    paths = plot(rows_of("fed_secagg_runs"), rows_of("fed_secagg_ledger"), Path(out))
+    if (Path(out) / "fed_secagg_regime.json").is_file():
+        paths += plot_regime(rows_of("fed_secagg_regime"), Path(out))
+    return paths
 
 
 def _round_stats(rows: list[dict]) -> dict:
@@ -246,9 +249,9 @@ def plot_regime(rows: list[dict], out: Path) -> list[Path]:
         rs = sorted((r for r in rows if r["topology"] == topology), key=lambda r: r["satellites"])
         ks = [r["satellites"] for r in rs]
         c = COLOR.get(topology, "k")
-        ax.plot(ks, [r["round_s_plain"] / 60 for r in rs], "o-", color=c,
+        ax.plot(ks, [r["round_s_plain"] for r in rs], "o-", color=c,
                 label=f"{topology}, plain FedAvg")
-        ax.plot(ks, [r["round_s_secure"] / 60 for r in rs], "s--", color=c,
+        ax.plot(ks, [r["round_s_secure"] for r in rs], "s--", color=c,
                 label=f"{topology}, SecAgg 64-bit")
         ax2.plot(ks, [r["exchange_bytes_ratio"] for r in rs], "s--", color=c,
                  label=f"{topology}: (masked model + control) / plain model bytes")
@@ -260,8 +263,9 @@ def plot_regime(rows: list[dict], out: Path) -> list[Path]:
         a.grid(alpha=0.3)
         a.legend(fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("simulated round time, rounds 2+ (min)")
-    ax.set_title("Round time: SecAgg's 3 extra round trips", fontsize=9)
+    ax.set_ylabel("simulated round time, rounds 2+ (s)")
+    ax.set_title("Round time (features reused): SecAgg's 3 extra round trips wait for passes "
+                 "on the star", fontsize=8)
     ax2.axhline(1, color="k", lw=0.8)
     ax2.set_ylabel("bytes exchanged per round / plain FedAvg's")
     ax2.set_title("Bytes: control grows with the cohort (one share box per member)", fontsize=9)
