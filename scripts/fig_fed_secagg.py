@@ -4,7 +4,7 @@ Runs plain FedAvg and SecAgg (64- and 32-bit) for the ring and the star on one p
 and cached features (:mod:`research.fed.secagg_overhead`); runs resume from their checkpoints.
 
     python scripts/fig_fed_secagg.py --quick                     # subset, 3 rounds, ~2 min
-    python scripts/fig_fed_secagg.py --out results/fed_secagg    # full EuroSAT, 66 satellites
+    python scripts/fig_fed_secagg.py --out results/fed_secagg --days 16   # full EuroSAT, 66 sats
     python scripts/fig_fed_secagg.py --out results/fed_secagg --replot
     python scripts/fig_fed_secagg.py --out results/fed_secagg --regime 6x11 12x11 12x22 (3 days)
 """
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: plain against SecAgg timing and bytes over Walker shells, "
                         "e.g. 6x11 12x11 12x22 (the base scenario's stations)")
     p.add_argument("--rounds", type=int, default=3, help="rounds per --regime run")
-    p.add_argument("--days", type=float, default=3.0, help="plan length of a --regime shell")
+    p.add_argument("--days", type=float, default=None,
+                   help="plan length (default: the config's scenario; --regime: 3 days); the "
+                        "star with SecAgg needs 16 for 30 rounds")
     args = p.parse_args(argv)
     suffix = "_quick" if args.quick else ""
     out = Path(args.out or f"outputs/fed/secagg{suffix}")
@@ -57,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             p.error(f"--regime takes shells as PLANESxSATS (e.g. 12x11), got {args.regime}")
         regime(base, out, shells, topologies=args.topologies, rounds=args.rounds,
-               duration_s=args.days * 86400, command=command)
+               duration_s=(args.days or 3.0) * 86400, command=command)
         print(f"wrote {out}")
         return 0
+    if args.days:
+        from research.fed.secagg_overhead import with_duration
+
+        base = base.replace(scenario=with_duration(base, args.days * 86400))
     sweep(base, out, topologies=args.topologies, variants=variants,
           runs=Path(args.runs or f"outputs/fed/secagg_runs{suffix}"), target=args.target,
           command=command)

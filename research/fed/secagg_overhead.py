@@ -95,6 +95,19 @@ def sweep(base: FedConfig, out: Path, *, topologies: Sequence[str], variants: Se
     return summary
 
 
+def with_duration(base: FedConfig, duration_s: float) -> dict:
+    """``base``'s orbit scenario over ``duration_s`` instead (a star with SecAgg needs about
+    three times the plain star's days for the same rounds)."""
+    from research.configfile import load_config_files
+    from research.orbit.config import OrbitConfigError
+
+    raw = dict(load_config_files(base.scenario, "orbit config", OrbitConfigError)[0]
+               if isinstance(base.scenario, str) else base.scenario)
+    days = duration_s / 86400
+    raw.update({"name": f"{raw.get('name', 'scenario')}_{days:g}d", "duration_s": duration_s})
+    return raw
+
+
 def _hours(t: float | None) -> float | None:
     return None if t is None else t / 3600
 

@@ -159,3 +159,13 @@ def test_distributed_dp_noise_runs_under_secure_aggregation(tiny_setup, tmp_path
     assert all(r["secagg_max_abs_error"] < 1e-6 for r in both.rows)
     for k in dp.head:
         torch.testing.assert_close(both.head[k], dp.head[k], rtol=0, atol=1e-6)
+
+
+def test_with_duration_keeps_the_scenario_but_its_length():
+    from research.fed.secagg_overhead import with_duration
+
+    base = parse_config(tiny_raw())
+    scen = with_duration(base, 2 * 86400)
+    assert scen["duration_s"] == 2 * 86400 and scen["name"].endswith("_2d")
+    assert scen["constellation"] == base.scenario["constellation"]
+    assert parse_config(tiny_raw(scenario=scen)).scenario["duration_s"] == 2 * 86400
