@@ -169,3 +169,12 @@ def test_with_duration_keeps_the_scenario_but_its_length():
     assert scen["duration_s"] == 2 * 86400 and scen["name"].endswith("_2d")
     assert scen["constellation"] == base.scenario["constellation"]
     assert parse_config(tiny_raw(scenario=scen)).scenario["duration_s"] == 2 * 86400
+
+
+def test_a_round_that_released_nothing_spends_no_privacy(tiny_setup, tmp_path):
+    res = _run(tiny_setup, tmp_path, "dpfail", topology="star", train={"rounds": 1},
+               comm={"round_deadline_s": 12000}, privacy={"level": "satellite", "epsilon": 8.0},
+               secagg={"enabled": True, "threshold": 0.9})
+    (row,) = res.rows
+    assert row["aggregation"] == "secagg_failed" and row["participants"] == 0
+    assert row["epsilon"] == 0.0 and row["dp_noise_multiplier"] is None
