@@ -94,6 +94,8 @@ class PrivacyConfig:
     update clipped to ``clip`` and noised, aggregation unweighted); ``image`` (DP-SGD on board:
     one image is the unit, per-image gradients clipped to ``clip``). Give ``epsilon`` (the target
     over ``train.rounds`` at ``delta``; the noise is calibrated to it) or ``noise_multiplier``.
+    ``adjacency`` (satellite level): ``zero_out`` (one satellite's update replaced by zero) or
+    ``replace`` (by any other update: twice the sensitivity, twice the noise for an epsilon).
     """
 
     level: str = "none"
@@ -101,6 +103,7 @@ class PrivacyConfig:
     delta: float = 1e-5
     clip: float = 1.0
     noise_multiplier: float | None = None
+    adjacency: str = "zero_out"
 
 
 @dataclass
@@ -252,6 +255,11 @@ PRIVACY_LEVELS = ("none", "satellite", "image")
 def _validate_privacy(p: PrivacyConfig, bad: Any) -> None:
     if p.level not in PRIVACY_LEVELS:
         raise bad(f"privacy.level must be one of {list(PRIVACY_LEVELS)}, got {p.level!r}")
+    if p.adjacency not in ("zero_out", "replace"):
+        raise bad(f"privacy.adjacency must be zero_out or replace, got {p.adjacency!r}")
+    if p.adjacency == "replace" and p.level != "satellite":
+        raise bad("privacy.adjacency: replace is for level satellite (DP-SGD's Poisson "
+                  "accounting is add/remove)")
     if p.level == "none":
         if p.epsilon is not None or p.noise_multiplier is not None:
             raise bad("privacy.epsilon / privacy.noise_multiplier need privacy.level satellite "

@@ -9,8 +9,9 @@
   satellite's influence is bounded by ``clip``, whatever its shard size). The adjacency is
   *zero-out* (Kairouz et al. 2021): neighbouring datasets differ in one satellite's update
   replaced by zero, the cohort unchanged (who takes part is decided by contacts, which are
-  public), so the sum's sensitivity is ``clip``; under replace-one adjacency it is ``2 clip`` and
-  the same noise gives the epsilon of ``z / 2``. When updates are lost after training, the sum
+  public), so the sum's sensitivity is ``clip``. ``adjacency: replace`` (one satellite's update
+  replaced by any other) doubles it to ``2 clip``: the noise is calibrated to ``2 z`` and each
+  round accounted with ``z_applied / 2``. When updates are lost after training, the sum
   carries less noise: the round is accounted with ``z * sqrt(aggregated / trained)``.
 * ``image`` (example-level DP-SGD, Abadi et al. 2016, with Opacus): one image. Each satellite's
   local SGD draws Poisson batches (rate ``batch / n``), clips every image's gradient to ``clip``
@@ -111,11 +112,18 @@ class Privacy:
         return self.cfg.level != "none"
 
     # ------------------------------------------------------------------ calibration
+    @property
+    def sensitivity(self) -> float:
+        """The update sum's L2 sensitivity in units of ``clip``: 1 (zero-out), 2 (replace)."""
+        return 2.0 if self.cfg.adjacency == "replace" else 1.0
+
     def satellite_noise_multiplier(self) -> float:
-        """``z`` of the per-round Gaussian on the update sum (sampling rate 1, ``rounds`` steps)."""
+        """``z``: the per-round Gaussian on the update sum has std ``z * clip`` (sampling rate 1,
+        ``rounds`` steps; calibrated for the sensitivity of the adjacency)."""
         if self.cfg.noise_multiplier is not None:
             return float(self.cfg.noise_multiplier)
-        return _calibrated(float(self.cfg.epsilon), self.cfg.delta, 1.0, self.train.rounds)
+        return self.sensitivity * _calibrated(float(self.cfg.epsilon), self.cfg.delta, 1.0,
+                                              self.train.rounds)
 
     def image_plan(self, n: int) -> ImagePlan:
         """DP-SGD of a satellite holding ``n`` images (a batch larger than the shard: rate 1)."""
@@ -195,10 +203,11 @@ class Privacy:
             z = self.satellite_noise_multiplier()
             agg = int(rows[-1]["participants"])
             z_eff = z * math.sqrt(agg / trained) if agg else None  # None: nothing released
-            history = [(float(r["dp_noise_multiplier"]), 1.0, 1) for r in rows[:-1]
+            k = self.sensitivity  # noise in units of the sensitivity
+            history = [(float(r["dp_noise_multiplier"]) / k, 1.0, 1) for r in rows[:-1]
                        if r["dp_noise_multiplier"] is not None]
             if z_eff is not None:
-                history.append((z_eff, 1.0, 1))
+                history.append((z_eff / k, 1.0, 1))
             eps = rdp_epsilon(history, self.cfg.delta) if history else 0.0
             target = self.cfg.epsilon
             if target is not None and eps > target * 1.001:

@@ -116,6 +116,8 @@ def _fingerprint(cfg: FedConfig) -> str:
     d.pop("out_dir")
     if not d["secagg"]["enabled"]:  # runs from before secure aggregation still resume
         d.pop("secagg")
+    if d["privacy"]["adjacency"] == "zero_out":  # and those from before the adjacency option
+        d["privacy"].pop("adjacency")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds
         d["train"].pop("rounds")
     return json.dumps(d, sort_keys=True, default=str)

@@ -189,3 +189,28 @@ def test_regime_runs_one_sweep_per_walker_shell(tmp_path):
 def test_unreachable_epsilon_is_named_before_the_first_round():
     with pytest.raises(ValueError, match=r"privacy.epsilon=0.0001 .* cannot be reached"):
         _privacy("satellite", epsilon=1e-4)
+
+
+def test_replace_adjacency_doubles_the_noise_for_the_same_epsilon(tiny_setup, tmp_path):
+    train = TrainConfig(rounds=5)
+    zero = Privacy(PrivacyConfig(level="satellite", epsilon=4.0), train)
+    replace = Privacy(PrivacyConfig(level="satellite", epsilon=4.0, adjacency="replace"), train)
+    assert replace.satellite_noise_multiplier() == pytest.approx(
+        2 * zero.satellite_noise_multiplier())
+    raw = tiny_raw(out_dir=str(tmp_path / "r"),
+                   privacy={"level": "satellite", "epsilon": 4.0, "adjacency": "replace"})
+    rows = run(parse_config(raw), setup=tiny_setup, resume=False).rows
+    assert rows[-1]["epsilon"] <= 4.0 * 1.001
+    # the same applied noise under zero-out adjacency spends far less
+    z = rows[-1]["dp_noise_multiplier"]
+    assert rdp_epsilon([(z, 1.0, len(rows))], 1e-5) < 0.5 * rows[-1]["epsilon"]
+
+
+@pytest.mark.parametrize("privacy, message", [
+    ({"level": "satellite", "epsilon": 4.0, "adjacency": "swap"}, "zero_out or replace"),
+    ({"level": "image", "epsilon": 4.0, "adjacency": "replace"}, "is for level satellite"),
+    ({"adjacency": "replace"}, "is for level satellite"),
+])
+def test_bad_adjacency_is_named(privacy, message):
+    with pytest.raises(FedConfigError, match=message):
+        parse_config(tiny_raw(privacy=privacy))
