@@ -124,3 +124,64 @@ def test_a_batch_is_all_or_nothing():
     assert [seq for _, seq, _ in verifier.open_batch(good)] == [1, 2]  # the clean resend passes
     with pytest.raises(AuthError, match="appears twice in the batch"):
         Verifier(keys).open_batch([good[0], good[0]])
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "hmac-sha256"])
+def test_a_batch_envelope_pays_the_tag_once_and_opens_whole(scheme):
+    keys = generate_keys(["sat-P00-S00"], scheme)
+    sealer, verifier = Sealer("sat-P00-S00", keys["sat-P00-S00"]), Verifier(keys)
+    payloads = [bytes([i]) * (30 + i) for i in range(64)]
+    envelope = sealer.seal_many(payloads)
+    assert len(envelope) == sum(map(len, payloads)) + overhead_bytes("sat-P00-S00", scheme, 64)
+    assert overhead_bytes("sat-P00-S00", scheme, 64) / 64 < overhead_bytes("sat-P00-S00",
+                                                                           scheme) / 10
+    assert verifier.open_many(envelope) == ("sat-P00-S00", 1, payloads)
+    assert verifier.open_many(sealer.seal_many([])) == ("sat-P00-S00", 2, [])
+    with pytest.raises(AuthError, match="replay check failed"):
+        verifier.open_many(envelope)
+    with pytest.raises(AuthError, match=r"format check failed: a batch envelope \(open_many\)"):
+        verifier.open(sealer.seal_many(payloads[:2]))
+    with pytest.raises(AuthError, match=r"format check failed: a single envelope \(open\)"):
+        verifier.open_many(sealer.seal(b"x"))
+
+
+def test_every_bit_flip_of_a_batch_is_refused_before_any_item_is_split():
+    keys = generate_keys(["s"])
+    sealer = Sealer("s", keys["s"])
+    envelope = sealer.seal_many([b"abc", b"", b"defgh"])
+    refused = 0
+    for i in range(len(envelope) * 8):
+        bad = bytearray(envelope)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(AuthError) as err:
+            Verifier(keys).open_many(bytes(bad))
+        assert CHECK.match(str(err.value))
+        refused += 1
+    assert refused == len(envelope) * 8
+
+
+def test_a_sender_own_malformed_batch_is_a_format_error_after_the_signature():
+    keys = generate_keys(["s"])
+    sealer = Sealer("s", keys["s"])
+    envelope = sealer._seal(b"SB", (3).to_bytes(4, "big") + (1).to_bytes(4, "big") + b"a")
+    with pytest.raises(AuthError, match="format check failed: batch from 's' ends before item 1"):
+        Verifier(keys).open_many(envelope)
+
+
+def test_the_context_is_signed_not_sent_and_binds_the_envelope():
+    keys = generate_keys(["sat-1"])
+    context = b"run=7;to=ground;link=int8;shape=1x64x192"
+    sealer = Sealer("sat-1", keys["sat-1"], context=context)
+    envelope = sealer.seal(b"tokens")
+    assert len(envelope) == len(b"tokens") + overhead_bytes("sat-1")  # no bytes on the wire
+    assert Verifier(keys, context=context).open(envelope)[2] == b"tokens"
+    for other in (b"", b"run=8;to=ground;link=int8;shape=1x64x192",
+                  b"run=7;to=ground;link=int8;shape=1x65x192"):
+        with pytest.raises(AuthError, match="bound to another context"):
+            Verifier(keys, context=other).open(envelope)
+    batch = sealer.seal_many([b"a", b"b"])
+    with pytest.raises(AuthError, match="signature check failed"):
+        Verifier(keys).open_many(batch)
+    # without a context, an envelope signs exactly its bytes (as before contexts existed)
+    plain = Sealer("sat-1", keys["sat-1"]).seal(b"x")
+    assert keys["sat-1"].verifying.verify(plain[-64:], plain[:-64]) is None
