@@ -128,23 +128,33 @@ class Sealer:
         self.key = key
         self.scheme = AUTH_SCHEMES[key.scheme]
         self.seq = start_seq
-        self.context = bytes(context)
+        self.context = _as_bytes(context, "context")
 
     def seal(self, payload: bytes) -> bytes:
         """The envelope of ``payload`` (next sequence number)."""
-        return self._seal(MAGIC, bytes(payload))
+        return self._seal(MAGIC, _as_bytes(payload, "payload"))
 
     def seal_many(self, payloads: Sequence[bytes]) -> bytes:
         """One batch envelope of ``payloads`` (one sequence number, one tag)."""
-        items = [bytes(p) for p in payloads]
+        if isinstance(payloads, (bytes, bytearray, memoryview, str)):
+            raise TypeError("seal_many takes a sequence of payloads, not one payload")
+        items = [_as_bytes(p, f"payload {i}") for i, p in enumerate(payloads)]
         return self._seal(BATCH_MAGIC, _COUNT.pack(len(items)) + b"".join(
             _COUNT.pack(len(p)) + p for p in items))
 
     def _seal(self, magic: bytes, payload: bytes) -> bytes:
-        self.seq += 1
+        seq = self.seq + 1  # used only once the envelope is made
         body = (_FIXED.pack(magic, AUTH_VERSION, self.scheme, len(self._sender)) + self._sender
-                + _SEQ_LEN.pack(self.seq, len(payload)) + payload)
+                + _SEQ_LEN.pack(seq, len(payload)) + payload)
+        self.seq = seq
         return body + _tag(self.key, body + self.context)
+
+
+def _as_bytes(value: object, what: str) -> bytes:
+    """``value`` as bytes, refusing what ``bytes()`` would silently turn into zeros (an int)."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be bytes, got {type(value).__name__}")
+    return bytes(value)
 
 
 def _tag(key: KeyPair, data: bytes) -> bytes:
@@ -169,7 +179,7 @@ class Verifier:
         if window < 1:
             raise ValueError(f"replay window must be >= 1, got {window}")
         self.keys = dict(keys)
-        self.context = bytes(context)
+        self.context = _as_bytes(context, "context")
         self.window = window
         self._highest: dict[str, int] = {}
         self._seen: dict[str, set[int]] = {}
@@ -215,7 +225,10 @@ class Verifier:
         """Every check of :meth:`open`, without recording the sequence number."""
         if not isinstance(envelope, (bytes, bytearray, memoryview)):
             raise AuthError(f"format check failed: expected bytes, got {type(envelope).__name__}")
-        data = bytes(envelope)
+        try:
+            data = bytes(envelope)
+        except ValueError as err:  # a released memoryview
+            raise AuthError(f"format check failed: unreadable envelope ({err})") from None
         if len(data) < _FIXED.size:
             raise AuthError(f"format check failed: {len(data)} bytes is shorter than the "
                             f"{_FIXED.size}-byte envelope header")

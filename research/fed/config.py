@@ -95,7 +95,9 @@ class PrivacyConfig:
     one image is the unit, per-image gradients clipped to ``clip``). Give ``epsilon`` (the target
     over ``train.rounds`` at ``delta``; the noise is calibrated to it) or ``noise_multiplier``.
     ``adjacency`` (satellite level): ``zero_out`` (one satellite's update replaced by zero) or
-    ``replace`` (by any other update: twice the sensitivity, twice the noise for an epsilon).
+    ``replace`` (by any other update: twice the sensitivity, twice the noise for an epsilon). A
+    given ``noise_multiplier`` is always the applied noise's std over ``clip`` (the ledger's
+    ``dp_noise_multiplier``); under ``replace`` it is accounted as half that.
     """
 
     level: str = "none"

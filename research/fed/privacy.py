@@ -100,6 +100,9 @@ class Privacy:
 
     def __init__(self, cfg: PrivacyConfig, train: TrainConfig) -> None:
         self.cfg, self.train = cfg, train
+        if cfg.adjacency == "replace" and cfg.level != "satellite":
+            raise ValueError("privacy.adjacency: replace is for level satellite (DP-SGD's "
+                             "Poisson accounting is add/remove)")
         if self.level == "satellite":
             self.satellite_noise_multiplier()  # an unreachable epsilon fails before round 1
 

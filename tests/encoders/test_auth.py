@@ -185,3 +185,15 @@ def test_the_context_is_signed_not_sent_and_binds_the_envelope():
     # without a context, an envelope signs exactly its bytes (as before contexts existed)
     plain = Sealer("sat-1", keys["sat-1"]).seal(b"x")
     assert keys["sat-1"].verifying.verify(plain[-64:], plain[:-64]) is None
+
+
+def test_what_bytes_would_turn_into_zeros_is_refused_and_spends_no_sequence_number():
+    keys = generate_keys(["s"])
+    sealer = Sealer("s", keys["s"])
+    with pytest.raises(TypeError, match="seal_many takes a sequence of payloads"):
+        sealer.seal_many(b"ab")
+    with pytest.raises(TypeError, match="payload 1 must be bytes, got int"):
+        sealer.seal_many([b"a", 7])
+    with pytest.raises(TypeError, match="context must be bytes, got str"):
+        Sealer("s", keys["s"], context="run=7")
+    assert sealer.seq == 0 and Verifier(keys).open(sealer.seal(b"x"))[1] == 1
