@@ -12,6 +12,7 @@ energy by where it is spent); ``latency_s`` is the round's duration, so
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -118,8 +119,8 @@ def round_row(*, round_idx: int, scheme: str, start: Track, end: Track, acct: Ac
                 "bytes_isl": b["isl_intra"] + b["isl_inter"],
                 "bytes_isl_intra": b["isl_intra"], "bytes_isl_inter": b["isl_inter"]})
     row["bytes_model_exchange"] = acct.exchanged_bytes
-    row["energy_onboard_compute_j"] = float(sum(acct.compute_j.values()))
-    row["energy_onboard_transmit_j"] = float(sum(acct.transmit_j.values()))
+    row["energy_onboard_compute_j"] = math.fsum(acct.compute_j.values())  # order-free sums
+    row["energy_onboard_transmit_j"] = math.fsum(acct.transmit_j.values())
     row["energy_ground_j"] = float(acct.ground_j)
     row["accuracy"] = accuracy
     row["participants"] = len(participants)
@@ -133,7 +134,8 @@ def summarize(rows: list[dict], energy: dict[str, list[float]], initial_accuracy
     """Headline numbers of a run: final accuracy, simulated hours, bytes and energy totals.
 
     Energy totals use the :mod:`research.records` names (on-board compute and transmit summed
-    over satellites, ground summed over rounds); ``bytes`` maps each ``bytes_<link>`` column
+    over satellites, ground summed over rounds; exactly rounded sums, so the totals do not depend
+    on the order satellites appear in, which a hash seed may change); ``bytes`` maps each ``bytes_<link>`` column
     of the rows to its total.
     """
     last = rows[-1] if rows else {}
@@ -143,9 +145,9 @@ def summarize(rows: list[dict], energy: dict[str, list[float]], initial_accuracy
         "final_accuracy": last.get("accuracy", initial_accuracy),
         "sim_hours": last.get("t_end_s", 0.0) / 3600,
         "bytes": {k[6:]: sum(r[k] for r in rows) for k in (last or {}) if k.startswith("bytes_")},
-        "energy_onboard_compute_j": sum(e[0] for e in energy.values()),
-        "energy_onboard_transmit_j": sum(e[1] for e in energy.values()),
-        "energy_ground_j": sum(r["energy_ground_j"] for r in rows),
+        "energy_onboard_compute_j": math.fsum(e[0] for e in energy.values()),
+        "energy_onboard_transmit_j": math.fsum(e[1] for e in energy.values()),
+        "energy_ground_j": math.fsum(r["energy_ground_j"] for r in rows),
         "energy_per_satellite_j": energy,
         "dropped_total": sum(r["dropped"] for r in rows),
     }

@@ -229,7 +229,7 @@ class RoundSimulator:
         row.update(self.privacy.columns([*st.rows, row], trained=len(rnd.ready),
                                         shard_sizes=[c.n for c in self.clients]))
         energy = {k: list(v) for k, v in st.energy.items()}
-        for sat in set(acct.compute_j) | set(acct.transmit_j):
+        for sat in sorted(set(acct.compute_j) | set(acct.transmit_j)):  # not hash order
             e = energy.setdefault(sat, [0.0, 0.0])
             e[0] += acct.compute_j.get(sat, 0.0)
             e[1] += acct.transmit_j.get(sat, 0.0)

@@ -84,3 +84,16 @@ def test_run_rows_and_ledger_files(tiny_setup, tmp_path, scheme):
     doc = json.loads((tmp_path / "ledger.json").read_text())
     assert doc["rows"] == json.loads(json.dumps(res.rows))
     assert doc["config"]["scheme"] == scheme
+
+
+def test_energy_totals_do_not_depend_on_the_order_satellites_appear_in():
+    """A hash seed changes set order; the totals must not move in the last bit."""
+    from research.fed.ledger import summarize
+
+    values = {"a": [1e16, 0.1], "b": [1.0, 1e16], "c": [-1e16, 0.3], "d": [1.0, -1e16]}
+    rows = [{"energy_ground_j": 0.0, "dropped": 0}]
+    totals = {(s := summarize(rows, dict(order), 0.0))["energy_onboard_compute_j"]:
+              s["energy_onboard_transmit_j"]
+              for order in (values.items(), reversed(values.items()),
+                            sorted(values.items(), key=lambda kv: kv[1][0]))}
+    assert totals == {2.0: 0.4}
