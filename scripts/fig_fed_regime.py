@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 from research.fed.config import load_config
-from research.fed.regime import regime_map, without_isls
+from research.fed.regime import regime_map
 from research.fed.runner import prepare
+from research.fed.scenarios import without_isls
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}")
         return 0
     if args.days:
-        from research.fed.secagg_overhead import with_duration
+        from research.fed.scenarios import with_duration
 
         base = base.replace(scenario=with_duration(base, args.days * 86400))
     sweep(base, out, topologies=args.topologies, variants=variants,

@@ -25,6 +25,7 @@ from research.fed.clients import client_update
 from research.fed.config import FedConfig
 from research.fed.privacy import Privacy
 from research.fed.runner import Setup, prepare, run
+from research.fed.scenarios import walker_scenario
 from research.figures import save_figure
 from research.records import write_rows
 
@@ -227,24 +228,6 @@ def replot(out: Path) -> list[Path]:
     rows = rows["rows"] if isinstance(rows, dict) else rows
     ledger = ledger["rows"] if isinstance(ledger, dict) else ledger
     return plot(rows, ledger, Path(out))
-
-
-def walker_scenario(base: FedConfig, planes: int, per_plane: int,
-                    duration_s: float = 86400.0) -> dict:
-    """``base``'s orbit scenario (stations, links, ISLs, altitude and inclination kept) with a
-    ``planes x per_plane`` Walker-delta shell instead, over ``duration_s`` (a day covers the
-    collaborative scheme's first round, which dominates its time)."""
-    from research.configfile import load_config_files
-    from research.orbit.config import OrbitConfigError
-
-    raw = (load_config_files(base.scenario, "orbit config", OrbitConfigError)[0]
-           if isinstance(base.scenario, str) else dict(base.scenario))
-    raw = dict(raw)
-    raw.update({"name": f"walker_{planes}x{per_plane}", "duration_s": duration_s,
-                "constellation": {"walker": {"planes": planes, "sats_per_plane": per_plane,
-                                             "altitude_km": 550.0, "inclination_deg": 53.0,
-                                             "phasing": 1, "kind": "delta"}}})
-    return raw
 
 
 def regime(base: FedConfig, out: Path, shells: Sequence[tuple[int, int]], *, epsilon: float,

@@ -34,13 +34,12 @@ import torch
 from tqdm import tqdm
 
 from devices import DeviceProfile, get_device, list_devices, register_device
-from research.configfile import load_yaml
 from research.data.embedded import load_embedded
 from research.data.transforms import channel_stats, normalize
 from research.fed.clients import HeadNet, build_model, exchanged_state
 from research.fed.config import FedConfig, ModelConfig
 from research.fed.cost import Costs, measure_costs
-from research.fed.rounds import ModelTooLarge
+from research.fed.rounds import ModelTooLarge, timing_only
 from research.fed.runner import Setup, build_plan, run
 from research.figures import save_figure
 from research.orbit.contact_plan import ContactPlan
@@ -90,17 +89,6 @@ def model_costs(backbone: str, sample: torch.Tensor, link: str = "identity") -> 
     return measure_costs(model, exchanged_state(HeadNet(model)), tokens)
 
 
-def _timing_only(round_idx: int, head, sats: list[str]) -> dict:
-    """A trainer that skips the numerics: every update is the global head (time is unchanged)."""
-    return dict.fromkeys(sats, head)
-
-
-def without_isls(scenario: str | dict) -> dict:
-    """The orbit scenario ``scenario`` (a YAML path or mapping) with its ISLs left out."""
-    raw = load_yaml(scenario, "orbit scenario") if isinstance(scenario, str) else dict(scenario)
-    return {**raw, "name": f"{raw.get('name', 'scenario')}_no_isl", "isl": {"topology": "none"}}
-
-
 def simulate(cfg: FedConfig, setup: Setup, costs: Costs, plan: ContactPlan, rounds: int,
              scheme: str, topology: str, device: str, reuse: bool, backbone: str) -> dict:
     """Simulated time to the end of round ``rounds`` for one configuration (or why not)."""
@@ -112,7 +100,7 @@ def simulate(cfg: FedConfig, setup: Setup, costs: Costs, plan: ContactPlan, roun
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rows = run(c, setup=s, resume=False, trainer=_timing_only).rows
+                rows = run(c, setup=s, resume=False, trainer=timing_only).rows
         except ModelTooLarge as err:
             return {"t_s": None, "why": str(err)}
     if len(rows) < rounds:

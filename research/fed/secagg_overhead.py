@@ -20,7 +20,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from research.fed.config import FedConfig
+from research.fed.rounds import timing_only
 from research.fed.runner import Setup, prepare, run, time_to_accuracy
+from research.fed.scenarios import walker_scenario
 from research.figures import save_figure
 from research.records import write_rows
 
@@ -93,19 +95,6 @@ def sweep(base: FedConfig, out: Path, *, topologies: Sequence[str], variants: Se
     (out / "fed_secagg_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     plot(rows, ledger, out)
     return summary
-
-
-def with_duration(base: FedConfig, duration_s: float) -> dict:
-    """``base``'s orbit scenario over ``duration_s`` instead (a star with SecAgg needs about
-    three times the plain star's days for the same rounds)."""
-    from research.configfile import load_config_files
-    from research.orbit.config import OrbitConfigError
-
-    raw = dict(load_config_files(base.scenario, "orbit config", OrbitConfigError)[0]
-               if isinstance(base.scenario, str) else base.scenario)
-    days = duration_s / 86400
-    raw.update({"name": f"{raw.get('name', 'scenario')}_{days:g}d", "duration_s": duration_s})
-    return raw
 
 
 def _hours(t: float | None) -> float | None:
@@ -222,8 +211,6 @@ def regime(base: FedConfig, out: Path, shells: Sequence[tuple[int, int]], *,
     import tempfile
     import warnings
 
-    from research.fed.privacy_curve import walker_scenario
-    from research.fed.regime import _timing_only
 
     out = Path(out)
     rows = []
@@ -239,7 +226,7 @@ def regime(base: FedConfig, out: Path, shells: Sequence[tuple[int, int]], *,
                     c = cfg.replace(**{"topology": topology, "out_dir": tmp,
                                        **VARIANTS[variant]})
                     got[variant] = _round_stats(run(c, setup=setup, resume=False,
-                                                    trainer=_timing_only,
+                                                    trainer=timing_only,
                                                     secure_trainer=lambda rnd: rnd.head).rows)
             p, s = got["plain"], got["secagg64"]
             rows.append({

@@ -172,7 +172,8 @@ def test_satellite_level_update_needs_its_cohort():
 
 
 def test_regime_runs_one_sweep_per_walker_shell(tmp_path):
-    from research.fed.privacy_curve import regime, walker_scenario
+    from research.fed.privacy_curve import regime
+    from research.fed.scenarios import walker_scenario
 
     base = parse_config(tiny_raw(train={**tiny_raw()["train"], "rounds": 1}))
     scen = walker_scenario(base, 2, 4, duration_s=6 * 3600)

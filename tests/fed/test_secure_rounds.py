@@ -162,7 +162,7 @@ def test_distributed_dp_noise_runs_under_secure_aggregation(tiny_setup, tmp_path
 
 
 def test_with_duration_keeps_the_scenario_but_its_length():
-    from research.fed.secagg_overhead import with_duration
+    from research.fed.scenarios import with_duration
 
     base = parse_config(tiny_raw())
     scen = with_duration(base, 2 * 86400)
