@@ -3,6 +3,8 @@
     python scripts/fig_leakage.py --out results/leakage              # about 10 min on 2 cores
     python scripts/fig_leakage.py --quick --out outputs/figures/leakage   # embedded data, seconds
     python scripts/fig_leakage.py --replot --out results/leakage    # redraw from the files
+    python scripts/fig_leakage.py --attacker grid --cuts 0 6 --links identity int4 \
+        --out results/leakage_grid                                   # the whole-grid attacker
 
 Writes ``<out>/leakage.{csv,json,png,pdf}``: per (link, cut), bytes per inference, accuracy and
 the PSNR/SSIM of a learned per-token inversion decoder (and, at split 0, of the pseudo-inverse of
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-images", type=int, default=500)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--no-codec", action="store_true", help="skip the committed split-5 codec")
+    p.add_argument("--attacker", default="token", choices=["token", "grid"],
+                   help="learned inverter: per token, or over the whole patch grid")
+    p.add_argument("--hidden", type=int, default=None, help="inverter width (token 512, grid 256)")
     p.add_argument("--quick", action="store_true", help="embedded data, cuts 0 and 3, 1 epoch")
     p.add_argument("--replot", action="store_true", help="redraw from <out>'s JSON and examples")
     p.add_argument("--out", default="outputs/figures/leakage")
@@ -40,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     config = LeakageConfig(root=args.root, cuts=args.cuts, links=args.links,
                            train_images=args.train_images, test_images=args.test_images,
-                           epochs=args.epochs, out=args.out)
+                           epochs=args.epochs, out=args.out, attacker=args.attacker,
+                           hidden=args.hidden or (512 if args.attacker == "token" else 256))
     if args.no_codec:
         config.codecs = {}
     if args.quick:

@@ -13,6 +13,9 @@ Two attacks on what crosses a cut, both knowing the model's weights (the ground 
   images. Deeper tokens mix
   patches through attention, which a per-token decoder does not exploit: its reconstructions are
   a lower bound on what leaks.
+- **A whole-grid inversion decoder** (:class:`GridInverter`, ``attacker: grid``): the tokens laid
+  out on their patch grid and mixed by residual 3x3 convolutions before each is mapped to its
+  patch, so an attacker can use what attention spread to the neighbours. Same data and loss.
 
 Each configuration is scored by PSNR and SSIM (``pytorch_msssim``, the package CompressAI uses) of
 the reconstructions against the test images, beside the task accuracy through the same tokens and
@@ -44,8 +47,9 @@ from research.paths import DEFAULT_CLASSIFIER
 from research.records import write_rows
 from research.tasks.loading import Classifier, load_classifier
 
-__all__ = ["LeakageConfig", "TokenInverter", "image_quality", "invert_patch_embedding",
-           "leakage_sweep", "plot_leakage", "read_leakage", "write_leakage"]
+__all__ = ["ATTACKERS", "GridInverter", "LeakageConfig", "TokenInverter", "image_quality",
+           "invert_patch_embedding", "leakage_sweep", "plot_leakage", "read_leakage",
+           "write_leakage"]
 
 
 @dataclass
@@ -69,6 +73,7 @@ class LeakageConfig:
     hidden: int = 512
     batch_tokens: int = 1024
     seed: int = 0
+    attacker: str = "token"
     out: str = "outputs/leakage"
 
 
@@ -140,24 +145,64 @@ class TokenInverter(nn.Module):
         return self.net(tokens)
 
     def fit(self, tokens: torch.Tensor, patches: torch.Tensor, epochs: int, batch: int,
-            seed: int = 0, desc: str = "inverter") -> TokenInverter:
+            seed: int = 0, desc: str = "inverter") -> nn.Module:
         """Adam on the MSE between predicted and true patches, every token a sample."""
-        gen = torch.Generator().manual_seed(seed)
         x, y = tokens.reshape(-1, tokens.shape[-1]), patches.reshape(-1, patches.shape[-1])
-        opt = torch.optim.Adam(self.parameters(), lr=1e-3)
-        steps = epochs * math.ceil(len(x) / batch)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-        self.train()
-        with tqdm(total=steps, desc=desc, leave=False) as bar:
-            for _ in range(epochs):
-                for idx in torch.randperm(len(x), generator=gen).split(batch):
-                    loss = nn.functional.mse_loss(self(x[idx]), y[idx])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    bar.update()
-        return self.eval()
+        return _fit(self, x, y, epochs, batch, seed, desc)
+
+
+class GridInverter(nn.Module):
+    """Tokens on their ``grid x grid`` patch grid, mixed by residual 3x3 convolutions, then
+    each mapped to its patch's pixels (model space)."""
+
+    def __init__(self, dim: int, patch_pixels: int, hidden: int = 256, grid: int = 8,
+                 layers: int = 3) -> None:
+        super().__init__()
+        self.grid = grid
+        self.inp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden))
+        self.mix = nn.ModuleList(nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1),
+                                               nn.GELU()) for _ in range(layers))
+        self.out = nn.Sequential(nn.GELU(), nn.Linear(hidden, patch_pixels))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, n, _ = tokens.shape
+        if n != self.grid * self.grid:
+            raise ValueError(f"GridInverter expects {self.grid}x{self.grid} = "
+                             f"{self.grid ** 2} tokens per image, got {n}")
+        g = self.inp(tokens).transpose(1, 2).reshape(b, -1, self.grid, self.grid)
+        for layer in self.mix:
+            g = g + layer(g)
+        return self.out(g.reshape(b, -1, n).transpose(1, 2))
+
+    def fit(self, tokens: torch.Tensor, patches: torch.Tensor, epochs: int, batch: int,
+            seed: int = 0, desc: str = "inverter") -> nn.Module:
+        """Adam on the MSE between predicted and true patches, every image a sample (``batch``
+        tokens per step, as many images as that makes)."""
+        return _fit(self, tokens, patches, epochs, max(1, batch // tokens.shape[1]), seed, desc)
+
+
+ATTACKERS = {"token": TokenInverter, "grid": GridInverter}
+"""The learned attackers by name (``LeakageConfig.attacker``)."""
+
+
+def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int,
+         seed: int, desc: str) -> nn.Module:
+    """Adam with a one-cycle schedule on the MSE, over the first axis of ``x`` and ``y``."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = epochs * math.ceil(len(x) / batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model.train()
+    with tqdm(total=steps, desc=desc, leave=False) as bar:
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x), generator=gen).split(batch):
+                loss = nn.functional.mse_loss(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update()
+    return model.eval()
 
 
 def _tokens(clf: Classifier, link: LinkModule | None, images: torch.Tensor,
@@ -183,6 +228,8 @@ def _accuracy(clf: Classifier, tokens: torch.Tensor, labels: torch.Tensor) -> fl
 
 def leakage_sweep(config: LeakageConfig, progress: bool = True) -> tuple[list[dict], dict]:
     """Every (cut, link) and codec: bytes, accuracy, PSNR/SSIM of each attack; and examples."""
+    if config.attacker not in ATTACKERS:
+        raise ValueError(f"attacker must be one of {sorted(ATTACKERS)}, got {config.attacker!r}")
     torch.manual_seed(config.seed)
     dm = EuroSATDataModule(root=config.root, split_file=config.split_file)
     attack_x, _ = random_subset(*dm.subset("train").tensors, config.train_images,
@@ -209,12 +256,14 @@ def leakage_sweep(config: LeakageConfig, progress: bool = True) -> tuple[list[di
         p = clf.model.vit.patch_embed.proj.kernel_size[0]
         tr_tokens, _ = _tokens(clf, link, attack_x)
         te_tokens, sizes = _tokens(clf, link, test_x)
-        inverter = TokenInverter(te_tokens.shape[-1], 3 * p * p, config.hidden).fit(
+        attacker = ATTACKERS[config.attacker]
+        inverter = attacker(te_tokens.shape[-1], 3 * p * p, config.hidden).fit(
             tr_tokens, _patchify(clf.normalize(attack_x), p), config.epochs,
             config.batch_tokens, config.seed, desc=f"{name}@{cut}")
         with torch.no_grad():
             learned = denormalize(_unpatchify(inverter(te_tokens), 3, p, size), clf)
-        row = {"link": name, "cut": cut, "bytes_per_inference": float(np.mean(sizes)),
+        row = {"link": name, "cut": cut, "attacker": config.attacker,
+               "bytes_per_inference": float(np.mean(sizes)),
                "accuracy": _accuracy(clf, te_tokens, test_y)}
         row["psnr_learned_db"], row["ssim_learned"] = image_quality(learned, test_x)
         recon = {"learned": learned[:6]}
@@ -228,9 +277,11 @@ def leakage_sweep(config: LeakageConfig, progress: bool = True) -> tuple[list[di
         examples[f"{name}@{cut}"] = recon
     meta = {"checkpoint": config.checkpoint, "train_images": config.train_images,
             "test_images": config.test_images, "epochs": config.epochs,
-            "hidden": config.hidden, "seed": config.seed,
-            "attack": "per-token MLP inverter trained on train_images random training images; "
-                      "pseudo-inverse of the patch embedding at split 0"}
+            "hidden": config.hidden, "seed": config.seed, "attacker": config.attacker,
+            "attack": ("per-token MLP" if config.attacker == "token" else
+                       "whole-grid (residual 3x3 convolutions over the patch grid)")
+            + " inverter trained on train_images random training images; pseudo-inverse of "
+              "the patch embedding at split 0"}
     return rows, {"meta": meta, "examples": examples, "originals": test_x[:6]}
 
 

@@ -7,6 +7,7 @@ import torch
 
 from research.data.eurosat import EuroSATDataModule
 from research.eval.leakage import (
+    GridInverter,
     LeakageConfig,
     TokenInverter,
     denormalize,
@@ -63,6 +64,29 @@ def test_the_token_inverter_learns_a_linear_patch_map():
     assert after < 0.2 * before
 
 
+def test_the_grid_inverter_uses_what_the_neighbours_carry():
+    """Each token holds its left neighbour's patch (as attention can spread it): only an
+    attacker that looks across the grid can put a patch back where it belongs."""
+    torch.manual_seed(0)
+    patches = torch.randn(256, 64, 12)
+    w = torch.randn(12, 24)
+    tokens = torch.roll(patches, shifts=1, dims=1) @ w  # token i carries patch i - 1
+    token = TokenInverter(24, 12, hidden=64).fit(tokens, patches, epochs=10, batch=1024)
+    grid = GridInverter(24, 12, hidden=64).fit(tokens, patches, epochs=10, batch=1024)
+    with torch.no_grad():
+        err_token = torch.nn.functional.mse_loss(token(tokens), patches).item()
+        err_grid = torch.nn.functional.mse_loss(grid(tokens), patches).item()
+    assert err_token > 0.8  # patches are unit-variance noise: a per-token guess is ~ chance
+    assert err_grid < 0.5 * err_token
+    with pytest.raises(ValueError, match="expects 8x8 = 64 tokens per image, got 63"):
+        grid(tokens[:, :63])
+
+
+def test_an_unknown_attacker_is_named():
+    with pytest.raises(ValueError, match="attacker must be one of"):
+        leakage_sweep(LeakageConfig(attacker="gan"), progress=False)
+
+
 def test_leakage_sweep_scores_every_cut_and_link(tiny_checkpoint, tmp_path):
     config = LeakageConfig(root=None, checkpoint=tiny_checkpoint, cuts=(0, 1),
                            links=("identity", "int4"), codecs={}, train_images=40,
@@ -80,3 +104,6 @@ def test_leakage_sweep_scores_every_cut_and_link(tiny_checkpoint, tmp_path):
     assert [r["psnr_learned_db"] for r in again] == [r["psnr_learned_db"] for r in rows]
     assert set(extra_again["examples"]) == set(extra["examples"])
     assert torch.equal(extra_again["originals"], extra["originals"])
+    config.attacker = "grid"
+    grid_rows, _ = leakage_sweep(config, progress=False)
+    assert all(r["attacker"] == "grid" and r["psnr_learned_db"] > 0 for r in grid_rows)
