@@ -340,7 +340,9 @@ def plot_leakage(rows: list[dict], extra: dict, out: str | Path) -> list[Path]:
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(title.replace(" ", "\n"), fontsize=6)
-    fig.suptitle("(c) test images rebuilt from what crosses the cut (learned: per-token "
+    attacker = {"token": "per-token", "grid": "whole-grid"}.get(
+        extra.get("meta", {}).get("attacker", "token"), "learned")
+    fig.suptitle(f"(c) test images rebuilt from what crosses the cut (learned: {attacker} "
                  "decoder; linear: pseudo-inverse)", x=0.795, y=0.97, fontsize=9)
     return save_figure(fig, out, "leakage")
 
