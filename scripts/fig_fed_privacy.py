@@ -54,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/fig_fed_privacy.py " + " ".join(sys.argv[1:] if argv is None
                                                                else argv)
     if args.regime:
+        from research.fed.scenarios import parse_shells
+
         try:
-            shells = [(int(a), int(b)) for a, b in (s.lower().split("x") for s in args.regime)]
-        except ValueError:
-            p.error(f"--regime takes shells as PLANESxSATS (e.g. 12x11), got {args.regime}")
+            shells = parse_shells(args.regime)
+        except ValueError as err:
+            p.error(f"--regime: {err}")
         regime(base, out, shells, epsilon=(args.epsilons or [8.0])[0],
                seeds=args.seeds if args.seeds is not None else [0], clip=args.clip_satellite,
                runs=Path(args.runs or "outputs/fed/privacy_regime_runs"), command=command)

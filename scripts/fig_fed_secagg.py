@@ -54,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/fig_fed_secagg.py " + " ".join(sys.argv[1:] if argv is None
                                                              else argv)
     if args.regime:
+        from research.fed.scenarios import parse_shells
+
         try:
-            shells = [(int(a), int(b)) for a, b in (s.lower().split("x") for s in args.regime)]
-        except ValueError:
-            p.error(f"--regime takes shells as PLANESxSATS (e.g. 12x11), got {args.regime}")
+            shells = parse_shells(args.regime)
+        except ValueError as err:
+            p.error(f"--regime: {err}")
         regime(base, out, shells, topologies=args.topologies, rounds=args.rounds,
                duration_s=(args.days or 3.0) * 86400, command=command)
         print(f"wrote {out}")

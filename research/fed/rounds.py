@@ -46,7 +46,7 @@ from research.fed.network import GROUND, FedNetwork, Transfers
 from research.fed.privacy import Privacy
 from research.fed.schemes import get_scheme
 from research.fed.secagg import secure_weighted_mean
-from research.fed.secure_rounds import SETUP_DROP, SecAggStages
+from research.fed.secure_rounds import SecAggStages
 from research.fed.topologies import HorizonReached, get_topology
 from research.orbit import TransferResult
 
@@ -141,13 +141,11 @@ class RoundSimulator:
         round that cannot be unmasked keeps the previous head and holder."""
         sa, cfg = rnd.secagg, self.cfg.secagg
         cohort, t = sa.cohort or [], sa.t
-        columns = {"secagg_cohort": len(cohort), "secagg_threshold": t}
         unmasked, ok = sa.unmask(end, holder, participants)
         if not ok:
             for sat in participants:
                 rnd.dropped[sat] = "secagg_threshold"
-            columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=None)
-            return unmasked, st.head, st.holder, "secagg_failed", columns
+            return unmasked, st.head, st.holder, "secagg_failed", sa.columns(None)
         weights = [rnd.weight(s) for s in cohort]
         if self.secure_trainer is not None:  # Flower's SecAgg+ (its own fixed point)
             head = self.secure_trainer(SecureRound(rnd.st.round + 1, st.head, list(cohort),
@@ -160,8 +158,7 @@ class RoundSimulator:
                                            gone, bits=cfg.bits, frac_bits=cfg.frac_bits,
                                            threshold=t)
             error = max(float((head[k] - plain[k]).abs().max()) for k in head)
-        columns.update(bytes_secagg_control=sa.bytes, secagg_max_abs_error=error)
-        return unmasked, head, holder, label, columns
+        return unmasked, head, holder, label, sa.columns(error)
 
     # ------------------------------------------------------------------ services
     def book(self, acct: Accounting, res: TransferResult, tr: Track, model: bool) -> Track:
@@ -200,10 +197,7 @@ class RoundSimulator:
         else:
             updates = self.trainer(r, st.head, sorted(rnd.ready, key=self.index.get))
         end, head, holder, label = rnd.topology.finish(updates)
-        if rnd.q.sent > end.t:  # a transfer the ground could not know would fail started later
-            end = end.wait_until(rnd.q.sent)
-        if "deadline" in rnd.dropped.values():  # stragglers are only known at the deadline
-            end = end.wait_until(rnd.deadline)
+        end = self._known_end(rnd, end)
         participants = [s for s in rnd.ready if s not in rnd.dropped]
         extra: dict = {}
         if rnd.secagg is not None:
@@ -212,16 +206,22 @@ class RoundSimulator:
             participants = [s for s in rnd.ready if s not in rnd.dropped]
         return self._next_state(rnd, st, end, head, holder, label, participants, extra)
 
-    def _failed(self, rnd: _Round, st: RunState, at: Track) -> RunState:
-        """A round secure aggregation gave up in its setup: the previous head stays where it
-        was; the round ends once its last transfer was sent (and not before a deadline drop)."""
-        end = at.wait_until(rnd.q.sent)
+    @staticmethod
+    def _known_end(rnd: _Round, end: Track) -> Track:
+        """``end`` no earlier than the round's last send (a transfer the ground could not know
+        would fail started later) nor, after a deadline drop, than the deadline (stragglers are
+        only known then)."""
+        if rnd.q.sent > end.t:
+            end = end.wait_until(rnd.q.sent)
         if "deadline" in rnd.dropped.values():
             end = end.wait_until(rnd.deadline)
-        sa = rnd.secagg
-        extra = {"secagg_cohort": len(sa.cohort or []), "secagg_threshold": sa.t,
-                 "bytes_secagg_control": sa.bytes, "secagg_max_abs_error": None}
-        return self._next_state(rnd, st, end, st.head, st.holder, "secagg_failed", [], extra)
+        return end
+
+    def _failed(self, rnd: _Round, st: RunState, at: Track) -> RunState:
+        """A round secure aggregation gave up in its setup: the previous head stays where it
+        was."""
+        return self._next_state(rnd, st, self._known_end(rnd, at), st.head, st.holder,
+                                "secagg_failed", [], rnd.secagg.columns(None))
 
     def _next_state(self, rnd: _Round, st: RunState, end: Track, head: State, holder: str,
                     label: str, participants: list[str], extra: dict) -> RunState:
@@ -385,9 +385,7 @@ class _Round:
         if self.secagg is not None:  # a masked update, once the satellite holds its shares
             def armed() -> None:
                 masked = self.secagg.armed_track(sat, tr)
-                if masked is None:
-                    self.dropped.setdefault(sat, SETUP_DROP)
-                else:
+                if masked is not None:  # None: out of the cohort (already dropped)
                     self._send_update(sat, masked, self.secagg.masked_bytes(), sink)
 
             self.secagg.when_armed([sat], armed)

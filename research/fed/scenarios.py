@@ -10,11 +10,26 @@ from __future__ import annotations
 from research.configfile import load_yaml
 from research.fed.config import FedConfig
 
-__all__ = ["walker_scenario", "with_duration", "without_isls"]
+__all__ = ["parse_shells", "walker_scenario", "with_duration", "without_isls"]
 
 
 def _raw(scenario: str | dict) -> dict:
     return dict(load_yaml(scenario, "orbit scenario") if isinstance(scenario, str) else scenario)
+
+
+def parse_shells(specs: list[str]) -> list[tuple[int, int]]:
+    """``["6x11", "12x22"]`` -> ``[(6, 11), (12, 22)]`` (Walker shells as PLANESxSATS).
+
+    Raises:
+        ValueError: Naming the shells and the form expected.
+    """
+    try:
+        shells = [(int(a), int(b)) for a, b in (s.lower().split("x") for s in specs)]
+    except ValueError:
+        raise ValueError(f"shells are PLANESxSATS (e.g. 12x11), got {specs}") from None
+    if any(p < 1 or n < 1 for p, n in shells):
+        raise ValueError(f"shells need at least 1 plane and 1 satellite per plane, got {specs}")
+    return shells
 
 
 def walker_scenario(base: FedConfig, planes: int, per_plane: int,

@@ -43,6 +43,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from research.fed.aggregate import WIRE_BYTES
 from research.fed.config import SecAggConfig
 from research.fed.ledger import Track, latest
 from research.fed.network import GROUND
@@ -83,7 +84,7 @@ class SecAggStages:
         self.aborted: Track | None = None
         self.bytes = 0.0
         self._waiters: list[tuple[list[str], Callable[[], None]]] = []
-        self.dim = rnd.sim.costs.update_bytes // 4 + 1  # the values and the weight
+        self.dim = rnd.sim.costs.update_bytes // WIRE_BYTES + 1  # the values and the weight
 
     # ------------------------------------------------------------------ sizes
     def cost(self, n: int) -> SecAggCost:
@@ -181,19 +182,23 @@ class SecAggStages:
             self.out.add(sat)
         self._resolved()
 
+    def _settled(self, sats: list[str]) -> bool:
+        return all(s in self.armed or s in self.out for s in sats)
+
     def _resolved(self) -> None:
         """Someone is armed or out: whoever waited for them (and nobody else) goes on."""
         waiting, self._waiters = self._waiters, []
         for sats, go in waiting:
-            if all(s in self.armed or s in self.out for s in sats):
+            if self._settled(sats):
                 go()
             else:
                 self._waiters.append((sats, go))
 
     # ------------------------------------------------------------------ gating stage 5
     def when_armed(self, sats: list[str], go: Callable[[], None]) -> None:
-        """Call ``go()`` once each of ``sats`` is armed or out (now, if they are)."""
-        if all(s in self.armed or s in self.out for s in sats):
+        """Call ``go()`` once each of ``sats`` is armed or out (now, if they are; a satellite
+        out of the cohort is already in ``rnd.dropped``)."""
+        if self._settled(sats):
             go()
         else:
             self._waiters.append((list(sats), go))
@@ -202,6 +207,11 @@ class SecAggStages:
         """``tr`` waiting for ``sat``'s shares; None when ``sat`` is out of the cohort."""
         armed = self.armed.get(sat)
         return None if armed is None else tr.wait_until(armed.t)
+
+    def columns(self, error: float | None) -> dict:
+        """The round's ledger columns (``error``: the secure head against the plain one)."""
+        return {"secagg_cohort": len(self.cohort or []), "secagg_threshold": self.t,
+                "bytes_secagg_control": self.bytes, "secagg_max_abs_error": error}
 
     # ------------------------------------------------------------------ stage 6
     def unmask(self, end: Track, holder: str, survivors: list[str]) -> tuple[Track, bool]:

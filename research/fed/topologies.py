@@ -39,7 +39,6 @@ from research.fed.aggregate import (
 )
 from research.fed.ledger import Track, latest
 from research.fed.network import GROUND, FedNetwork, Transfers
-from research.fed.secure_rounds import SETUP_DROP
 from research.orbit import TransferResult
 from research.registry import Registry
 
@@ -153,12 +152,9 @@ class Ring(Topology):
 
         def armed() -> None:
             self.deferred.discard(plane)
-            for sat in sats:
-                if sat not in rnd.secagg.armed:
-                    rnd.dropped.setdefault(sat, SETUP_DROP)
-                else:
-                    rnd.ready[sat] = rnd.secagg.armed_track(sat, rnd.ready[sat])
-            members = [s for s in sats if s in rnd.secagg.armed]
+            members = [s for s in sats if s in rnd.secagg.armed]  # the rest are dropped
+            for sat in members:
+                rnd.ready[sat] = rnd.secagg.armed_track(sat, rnd.ready[sat])
             if members:
                 self._start_ring(plane, members)
             else:

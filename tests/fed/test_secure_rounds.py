@@ -178,3 +178,12 @@ def test_a_round_that_released_nothing_spends_no_privacy(tiny_setup, tmp_path):
     (row,) = res.rows
     assert row["aggregation"] == "secagg_failed" and row["participants"] == 0
     assert row["epsilon"] == 0.0 and row["dp_noise_multiplier"] is None
+
+
+def test_shells_are_parsed_or_named_in_the_error():
+    from research.fed.scenarios import parse_shells
+
+    assert parse_shells(["6x11", "12X22"]) == [(6, 11), (12, 22)]
+    for bad in (["6-11"], ["6x"], ["0x11"]):
+        with pytest.raises(ValueError, match="PLANESxSATS|at least 1 plane"):
+            parse_shells(bad)

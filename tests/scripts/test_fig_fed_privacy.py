@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 
 import pytest
 
 from research.paths import REPO_ROOT
+from tests.scripts.conftest import load_script
 
 RESULTS = REPO_ROOT / "results" / "fed_privacy"
 
 
 def main(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("fig_fed_privacy",
-                                                  REPO_ROOT / "scripts" / "fig_fed_privacy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    return load_script("fig_fed_privacy").main(argv)
 
 
 @pytest.mark.skipif(not (RESULTS / "fed_privacy_runs.json").is_file(),

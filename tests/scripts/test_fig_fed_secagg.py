@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 
 import pytest
 
 from research.paths import REPO_ROOT
+from tests.scripts.conftest import load_script
 
 RESULTS = REPO_ROOT / "results" / "fed_secagg"
 
 
 def main(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("fig_fed_secagg",
-                                                  REPO_ROOT / "scripts" / "fig_fed_secagg.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    return load_script("fig_fed_secagg").main(argv)
 
 
 def rows(name: str) -> list[dict]:

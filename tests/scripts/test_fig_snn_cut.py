@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from research.paths import REPO_ROOT
+from tests.scripts.conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("fig_snn_cut", REPO_ROOT / "scripts" / "fig_snn_cut.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fig_snn_cut")
 
 
 def test_quick_run_measures_the_committed_spiking_part(tmp_path: Path) -> None:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts.conftest import load_script
 
 
 def test_bench_policy_times_decisions_against_what_if_routing(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    load("bench_policy").main(["--quick", "--out", str(out)])
+    load_script("bench_policy").main(["--quick", "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["options"] == 10 and result["captures"] > 0
     assert result["greedy_mean_ms"] > 0 and result["route_mean_ms"] > 0
@@ -31,4 +22,4 @@ def test_bench_policy_times_decisions_against_what_if_routing(tmp_path, capsys):
 
 def test_fig_policy_refuses_an_unknown_floor_mode():
     with pytest.raises(SystemExit):
-        load("fig_policy").main(["--floor-mode", "median"])
+        load_script("fig_policy").main(["--floor-mode", "median"])
