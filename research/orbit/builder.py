@@ -26,7 +26,13 @@ from research.orbit.isl import (
     nearest_edges,
 )
 from research.orbit.link_budget import LINK_PRESETS, LinkModel
-from research.orbit.propagate import EarthRotation, check_accelerated, propagate_teme
+from research.orbit.propagate import (
+    DEFAULT_MAX_ELEMENT_AGE_DAYS,
+    EarthRotation,
+    check_accelerated,
+    check_element_ages,
+    propagate_teme,
+)
 from research.orbit.stations import GroundStation, check_unique
 from research.orbit.timegrid import TimeGrid
 from research.orbit.visibility import (
@@ -68,6 +74,7 @@ def build_contact_plan(
     chunk_elements: int = 8_000_000,
     stats: BuildStats | None = None,
     meta: dict | None = None,
+    max_element_age_days: float | None = DEFAULT_MAX_ELEMENT_AGE_DAYS,
 ) -> ContactPlan:
     """Compute the contact plan of a scenario.
 
@@ -82,10 +89,14 @@ def build_contact_plan(
         chunk_elements: satellites x steps x stations per chunk (memory bound).
         stats: filled with the time spent per stage.
         meta: extra JSON-able data stored with the plan.
+        max_element_age_days: refuse element sets whose epoch is further than this from the
+            window (``None``: no limit). SGP4 failing for any satellite at any step is an error
+            too (:class:`research.orbit.propagate.PropagationError`), never NaN positions.
     """
     if not 0 < refine_tol_s <= 1.0:
         raise ValueError(f"refine_tol_s must be in (0, 1] seconds, got {refine_tol_s}")
     check_accelerated()
+    check_element_ages(constellation, grid, max_element_age_days)
     stations = check_unique(stations)
     links = {**default_links(), **(links or {})}
     if isl is None:
@@ -120,7 +131,7 @@ def build_contact_plan(
         lo = max(k0 - 1, 0)  # one step of overlap for edge detection
         steps = np.arange(lo, k1)
         t = time.perf_counter()
-        r, v, _ = propagate_teme(constellation, jd[lo:k1], fr[lo:k1])
+        r, v, _ = propagate_teme(constellation, jd[lo:k1], fr[lo:k1], strict=True)
         stats.add("propagate", time.perf_counter() - t)
         if geo is not None:
             t = time.perf_counter()
@@ -168,7 +179,7 @@ def _isl_edges(c: Constellation, grid: TimeGrid, isl: IslConfig, isl_range: floa
     if isl.topology in ("ring", "grid"):
         parts.append(grid_edges(c, inter_plane=isl.topology == "grid"))
     if isl.topology == "nearest" or isl.add_nearest:
-        r0, _, _ = propagate_teme(c, jd[:1], fr[:1])
+        r0, _, _ = propagate_teme(c, jd[:1], fr[:1], strict=True)
         na, nb = nearest_edges(r0[:, 0], isl.nearest_k, isl_range, isl.grazing_altitude_km)
         parts.append((na, nb, np.full(len(na), KIND_NEAREST, np.int8)))
     a = np.concatenate([p[0] for p in parts])

@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
     from research.orbit.config import OrbitConfigError
+    from research.orbit.propagate import PropagationError
 
     try:
         if args.command == "plan":
             _print(run_plan(args.config, args.out, args.overrides))
-    except (OrbitConfigError, FileNotFoundError) as err:
+    except (OrbitConfigError, PropagationError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -21,6 +21,7 @@ from research.orbit.constellation import (
 )
 from research.orbit.isl import IslConfig
 from research.orbit.link_budget import LinkModel, link_from_dict
+from research.orbit.propagate import DEFAULT_MAX_ELEMENT_AGE_DAYS
 from research.orbit.stations import GroundStation, check_unique, default_stations
 from research.orbit.timegrid import TimeGrid
 from research.orbit.tle import filter_tles
@@ -30,7 +31,7 @@ TOP_KEYS = ("name", "epoch", "duration_s", "step_s", "constellation", "stations"
 CONSTELLATION_KEYS = ("preset", "walker", "tle")
 WALKER_KEYS = ("planes", "sats_per_plane", "altitude_km", "inclination_deg", "phasing", "kind",
                "raan0_deg")
-TLE_KEYS = ("file", "names", "name_contains", "name_regex", "altitude_km", "limit")
+TLE_KEYS = ("file", "names", "name_contains", "name_regex", "altitude_km", "limit", "max_age_days")
 STATION_KEYS = ("default", "names", "sites", "min_elevation_deg")
 SITE_KEYS = ("name", "lat_deg", "lon_deg", "alt_m", "min_elevation_deg")
 ISL_KEYS = ("topology", "nearest_k", "add_nearest", "max_range_km", "grazing_altitude_km",
@@ -60,6 +61,7 @@ class PlanConfig:
     eclipse: bool = True
     refine_tol_s: float = 0.1
     raw: dict = field(default_factory=dict)
+    max_element_age_days: float | None = DEFAULT_MAX_ELEMENT_AGE_DAYS
 
     def build(self, **kwargs):
         """Compute the :class:`ContactPlan` (keyword arguments go to the builder)."""
@@ -68,6 +70,7 @@ class PlanConfig:
         return build_contact_plan(
             self.constellation, self.stations, self.grid, links=self.links, isl=self.isl,
             eclipse=self.eclipse, refine_tol_s=self.refine_tol_s,
+            max_element_age_days=self.max_element_age_days,
             meta={"scenario": self.name, "config": self.raw}, **kwargs,
         )
 
@@ -98,7 +101,8 @@ def parse_config(raw: Any, source: str = "<config>", default_name: str | None = 
         raise OrbitConfigError(f"orbit config {source}: eclipse must be true or false")
     return PlanConfig(name=name, grid=grid, constellation=constellation, stations=stations,
                       isl=isl, links=links, eclipse=top.get("eclipse", True),
-                      refine_tol_s=float(top.get("refine_tol_s", 0.1)), raw=dict(top))
+                      refine_tol_s=float(top.get("refine_tol_s", 0.1)), raw=dict(top),
+                      max_element_age_days=_max_age_days(top["constellation"], source))
 
 
 def load_config(path: str | Path | Sequence[str | Path], overrides: Sequence[str] = ()) -> PlanConfig:
@@ -143,6 +147,20 @@ def _constellation(spec: Any, grid: TimeGrid, source: str) -> Constellation:
                            altitude_km=tuple(band) if band else None, limit=t.get("limit"))
 
     return from_tle_file(t["file"], select=select)
+
+
+def _max_age_days(spec: Any, source: str) -> float | None:
+    """``constellation.tle.max_age_days``: how far element epochs may lie from the window."""
+    tle = spec.get("tle") if isinstance(spec, dict) else None
+    if not isinstance(tle, dict) or "max_age_days" not in tle:
+        return DEFAULT_MAX_ELEMENT_AGE_DAYS
+    value = tle["max_age_days"]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise OrbitConfigError(f"orbit config {source}: constellation.tle.max_age_days must be a "
+                               f"number of days > 0 or null (no limit), got {value!r}")
+    return float(value)
 
 
 def _stations(spec: Any, source: str) -> list[GroundStation]:

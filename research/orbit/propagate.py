@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sgp4.api import SatrecArray, accelerated
+from sgp4.api import SGP4_ERRORS, SatrecArray, accelerated
 
 from research.constants import R_EARTH_KM, WGS84_F
 from research.orbit.constellation import Constellation
@@ -51,22 +51,90 @@ class EarthRotation:
         return EarthRotation(self.theta[idx], self.theta_dot[idx])
 
 
+class PropagationError(ValueError):
+    """SGP4 cannot give a trustworthy position for a satellite over the window."""
+
+
+# Julian date of the Unix epoch, to name failing times in UTC.
+_JD_UNIX_EPOCH = 2440587.5
+DEFAULT_MAX_ELEMENT_AGE_DAYS = 30.0
+
+
+def _utc(jd: float) -> str:
+    from datetime import datetime, timezone
+
+    stamp = datetime.fromtimestamp(round((jd - _JD_UNIX_EPOCH) * DAY_S), tz=timezone.utc)
+    return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _named(constellation: Constellation, rows: np.ndarray, detail, limit: int = 5) -> str:
+    text = "; ".join(f"{constellation.names[i]} ({detail(i)})" for i in rows[:limit])
+    return text + (f"; and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
 def propagate_teme(
-    constellation: Constellation, jd: np.ndarray, fr: np.ndarray
+    constellation: Constellation, jd: np.ndarray, fr: np.ndarray, *, strict: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions (km) and velocities (km/s) in TEME for every satellite at every time.
 
+    Args:
+        strict: raise :class:`PropagationError` when SGP4 fails for any satellite at any time
+            (a decayed orbit, eccentricity pushed to 1, a mean motion of zero), naming the
+            satellites, the first failing time and SGP4's reason, instead of returning NaN.
+
     Returns:
         ``(r, v, err)`` of shapes ``(N, T, 3)``, ``(N, T, 3)``, ``(N, T)``; entries with a
-        non-zero SGP4 error code (decayed orbit, ...) are NaN.
+        non-zero SGP4 error code are NaN.
     """
-    arr = SatrecArray(constellation.satrecs)
-    err, r, v = arr.sgp4(np.ascontiguousarray(jd), np.ascontiguousarray(fr))
+    jd, fr = np.ascontiguousarray(jd), np.ascontiguousarray(fr)
+    err, r, v = SatrecArray(constellation.satrecs).sgp4(jd, fr)
     if err.any():
+        if strict:
+            rows = np.flatnonzero(err.any(axis=1))
+
+            def detail(i: int) -> str:
+                k = int(np.argmax(err[i] != 0))
+                code = int(err[i, k])
+                return f"from {_utc(jd[k] + fr[k])}: {SGP4_ERRORS.get(code, f'error {code}')}"
+
+            raise PropagationError(
+                f"SGP4 fails for {len(rows)} of {len(constellation)} satellites within the "
+                f"window: {_named(constellation, rows, detail)}. Drop them (a TLE filter such "
+                "as altitude_km or names) or shorten the window.")
         bad = err != 0
         r[bad] = np.nan
         v[bad] = np.nan
     return r, v, err
+
+
+def element_epochs_jd(constellation: Constellation) -> np.ndarray:
+    """Each satellite's element-set epoch as a Julian date (UTC)."""
+    return np.array([s.jdsatepoch + s.jdsatepochF for s in constellation.satrecs])
+
+
+def check_element_ages(constellation: Constellation, grid: TimeGrid,
+                       max_age_days: float | None = DEFAULT_MAX_ELEMENT_AGE_DAYS) -> None:
+    """Refuse element sets whose epoch lies more than ``max_age_days`` from any time of the window.
+
+    SGP4's error grows by kilometres a day away from the epoch, so a stale snapshot (or an epoch
+    mangled to 1957) gives finite, confident and wrong positions; ``None`` turns the check off.
+    """
+    if max_age_days is None:
+        return
+    if not max_age_days > 0:
+        raise ValueError(f"max element age must be > 0 days (or None), got {max_age_days}")
+    jd, fr = grid.jd_utc(np.array([0.0, grid.end_s]))
+    start, end = float(jd[0] + fr[0]), float(jd[1] + fr[1])
+    epochs = element_epochs_jd(constellation)
+    age = np.maximum(np.abs(epochs - start), np.abs(epochs - end))
+    rows = np.flatnonzero(age > max_age_days)
+    if len(rows):
+        raise PropagationError(
+            f"{len(rows)} of {len(constellation)} element sets are more than {max_age_days:g} "
+            f"days from the window {_utc(start)} to {_utc(end)}: "
+            f"{_named(constellation, rows, lambda i: f'epoch {_utc(epochs[i])}')}. "
+            "Use a snapshot taken near the window, move the window, or raise the limit "
+            "(max_age_days).")
 
 
 def rotate_z(xyz: np.ndarray, theta: np.ndarray) -> np.ndarray:

