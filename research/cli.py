@@ -94,12 +94,17 @@ def expand_config_bases(argv: list[str]) -> list[str]:
 
 
 class SatedgeCLI(LightningCLI):
-    """LightningCLI in which ``--model...`` options on the command line win over a checkpoint's.
+    """LightningCLI in which ``--model...`` options on the command line win over a checkpoint's,
+    a checkpoint of another task is refused, and every run can resume to the bit.
 
     With ``--ckpt_path`` Lightning rebuilds the model from the hyper-parameters saved in the
     checkpoint (right: the architecture must match the weights), but it then drops what the user
     asked for on the command line without a word: ``satedge test --ckpt_path X
     --model.init_args.test_views 8`` tested one view. Here those options are applied again on top.
+    It also swapped in the checkpoint's task for the configured one, so a classifier checkpoint
+    given to a codec config was tested without any codec; that is now an error naming both.
+    Every trainer writes checkpoints atomically and stores the random state in them
+    (:mod:`research.tasks.resume`).
     """
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -118,12 +123,53 @@ class SatedgeCLI(LightningCLI):
             self.config = parser.parse_args(expanded)
 
     def _parse_ckpt_path(self) -> None:
+        self._check_ckpt_task()
         super()._parse_ckpt_path()
         subcommand = self.config.get("subcommand")
         flags = model_flags(self._command_line)
         if subcommand and flags and self.config[subcommand].get("ckpt_path"):
             parser = self._subcommand_parsers[subcommand]
             self.config[subcommand] = parser.parse_args(flags, namespace=self.config[subcommand].clone())
+
+
+    def _check_ckpt_task(self) -> None:
+        """Refuse ``--ckpt_path`` holding a different task class than the configured model."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        import torch
+
+        try:
+            hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get(
+                "hyper_parameters", {})
+        except Exception as err:  # noqa: BLE001 - any unpickling failure: name the file
+            raise ValueError(f"ckpt_path: {ckpt_path} is not a readable Lightning checkpoint "
+                             f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+        held = hparams.get("_class_path")
+        model = self.config[subcommand].get("model")
+        wanted = model.get("class_path") if isinstance(model, Namespace | dict) else None
+        if held and wanted and held != wanted:
+            raise ValueError(f"ckpt_path: {ckpt_path} holds a {held.rsplit('.', 1)[-1]} checkpoint "
+                             f"but the config's model is {wanted} (give a checkpoint of that task, "
+                             "or the matching config)")
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> L.Trainer:
+        from lightning.fabric.plugins import CheckpointIO
+
+        from research.tasks.resume import AtomicCheckpointIO, RandomStateCheckpoint
+
+        given = config.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        if not any(isinstance(c, RandomStateCheckpoint) for c in [*given, *callbacks]):
+            callbacks = [*callbacks, RandomStateCheckpoint()]
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
+        return super()._instantiate_trainer(config, callbacks)
 
 
 def run_lightning(argv: list[str]) -> LightningCLI:

@@ -132,3 +132,21 @@ def test_model_flags_keep_each_value() -> None:
     argv = ["test", "--config", "a.yaml", "--model.init_args.test_views", "8", "--trainer.max_epochs", "1",
             "--model.init_args.lr=0.1", "--ckpt_path", "x.ckpt"]
     assert model_flags(argv) == ["--model.init_args.test_views", "8", "--model.init_args.lr=0.1"]
+
+
+def test_a_checkpoint_of_another_task_is_refused(fake_root: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    # Lightning rebuilt the checkpoint's own task, so a classifier checkpoint under the codec
+    # config was tested without any codec and exited 0.
+    classifier = REPO_ROOT / "checkpoints" / "satvit_small_full.ckpt"
+    args = ["test", "--config", str(REPO_ROOT / "experiments" / "codec" / "base.yaml"),
+            "--data.init_args.root", str(fake_root), "--ckpt_path", str(classifier)]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) <= 3
+    assert "holds a ClassificationTask checkpoint" in lines[0]
+    assert "research.tasks.codec.CodecTask" in lines[0]
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert main([*args[:-1], str(garbage)]) == 2
+    assert "garbage.ckpt is not a readable Lightning checkpoint" in capsys.readouterr().err
