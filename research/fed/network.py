@@ -69,19 +69,39 @@ class FedNetwork:
         self.state = NetworkState(plan, self.resources)
         self._ground_plan: ContactPlan | None = None
         self._direct: NetworkState | None = None
+        self._never: dict[tuple[str, str, bool], bool] = {}  # plan-level, shared by copies
         self.log: list[list] = []  # [direct, sources, targets, n_bytes, t0] of every send
 
     @property
     def horizon_s(self) -> float:
         return self.plan.horizon_s
 
+    def _ground_links(self) -> ContactPlan:
+        if self._ground_plan is None:
+            self._ground_plan = ground_links_only(self.plan)
+        return self._ground_plan
+
     def direct_state(self) -> NetworkState:
         """Bookings of direct transfers (on the ground-links-only view, made on first use)."""
         if self._direct is None:
-            if self._ground_plan is None:
-                self._ground_plan = ground_links_only(self.plan)
-            self._direct = NetworkState(self._ground_plan, self.resources)
+            self._direct = NetworkState(self._ground_links(), self.resources)
         return self._direct
+
+    def never_connected(self, src: str, dst: str, *, direct: bool = False) -> bool:
+        """Whether the plan joins ``src`` to ``dst`` at no time at all: a failure the ground
+        knows from the ephemeris (an island plane that never sees a station), unlike a transfer
+        the plan's end merely cuts short."""
+        key = (src, dst, direct)
+        if key not in self._never:
+            sources = self.plan.stations if src == GROUND else [src]
+            targets = self.plan.stations if dst == GROUND else [dst]
+            plan = self._ground_links() if direct else self.plan
+            try:
+                plan.transfer(sources, targets, 1.0, 0.0)
+                self._never[key] = False
+            except UnreachableError:
+                self._never[key] = True
+        return self._never[key]
 
     def copy(self) -> FedNetwork:
         """Independent bookings (plan, faults and the ground view are shared): a what-if."""
@@ -146,7 +166,7 @@ class FedNetwork:
                 return t, res
             t = end
         return t, TransferResult.undelivered(src, n_bytes, t,
-                                             "no fault-free route within the horizon")
+                                             "no fault-free route within the horizon", beyond_horizon=True)
 
     # ------------------------------------------------------------------ transfers
     def _endpoints(self, src: str, dst: str, direct: bool
@@ -173,7 +193,7 @@ class FedNetwork:
         state, sources, targets = self._endpoints(src, dst, direct)
         if t0 >= self.horizon_s:
             return TransferResult.undelivered(sources, n_bytes, t0,
-                                              "starts after the plan horizon")
+                                              "starts after the plan horizon", beyond_horizon=True)
         if not self.faults:
             return self._send(state, direct, sources, targets, n_bytes, t0)
         best: tuple[float, str, str, TransferResult] | None = None
@@ -184,7 +204,7 @@ class FedNetwork:
                     best = (t, a, b, res)
         if best is None:
             return TransferResult.undelivered(sources, n_bytes, t0,
-                                              "no fault-free route within the horizon")
+                                              "no fault-free route within the horizon", beyond_horizon=True)
         if best[0] > t0:
             return best[0]
         return self._send(state, direct, [best[1]], [best[2]], n_bytes, t0)
@@ -196,7 +216,7 @@ class FedNetwork:
         state, sources, targets = self._endpoints(src, dst, direct)
         if t0 >= self.horizon_s:
             return TransferResult.undelivered(sources, n_bytes, t0,
-                                              "starts after the plan horizon")
+                                              "starts after the plan horizon", beyond_horizon=True)
         if not self.faults:
             return state.route(sources, targets, n_bytes, t0)
         results = [self._fault_free(state, a, b, n_bytes, t0)[1] for a in sources for b in targets]
@@ -258,11 +278,16 @@ class Transfers:
     fault on its route puts it back at the fault's end) and hands the result to its ``then``,
     which may request more transfers, never earlier than the one it got. ``live(t)`` (checked
     when popped at ``t``) cancels a transfer nobody needs any more. :meth:`at` queues a plain
-    event.
+    event. ``beyond_horizon(src, dst, direct, res)``, when set, sees every transfer the plan
+    ends too early to settle before its ``then`` does (it may raise to stop the run: the
+    outcome is unknowable).
     """
 
-    def __init__(self, net: FedNetwork) -> None:
+    def __init__(self, net: FedNetwork,
+                 beyond_horizon: Callable[[str, str, bool, TransferResult], None] | None = None
+                 ) -> None:
         self.net = net
+        self.beyond_horizon = beyond_horizon
         self.now = -math.inf  # the time of the event being handled
         self.sent = -math.inf  # the time of the latest transfer sent
         self._heap: list[tuple[float, int, tuple]] = []
@@ -307,6 +332,8 @@ class Transfers:
             res = self.net.attempt(src, dst, n_bytes, t, direct=direct)
             if isinstance(res, TransferResult):
                 self.sent = t
+                if res.beyond_horizon and self.beyond_horizon is not None:
+                    self.beyond_horizon(src, dst, direct, res)
                 then(res)
             else:  # a fault masks the route: try again when it ends
                 heapq.heappush(self._heap, (res, seq, item))

@@ -213,7 +213,7 @@ class RoundSimulator:
         only known then)."""
         if rnd.q.sent > end.t:
             end = end.wait_until(rnd.q.sent)
-        if "deadline" in rnd.dropped.values():
+        if "deadline" in rnd.dropped.values() or rnd.cut_by_horizon:
             end = end.wait_until(rnd.deadline)
         return end
 
@@ -254,7 +254,8 @@ class _Round:
                  plan: object = None, quiet: bool = False) -> None:
         self.sim, self.st, self.net, self.quiet = sim, st, net, quiet
         self.acct, self.start = Accounting(), Track(st.t)
-        self.q = Transfers(net)
+        self.q = Transfers(net, beyond_horizon=self._beyond_horizon)
+        self.cut_by_horizon = False  # a transfer the plan's end settled as missing the deadline
         self.backhaul_s = sim.cfg.comm.backhaul_s
         dl = sim.cfg.comm.round_deadline_s
         self.deadline = math.inf if dl is None else st.t + dl
@@ -313,6 +314,22 @@ class _Round:
         """The scheme's report: ``sat`` cannot get its training inputs (``reason``)."""
         self.dropped.setdefault(sat, reason)
         self._settle(sat)
+
+    def _beyond_horizon(self, src: str, dst: str, direct: bool, res: TransferResult) -> None:
+        """A transfer the plan ends too early to settle. Between nodes the plan never joins it
+        is a known failure (the scheme drops the satellite). Otherwise, with a deadline inside
+        the plan it has missed the deadline (the ground learns so at the deadline); without
+        one, the round's outcome lies beyond the plan and the run stops after the previous
+        round, rather than counting the plan's end as a failure known at once (which made
+        near-empty rounds of no duration at the end of every plan)."""
+        if self.net.never_connected(src, dst, direct=direct):
+            return
+        if self.deadline <= self.net.horizon_s:
+            self.cut_by_horizon = True
+            return
+        raise HorizonReached(f"round {self.st.round + 1}: a transfer {src} -> {dst} at "
+                             f"t={res.t0:.0f} s cannot settle within the plan "
+                             f"({self.net.horizon_s:.0f} s): {res.reason}")
 
     def before_deadline(self, t: float) -> bool:
         """Whether a transfer sent at ``t`` is still worth sending (``live`` of a request)."""

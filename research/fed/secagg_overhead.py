@@ -225,9 +225,12 @@ def regime(base: FedConfig, out: Path, shells: Sequence[tuple[int, int]], *,
                     warnings.simplefilter("ignore")
                     c = cfg.replace(**{"topology": topology, "out_dir": tmp,
                                        **VARIANTS[variant]})
-                    got[variant] = _round_stats(run(c, setup=setup, resume=False,
-                                                    trainer=timing_only,
-                                                    secure_trainer=lambda rnd: rnd.head).rows)
+                    ledger = run(c, setup=setup, resume=False, trainer=timing_only,
+                                 secure_trainer=lambda rnd: rnd.head).rows
+                if not ledger:
+                    raise RuntimeError(f"{planes}x{per} shell, {topology} {variant}: no round "
+                                       f"finished within the {duration_s / 3600:g}-h plan")
+                got[variant] = _round_stats(ledger)
             p, s = got["plain"], got["secagg64"]
             rows.append({
                 "satellites": planes * per, "planes": planes, "sats_per_plane": per,

@@ -336,7 +336,8 @@ class NetworkState:
                                     relay_via_stations=relay_via_stations, excluded=excluded)
             if i_dst < 0:
                 lost = TransferResult.undelivered(
-                    src, n_bytes, t0, f"no route completes within the horizon ({plan.horizon_s:g} s)")
+                    src, n_bytes, t0, f"no route completes within the horizon ({plan.horizon_s:g} s)",
+                    beyond_horizon=True)
                 return self._count(lost, book)
             legs = path_hops(plan, i_dst, set(sources), prev)
             full = self._overflowing_relay(legs, n_bytes)

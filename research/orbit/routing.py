@@ -56,7 +56,9 @@ class TransferResult:
     link is down in the middle of a hop, and, in a :class:`~research.orbit.network.NetworkState`,
     while a link, transmitter or antenna carries another transfer). ``delivered`` is False for a
     transfer a network state could not complete within the horizon: then ``t_arrival`` is
-    ``inf``, ``path`` is the source alone and nothing was booked.
+    ``inf``, ``path`` is the source alone and nothing was booked. ``beyond_horizon`` says the
+    failure is only the plan's end (the bytes might arrive later, the plan cannot tell), as
+    opposed to a failure known at ``t0`` (a full source).
     """
 
     t_arrival: float
@@ -70,19 +72,20 @@ class TransferResult:
     hops: list[Hop] = field(default_factory=list)
     delivered: bool = True
     reason: str = ""
+    beyond_horizon: bool = False
 
     def __iter__(self):
         return iter((self.t_arrival, self.path, self.energy_j))
 
     @classmethod
-    def undelivered(cls, src: str | Sequence[str], n_bytes: float, t0: float, reason: str
-                    ) -> TransferResult:
+    def undelivered(cls, src: str | Sequence[str], n_bytes: float, t0: float, reason: str,
+                    beyond_horizon: bool = False) -> TransferResult:
         """A transfer that did not arrive: ``inf`` arrival, the (first) source alone, nothing
-        booked, and why."""
+        booked, and why (``beyond_horizon``: because the plan ends first)."""
         nan = math.nan
         first = src if isinstance(src, str) else src[0]
         return cls(math.inf, [first], 0.0, t0, float(n_bytes), nan, nan, nan, [],
-                   delivered=False, reason=reason)
+                   delivered=False, reason=reason, beyond_horizon=beyond_horizon)
 
     @property
     def latency_s(self) -> float:

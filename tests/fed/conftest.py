@@ -40,3 +40,14 @@ def tiny_plan():
 @pytest.fixture(scope="session")
 def tiny_setup(tiny_plan):
     return prepare(parse_config(tiny_raw()), plan=tiny_plan)
+
+
+DAY_SCENARIO = {**SCENARIO, "name": "fed_tiny_1d_20gs", "duration_s": 24 * 3600,
+                "stations": {"default": 20}}
+
+
+@pytest.fixture(scope="session")
+def tiny_day_setup():
+    """The tiny shell over a day: star rounds under secure aggregation wait for several passes
+    through the ground, more than the 6-h plan holds."""
+    return prepare(parse_config(tiny_raw(scenario=DAY_SCENARIO)), plan=build_plan(DAY_SCENARIO))

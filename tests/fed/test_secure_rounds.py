@@ -10,18 +10,22 @@ from research.fed.config import FedConfigError, parse_config
 from research.fed.runner import run
 from research.fed.secagg import SecAggCost
 from research.fed.secure_rounds import threshold_for
-from tests.fed.conftest import tiny_raw
+from tests.fed.conftest import DAY_SCENARIO, tiny_raw
 
 
 def _run(tiny_setup, tmp_path, name, **overrides):
+    if tiny_setup.plan.horizon_s == DAY_SCENARIO["duration_s"]:
+        overrides.setdefault("scenario", DAY_SCENARIO)
     cfg = parse_config(tiny_raw(out_dir=str(tmp_path / name), **overrides))
     return run(cfg, setup=tiny_setup, resume=False)
 
 
 @pytest.mark.parametrize("topology", ["ring", "star"])
-def test_secure_rounds_give_the_plain_head_and_book_every_stage(tiny_setup, tmp_path, topology):
-    plain = _run(tiny_setup, tmp_path, "plain", topology=topology, train={"rounds": 1})
-    secure = _run(tiny_setup, tmp_path, "secure", topology=topology, train={"rounds": 1},
+def test_secure_rounds_give_the_plain_head_and_book_every_stage(tiny_setup, tiny_day_setup,
+                                                                tmp_path, topology):
+    setup = tiny_day_setup if topology == "star" else tiny_setup
+    plain = _run(setup, tmp_path, "plain", topology=topology, train={"rounds": 1})
+    secure = _run(setup, tmp_path, "secure", topology=topology, train={"rounds": 1},
                   secagg={"enabled": True})
     for k in plain.head:
         torch.testing.assert_close(secure.head[k], plain.head[k], rtol=0, atol=1e-6)
@@ -29,7 +33,7 @@ def test_secure_rounds_give_the_plain_head_and_book_every_stage(tiny_setup, tmp_
     assert s["participants"] == p["participants"] and s["secagg_max_abs_error"] < 1e-6
     n = s["secagg_cohort"]
     assert p["participants"] <= n <= p["participants"] + p["dropped"]
-    cost = SecAggCost.for_round(n, tiny_setup.costs.update_bytes // 4 + 1, 64,
+    cost = SecAggCost.for_round(n, setup.costs.update_bytes // 4 + 1, 64,
                                 threshold_for(n, 0.5))
     setup_bytes = n * (cost.keys_up + cost.keys_down + cost.shares_up + cost.shares_down)
     unmask_bytes = threshold_for(n, 0.5) * cost.unmask_up  # at least t replies
@@ -42,9 +46,9 @@ def test_secure_rounds_give_the_plain_head_and_book_every_stage(tiny_setup, tmp_
         sum(p[f"bytes_{k}"] for k in ("downlink", "uplink", "isl"))
 
 
-def test_star_waits_for_the_extra_round_trips_through_the_ground(tiny_setup, tmp_path):
-    plain = _run(tiny_setup, tmp_path, "plain", topology="star", train={"rounds": 1})
-    secure = _run(tiny_setup, tmp_path, "secure", topology="star", train={"rounds": 1},
+def test_star_waits_for_the_extra_round_trips_through_the_ground(tiny_day_setup, tmp_path):
+    plain = _run(tiny_day_setup, tmp_path, "plain", topology="star", train={"rounds": 1})
+    secure = _run(tiny_day_setup, tmp_path, "secure", topology="star", train={"rounds": 1},
                   secagg={"enabled": True})
     # direct links only: keys, shares and unmasking each wait for a pass
     assert secure.rows[0]["duration_s"] > 2 * plain.rows[0]["duration_s"]
@@ -113,13 +117,13 @@ def test_threshold_is_a_majority_by_default_and_stays_in_range():
     assert threshold_for(2, 0.5) == 2 and threshold_for(10, 0.99) == 10
 
 
-def test_overhead_sweep_compares_each_topology_with_its_plain_run(tiny_setup, tmp_path):
+def test_overhead_sweep_compares_each_topology_with_its_plain_run(tiny_day_setup, tmp_path):
     from research.fed.secagg_overhead import replot, sweep
 
-    base = parse_config(tiny_raw(train={**tiny_raw()["train"], "rounds": 1}))
+    base = parse_config(tiny_raw(scenario=DAY_SCENARIO, train={**tiny_raw()["train"], "rounds": 1}))
     summary = sweep(base, tmp_path / "out", topologies=["ring", "star"],
                     variants=["plain", "secagg64", "secagg32"], runs=tmp_path / "runs",
-                    setup=tiny_setup)
+                    setup=tiny_day_setup)
     rows = summary["against_plain"]
     assert [(r["topology"], r["variant"]) for r in rows] == [
         ("ring", "secagg64"), ("ring", "secagg32"), ("star", "secagg64"), ("star", "secagg32")]
@@ -139,9 +143,10 @@ def test_overhead_sweep_compares_each_topology_with_its_plain_run(tiny_setup, tm
 def test_overhead_regime_grows_the_control_bytes_with_the_cohort(tmp_path):
     from research.fed.secagg_overhead import regime
 
-    base = parse_config(tiny_raw(scheme="onboard", train={**tiny_raw()["train"], "rounds": 2}))
+    base = parse_config(tiny_raw(scenario=DAY_SCENARIO, scheme="onboard",
+                                 train={**tiny_raw()["train"], "rounds": 2}))
     rows = regime(base, tmp_path / "out", [(3, 5), (3, 10)], topologies=["ring"], rounds=1,
-                  duration_s=6 * 3600, cache_dir=str(tmp_path / "cache"))
+                  duration_s=24 * 3600, cache_dir=str(tmp_path / "cache"))
     assert [r["satellites"] for r in rows] == [15, 30]
     assert rows[1]["cohort"] > rows[0]["cohort"] >= 2
     assert rows[1]["control_bytes_per_satellite"] > rows[0]["control_bytes_per_satellite"]
