@@ -131,6 +131,7 @@ def build_model(cfg: ModelConfig) -> SplitViT:
     """Split ViT at ``split_index`` 0 (embedding on board), foundation weights, head trainable."""
     from encoders.base import build_link
 
+    torch.manual_seed(0)  # without weights (tests), the same random backbone in every process
     vit = build_backbone(cfg.backbone, cfg.num_classes)
     if cfg.weights:
         load_backbone_weights(vit, cfg.weights)

@@ -21,7 +21,10 @@ TRAIN_FACTOR = 3.0
 
 @dataclass(frozen=True)
 class Costs:
-    """Per-image FLOPs and bytes of a split model and the bytes of one exchanged update."""
+    """Per-image FLOPs and bytes of a split model and the bytes of one exchanged update.
+
+    ``image_bytes``: one raw image, a byte per pixel and band (what the ground-centralised
+    baseline downlinks)."""
 
     embed_flops: float
     encode_flops: float
@@ -33,6 +36,7 @@ class Costs:
     embed_param_bytes: int = 0
     encode_param_bytes: int = 0
     head_param_bytes: int = 0
+    image_bytes: float = 0.0
 
     @property
     def onboard_forward_flops(self) -> float:
@@ -67,4 +71,12 @@ def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor) -
         embed_param_bytes=prof.part("satellite").param_bytes,
         encode_param_bytes=prof.part("ground").param_bytes,
         head_param_bytes=prof.part("head").param_bytes,
+        image_bytes=float(raw_image_bytes(model)),
     )
+
+
+def raw_image_bytes(model: SplitViT) -> int:
+    """Bytes of one input image at 8 bits per pixel and band (the sensor's quantised samples)."""
+    embed = model.vit.patch_embed
+    height, width = embed.img_size
+    return int(height * width * embed.proj.in_channels)

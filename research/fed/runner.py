@@ -123,6 +123,19 @@ def _fingerprint(cfg: FedConfig) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
+def simulator_class(cfg: FedConfig) -> type:
+    """The engine of ``cfg.scheme``: federated rounds, or the scheme's own (``simulator``)."""
+    import importlib
+
+    from research.fed.schemes import get_scheme
+
+    path = get_scheme(cfg.scheme).simulator
+    if path is None:
+        return RoundSimulator
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
         max_rounds: int | None = None, trainer: Trainer | None = None,
         secure_trainer: SecureTrainer | None = None) -> RunResult:
@@ -135,8 +148,8 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = FedNetwork(setup.plan, cfg.faults, cfg.network)
-    sim = RoundSimulator(cfg, net, setup.clients, setup.costs, setup.template, setup.data,
-                         trainer, secure_trainer)
+    sim = simulator_class(cfg)(cfg, net, setup.clients, setup.costs, setup.template, setup.data,
+                               trainer, secure_trainer)
     acc0 = accuracy(setup.template, setup.initial, setup.data.test_x, setup.data.test_y)
     state = RunState(round=0, t=0.0, holder=PRELOADED, head=setup.initial)
     found = _latest_readable(out) if resume else None

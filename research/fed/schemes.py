@@ -41,10 +41,13 @@ class FedScheme:
     Attributes:
         name: Registry name (set by :func:`register_scheme`).
         topologies: Topology names this scheme can physically use (None: every one).
+        simulator: ``"module:Class"`` of the engine that runs it, for a scheme that is not
+            federated rounds (None: :class:`research.fed.rounds.RoundSimulator`).
     """
 
     name: ClassVar[str] = ""
     topologies: ClassVar[tuple[str, ...] | None] = None
+    simulator: ClassVar[str | None] = None
 
     def __init__(self, sim: RoundSimulator) -> None:
         self.sim = sim
@@ -130,3 +133,19 @@ class Collaborative(FedScheme):
 
             rnd.q.request(enc.t, GROUND, sat, n * c.feature_bytes, direct=not sharing,
                           then=uplinked, live=rnd.before_deadline)
+
+
+@register_scheme("centralised")
+class Centralised(FedScheme):
+    """The baseline without federation: satellites downlink their raw images and the ground
+    trains on them as they arrive (:mod:`research.fed.centralised`). The model never leaves the
+    ground, so ``star`` (everything meets there) is its only topology."""
+
+    topologies = ("star",)
+    simulator = "research.fed.centralised:CentralisedSimulator"
+
+    def prepare(self, rnd: _Round, need: list[str]) -> None:
+        raise TypeError("the centralised baseline runs on its own simulator, not in rounds")
+
+    def onboard_param_bytes(self, costs: Costs) -> int:
+        return 0
