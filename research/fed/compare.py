@@ -92,7 +92,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(groups), figsize=(6.2 * len(groups), 4.2), sharey=True,
                              squeeze=False)
     markers = "osD^vP*Xh<>"
-    colours = plt.get_cmap("tab10").colors
+    colours = [*plt.get_cmap("tab10").colors, *plt.get_cmap("Dark2").colors]  # 18, no repeats
     order = list(results)
     t_all = [r["t_end_s"] for rows in results.values() for r in rows if r["t_end_s"] > 0]
     lo, hi = min(t_all) / 2, max(t_all) * 2
@@ -102,7 +102,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
             i = order.index(name)
             t = [r["t_end_s"] for r in rows]
             acc = [100 * r["accuracy"] for r in rows]
-            ax.step(t, acc, where="post", color=colours[i % 10], lw=1.6 if name in HEADLINE else 1,
+            ax.step(t, acc, where="post", color=colours[i % len(colours)], lw=1.6 if name in HEADLINE else 1,
                     ls="--" if "onboard" in name else (":" if name == "centralised" else "-"), marker=markers[i % len(markers)],
                     ms=3, markevery=max(len(t) // 6, 1), label=f"{name} ({t[-1] / 3600:.3g} h)")
         ax.set_xscale("log")
