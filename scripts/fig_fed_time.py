@@ -7,6 +7,7 @@ over the on-board time to reach it). Runs resume from their per-round checkpoint
 
     python scripts/fig_fed_time.py --quick            # embedded subset, < 2 min
     python scripts/fig_fed_time.py --out results/fed  # full EuroSAT
+    python scripts/fig_fed_time.py --out results/fed --seeds 0 1 2  # headline runs x 3 seeds
     python scripts/fig_fed_time.py --out results/fed --replot  # redraw from the ledger
 """
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="base YAML (default experiments/fed/...)")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--variants", nargs="*", default=None, help=f"subset of {list(VARIANTS)}")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0],
+                   help="repetitions: the first is every run's headline; the others repeat the "
+                        "headline runs with that partition and SGD seed (mean and spread)")
     p.add_argument("--replot", action="store_true",
                    help="only redraw the figure from <out>/fed_time_ledger.csv")
     args = p.parse_args(argv)
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.variants or (QUICK_VARIANTS if args.quick else list(VARIANTS))
     runs = Path("outputs/fed") / ("runs_quick" if args.quick else "runs")
     command = "python scripts/fig_fed_time.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    compare(base, out, names, runs, command=command.strip())
+    compare(base, out, names, runs, command=command.strip(), seeds=tuple(args.seeds))
     return 0
 
 

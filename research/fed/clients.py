@@ -194,8 +194,10 @@ def _features(model: SplitViT, x: torch.Tensor, batch: int = 256) -> torch.Tenso
 
 def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
                  cache_dir: str | Path | None = None) -> Dataset:
-    """Images -> normalised -> frozen-encoder features (cached on disk by config digest)."""
-    key = hashlib.sha256(repr((mcfg, dcfg)).encode()).hexdigest()[:16]
+    """Images -> normalised -> frozen-encoder features (cached on disk by the digest of what
+    they depend on: the model, and the images and split, not how they are dealt)."""
+    key = hashlib.sha256(repr((mcfg, dcfg.root, dcfg.max_images, dcfg.test_fraction,
+                               dcfg.seed)).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         return Dataset(**torch.load(path, weights_only=True))
@@ -224,7 +226,8 @@ def make_clients(satellites: list[str], planes: list[int], labels: torch.Tensor,
         parts = [np.array([i]) for i in range(len(lab))] + [np.array([], dtype=np.int64)] * (
             n - len(lab))
     else:
-        parts = partition(lab, n, cfg.partition, seed=cfg.seed, **kw)
+        seed = cfg.seed if cfg.partition_seed is None else cfg.partition_seed
+        parts = partition(lab, n, cfg.partition, seed=seed, **kw)
     clients = [SatelliteClient(s, p, idx) for s, p, idx in zip(satellites, planes, parts,
                                                               strict=True)]
     empty = [c.sat for c in clients if c.n == 0]

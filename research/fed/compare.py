@@ -77,11 +77,12 @@ HEADLINE = ("collaborative", "centralised", "onboard", "onboard_star", "collab_n
 _TIME_TICKS = ((1, "1 s"), (60, "1 min"), (3600, "1 h"), (86400, "1 d"), (7 * 86400, "1 wk"))
 
 
-def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
+def plot(results: dict[str, list[dict]], out: Path,
+         repeats: dict[str, dict[int, list[dict]]] | None = None) -> list[Path]:
     """Accuracy after each round against the simulated time it ended, on a log time axis (runs
     from seconds to days on one axis; no run hides at zero). Left: the headline runs; right:
     the ablations. Each run has its own colour and marker, so runs that end together stay
-    visible."""
+    visible; ``repeats`` (other seeds of a run) are drawn thin in the run's colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,6 +96,8 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
     colours = [*plt.get_cmap("tab10").colors, *plt.get_cmap("Dark2").colors]  # 18, no repeats
     order = list(results)
     t_all = [r["t_end_s"] for rows in results.values() for r in rows if r["t_end_s"] > 0]
+    t_all += [r["t_end_s"] for runs in (repeats or {}).values() for rows in runs.values()
+              for r in rows if r["t_end_s"] > 0]
     lo, hi = min(t_all) / 2, max(t_all) * 2
     for ax, names in zip(axes[0], groups, strict=True):
         for name in names:
@@ -102,6 +105,9 @@ def plot(results: dict[str, list[dict]], out: Path) -> list[Path]:
             i = order.index(name)
             t = [r["t_end_s"] for r in rows]
             acc = [100 * r["accuracy"] for r in rows]
+            for other in (repeats or {}).get(name, {}).values():
+                ax.step([r["t_end_s"] for r in other], [100 * r["accuracy"] for r in other],
+                        where="post", color=colours[i % len(colours)], lw=0.7, alpha=0.45)
             ax.step(t, acc, where="post", color=colours[i % len(colours)], lw=1.6 if name in HEADLINE else 1,
                     ls="--" if "onboard" in name else (":" if name == "centralised" else "-"), marker=markers[i % len(markers)],
                     ms=3, markevery=max(len(t) // 6, 1), label=f"{name} ({t[-1] / 3600:.3g} h)")
@@ -129,14 +135,20 @@ def replot(out: Path) -> list[Path]:
     import csv
 
     results: dict[str, list[dict]] = {}
+    repeats: dict[str, dict[int, list[dict]]] = {}
     with open(Path(out) / "fed_time_ledger.csv") as fh:
         for row in csv.DictReader(fh):
-            results.setdefault(row["run"], []).append(
-                {"t_end_s": float(row["t_end_s"]), "accuracy": float(row["accuracy"])})
-    return plot(results, Path(out))
+            seed = int(row.get("seed") or 0)
+            point = {"t_end_s": float(row["t_end_s"]), "accuracy": float(row["accuracy"])}
+            if seed == 0:
+                results.setdefault(row["run"], []).append(point)
+            else:
+                repeats.setdefault(row["run"], {}).setdefault(seed, []).append(point)
+    return plot(results, Path(out), repeats)
 
 
-def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: str) -> str:
+def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: str,
+            over_seeds: dict | None = None) -> str:
     plan = setup.plan
     s = plan.summary()
     sat_hw, gnd_hw = get_device(cfg.profiles.satellite), get_device(cfg.profiles.ground)
@@ -179,6 +191,13 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
                      f"**ratio {_fmt(r['ratio'])}** (vs {baseline}'s whole run "
                      f"{_h(r['t_onboard_total_s'])}: {_fmt(r['ratio_vs_onboard_total'])}); "
                      "target <= 0.33, aim 0.25.")
+    for pair, r in (over_seeds or {}).items():
+        lines.append(f"Over seeds {r['seeds']} ({pair}; seed s > 0 deals the images and orders "
+                     f"the local SGD with seed s): ratio {_fmt(r['ratio_mean'])} +- "
+                     f"{_fmt(r['ratio_std'])} (min {_fmt(r['ratio_min'])}, max "
+                     f"{_fmt(r['ratio_max'])}); {pair.split(' / ')[0]} "
+                     f"{_h(r['t_collaborative_mean_s'])}, {pair.split(' / ')[1]} "
+                     f"{_h(r['t_onboard_mean_s'])} on average.")
     lines.append("")
     lines.append("Every scheme may use every topology (`onboard`: ring all-reduce per plane and "
                  "across planes, as collaborative; `onboard_star`: FedAvg through the stations "
@@ -206,10 +225,52 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def seed_changes(seed: int) -> dict:
+    """Config changes of repetition ``seed``: the partition and the local SGD order (0: the base
+    run; the features and the test set stay those of ``data.seed``)."""
+    return {} if seed == 0 else {"data.partition_seed": seed, "train.seed": seed}
+
+
+def _spread(values: list[float | None]) -> dict:
+    import statistics
+
+    known = [v for v in values if v is not None]
+    if not known:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    return {"mean": statistics.fmean(known),
+            "std": statistics.stdev(known) if len(known) > 1 else 0.0,
+            "min": min(known), "max": max(known)}
+
+
+def ratios_over_seeds(by_seed: dict[str, dict[int, list[dict]]],
+                      pairs: list[tuple[str, str]]) -> dict:
+    """Each pair's time-to-target ratio per seed (both runs of that seed), with mean, std and
+    range (seeds where a run never reaches the target are left out of the statistics)."""
+    out = {}
+    for first, baseline in pairs:
+        seeds = sorted(set(by_seed.get(first, {})) & set(by_seed.get(baseline, {})))
+        if len(seeds) < 2:
+            continue
+        per = [ratio(by_seed[first][s], by_seed[baseline][s]) for s in seeds]
+        r, tc, to = (_spread([p[k] for p in per]) for k in ("ratio", "t_collaborative_s",
+                                                             "t_onboard_s"))
+        out[f"{first} / {baseline}"] = {
+            "seeds": seeds, "ratio": [p["ratio"] for p in per],
+            "t_collaborative_s": [p["t_collaborative_s"] for p in per],
+            "t_onboard_s": [p["t_onboard_s"] for p in per],
+            **{f"ratio_{k}": v for k, v in r.items()},
+            "t_collaborative_mean_s": tc["mean"], "t_onboard_mean_s": to["mean"]}
+    return out
+
+
 def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs: Path, *,
             command: str, plan: ContactPlan | None = None,
-            cache_dir: str = "outputs/fed/cache") -> dict:
-    """Run ``names`` (keys of ``VARIANTS``) from ``base``; write the figure, ledger and caption."""
+            cache_dir: str = "outputs/fed/cache", seeds: tuple[int, ...] = (0,),
+            seeded: tuple[str, ...] = HEADLINE) -> dict:
+    """Run ``names`` (keys of ``VARIANTS``) from ``base``; write the figure, ledger and caption.
+
+    The first of ``seeds`` is the headline run of every name; the others repeat the names in
+    ``seeded`` (:func:`seed_changes`), drawn thin and summarised as mean and spread."""
     out = Path(out)
     runs = Path(runs)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,17 +279,29 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
     print(f"prepared in {time.time() - t0:.0f} s: {len(setup.clients)} satellites, "
           f"{len(setup.data.train_y)} training images")
     results, summaries, all_rows = {}, {}, []
-    for name in names:
-        cfg = base.replace(name=name, out_dir=str(runs / name), **VARIANTS[name])
-        t1 = time.time()
-        res = run(cfg, setup=setup)
-        for r in res.rows:
-            r["accuracy_round0"] = 100 * res.initial_accuracy
-            all_rows.append({"run": name, **r})
-        results[name] = res.rows
-        summaries[name] = summarize(res.rows, res.energy, res.initial_accuracy)
-        print(f"{name}: {len(res.rows)} rounds, acc {100 * summaries[name]['final_accuracy']:.1f}%"
-              f", {summaries[name]['sim_hours']:.2f} sim h ({time.time() - t1:.0f} s)")
+    by_seed: dict[str, dict[int, list[dict]]] = {}
+    first = seeds[0]
+    for seed in seeds:
+        todo = [n for n in names if seed == first or n in seeded]
+        if not todo:
+            continue
+        s_base = base.replace(**seed_changes(seed))
+        s_setup = setup if seed == 0 else prepare(s_base, plan=setup.plan, cache_dir=cache_dir)
+        for name in todo:
+            tag = name if seed == 0 else f"{name}_seed{seed}"
+            cfg = s_base.replace(name=tag, out_dir=str(runs / tag), **VARIANTS[name])
+            t1 = time.time()
+            res = run(cfg, setup=s_setup)
+            for r in res.rows:
+                r["accuracy_round0"] = 100 * res.initial_accuracy
+                all_rows.append({"run": name, "seed": seed, **r})
+            by_seed.setdefault(name, {})[seed] = res.rows
+            if seed == first:
+                results[name] = res.rows
+                summaries[name] = summarize(res.rows, res.energy, res.initial_accuracy)
+            sm = summarize(res.rows, res.energy, res.initial_accuracy)
+            print(f"{tag}: {len(res.rows)} rounds, acc {100 * sm['final_accuracy']:.1f}%, "
+                  f"{sm['sim_hours']:.2f} sim h ({time.time() - t1:.0f} s)")
     ratios = {}
     for collab, onboard in PAIRS:
         if results.get(collab) and results.get(onboard):
@@ -237,15 +310,21 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
     if best is not None and results.get("collaborative"):
         ratios[f"collaborative / best on-board ({best})"] = ratio(results["collaborative"],
                                                                  results[best])
+    over_seeds = ratios_over_seeds(by_seed, [*PAIRS, *(
+        [("collaborative", best)] if best is not None else [])])
     write_rows(all_rows, out, "fed_time_ledger", meta={"config": base.to_dict()})
     (out / "fed_time_summary.json").write_text(json.dumps(
-        {"ratios": ratios, "runs": summaries, "costs": setup.costs.as_dict(),
-         "config": base.to_dict()}, indent=1, default=str))
-    plot({k: v for k, v in results.items() if v}, out)
+        {"ratios": ratios, "ratios_over_seeds": over_seeds, "runs": summaries,
+         "costs": setup.costs.as_dict(), "config": base.to_dict()}, indent=1, default=str))
+    plot({k: v for k, v in results.items() if v}, out,
+         {n: {s: rows for s, rows in per.items() if s != first} for n, per in by_seed.items()})
     (out / "fed_time_caption.md").write_text(
-        caption(base, setup, results, ratios, summaries, command))
+        caption(base, setup, results, ratios, summaries, command, over_seeds))
     for pair, r in ratios.items():
         print(f"ratio {pair}: {_fmt(r['ratio'])} (collaborative {_h(r['t_collaborative_s'])}, "
               f"on-board {_h(r['t_onboard_s'])}, target acc {100 * r['target_accuracy']:.1f}%)")
+    for pair, r in over_seeds.items():
+        print(f"ratio {pair} over seeds {r['seeds']}: {_fmt(r['ratio_mean'])} +- "
+              f"{_fmt(r['ratio_std'])}")
     print(f"wrote {out} in {time.time() - t0:.0f} s")
     return ratios

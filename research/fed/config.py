@@ -39,7 +39,12 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where images come from and how they are dealt to satellites (``root`` None: embedded)."""
+    """Where images come from and how they are dealt to satellites (``root`` None: embedded).
+
+    ``seed`` fixes the image subset and the train/test split (hence the features);
+    ``partition_seed`` (default: ``seed``) how the training images are dealt, so repeated runs can
+    vary the partition on the same features and test set.
+    """
 
     root: str | None = None
     max_images: int | None = None
@@ -47,6 +52,7 @@ class DataConfig:
     partition: str = "dirichlet"
     alpha: float = 0.5
     seed: int = 0
+    partition_seed: int | None = None
 
 
 @dataclass
@@ -196,10 +202,17 @@ def _fault(d: Any, where: str) -> Fault:
         raise FedConfigError(f"{where}: kind must be one of {list(FAULT_KINDS)}, got "
                              f"{f.get('kind')!r}")
     nodes = f.get("nodes")
-    nodes = [nodes] if isinstance(nodes, str) else list(nodes or [])
+    nodes = [nodes] if isinstance(nodes, str) else [] if nodes is None else nodes
+    if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+        raise FedConfigError(f"{where}: nodes must be a node name or a list of names, got "
+                             f"{f.get('nodes')!r}")
     need = 1 if f["kind"] == "station_outage" else 2
     if len(nodes) != need:
         raise FedConfigError(f"{where}: {f['kind']} needs {need} node(s) in 'nodes', got {nodes}")
+    for key in ("start_s", "end_s"):
+        v = f.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise FedConfigError(f"{where}: {key} must be a number of seconds, got {v!r}")
     start, end = float(f.get("start_s", 0.0)), float(f.get("end_s", float("inf")))
     if not end > start >= 0:
         raise FedConfigError(f"{where}: need 0 <= start_s < end_s, got {start}, {end}")
@@ -295,8 +308,15 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
     for name, cls in SECTIONS.items():
         values = _checked(top.get(name), cls, f"fed config {source}: {name}")
         kwargs[name] = build_section(cls, values, f"fed config {source}: {name}", FedConfigError)
+    for key in ("name", "scheme", "topology", "out_dir"):  # the sections are typed below
+        if key in kwargs and not isinstance(kwargs[key], str):
+            raise FedConfigError(f"fed config {source}: {key}: {kwargs[key]!r} is not of type str")
+    faults = top.get("faults")
+    if faults is not None and not isinstance(faults, list):
+        raise FedConfigError(f"fed config {source}: faults must be a list of fault mappings, "
+                             f"got {faults!r}")
     kwargs["faults"] = [_fault(f, f"fed config {source}: faults[{i}]")
-                        for i, f in enumerate(top.get("faults") or [])]
+                        for i, f in enumerate(faults or [])]
     where = f"fed config {source}: network"
     try:
         kwargs["network"] = NetworkResources.from_dict(

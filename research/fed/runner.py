@@ -118,6 +118,8 @@ def _fingerprint(cfg: FedConfig) -> str:
         d.pop("secagg")
     if d["privacy"]["adjacency"] == "zero_out":  # and those from before the adjacency option
         d["privacy"].pop("adjacency")
+    if d["data"]["partition_seed"] is None:  # and those from before partition seeds
+        d["data"].pop("partition_seed")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds
         d["train"].pop("rounds")
     return json.dumps(d, sort_keys=True, default=str)

@@ -1,0 +1,41 @@
+"""The scheme comparison behind fig_fed_time: every run on one plan, repeated over seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from research.fed.compare import compare, seed_changes
+from research.fed.config import parse_config
+from research.fed.runner import prepare
+from tests.fed.conftest import tiny_raw
+
+
+def test_seeds_repeat_the_headline_runs_and_report_the_spread(tiny_plan, tmp_path):
+    base = parse_config(tiny_raw(train={**tiny_raw()["train"], "rounds": 2}))
+    out = tmp_path / "out"
+    ratios = compare(base, out, ["collaborative", "onboard", "centralised"], tmp_path / "runs",
+                     command="test", plan=tiny_plan, cache_dir=str(tmp_path / "cache"),
+                     seeds=(0, 1, 2))
+    assert "collaborative / onboard" in ratios and "collaborative / centralised" in ratios
+    summary = json.loads((out / "fed_time_summary.json").read_text())
+    spread = summary["ratios_over_seeds"]["collaborative / onboard"]
+    assert spread["seeds"] == [0, 1, 2] and len(spread["ratio"]) == 3
+    assert spread["ratio_min"] <= spread["ratio_mean"] <= spread["ratio_max"]
+    with open(out / "fed_time_ledger.csv") as fh:
+        seen = {(r["run"], r["seed"]) for r in csv.DictReader(fh)}
+    assert seen == {(n, str(s)) for n in ("collaborative", "onboard", "centralised")
+                    for s in (0, 1, 2)}
+    assert "Over seeds [0, 1, 2] (collaborative / onboard" in (out / "fed_time_caption.md").read_text()
+    assert (out / "fed_time.png").is_file()
+
+
+def test_a_seed_deals_the_images_anew_on_the_same_features(tiny_plan, tmp_path):
+    base = parse_config(tiny_raw())
+    cache = str(tmp_path / "cache")
+    a = prepare(base, plan=tiny_plan, cache_dir=cache)
+    b = prepare(base.replace(**seed_changes(1)), plan=tiny_plan, cache_dir=cache)
+    assert len(list((tmp_path / "cache").glob("features-*.pt"))) == 1  # one encoding for both
+    assert (a.data.test_y == b.data.test_y).all()
+    assert [c.n for c in a.clients] != [c.n for c in b.clients]
+    assert base.replace(**seed_changes(1)).train.seed == 1 and seed_changes(0) == {}
