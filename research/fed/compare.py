@@ -110,7 +110,7 @@ def plot(results: dict[str, list[dict]], out: Path,
                         where="post", color=colours[i % len(colours)], lw=0.7, alpha=0.45)
             ax.step(t, acc, where="post", color=colours[i % len(colours)], lw=1.6 if name in HEADLINE else 1,
                     ls="--" if "onboard" in name else (":" if name == "centralised" else "-"), marker=markers[i % len(markers)],
-                    ms=3, markevery=max(len(t) // 6, 1), label=f"{name} ({t[-1] / 3600:.3g} h)")
+                    ms=3, markevery=max(len(t) // 6, 1), label=f"{name} ({_h(t[-1])})")
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)
         ticks = [(v, s) for v, s in _TIME_TICKS if lo <= v <= hi]
@@ -122,7 +122,8 @@ def plot(results: dict[str, list[dict]], out: Path,
                   title="run (time of its last round)",
                   title_fontsize=7)
     axes[0][0].set_ylabel("test accuracy after the round (%)")
-    axes[0][0].set_title("scheme and baselines (identical runs overlap: see the legend times)",
+    axes[0][0].set_title("scheme and baselines (thin: other seeds; identical runs overlap: see "
+                         "the legend times)",
                          fontsize=9)
     if len(groups) > 1:
         axes[0][1].set_title("ablations", fontsize=9)
@@ -218,7 +219,10 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
 
 
 def _h(t: float | None) -> str:
-    return "never" if t is None else f"{t / 3600:.2f} h"
+    """A simulated duration in seconds under two minutes, else in hours."""
+    if t is None:
+        return "never"
+    return f"{t:.2g} s" if t < 120 else f"{t / 3600:.3g} h"
 
 
 def _fmt(x: float | None) -> str:
