@@ -222,6 +222,25 @@ class FedNetwork:
         results = [self._fault_free(state, a, b, n_bytes, t0)[1] for a in sources for b in targets]
         return min(results, key=lambda r: r.t_arrival)
 
+    def arrivals(self, src: str, dsts: Sequence[str], n_bytes: float, t0: float
+                 ) -> dict[str, float]:
+        """When ``n_bytes`` sent from ``src`` at ``t0`` would reach each of ``dsts`` (a what-if
+        over the whole network; :data:`GROUND`: the first station; ``inf``: not within the
+        plan). One search for all of them where no fault can mask a route, else one
+        :meth:`route` each."""
+        if not dsts:
+            return {}
+        if self.faults or t0 >= self.horizon_s:
+            return {d: self.route(src, d, n_bytes, t0).t_arrival for d in dsts}
+        nodes = [d for d in dsts if d != GROUND]
+        want = nodes + (list(self.plan.stations) if GROUND in dsts else [])
+        got = self.state.arrivals(self.plan.stations if src == GROUND else src, want, n_bytes,
+                                  t0)
+        out = {d: got[d] for d in nodes}
+        if GROUND in dsts:
+            out[GROUND] = min((got[g] for g in self.plan.stations), default=math.inf)
+        return out
+
     def transfer(self, src: str, dst: str, n_bytes: float, t0: float, *, direct: bool = False
                  ) -> TransferResult:
         """Book one transfer now, waiting out faults (for a single transfer: a round issues

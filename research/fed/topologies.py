@@ -252,14 +252,18 @@ class Ring(Topology):
         when no root gets a sum from another plane."""
         nb = self.numel * self.rnd.element_bytes
         best: tuple[tuple[int, float], str, set[int]] | None = None
-        for root in [s for _, s, _, _ in leaders if s != GROUND] + [GROUND]:
+        roots = [s for _, s, _, _ in leaders if s != GROUND] + [GROUND]
+        # one search per leader to every candidate root (not one per pair: 72 planes)
+        reach = {(plane, sat): net.arrivals(sat, [r for r in roots if r != sat], nb, t)
+                 for plane, sat, _, t in leaders}
+        for root in roots:
             ends, missing = [], set()
-            for plane, sat, tr, t in leaders:
-                res = None if sat == root else net.route(sat, root, nb, t)
-                if res is not None and not res.delivered:
+            for plane, sat, tr, _ in leaders:
+                t_arrival = tr.t if sat == root else reach[(plane, sat)][root]
+                if math.isinf(t_arrival):
                     missing.add(plane)
                     continue
-                ends.append(tr.t if res is None else res.t_arrival)
+                ends.append(t_arrival)
             if len(ends) < (1 if root == GROUND else 2):
                 continue
             end = max(ends) + (self.rnd.backhaul_s if root == GROUND else 0.0)

@@ -291,6 +291,24 @@ class NetworkState:
         """Earliest arrival on the residual capacity, without booking (a what-if query)."""
         return self._transfer(src, dst, n_bytes, t0, relay_via_stations, book=False)
 
+    def arrivals(self, src: str | Sequence[str], dsts: Sequence[str], n_bytes: float, t0: float
+                 ) -> dict[str, float]:
+        """Earliest arrival of ``n_bytes`` from ``src`` (or the first of several) at each of ``dsts`` on the residual
+        capacity (``inf``: not within the horizon): one what-if search instead of one
+        :meth:`route` per destination. Relay storage is not checked (small payloads)."""
+        plan = self.plan
+        bits = 8.0 * check_bytes(n_bytes)
+        t0 = plan._check_t(t0)
+        sources = node_indices(plan, src, "src")
+        targets = set(node_indices(plan, list(dsts), "dsts"))
+        if self.exclusive:
+            hop = self._hop
+        else:
+            def hop(link, fwd, u, v, t, b, limit):
+                return hop_timing(plan, link, fwd, t, b, limit)
+        _, best, _ = search(plan, sources, targets, t0, bits, hop, every_target=True)
+        return {plan.nodes[i]: best.get(i, math.inf) for i in sorted(targets)}
+
     def send(self, src: str | Sequence[str], dst: str | Sequence[str], n_bytes: float,
              t0: float, *, relay_via_stations: bool = False) -> TransferResult:
         """Route ``n_bytes`` from ``src`` to ``dst`` at ``t0`` on the residual capacity, and book it.

@@ -157,11 +157,14 @@ def node_indices(plan: ContactPlan, nodes: str | Sequence[str], what: str) -> li
 
 def search(plan: ContactPlan, sources: list[int], targets: set[int], t0: float, bits: float,
            hop: HopTiming, *, relay_via_stations: bool = False,
-           excluded: Collection[int] = ()) -> tuple[int, dict[int, float], dict]:
+           excluded: Collection[int] = (), every_target: bool = False
+           ) -> tuple[int, dict[int, float], dict]:
     """Time-dependent Dijkstra: ``(reached target or -1, best arrival per node, predecessors)``.
 
     ``prev[v] = (u, link, forward, t_ready, timing)`` with ``timing`` what ``hop`` returned.
-    Nodes in ``excluded`` are never entered (e.g. relays whose storage is full).
+    Nodes in ``excluded`` are never entered (e.g. relays whose storage is full). With
+    ``every_target`` the search does not stop at the first target: ``best`` then holds the
+    earliest arrival at every reachable target (one search instead of one per target).
     """
     n_sat = len(plan.satellites)
     bound = math.inf  # earliest tentative arrival at any target: no hop after it can help
@@ -175,7 +178,7 @@ def search(plan: ContactPlan, sources: list[int], targets: set[int], t0: float, 
         if u in done:
             continue
         done.add(u)
-        if u in targets:  # popped first: the earliest arrival among the targets
+        if u in targets and not every_target:  # popped first: the earliest among the targets
             return u, best, prev
         if u >= n_sat and u not in starts and not relay_via_stations:
             continue
@@ -190,9 +193,9 @@ def search(plan: ContactPlan, sources: list[int], targets: set[int], t0: float, 
                 best[v] = timing[2]
                 prev[v] = (u, link, fwd, t, timing)
                 heapq.heappush(heap, (timing[2], v))
-                if v in targets:
+                if v in targets and not every_target:
                     bound = min(bound, timing[2])
-    return -1, best, prev
+    return -1, {i: t for i, t in best.items() if i in done}, prev
 
 
 def path_hops(plan: ContactPlan, i_dst: int, starts: Collection[int], prev: dict
