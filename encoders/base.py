@@ -21,6 +21,7 @@ re-exported here.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -90,15 +91,29 @@ class LinkModule(nn.Module):
             ValueError: If the tokens are not ``[B, N, D]`` of a shape this link can code, or
                 hold NaN or infinite values (refused before any coder sees them).
         """
+        name = self.link_name or type(self).__name__
+        if not isinstance(tokens, torch.Tensor):
+            raise ValueError(f"{name}: tokens must be a torch.Tensor [B, N, D], got "
+                             f"{type(tokens).__name__}")
         if tokens.dim() != 3:
             raise ValueError(f"expected tokens of shape [B, N, D], got {tuple(tokens.shape)}")
         if not tokens.is_floating_point() or not torch.isfinite(tokens).all():
-            raise ValueError(f"{self.link_name or type(self).__name__}: tokens must be finite "
+            raise ValueError(f"{name}: tokens must be finite "
                              f"floating-point values (got {tokens.dtype}"
                              f"{'' if not tokens.is_floating_point() else ' with NaN or inf'})")
         _, n, d = tokens.shape
+        if not (0 < n <= 0xFFFF and 0 < d <= 0xFFFF):
+            raise ValueError(f"{name}: token shape {n}x{d} is outside the 1..65535 a payload "
+                             "can carry")
         self._check_shape(n, d)
-        bodies = self._encode(tokens.detach().float())  # every link codes float32 tokens
+        x = tokens.detach().float()  # every link codes float32 tokens
+        if not torch.isfinite(x).all():  # float64 values that overflow float32
+            raise ValueError(f"{name}: {tokens.dtype} tokens up to "
+                             f"{tokens.detach().abs().max().item():.3g} are beyond the float32 "
+                             f"range (+-{torch.finfo(torch.float32).max:.4g}) the links code")
+        if x.shape[0] == 0:
+            return []
+        bodies = self._encode(x)
         tag = self.wire_tag()
         return [pack_payload(self.codec_id, tag, n, d, body, flags) for body, flags in bodies]
 
@@ -115,11 +130,14 @@ class LinkModule(nn.Module):
         """
         if isinstance(payloads, (bytes, bytearray)) or not isinstance(payloads, Sequence):
             raise ValueError("payloads must be a list of bytes, one per sample")
-        if len(shape) not in (2, 3):
-            raise ValueError(f"shape must be (N, D) or (B, N, D), got {tuple(shape)}")
-        if len(shape) == 3 and int(shape[0]) != len(payloads):
-            raise ValueError(f"shape says {int(shape[0])} samples but got {len(payloads)} payloads")
-        n, d = int(shape[-2]), int(shape[-1])
+        dims = _int_dims(shape)
+        if len(dims) not in (2, 3):
+            raise ValueError(f"shape must be (N, D) or (B, N, D), got {dims}")
+        if len(dims) == 3 and dims[0] != len(payloads):
+            raise ValueError(f"shape says {dims[0]} samples but got {len(payloads)} payloads")
+        n, d = dims[-2:]
+        if not (0 < n <= 0xFFFF and 0 < d <= 0xFFFF):
+            raise ValueError(f"token shape {n}x{d} is outside the 1..65535 a payload can carry")
         self._check_shape(n, d)
         tag = self.wire_tag()
         parsed = [
@@ -154,6 +172,18 @@ class LinkModule(nn.Module):
         for tensor in self.buffers():
             return tensor.device
         return torch.device("cpu")
+
+
+def _int_dims(shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of Python ints; ``ValueError`` for anything else (``None``, floats,
+    strings, bools), which ``int()`` would have truncated, parsed or let through as a TypeError."""
+    try:
+        items = tuple(shape)
+        if isinstance(shape, (str, bytes, bytearray)) or any(isinstance(s, bool) for s in items):
+            raise TypeError
+        return tuple(operator.index(s) for s in items)
+    except TypeError:
+        raise ValueError(f"shape must be (N, D) or (B, N, D) integers, got {shape!r}") from None
 
 
 @register_link("identity", codec_id=0, lossless=True)

@@ -7,14 +7,13 @@ contract and with real bytes: ``forward`` returns exactly what ``decompress(comp
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from encoders.base import LinkModule, register_link
-from encoders.header import FLAG_ZLIB, Header
+from encoders.header import FLAG_ZLIB, Header, deflate_body, inflate_body
 from encoders.registry import link_spec
 
 __all__ = ["Float16Link", "UniformQuantLink", "Int8Link", "Int4Link", "straight_through"]
@@ -31,24 +30,6 @@ def straight_through(tokens: torch.Tensor, coded: torch.Tensor) -> torch.Tensor:
     return coded.detach() + (tokens - tokens.detach())
 
 
-def _deflate(body: bytes, level: int) -> tuple[bytes, int]:
-    """zlib the body when that makes it smaller; the flag tells the decoder which one it got."""
-    if level > 0:
-        packed = zlib.compress(body, level)
-        if len(packed) < len(body):
-            return packed, FLAG_ZLIB
-    return body, 0
-
-
-def _inflate(body: bytes, flags: int, expected: int, what: str) -> bytes:
-    if flags & FLAG_ZLIB:
-        try:
-            body = zlib.decompress(body)
-        except zlib.error as err:
-            raise ValueError(f"{what}: zlib body does not inflate ({err})") from err
-    if len(body) != expected:
-        raise ValueError(f"{what}: body has {len(body)} bytes after inflating, expected {expected}")
-    return body
 
 
 class _ZlibLink(LinkModule):
@@ -94,10 +75,10 @@ class Float16Link(_ZlibLink):
 
     def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
         half = tokens.float().clamp(-_F16_MAX, _F16_MAX).to(torch.float16).cpu().numpy()
-        return [_deflate(s.astype("<f2").tobytes(), self.zlib_level) for s in half]
+        return [deflate_body(s.astype("<f2").tobytes(), self.zlib_level) for s in half]
 
     def _decode_one(self, flags: int, body: bytes, num_tokens: int, dim: int, what: str):
-        raw = _inflate(body, flags, 2 * num_tokens * dim, what)
+        raw = inflate_body(body, flags, 2 * num_tokens * dim, what)
         values = np.frombuffer(raw, dtype="<f2").astype(np.float32)
         return torch.from_numpy(values).view(num_tokens, dim)
 
@@ -186,6 +167,10 @@ class UniformQuantLink(_ZlibLink):
         if not torch.isfinite(tokens).all():
             raise ValueError(f"{self.link_name}: tokens contain NaN or inf")
         codes, lo, step, wide = self._quantise(tokens)
+        if not torch.isfinite(lo + codes * step).all():  # what the decoder will compute
+            raise ValueError(f"{self.link_name}: tokens spanning {tokens.min().item():.3g} to "
+                             f"{tokens.max().item():.3g} overflow float32 when quantised to "
+                             f"{self.bits} bits (the payload would decode to inf)")
         codes = codes.to(torch.uint8).cpu().numpy()
         lo, step, wide = lo.cpu().numpy(), step.cpu().numpy(), wide.cpu().numpy()
         out = []
@@ -193,7 +178,7 @@ class UniformQuantLink(_ZlibLink):
             ptype = "<f4" if wide[i] else "<f2"
             side = np.concatenate([lo[i].ravel(), step[i].ravel()]).astype(ptype).tobytes()
             body = side + _pack_codes(codes[i].ravel(), self.bits)
-            packed, flags = _deflate(body, self.zlib_level)
+            packed, flags = deflate_body(body, self.zlib_level)
             out.append((packed, flags | (FLAG_WIDE_PARAMS if wide[i] else 0)))
         return out
 
@@ -201,7 +186,7 @@ class UniformQuantLink(_ZlibLink):
         groups = num_tokens if self.granularity == "token" else 1
         psize = 4 if flags & FLAG_WIDE_PARAMS else 2
         n_code_bytes = (num_tokens * dim * self.bits + 7) // 8
-        raw = _inflate(body, flags, 2 * groups * psize + n_code_bytes, what)
+        raw = inflate_body(body, flags, 2 * groups * psize + n_code_bytes, what)
         side = np.frombuffer(raw[: 2 * groups * psize], dtype="<f4" if psize == 4 else "<f2")
         side = torch.from_numpy(side.astype(np.float32))
         lo, step = side[:groups, None], side[groups:, None]

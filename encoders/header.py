@@ -177,3 +177,35 @@ def state_crc32(module: nn.Module) -> int:
         raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
         crc = zlib.crc32(raw.tobytes(), crc)
     return crc
+
+
+def deflate_body(body: bytes, level: int) -> tuple[bytes, int]:
+    """zlib the body when that makes it smaller; the flag tells the decoder which one it got."""
+    if level > 0:
+        packed = zlib.compress(body, level)
+        if len(packed) < len(body):
+            return packed, FLAG_ZLIB
+    return body, 0
+
+
+def inflate_body(body: bytes, flags: int, expected: int, what: str) -> bytes:
+    """The body as the coder wrote it, exactly ``expected`` bytes (``ValueError`` naming
+    ``what`` otherwise: a stream that does not inflate, is cut short or inflates to more)."""
+    if flags & FLAG_ZLIB:
+        # Inflate at most one byte past what the tokens need: a small deflate bomb must not make
+        # the decoder allocate gigabytes before the length check refuses it.
+        inflater = zlib.decompressobj()
+        try:
+            raw = inflater.decompress(body, expected + 1)
+        except zlib.error as err:
+            raise ValueError(f"{what}: zlib body does not inflate ({err})") from err
+        if len(raw) > expected or inflater.unconsumed_tail:
+            raise ValueError(f"{what}: zlib body inflates to more than the {expected} bytes "
+                             "expected")
+        if not inflater.eof:
+            raise ValueError(f"{what}: zlib body does not inflate (incomplete or truncated "
+                             "stream)")
+        body = raw
+    if len(body) != expected:
+        raise ValueError(f"{what}: body has {len(body)} bytes after inflating, expected {expected}")
+    return body

@@ -207,8 +207,8 @@ def _matches(value: Any, hint: Any) -> bool:
             not args or all(_matches(v, args[0]) for v in value))
     if origin is dict or hint is dict:
         return isinstance(value, dict)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float:  # NaN is no setting (every comparison with it is false): refused
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(hint, type):
@@ -228,7 +228,10 @@ def build_section(cls: type, values: dict, where: str, error: type[Exception] = 
         if f.name in values and not _matches(values[f.name], hints.get(f.name, Any)):
             hint = hints[f.name]
             expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
-            raise error(f"{where}.{f.name}: {values[f.name]!r} is not of type {expected}")
+            value = values[f.name]
+            what = "NaN, not a number" if isinstance(value, float) and value != value else (
+                f"not of type {expected}")
+            raise error(f"{where}.{f.name}: {value!r} is {what}")
     try:
         return cls(**values)
     except TypeError as err:

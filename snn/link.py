@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from encoders.base import LinkModule, register_link
-from encoders.header import FLAG_ZLIB, Header, config_tag, state_crc32
+from encoders.header import FLAG_ZLIB, Header, config_tag, inflate_body, state_crc32
 from snn.neurons import initial_mem, make_lif, release_state
 
 __all__ = ["SPIKE_CODEC_ID", "SpikeLink", "pack_spikes", "unpack_spikes"]
@@ -58,17 +58,9 @@ def unpack_spikes(body: bytes, flags: int, steps: int, n_tokens: int, width: int
     Raises:
         ValueError: A body that does not inflate, has the wrong length or nonzero padding.
     """
-    if flags & FLAG_ZLIB:
-        try:
-            body = zlib.decompress(body)
-        except zlib.error as err:
-            raise ValueError(f"spike body does not inflate ({err})") from err
     n_bits = steps * n_tokens * width
-    if len(body) != (n_bits + 7) // 8:
-        raise ValueError(
-            f"spike body has {len(body)} bytes; T={steps}, N={n_tokens}, k={width} "
-            f"needs {(n_bits + 7) // 8}"
-        )
+    body = inflate_body(body, flags, (n_bits + 7) // 8,
+                        f"spike body (T={steps}, N={n_tokens}, k={width})")
     bits = np.unpackbits(np.frombuffer(body, dtype=np.uint8))
     if bits[n_bits:].any():
         raise ValueError("spike body has nonzero padding bits")

@@ -308,7 +308,7 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
     for name, cls in SECTIONS.items():
         values = _checked(top.get(name), cls, f"fed config {source}: {name}")
         kwargs[name] = build_section(cls, values, f"fed config {source}: {name}", FedConfigError)
-    for key in ("name", "scheme", "topology", "out_dir"):  # the sections are typed below
+    for key in ("name", "scheme", "topology", "out_dir"):  # the sections were typed above
         if key in kwargs and not isinstance(kwargs[key], str):
             raise FedConfigError(f"fed config {source}: {key}: {kwargs[key]!r} is not of type str")
     faults = top.get("faults")

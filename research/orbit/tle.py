@@ -108,8 +108,8 @@ def tle_checksum(line: str) -> int:
     """Modulo-10 checksum of the first 68 columns: digits count as themselves, '-' as 1."""
     total = 0
     for ch in line[:68]:
-        if ch.isdigit():
-            total += int(ch)
+        if "0" <= ch <= "9":  # ASCII digits only: str.isdigit() also takes '²' and '٣'
+            total += ord(ch) - ord("0")
         elif ch == "-":
             total += 1
     return total % 10
@@ -133,9 +133,13 @@ def validate_tle_line(line: str, number: int, where: str) -> str:
             f"{where}: TLE line {number} has {len(text)} characters, expected "
             f"{TLE_LINE_LENGTH}: {text!r}"
         )
+    if not text.isascii():  # SGP4 reads columns of ASCII; '٣' passes isdigit(), float() and \d
+        bad = next(ch for ch in text if not ch.isascii())
+        raise TLEError(f"{where}: TLE line {number} has the non-ASCII character {bad!r} in "
+                       f"column {text.index(bad) + 1}: {text!r}")
     if text[0] != str(number) or text[1] != " ":
         raise TLEError(f"{where}: expected TLE line {number} to start with '{number} ': {text!r}")
-    if not text[68].isdigit():
+    if text[68] not in "0123456789":
         raise TLEError(f"{where}: TLE line {number} has no checksum digit in column 69: {text!r}")
     expected = tle_checksum(text)
     if int(text[68]) != expected:
@@ -149,7 +153,7 @@ def validate_tle_line(line: str, number: int, where: str) -> str:
                            f"{text[col]!r} (shifted or corrupted line?): {text!r}")
     for name, start, end, pattern, expected in LINE_FIELDS[number]:
         value = text[start:end]
-        if not re.fullmatch(pattern, value):
+        if not re.fullmatch(pattern, value, re.ASCII):
             raise TLEError(f"{where}: TLE line {number} {name} (columns {start + 1}-{end}) is "
                            f"{value!r}, expected {expected}: {text!r}")
         if name in _RANGES:

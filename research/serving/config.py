@@ -202,6 +202,10 @@ def parse_serve_config(raw: Any, source: str = "<config>",
                          **p.problem_options())
     except (TypeError, ValueError) as err:
         raise ServingConfigError(f"serve config {source}: placement: {err}") from None
+    if (w.sources < 1 if isinstance(w.sources, int) else not w.sources):
+        raise ServingConfigError(f"serve config {source}: workload.sources {w.sources!r}; "
+                                 "expected a number of sources >= 1 or a non-empty list of "
+                                 "satellite names")
     modalities = w.modalities
     unknown = [x for x in modalities if x not in list_modalities()]
     bad_tasks = [t for t in w.tasks if t not in TASKS]

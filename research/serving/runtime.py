@@ -149,6 +149,10 @@ class InProcessRuntime:
         for name in self.catalog.segments:
             x = self._call(name, x, trace, rid)
         outputs = {t: self._call(self.catalog.heads[t], x, trace, rid) for t in request.tasks}
+        bad = [t for t, out in outputs.items() if not torch.isfinite(out).all()]
+        if bad:  # finite tokens far outside the encoder's range overflow inside it
+            raise ServingError(f"task(s) {bad} produced NaN or infinite outputs (tokens far "
+                               "outside the range the encoder was trained on?)")
         return Response(request.request_id, tuple(request.tasks), outputs, served_by=trace)
 
     def handle(self, request: Request) -> Response:

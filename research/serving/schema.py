@@ -8,8 +8,9 @@ message that names the problem, so a bad request never crashes a service.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -147,9 +148,20 @@ def _check_bitstream(bs: Any, shape: Any, limits: Limits) -> None:
         raise ServingError("bitstream must be a non-empty list of bytes, one per image")
     if len(bs) > limits.max_batch:
         raise ServingError(f"bitstream of {len(bs)} payloads; expected 1..{limits.max_batch}")
-    if limits.token_shape is not None and tuple(shape or ()) != tuple(limits.token_shape):
-        raise ServingError(f"token_shape {shape} does not match the encoder's "
+    if limits.token_shape is not None and not _same_shape(shape, limits.token_shape):
+        raise ServingError(f"token_shape {shape!r} does not match the encoder's "
                            f"{tuple(limits.token_shape)}")
+
+
+def _same_shape(shape: Any, expected: Sequence[int]) -> bool:
+    """``shape`` is a tuple or list of integers equal to ``expected`` (anything else, a number,
+    a tensor or NaN included, is not: ``tuple(shape)`` would raise on those)."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != len(expected):
+        return False
+    for s, e in zip(shape, expected, strict=True):
+        if isinstance(s, bool) or not hasattr(s, "__index__") or operator.index(s) != e:
+            return False
+    return True
 
 
 def validate(request: Any, limits: Limits) -> Response | None:
@@ -160,6 +172,9 @@ def validate(request: Any, limits: Limits) -> Response | None:
     """
     if not isinstance(request, Request):
         return error_response(request, f"expected a Request, got {type(request).__name__}")
+    missing = [f.name for f in fields(Request) if not hasattr(request, f.name)]
+    if missing:  # built by hand or half decoded: the checks below would raise AttributeError
+        return error_response(request, f"request lacks the field(s) {missing}")
     try:
         _check_metadata(request)
         _check_tasks(request.tasks, limits.tasks)

@@ -103,7 +103,7 @@ def test_spike_packing_helpers():
     assert np.array_equal(unpack_spikes(body, flags, 2, 3, 5), spikes)
     with pytest.raises(ValueError, match="binary"):
         pack_spikes(spikes * 2)
-    with pytest.raises(ValueError, match="needs"):
+    with pytest.raises(ValueError, match="body has 4 bytes after inflating, expected 5"):
         unpack_spikes(body, flags, 2, 3, 6)
     with pytest.raises(ValueError, match="padding"):
         unpack_spikes(body[:-1] + b"\xff", flags, 2, 3, 5)
