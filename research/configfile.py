@@ -189,7 +189,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, what: str, example: st
              "repeatable; an unknown key is an error naming the nearest valid one")
 
 
-def _matches(value: Any, hint: Any) -> bool:
+def matches_hint(value: Any, hint: Any) -> bool:
     """Does a YAML value have the annotated type? (ints pass as floats; bools never as numbers)"""
     import types
     import typing
@@ -198,13 +198,13 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is Any:
         return True
     if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, h) for h in typing.get_args(hint))
+        return any(matches_hint(value, h) for h in typing.get_args(hint))
     if hint is type(None):
         return value is None
     if origin in (list, tuple):
         args = typing.get_args(hint)
         return isinstance(value, (list, tuple)) and (
-            not args or all(_matches(v, args[0]) for v in value))
+            not args or all(matches_hint(v, args[0]) for v in value))
     if origin is dict or hint is dict:
         return isinstance(value, dict)
     if hint is float:  # NaN is no setting (every comparison with it is false): refused
@@ -225,7 +225,7 @@ def build_section(cls: type, values: dict, where: str, error: type[Exception] = 
 
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name in values and not _matches(values[f.name], hints.get(f.name, Any)):
+        if f.name in values and not matches_hint(values[f.name], hints.get(f.name, Any)):
             hint = hints[f.name]
             expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             value = values[f.name]

@@ -6,6 +6,7 @@ scenario never silently runs with a default. See ``experiments/orbit/*.yaml`` fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,10 +76,57 @@ class PlanConfig:
         )
 
 
+# What each key holds: "number" (int or float, finite, never a bool), "int", "bool", "str",
+# "strs" (a list of strings), "number?" (or null). Checked before anything is built, so a bad
+# value is an error naming its key, never a TypeError from deep inside or a silent 1.0 for true.
+TOP_TYPES = {"name": "str", "duration_s": "number", "step_s": "number", "refine_tol_s": "number",
+             "eclipse": "bool"}
+WALKER_TYPES = {"planes": "int", "sats_per_plane": "int", "altitude_km": "number",
+                "inclination_deg": "number", "phasing": "int", "kind": "str",
+                "raan0_deg": "number"}
+TLE_TYPES = {"file": "str", "names": "strs", "name_contains": "str", "name_regex": "str",
+             "limit": "int", "max_age_days": "number?"}
+STATION_TYPES = {"default": "int", "names": "strs", "min_elevation_deg": "number"}
+SITE_TYPES = {"name": "str", "lat_deg": "number", "lon_deg": "number", "alt_m": "number",
+              "min_elevation_deg": "number"}
+ISL_TYPES = {"topology": "str", "nearest_k": "int", "add_nearest": "bool",
+             "max_range_km": "number?", "grazing_altitude_km": "number",
+             "polar_cutoff_lat_deg": "number?"}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind.endswith("?"):
+        return value is None or _is(value, kind[:-1])
+    if kind == "number":
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)  # strs
+
+
+_EXPECTED = {"number": "a finite number", "int": "an integer", "bool": "true or false",
+             "str": "text", "strs": "a list of names"}
+
+
+def check_types(d: dict, types: dict[str, str], where: str) -> dict:
+    """``d`` unchanged if every key in ``types`` it holds has that kind of value."""
+    for key, kind in types.items():
+        if key in d and not _is(d[key], kind):
+            expected = _EXPECTED[kind.rstrip("?")] + (" or null" if kind.endswith("?") else "")
+            raise OrbitConfigError(f"{where}.{key} must be {expected}, got {d[key]!r}")
+    return d
+
+
 def parse_config(raw: Any, source: str = "<config>", default_name: str | None = None) -> PlanConfig:
     """Validate a scenario mapping (already loaded from YAML); ``name`` defaults to
     ``default_name``, else the stem of ``source``."""
     top = check_keys(raw, TOP_KEYS, f"orbit config {source} (top level)")
+    check_types(top, TOP_TYPES, f"orbit config {source}:")
     for req in ("epoch", "duration_s", "step_s", "constellation"):
         if req not in top:
             raise OrbitConfigError(f"orbit config {source}: missing required key {req!r}")
@@ -90,8 +138,9 @@ def parse_config(raw: Any, source: str = "<config>", default_name: str | None = 
     try:
         constellation = _constellation(top["constellation"], grid, source)
         stations = _stations(top.get("stations", {"default": 20}), source)
-        isl = IslConfig(**check_keys(top.get("isl"), ISL_KEYS, f"{source}: isl"))
-        links = {k: link_from_dict(_link_spec(v, k, source)) for k, v in
+        isl = IslConfig(**check_types(check_keys(top.get("isl"), ISL_KEYS, f"{source}: isl"),
+                                      ISL_TYPES, f"{source}: isl"))
+        links = {k: _link(v, k, source) for k, v in
                  check_keys(top.get("links"), LINK_KEYS, f"{source}: links").items()}
     except OrbitConfigError:
         raise
@@ -112,12 +161,17 @@ def load_config(path: str | Path | Sequence[str | Path], overrides: Sequence[str
     return parse_config(raw, source=source, default_name=default_name)
 
 
-def _link_spec(v: Any, key: str, source: str) -> dict:
+def _link(v: Any, key: str, source: str) -> LinkModel:
+    """``links.<key>``: a preset name or a mapping, errors named by the key."""
     if isinstance(v, str):
-        return {"preset": v}
-    if not isinstance(v, dict):
-        raise OrbitConfigError(f"{source}: links.{key} must be a preset name or a mapping")
-    return v
+        v = {"preset": v}
+    if not isinstance(v, dict) or not v:
+        raise OrbitConfigError(f"{source}: links.{key} must be a preset name or a mapping of "
+                               f"link-budget fields, got {v!r}")
+    try:
+        return link_from_dict(v)
+    except (ValueError, KeyError, TypeError) as err:
+        raise OrbitConfigError(f"{source}: links.{key}: {str(err).strip(chr(39))}") from err
 
 
 def _constellation(spec: Any, grid: TimeGrid, source: str) -> Constellation:
@@ -131,14 +185,16 @@ def _constellation(spec: Any, grid: TimeGrid, source: str) -> Constellation:
     if "preset" in c:
         return constellation_preset(str(c["preset"]), epoch=grid.epoch)
     if "walker" in c:
-        w = check_keys(c["walker"], WALKER_KEYS, f"{where}.walker")
+        w = check_types(check_keys(c["walker"], WALKER_KEYS, f"{where}.walker"), WALKER_TYPES,
+                        f"{where}.walker")
         return walker(**w, epoch=grid.epoch)
-    t = check_keys(c["tle"], TLE_KEYS, f"{where}.tle")
+    t = check_types(check_keys(c["tle"], TLE_KEYS, f"{where}.tle"), TLE_TYPES, f"{where}.tle")
     if "file" not in t:
         raise OrbitConfigError(f"{where}.tle needs 'file' (a name in the shared TLE folder, e.g. "
                                "'starlink', or a path)")
     band = t.get("altitude_km")
-    if band is not None and (not isinstance(band, (list, tuple)) or len(band) != 2):
+    if band is not None and (not isinstance(band, (list, tuple)) or len(band) != 2
+                             or not all(_is(b, "number") for b in band)):
         raise OrbitConfigError(f"{where}.tle.altitude_km must be [low, high], got {band!r}")
 
     def select(tles):
@@ -165,15 +221,24 @@ def _max_age_days(spec: Any, source: str) -> float | None:
 
 def _stations(spec: Any, source: str) -> list[GroundStation]:
     where = f"{source}: stations"
-    s = check_keys(spec, STATION_KEYS, where)
+    s = check_types(check_keys(spec, STATION_KEYS, where), STATION_TYPES, where)
+    if not isinstance(s.get("sites") or [], list):
+        raise OrbitConfigError(f"{where}.sites must be a list of sites, got {s['sites']!r}")
     mask = float(s.get("min_elevation_deg", 10.0))
     out: list[GroundStation] = []
     if "names" in s:
-        out += default_stations(names=list(s["names"]), min_elevation_deg=mask)
+        try:
+            out += default_stations(names=list(s["names"]), min_elevation_deg=mask)
+        except (ValueError, KeyError) as err:
+            raise OrbitConfigError(f"{where}.names: {str(err).strip(chr(34))}") from err
     elif s.get("default", 0 if "sites" in s else 20):
-        out += default_stations(int(s.get("default", 20)), min_elevation_deg=mask)
+        try:
+            out += default_stations(int(s.get("default", 20)), min_elevation_deg=mask)
+        except ValueError as err:
+            raise OrbitConfigError(f"{where}.default: {err}") from err
     for i, site in enumerate(s.get("sites") or []):
-        d = check_keys(site, SITE_KEYS, f"{where}.sites[{i}]")
+        d = check_types(check_keys(site, SITE_KEYS, f"{where}.sites[{i}]"), SITE_TYPES,
+                        f"{where}.sites[{i}]")
         d.setdefault("min_elevation_deg", mask)
         out.append(GroundStation(**d))
     return check_unique(out)

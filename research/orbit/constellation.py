@@ -126,6 +126,10 @@ def circular_satrec(
     return sat
 
 
+MAX_SATELLITES = 339_999
+"""The largest catalogue number SGP4 records take (Alpha-5 'Z9999')."""
+
+
 def walker(
     planes: int,
     sats_per_plane: int,
@@ -167,6 +171,9 @@ def walker(
     if int(phasing) != phasing or not 0 <= phasing < planes:
         raise ValueError(f"walker phasing must be an integer in 0..planes-1, got {phasing!r}")
     total = planes * sats_per_plane
+    if total > MAX_SATELLITES:
+        raise ValueError(f"walker planes x sats_per_plane = {total:,} satellites; SGP4 catalogue "
+                         f"numbers stop at {MAX_SATELLITES:,}")
     spread = 360.0 if kind == "delta" else 180.0
     names, recs, pl, sl = [], [], [], []
     for p in range(planes):

@@ -242,7 +242,7 @@ def link_from_dict(d: dict) -> LinkModel:
     d = dict(d)
     if "preset" in d:
         name = d.pop("preset")
-        if name not in LINK_PRESETS:
+        if not isinstance(name, str) or name not in LINK_PRESETS:
             raise KeyError(f"unknown link preset {name!r}; valid presets: {list_link_presets()}")
         base = LINK_PRESETS[name]
         _check_fields(type(base), d, f"link preset {name}")
@@ -256,10 +256,20 @@ def link_from_dict(d: dict) -> LinkModel:
 
 
 def _check_fields(cls: type, d: dict, where: str) -> None:
+    """Known keys only, each holding its field's annotated type (a bool is no number)."""
+    import typing
+
+    from research.configfile import matches_hint
+
     valid = [f.name for f in fields(cls)]
     unknown = [k for k in d if k not in valid]
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {valid}")
+    hints = typing.get_type_hints(cls)
+    for key, value in d.items():
+        if not matches_hint(value, hints[key]):
+            expected = str(hints[key]).replace("<class '", "").replace("'>", "")
+            raise ValueError(f"{where}: {key} must be {expected}, got {value!r}")
 
 
 def propagation_delay_s(range_m: np.ndarray | float) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from research.configfile import load_yaml, merge
@@ -180,14 +180,14 @@ def declared(family: str, path: tuple) -> Any:
 
 def matches_declared(value: Any, hint: Any) -> bool:
     """``value`` has the declared type (a bool is no number, NaN no float)."""
-    from research.configfile import _matches
+    from research.configfile import matches_hint
 
     if dataclasses.is_dataclass(hint):  # a section, parsed and turned back into a mapping
         return isinstance(value, dict)
     args = typing.get_args(hint)
     if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
         return isinstance(value, list) and all(isinstance(v, dict) for v in value)
-    return hint is Any or _matches(value, hint)
+    return hint is Any or matches_hint(value, hint)
 
 
 @cache
@@ -348,28 +348,19 @@ def check_outcome(loader: Loader, name: str, how: str, path: tuple, key: Any,
 
 
 # ----------------------------------------------------------------------------- properties
-ORBIT_BROKEN = (
-    "research/orbit/config.py (outside the files of the fuzz change) lets TypeError and "
-    "KeyError messages through without the key (isl.grazing_altitude_km: '' -> \"'<' not "
-    "supported between instances of 'str' and 'int'\"; stations.names.0 -> \"unknown "
-    "ground-station site(s)\"), lets a TypeError escape (refine_tol_s: {}), and takes bools and "
-    "text for numbers (refine_tol_s: true -> 1.0, stations.names: 'ab' -> ['a', 'b'])")
 FAMILIES = [
     pytest.param("fed", FED, id="fed"),
     pytest.param("serving", SERVING, id="serving"),
-    pytest.param("orbit", ORBIT, id="orbit",
-                 marks=pytest.mark.xfail(strict=True, reason=ORBIT_BROKEN)),
+    pytest.param("orbit", ORBIT, id="orbit"),
 ]
 
 
 @pytest.mark.parametrize("family, names", FAMILIES)
-def test_damaged_configs_are_refused_by_name_or_keep_their_types(fuzz, family, names, request):
+def test_damaged_configs_are_refused_by_name_or_keep_their_types(fuzz, family, names):
     loader = LOADERS[family]
     for name in names:  # the real files load as they are
         base_parsed(family, name)
     checked = fuzz.settings(scale=3)
-    if request.node.get_closest_marker("xfail"):  # a known failure: do not spend time shrinking
-        checked = settings(checked, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
     @checked
     @given(case=damaged(family, names))
@@ -398,9 +389,9 @@ OVERRIDE_TEXT = st.one_of(
     pytest.param("serving", SERVING, id="serving"),
     # not strict: whether the few fast examples hit it (--set refine_tol_s= gives a TypeError)
     # is chance; the slow ones do
-    pytest.param("orbit", ORBIT, id="orbit", marks=pytest.mark.xfail(reason=ORBIT_BROKEN)),
+    pytest.param("orbit", ORBIT, id="orbit"),
 ])
-def test_damaged_overrides_are_refused_or_applied(fuzz, family, names, request):
+def test_damaged_overrides_are_refused_or_applied(fuzz, family, names):
     """``--set key=value`` with a drawn key (an existing path, a typo, a path through a value)
     and drawn YAML text: the loader's error, or a config."""
     load = {"fed": load_fed_config, "serving": load_serve_config, "orbit": load_orbit_config}
@@ -421,8 +412,6 @@ def test_damaged_overrides_are_refused_or_applied(fuzz, family, names, request):
         return name, f"{key}={draw(OVERRIDE_TEXT)}"
 
     checked = fuzz.settings()
-    if request.node.get_closest_marker("xfail"):  # a known failure: do not spend time shrinking
-        checked = settings(checked, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
     @checked
     @given(case=overrides())

@@ -112,7 +112,7 @@ def test_scenario_max_age_days(tle_scenario):
     assert parse_config(tle_scenario, "one.yaml").build().summary()["satellites"] == 1
     for bad in (0, "soon", True):
         tle_scenario["constellation"]["tle"]["max_age_days"] = bad
-        with pytest.raises(OrbitConfigError, match="max_age_days must be a number of days > 0"):
+        with pytest.raises(OrbitConfigError, match="max_age_days must be a (finite )?number"):
             parse_config(tle_scenario, "one.yaml")
 
 
