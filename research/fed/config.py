@@ -10,6 +10,7 @@ unlimited`` is the earlier no-contention model).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -238,8 +239,9 @@ def _validate(cfg: FedConfig, source: str) -> None:
     t = cfg.train
     if t.rounds < 1 or t.local_epochs < 1 or t.batch_size < 1:
         raise bad("train.rounds, train.local_epochs and train.batch_size must be >= 1")
-    if not t.lr > 0 or not 0 <= t.momentum < 1:
-        raise bad(f"train.lr must be > 0 and train.momentum in [0, 1), got {t.lr}, {t.momentum}")
+    if not 0 < t.lr < math.inf or not 0 <= t.momentum < 1:
+        raise bad(f"train.lr must be a finite number > 0 and train.momentum in [0, 1), got "
+                  f"{t.lr}, {t.momentum}")
     d = cfg.data
     if not 0 < d.test_fraction < 1:
         raise bad(f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
@@ -247,6 +249,14 @@ def _validate(cfg: FedConfig, source: str) -> None:
         raise bad(f"data.partition must be dirichlet, iid or shards, got {d.partition!r}")
     if d.max_images is not None and d.max_images < 2:
         raise bad(f"data.max_images must be >= 2 or null, got {d.max_images}")
+    if d.partition == "dirichlet" and not 0 < d.alpha < math.inf:
+        raise bad(f"data.alpha (the Dirichlet concentration) must be a finite number > 0, got "
+                  f"{d.alpha}")
+    if d.partition_seed is not None and d.partition_seed < 0:
+        raise bad(f"data.partition_seed must be >= 0 or null, got {d.partition_seed}")
+    if not 0 <= cfg.comm.backhaul_s < math.inf:
+        raise bad(f"comm.backhaul_s must be a finite number of seconds >= 0, got "
+                  f"{cfg.comm.backhaul_s}")
     dl = cfg.comm.round_deadline_s
     if dl is not None and not dl > 0:
         raise bad(f"comm.round_deadline_s must be > 0 or null, got {dl}")

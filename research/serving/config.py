@@ -9,6 +9,7 @@ the closest valid key and lists the valid ones. See ``experiments/serving/multit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -227,9 +228,24 @@ def parse_serve_config(raw: Any, source: str = "<config>",
                                  f"image_quality {b.image_quality}; expected formats from "
                                  f"{[f for f in IMAGE_FORMATS if f != 'raw']} (raw is always run) "
                                  "and a quality in 1..100")
-    if w.rate_hz <= 0 or w.tiles < 1 or w.horizon_s <= 0 or p.epoch_s <= 0 or w.deadline_s <= 0:
-        raise ServingConfigError(f"serve config {source}: rate_hz, tiles, horizon_s, deadline_s "
-                                 "and epoch_s must be positive")
+    for key, value in (("workload.rate_hz", w.rate_hz), ("workload.horizon_s", w.horizon_s),
+                       ("workload.deadline_s", w.deadline_s), ("placement.epoch_s", p.epoch_s)):
+        if not 0 < value < math.inf:
+            raise ServingConfigError(f"serve config {source}: {key} must be a finite number > 0, "
+                                     f"got {value}")
+    e = sections["evaluate"]
+    for key, value in (("workload.tiles", w.tiles), ("evaluate.images", e.images),
+                       ("model.coarse_steps", m.coarse_steps),
+                       ("model.coarse_train_images", m.coarse_train_images)):
+        if value < 1:
+            raise ServingConfigError(f"serve config {source}: {key} must be >= 1, got {value}")
+    if not e.recall_k or min(e.recall_k) < 1:
+        raise ServingConfigError(f"serve config {source}: evaluate.recall_k must be a list of "
+                                 f"integers >= 1, got {e.recall_k}")
+    mem = sections["nodes"].satellite_memory_bytes
+    if mem is not None and not 0 < mem < math.inf:
+        raise ServingConfigError(f"serve config {source}: nodes.satellite_memory_bytes must be a "
+                                 f"finite number > 0 or null, got {mem}")
     return ServeConfig(name=str(top.get("name", default_name or Path(source).stem)),
                        orbit=dict(top["orbit"]),
                        raw=dict(top), network=network, **sections)

@@ -42,7 +42,12 @@ def test_committed_configs_parse():
     ({"baselines": {"image_formats": ["gif"]}}, r"baselines.image_formats \['gif'\]"),
     ({"baselines": {"image_quality": 0}}, "quality in 1..100"),
     ({"evaluate": {"images": "many"}}, r"evaluate.images: 'many' is not of type int"),
-    ({"workload": {"deadline_s": -5}}, "deadline_s and epoch_s must be positive"),
+    ({"workload": {"deadline_s": -5}}, "workload.deadline_s must be a finite number > 0"),
+    ({"workload": {"horizon_s": float("inf")}}, "workload.horizon_s must be a finite number"),
+    ({"evaluate": {"images": -5}}, "evaluate.images must be >= 1"),
+    ({"evaluate": {"recall_k": [0, -1]}}, r"evaluate.recall_k must be a list of integers >= 1"),
+    ({"model": {"coarse_steps": -3}}, "model.coarse_steps must be >= 1"),
+    ({"nodes": {"satellite_memory_bytes": -1.0}}, "nodes.satellite_memory_bytes must be"),
     ({"workload": {"tasks": ["landcover", "bogus"]}}, r"unknown \['bogus'\]"),
     ({"placement": {"link_volume_fraction": 0}}, r"placement: .*link_volume_fraction.*\(0, 1\]"),
 ])

@@ -1,0 +1,22 @@
+"""Federated config values out of their range are errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from research.fed.config import FedConfigError, parse_config
+from tests.fed.conftest import tiny_raw
+
+
+@pytest.mark.parametrize("section, key, value, match", [
+    ("train", "lr", float("inf"), "train.lr must be a finite number > 0"),
+    ("data", "alpha", 0.0, "data.alpha .* must be a finite number > 0"),
+    ("data", "alpha", float("inf"), "data.alpha"),
+    ("data", "partition_seed", -1, "data.partition_seed must be >= 0"),
+    ("comm", "backhaul_s", -0.1, "comm.backhaul_s must be a finite number"),
+])
+def test_out_of_range_values_are_named(section, key, value, match):
+    raw = tiny_raw()
+    raw[section] = {**raw.get(section, {}), key: value}
+    with pytest.raises(FedConfigError, match=match):
+        parse_config(raw)
