@@ -125,7 +125,10 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_to_the_bit(fake_root: P
                                                                       tmp_path: Path,
                                                                       interrupters: Path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
-    env = {**os.environ,
+    # the same number of threads as this process, which finishes the run: float sums in another
+    # order would differ in the last bits
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "PYTHONPATH": f"{interrupters}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     args = [*_args("foundation/finetune_full.yaml", fake_root, killed, 3),
             "--trainer.callbacks+=interrupters.KillDuringCheckpointWrite"]

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="override train.rounds")
     p.add_argument("--fresh", action="store_true", help="ignore checkpoints in the output folder")
     p.add_argument("--engine", choices=("inprocess", "flower"), default="inprocess")
+    p.add_argument("--flower-nodes", choices=("satellite", "plane"), default="satellite",
+                   help="one Flower SuperNode per satellite, or per orbital plane (large shells)")
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == "flower":
         from research.fed.flower import run_flower
 
-        result = run_flower(cfg)
+        result = run_flower(cfg, resume=not args.fresh, nodes=args.flower_nodes)
     else:
         from research.fed.runner import run
 

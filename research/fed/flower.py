@@ -122,7 +122,9 @@ def _secure_round(grid, context, node_of: dict[str, int], rnd: SecureRound) -> S
 
 
 def make_client_app(cfg: FedConfig, setup: Setup):
-    """A ClientApp whose SuperNode ``partition-id`` is the satellite's index."""
+    """A ClientApp whose SuperNode ``partition-id`` is a satellite's index, or (one SuperNode per
+    orbital plane) whose train messages list the satellites of its plane to update: one
+    ``arrays-<index>`` record per satellite comes back."""
     from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
@@ -137,23 +139,41 @@ def make_client_app(cfg: FedConfig, setup: Setup):
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        pid = int(context.node_config["partition-id"])
+        config = msg.content["config"]
         head = msg.content["arrays"].to_torch_state_dict()
-        r = int(msg.content["config"]["round"])
-        new = client_update(setup.template, setup.data, setup.clients[pid], pid, head,
-                            cfg.train, r, privacy, cohort=int(msg.content["config"]["cohort"]))
-        content = {"arrays": ArrayRecord.from_torch_state_dict(new),
-                   "metrics": MetricRecord({"partition-id": pid,
-                                            "num-examples": setup.clients[pid].n})}
+        r, cohort = int(config["round"]), int(config["cohort"])
+        pids = [int(i) for i in config["satellites"]]
+        content: dict = {"metrics": MetricRecord({"partition-id":
+                                                  int(context.node_config["partition-id"])})}
+        for pid in pids:
+            new = client_update(setup.template, setup.data, setup.clients[pid], pid, head,
+                                cfg.train, r, privacy, cohort=cohort)
+            content[f"arrays-{pid}"] = ArrayRecord.from_torch_state_dict(new)
         return Message(RecordDict(content), reply_to=msg)
 
     return app
 
 
+def node_groups(setup: Setup, nodes: str) -> list[list[int]]:
+    """Satellite indices each SuperNode serves: one each (``satellite``) or the satellites of
+    one orbital plane (``plane``: Flower's in-memory link state scans every stored message for
+    every node, so its message handling grows as the square of the SuperNodes; 1,584 of them
+    did not finish a round's messages in 18 minutes)."""
+    if nodes == "satellite":
+        return [[i] for i in range(len(setup.clients))]
+    if nodes == "plane":
+        planes: dict[int, list[int]] = {}
+        for i, c in enumerate(setup.clients):
+            planes.setdefault(c.plane, []).append(i)
+        return [planes[p] for p in sorted(planes)]
+    raise ValueError(f"flower nodes must be 'satellite' or 'plane', got {nodes!r}")
+
+
 def make_server_app(cfg: FedConfig, setup: Setup, out: dict, *, resume: bool = True,
-                    max_rounds: int | None = None):
+                    max_rounds: int | None = None, nodes: str = "satellite"):
     """A ServerApp that runs the rounds and leaves the :class:`RunResult` in ``out["result"]``
-    (resuming from ``cfg.out_dir``'s checkpoints and stopping early as :func:`run` does)."""
+    (resuming from ``cfg.out_dir``'s checkpoints and stopping early as :func:`run` does);
+    ``nodes``: what one SuperNode stands for (:func:`node_groups`)."""
     from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
     from flwr.serverapp import Grid, ServerApp
 
@@ -163,24 +183,33 @@ def make_server_app(cfg: FedConfig, setup: Setup, out: dict, *, resume: bool = T
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        ids = _wait_for_nodes(grid, len(setup.clients))
+        groups = node_groups(setup, nodes)
+        ids = _wait_for_nodes(grid, len(groups))
         replies = grid.send_and_receive(
             [Message(RecordDict(), dst_node_id=n, message_type="query") for n in ids])
-        node_of = {int(m.content["metrics"]["partition-id"]): m.metadata.src_node_id
-                   for m in replies}
+        node_of_group = {int(m.content["metrics"]["partition-id"]): m.metadata.src_node_id
+                         for m in replies}
+        node_of = {i: node_of_group[g] for g, members in enumerate(groups) for i in members}
         index = {c.sat: i for i, c in enumerate(setup.clients)}
 
         def trainer(round_idx: int, head: State, sats: list[str]) -> dict[str, State]:
+            per_node: dict[int, list[int]] = {}
+            for s in sats:
+                per_node.setdefault(node_of[index[s]], []).append(index[s])
             msgs = [Message(RecordDict({"arrays": ArrayRecord.from_torch_state_dict(head),
                                         "config": ConfigRecord({"round": round_idx,
-                                                              "cohort": len(sats)})}),
-                            dst_node_id=node_of[index[s]], message_type="train") for s in sats]
+                                                              "cohort": len(sats),
+                                                              "satellites": pids})}),
+                            dst_node_id=node, message_type="train")
+                    for node, pids in per_node.items()]
             got = {}
             for m in grid.send_and_receive(msgs):
                 if m.has_error():
                     raise RuntimeError(f"Flower client failed: {m.error}")
-                pid = int(m.content["metrics"]["partition-id"])
-                got[setup.clients[pid].sat] = m.content["arrays"].to_torch_state_dict()
+                for key in m.content.array_records:
+                    if key.startswith("arrays-"):
+                        pid = int(key.removeprefix("arrays-"))
+                        got[setup.clients[pid].sat] = m.content[key].to_torch_state_dict()
             return got
 
         if cfg.secagg.enabled:
@@ -208,21 +237,29 @@ def _wait_for_nodes(grid, n: int, timeout_s: float = 300.0) -> list[int]:
 
 
 def run_flower(cfg: FedConfig, setup: Setup | None = None, *, cpus_per_client: float = 1.0,
-               resume: bool = True, max_rounds: int | None = None) -> RunResult:
+               resume: bool = True, max_rounds: int | None = None,
+               nodes: str = "satellite") -> RunResult:
     """Run (or resume) ``cfg`` on Flower's Simulation Engine (Ray); returns the same result as
-    :func:`~research.fed.runner.run`, with the same checkpoints, for any scheme and topology."""
+    :func:`~research.fed.runner.run`, with the same checkpoints, for any scheme and topology.
+    ``nodes``: one SuperNode per ``satellite`` or per orbital ``plane`` (large shells; secure
+    aggregation needs one per satellite)."""
     from flwr.simulation import run_simulation
 
     from research.fed.runner import prepare
 
     setup = setup or prepare(cfg)
+    if cfg.secagg.enabled and nodes != "satellite":
+        raise ValueError("secure aggregation on Flower needs one SuperNode per satellite "
+                         "(nodes='satellite'): each masks its own update")
+    groups = node_groups(setup, nodes)
     out: dict = {}
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     run_simulation(
-        server_app=make_server_app(cfg, setup, out, resume=resume, max_rounds=max_rounds),
+        server_app=make_server_app(cfg, setup, out, resume=resume, max_rounds=max_rounds,
+                                   nodes=nodes),
         client_app=(make_secure_client_app if cfg.secagg.enabled else make_client_app)(cfg,
                                                                                       setup),
-        num_supernodes=len(setup.clients),
+        num_supernodes=len(groups),
         backend_config={"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
                         "init_args": {"num_cpus": 1, "include_dashboard": False}},
     )

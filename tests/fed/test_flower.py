@@ -61,3 +61,21 @@ def test_flower_secagg_plus_equals_in_process_secure_aggregation_with_dropouts(t
     for k in local.head:  # Flower quantizes to 2**22 levels over [-8, 8]
         torch.testing.assert_close(flower.head[k], local.head[k], rtol=0, atol=1e-4)
     assert not torch.allclose(local.head["head.weight"], tiny_setup.initial["head.weight"])
+
+
+@pytest.mark.slow
+def test_one_supernode_per_plane_gives_the_same_head(tiny_setup, tmp_path):
+    """Large shells run one SuperNode per orbital plane (each updates its plane's satellites)."""
+    from research.fed.flower import node_groups, run_flower
+
+    groups = node_groups(tiny_setup, "plane")
+    assert len(groups) == 3 and sorted(i for g in groups for i in g) == list(range(30))
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower"), scheme="onboard"))
+    flower = run_flower(cfg, tiny_setup, nodes="plane")
+    local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=tiny_setup)
+    for k in local.head:
+        assert torch.allclose(flower.head[k], local.head[k], atol=1e-6)
+    with pytest.raises(ValueError, match="one SuperNode per satellite"):
+        run_flower(cfg.replace(**{"secagg.enabled": True}), tiny_setup, nodes="plane")
+    with pytest.raises(ValueError, match="'satellite' or 'plane'"):
+        node_groups(tiny_setup, "station")
