@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="base YAML (default experiments/fed/...)")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--variants", nargs="*", default=None, help=f"subset of {list(VARIANTS)}")
-    p.add_argument("--seeds", nargs="*", type=int, default=[0],
+    p.add_argument("--seeds", nargs="+", type=int, default=[0],
                    help="repetitions: the first is every run's headline; the others repeat the "
                         "headline runs with that partition and SGD seed (mean and spread)")
     p.add_argument("--replot", action="store_true",

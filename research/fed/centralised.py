@@ -56,6 +56,9 @@ class CentralisedSimulator:
             raise ValueError("privacy: the centralised baseline downlinks the raw images, so "
                              "differential privacy of federated updates does not apply; set "
                              "privacy.level: none")
+        if cfg.comm.round_deadline_s is not None:
+            raise ValueError("comm.round_deadline_s: the centralised baseline has no rounds that "
+                             "wait for satellites; set it to null")
         if cfg.secagg.enabled:
             raise ValueError("secagg: the centralised baseline sends no updates to aggregate; "
                              "set secagg.enabled: false")
@@ -67,12 +70,16 @@ class CentralisedSimulator:
         self.index = {c.sat: i for i, c in enumerate(clients)}
         self._arrivals: list[tuple[float, str]] | None = None
         self._collection: Accounting | None = None
-        # A satellite the plan never joins to a station cannot send (a known failure, as for
-        # the federated schemes); one still sending at the plan's end stops the run.
-        direct = not cfg.comm.intra_orbit_sharing
+        # A satellite the drain can never move down (no station in reach of it, or of its plane
+        # with sharing) cannot send: a known failure, as for the federated schemes; one still
+        # sending at the plan's end stops the run.
+        sharing = cfg.comm.intra_orbit_sharing
         self.unreachable = {c.sat: "no_contact" for c in clients
-                            if c.n > 0 and net.never_connected(c.sat, GROUND, direct=direct)}
+                            if c.n > 0 and not net.drain_reaches(c.sat, sharing)}
         self.senders = [c.sat for c in clients if c.n > 0 and c.sat not in self.unreachable]
+        if not self.senders:
+            raise ValueError("no satellite with data ever reaches a station in this plan: the "
+                             "centralised baseline has nothing to train on")
 
     # ------------------------------------------------------------------ collection
     def arrivals(self) -> list[tuple[float, str]]:

@@ -135,16 +135,16 @@ def replot(out: Path) -> list[Path]:
     """Redraw ``fed_time.png/.pdf`` from the ``fed_time_ledger.csv`` a run wrote in ``out``."""
     import csv
 
-    results: dict[str, list[dict]] = {}
-    repeats: dict[str, dict[int, list[dict]]] = {}
+    by_seed: dict[str, dict[int, list[dict]]] = {}
     with open(Path(out) / "fed_time_ledger.csv") as fh:
         for row in csv.DictReader(fh):
-            seed = int(row.get("seed") or 0)
             point = {"t_end_s": float(row["t_end_s"]), "accuracy": float(row["accuracy"])}
-            if seed == 0:
-                results.setdefault(row["run"], []).append(point)
-            else:
-                repeats.setdefault(row["run"], {}).setdefault(seed, []).append(point)
+            by_seed.setdefault(row["run"], {}).setdefault(int(row.get("seed") or 0), []).append(
+                point)
+    first = min(s for runs in by_seed.values() for s in runs)  # compare's headline seed
+    results = {n: runs[first] for n, runs in by_seed.items() if first in runs}
+    repeats = {n: {s: rows for s, rows in runs.items() if s != first}
+               for n, runs in by_seed.items()}
     return plot(results, Path(out), repeats)
 
 
@@ -222,7 +222,7 @@ def _h(t: float | None) -> str:
     """A simulated duration in seconds under two minutes, else in hours."""
     if t is None:
         return "never"
-    return f"{t:.2g} s" if t < 120 else f"{t / 3600:.3g} h"
+    return f"{t:.3g} s" if t < 120 else f"{t / 3600:.3g} h"
 
 
 def _fmt(x: float | None) -> str:
@@ -273,7 +273,7 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
             seeded: tuple[str, ...] = HEADLINE) -> dict:
     """Run ``names`` (keys of ``VARIANTS``) from ``base``; write the figure, ledger and caption.
 
-    The first of ``seeds`` is the headline run of every name; the others repeat the names in
+    The smallest of ``seeds`` is the headline run of every name; the others repeat the names in
     ``seeded`` (:func:`seed_changes`), drawn thin and summarised as mean and spread."""
     out = Path(out)
     runs = Path(runs)
@@ -284,6 +284,7 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
           f"{len(setup.data.train_y)} training images")
     results, summaries, all_rows = {}, {}, []
     by_seed: dict[str, dict[int, list[dict]]] = {}
+    seeds = tuple(sorted(set(seeds)))
     first = seeds[0]
     for seed in seeds:
         todo = [n for n in names if seed == first or n in seeded]

@@ -76,6 +76,10 @@ class FedNetwork:
     def horizon_s(self) -> float:
         return self.plan.horizon_s
 
+    def _faults_end(self) -> bool:
+        """Whether every fault ends (then a route they mask is only cut by the plan's end)."""
+        return all(math.isfinite(f.end_s) for f in self.faults)
+
     def _ground_links(self) -> ContactPlan:
         if self._ground_plan is None:
             self._ground_plan = ground_links_only(self.plan)
@@ -86,6 +90,15 @@ class FedNetwork:
         if self._direct is None:
             self._direct = NetworkState(self._ground_links(), self.resources)
         return self._direct
+
+    def drain_reaches(self, sat: str, sharing: bool) -> bool:
+        """Whether the max-flow drain could ever move ``sat``'s bytes down: ``sat`` has a ground
+        link at some time in the plan or, with intra-plane sharing, a satellite of its plane
+        has."""
+        plane = self.plan.plane_of(sat)
+        carriers = [s for s in self.plan.satellites if self.plan.plane_of(s) == plane] \
+            if sharing else [sat]
+        return any(not self.never_connected(s, GROUND, direct=True) for s in carriers)
 
     def never_connected(self, src: str, dst: str, *, direct: bool = False) -> bool:
         """Whether the plan joins ``src`` to ``dst`` at no time at all: a failure the ground
@@ -166,7 +179,8 @@ class FedNetwork:
                 return t, res
             t = end
         return t, TransferResult.undelivered(src, n_bytes, t,
-                                             "no fault-free route within the horizon", beyond_horizon=True)
+                                             "no fault-free route within the horizon",
+                                             beyond_horizon=self._faults_end())
 
     # ------------------------------------------------------------------ transfers
     def _endpoints(self, src: str, dst: str, direct: bool
@@ -192,8 +206,8 @@ class FedNetwork:
                              f"{dst}")
         state, sources, targets = self._endpoints(src, dst, direct)
         if t0 >= self.horizon_s:
-            return TransferResult.undelivered(sources, n_bytes, t0,
-                                              "starts after the plan horizon", beyond_horizon=True)
+            return TransferResult.undelivered(sources, n_bytes, t0, "starts after the plan "
+                                              "horizon", beyond_horizon=True)
         if not self.faults:
             return self._send(state, direct, sources, targets, n_bytes, t0)
         best: tuple[float, str, str, TransferResult] | None = None
@@ -202,9 +216,10 @@ class FedNetwork:
                 t, res = self._fault_free(state, a, b, n_bytes, t0)
                 if res.delivered and (best is None or res.t_arrival < best[3].t_arrival):
                     best = (t, a, b, res)
-        if best is None:
+        if best is None:  # a permanent outage is a failure the ground knows, not the plan's end
             return TransferResult.undelivered(sources, n_bytes, t0,
-                                              "no fault-free route within the horizon", beyond_horizon=True)
+                                              "no fault-free route within the horizon",
+                                              beyond_horizon=self._faults_end())
         if best[0] > t0:
             return best[0]
         return self._send(state, direct, [best[1]], [best[2]], n_bytes, t0)
@@ -215,8 +230,8 @@ class FedNetwork:
         that may look at any time)."""
         state, sources, targets = self._endpoints(src, dst, direct)
         if t0 >= self.horizon_s:
-            return TransferResult.undelivered(sources, n_bytes, t0,
-                                              "starts after the plan horizon", beyond_horizon=True)
+            return TransferResult.undelivered(sources, n_bytes, t0, "starts after the plan "
+                                              "horizon", beyond_horizon=True)
         if not self.faults:
             return state.route(sources, targets, n_bytes, t0)
         results = [self._fault_free(state, a, b, n_bytes, t0)[1] for a in sources for b in targets]
@@ -297,14 +312,14 @@ class Transfers:
     fault on its route puts it back at the fault's end) and hands the result to its ``then``,
     which may request more transfers, never earlier than the one it got. ``live(t)`` (checked
     when popped at ``t``) cancels a transfer nobody needs any more. :meth:`at` queues a plain
-    event. ``beyond_horizon(src, dst, direct, res)``, when set, sees every transfer the plan
-    ends too early to settle before its ``then`` does (it may raise to stop the run: the
-    outcome is unknowable).
+    event. ``beyond_horizon(src, dst, direct, res, bound)``, when set, sees every transfer the
+    plan ends too early to settle before its ``then`` does (it may raise to stop the run: the
+    outcome is unknowable); ``bound`` says the transfer had a ``live`` test (a deadline).
     """
 
     def __init__(self, net: FedNetwork,
-                 beyond_horizon: Callable[[str, str, bool, TransferResult], None] | None = None
-                 ) -> None:
+                 beyond_horizon: Callable[[str, str, bool, TransferResult, bool], None]
+                 | None = None) -> None:
         self.net = net
         self.beyond_horizon = beyond_horizon
         self.now = -math.inf  # the time of the event being handled
@@ -352,7 +367,7 @@ class Transfers:
             if isinstance(res, TransferResult):
                 self.sent = t
                 if res.beyond_horizon and self.beyond_horizon is not None:
-                    self.beyond_horizon(src, dst, direct, res)
+                    self.beyond_horizon(src, dst, direct, res, live is not None)
                 then(res)
             else:  # a fault masks the route: try again when it ends
                 heapq.heappush(self._heap, (res, seq, item))

@@ -213,7 +213,7 @@ class RoundSimulator:
         only known then)."""
         if rnd.q.sent > end.t:
             end = end.wait_until(rnd.q.sent)
-        if "deadline" in rnd.dropped.values() or rnd.cut_by_horizon:
+        if "deadline" in rnd.dropped.values():
             end = end.wait_until(rnd.deadline)
         return end
 
@@ -255,7 +255,7 @@ class _Round:
         self.sim, self.st, self.net, self.quiet = sim, st, net, quiet
         self.acct, self.start = Accounting(), Track(st.t)
         self.q = Transfers(net, beyond_horizon=self._beyond_horizon)
-        self.cut_by_horizon = False  # a transfer the plan's end settled as missing the deadline
+        self.cut: set[str] = set()  # satellites whose inputs the plan's end cut: deadline misses
         self.backhaul_s = sim.cfg.comm.backhaul_s
         dl = sim.cfg.comm.round_deadline_s
         self.deadline = math.inf if dl is None else st.t + dl
@@ -312,24 +312,40 @@ class _Round:
 
     def drop(self, sat: str, reason: str) -> None:
         """The scheme's report: ``sat`` cannot get its training inputs (``reason``)."""
-        self.dropped.setdefault(sat, reason)
+        self.mark_dropped(sat, reason)
         self._settle(sat)
 
-    def _beyond_horizon(self, src: str, dst: str, direct: bool, res: TransferResult) -> None:
-        """A transfer the plan ends too early to settle. Between nodes the plan never joins it
-        is a known failure (the scheme drops the satellite). Otherwise, with a deadline inside
-        the plan it has missed the deadline (the ground learns so at the deadline); without
-        one, the round's outcome lies beyond the plan and the run stops after the previous
-        round, rather than counting the plan's end as a failure known at once (which made
-        near-empty rounds of no duration at the end of every plan)."""
+    def mark_dropped(self, sat: str, reason: str) -> None:
+        """``sat`` is out of the round for ``reason``, or for the deadline when the plan's end
+        cut its inputs (then its plane is late, as for any deadline miss)."""
+        if sat in self.cut:
+            reason = "deadline"
+            self.late_planes.add(self.sim.client(sat).plane)
+        self.dropped.setdefault(sat, reason)
+
+    def beyond_plan(self, sat: str, src: str, dst: str, what: str, *, direct: bool = False,
+                    bound: bool = True) -> None:
+        """``sat`` cannot get ``what`` from ``src`` to ``dst`` within the plan. Between nodes the
+        plan never joins that is a failure the ground knows (the caller drops ``sat``). A
+        transfer due before the round's deadline (``bound``), with the deadline inside the plan,
+        missed it (the ground learns so at the deadline). Otherwise the round's outcome lies
+        beyond the plan and the run stops after the previous round, rather than counting the
+        plan's end as a failure known at once (which made near-empty rounds of no duration at
+        the end of every plan)."""
         if self.net.never_connected(src, dst, direct=direct):
             return
-        if self.deadline <= self.net.horizon_s:
-            self.cut_by_horizon = True
+        if bound and self.deadline <= self.net.horizon_s:
+            self.cut.add(sat)
             return
-        raise HorizonReached(f"round {self.st.round + 1}: a transfer {src} -> {dst} at "
-                             f"t={res.t0:.0f} s cannot settle within the plan "
-                             f"({self.net.horizon_s:.0f} s): {res.reason}")
+        raise HorizonReached(f"round {self.st.round + 1}: {what} {src} -> {dst} cannot settle "
+                             f"within the plan ({self.net.horizon_s:.0f} s)")
+
+    def _beyond_horizon(self, src: str, dst: str, direct: bool, res: TransferResult,
+                        bound: bool) -> None:
+        """The :class:`Transfers` hook: a transfer the plan's end cut short."""
+        sat = dst if src == GROUND or self.net.plan.is_station(src) else src
+        self.beyond_plan(sat, src, dst, f"a transfer sent at t={res.t0:.0f} s", direct=direct,
+                         bound=bound)
 
     def before_deadline(self, t: float) -> bool:
         """Whether a transfer sent at ``t`` is still worth sending (``live`` of a request)."""
@@ -352,11 +368,11 @@ class _Round:
             if res.delivered:
                 self.heads[sat] = self.book_model(res, self.start)
             else:
-                self.dropped.setdefault(sat, "no_broadcast")
+                self.mark_dropped(sat, "no_broadcast")
             self._settle(sat)
 
         self.q.request(self.start.t, holder, sat, self.sim.costs.update_bytes, direct=direct,
-                       then=received)
+                       then=received, live=self.before_deadline)
 
     def _settle(self, sat: str) -> None:
         """One of ``sat``'s two inputs (head, training inputs) is in; with both, it trains."""

@@ -118,7 +118,9 @@ class Collaborative(FedScheme):
         _, down, drained = self._drain
         acct.merge(drained)
         for sat in need:
-            if sat not in down:
+            if sat not in down:  # still aloft at the plan's end, or never in reach of a station
+                if rnd.net.drain_reaches(sat, sharing):
+                    rnd.beyond_plan(sat, sat, GROUND, "the embeddings")
                 rnd.drop(sat, "no_downlink")
                 continue
             n = sim.client(sat).n

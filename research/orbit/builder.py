@@ -96,7 +96,8 @@ def build_contact_plan(
     if not 0 < refine_tol_s <= 1.0:
         raise ValueError(f"refine_tol_s must be in (0, 1] seconds, got {refine_tol_s}")
     check_accelerated()
-    check_element_ages(constellation, grid, max_element_age_days)
+    if constellation.kind == "tle":  # synthetic shells are built at the plan's epoch
+        check_element_ages(constellation, grid, max_element_age_days)
     stations = check_unique(stations)
     links = {**default_links(), **(links or {})}
     if isl is None:

@@ -293,9 +293,11 @@ class NetworkState:
 
     def arrivals(self, src: str | Sequence[str], dsts: Sequence[str], n_bytes: float, t0: float
                  ) -> dict[str, float]:
-        """Earliest arrival of ``n_bytes`` from ``src`` (or the first of several) at each of ``dsts`` on the residual
-        capacity (``inf``: not within the horizon): one what-if search instead of one
-        :meth:`route` per destination. Relay storage is not checked (small payloads)."""
+        """Earliest arrival of ``n_bytes`` from ``src`` (any of several: they share a terrestrial
+        network) at each of ``dsts`` on the residual capacity (``inf``: not within the horizon):
+        one what-if search instead of one :meth:`route` per destination. Unlike :meth:`route`
+        it does not check storage on the source or relays, so it can be earlier where a full
+        relay would make the bytes wait (the ring's choice of a root, a heuristic, uses it)."""
         plan = self.plan
         bits = 8.0 * check_bytes(n_bytes)
         t0 = plan._check_t(t0)

@@ -161,8 +161,9 @@ def validate_tle_line(line: str, number: int, where: str) -> str:
             x = float(value)
             inside = low <= x <= high if name == "inclination" else low <= x < high
             if not inside:
+                close = "]" if name == "inclination" else ")"
                 raise TLEError(f"{where}: TLE line {number} {name} is {x:g}, outside "
-                               f"[{low:g}, {high:g}): {text!r}")
+                               f"[{low:g}, {high:g}{close}: {text!r}")
         if name == "epoch" and not 1.0 <= float(value[2:]) < 367.0:
             raise TLEError(f"{where}: TLE line 1 epoch day of year is {float(value[2:]):g}, "
                            f"expected 1 to 366.99999999: {text!r}")

@@ -32,12 +32,14 @@ __all__ = ["AtomicCheckpointIO", "RandomStateCheckpoint", "collect_random_state"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Torch checkpoints written whole or not at all (temporary file, fsync, rename)."""
+    """Local torch checkpoints written whole or not at all (temporary file, fsync, rename);
+    remote URLs go through Lightning's own writer."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
                         storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        if storage_options is not None or "://" in str(path):  # remote: fsspec's own writer
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
         from pathlib import Path
 
         target = Path(path)

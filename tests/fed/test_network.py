@@ -141,3 +141,25 @@ def test_isl_failure_is_routed_around_or_waited_out(tiny_plan):
     assert not any({h.src, h.dst} == {a, b} and h.t_ready < 3600.0 for h in res.hops)
     with pytest.raises(KeyError):
         FedNetwork(tiny_plan, [Fault("isl_failure", [a, "sat-nope"], 0.0, 1.0)])
+
+
+def test_one_search_gives_the_arrivals_of_one_route_each(tiny_plan):
+    """The ring's root choice asks for many destinations at once (FedNetwork.arrivals): the
+    same arrival times as one route per destination, before and after bookings."""
+    import math
+
+    from research.fed.network import GROUND, FedNetwork
+
+    net = FedNetwork(tiny_plan)
+    sats = tiny_plan.satellites
+    dsts = [*sats[::4], GROUND]
+    for step in range(2):
+        for src, t in ((sats[0], 10.0), (sats[11], 900.0), (GROUND, 300.0)):
+            got = net.arrivals(src, [d for d in dsts if d != src], 9256.0, t)
+            for d, t_arrival in got.items():
+                want = net.route(src, d, 9256.0, t)
+                assert (t_arrival == want.t_arrival) or (math.isinf(t_arrival)
+                                                         and not want.delivered), (src, d)
+        if step == 0:  # book some traffic, then ask again
+            for d in sats[1:8]:
+                net.transfer(sats[0], d, 5e6, 20.0)

@@ -122,3 +122,12 @@ def test_cli_reports_a_stale_snapshot_in_one_line(tle_scenario, tmp_path, capsys
     assert main(["plan", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "more than 30 days" in err and "sat-TESTSAT" in err
+
+
+def test_synthetic_shells_have_no_element_age():
+    # a Walker shell is built at the plan's epoch: a month-long plan of it is fine
+    from research.orbit.constellation import walker
+
+    grid = TimeGrid("2024-07-16T12:00:00Z", 31 * 86400, 3600)
+    shell = walker(2, 2, 550.0, 53.0, epoch=grid.epoch)
+    assert build_contact_plan(shell, [], grid, eclipse=False).summary()["satellites"] == 4
