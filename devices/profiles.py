@@ -179,40 +179,35 @@ def get_device(profile: str | DeviceProfile) -> DeviceProfile:
 
 _GIB = 1024**3
 
-CMOS45NM = register_device(DeviceProfile(
-    name="cmos45nm",
-    peak_flops=None,
-    utilisation=None,
-    power_w=None,
-    memory_bytes=None,
-    mac_j=4.6e-12,
-    synop_j=0.9e-12,
-    neuron_update_j=4.6e-12,
-    event_driven=True,
+
+def _per_op(name: str, *, mac_j: float, synop_j: float, neuron_update_j: float,
+            source: str) -> DeviceProfile:
+    """Register an event-driven profile priced per operation only: no throughput, power or
+    memory model (spiking energy tables, not a computer a workload runs on)."""
+    return register_device(DeviceProfile(
+        name=name, peak_flops=None, utilisation=None, power_w=None, memory_bytes=None,
+        mac_j=mac_j, synop_j=synop_j, neuron_update_j=neuron_update_j, event_driven=True,
+        source=source))
+
+
+CMOS45NM = _per_op(
+    "cmos45nm", mac_j=4.6e-12, synop_j=0.9e-12, neuron_update_j=4.6e-12,
     source=("M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014: "
             "45 nm, 0.9 V, 32-bit float multiply 3.7 pJ + add 0.9 pJ = MAC 4.6 pJ; a spike-driven "
             "synaptic op is an add (AC) 0.9 pJ. A LIF update (beta*U + I) is priced as one MAC; "
             "threshold compare and reset are ignored. Idealised logic: priced per op only (no "
             "throughput model)."),
-))
+)
 """Idealised event-driven digital logic at 45 nm (the constants most SNN papers use)."""
 
-LOIHI = register_device(DeviceProfile(
-    name="loihi",
-    peak_flops=None,
-    utilisation=None,
-    power_w=None,
-    memory_bytes=None,
-    mac_j=4.6e-12,
-    synop_j=23.6e-12,
-    neuron_update_j=81e-12,
-    event_driven=True,
+LOIHI = _per_op(
+    "loihi", mac_j=4.6e-12, synop_j=23.6e-12, neuron_update_j=81e-12,
     source=("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', "
             "IEEE Micro 38(1), 2018, Table 1 (14 nm): 23.6 pJ per synaptic spike operation, "
             "81 pJ per active neuron update. Loihi has no MAC units; real-valued MACs (ANN "
             "layers, attention) are charged at Horowitz's 45 nm 4.6 pJ, as if on a co-located "
             "conventional core. Priced per op only (no FLOP/s throughput model)."),
-))
+)
 """Intel Loihi (first generation), measured on silicon."""
 
 JETSON_NANO = register_device(DeviceProfile.dense(
