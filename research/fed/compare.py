@@ -29,6 +29,7 @@ VARIANTS: dict[str, dict] = {
     "onboard_star": {"scheme": "onboard", "topology": "star"},
     "collab_no_sharing": {"comm.intra_orbit_sharing": False},
     "collab_no_maxflow": {"comm.maxflow": False},
+    "collab_int8": {"model.link": "int8"},
     "collab_no_ring": {"topology": "star"},
     "collaborative_recompute": {"comm.reuse_features": False},
     "onboard_recompute": {"scheme": "onboard", "comm.reuse_features": False},
@@ -206,7 +207,9 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
                  "ratio is against the best on-board run. `centralised`: no federation, every "
                  "satellite downlinks its raw images (same scheduler and options as the "
                  "embeddings) and the ground trains the head on what has arrived, round r "
-                 "once r/R of the satellites' data is down (research/fed/centralised.py).")
+                 "once r/R of the satellites' data is down (research/fed/centralised.py). "
+                 "`collab_int8`: the tokens cross the cut through the int8 link (per-token "
+                 "scale, zlib; the head trains on features of the decoded tokens).")
     lines.append(f"Command: `{command}`")
     lines.append("")
     lines.append("reuse_features: a frozen encoder lets satellites keep round-1 features; the "
@@ -291,12 +294,15 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
         if not todo:
             continue
         s_base = base.replace(**seed_changes(seed))
-        s_setup = setup if seed == 0 else prepare(s_base, plan=setup.plan, cache_dir=cache_dir)
+        setups = {repr(base.model): setup if seed == 0 else
+                  prepare(s_base, plan=setup.plan, cache_dir=cache_dir)}
         for name in todo:
             tag = name if seed == 0 else f"{name}_seed{seed}"
             cfg = s_base.replace(name=tag, out_dir=str(runs / tag), **VARIANTS[name])
+            if repr(cfg.model) not in setups:  # another link at the cut: its own features
+                setups[repr(cfg.model)] = prepare(cfg, plan=setup.plan, cache_dir=cache_dir)
             t1 = time.time()
-            res = run(cfg, setup=s_setup)
+            res = run(cfg, setup=setups[repr(cfg.model)])
             for r in res.rows:
                 r["accuracy_round0"] = 100 * res.initial_accuracy
                 all_rows.append({"run": name, "seed": seed, **r})

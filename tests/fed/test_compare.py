@@ -14,7 +14,8 @@ from tests.fed.conftest import tiny_raw
 def test_seeds_repeat_the_headline_runs_and_report_the_spread(tiny_plan, tmp_path):
     base = parse_config(tiny_raw(train={**tiny_raw()["train"], "rounds": 2}))
     out = tmp_path / "out"
-    ratios = compare(base, out, ["collaborative", "onboard", "centralised"], tmp_path / "runs",
+    ratios = compare(base, out, ["collaborative", "onboard", "centralised", "collab_int8"],
+                     tmp_path / "runs",
                      command="test", plan=tiny_plan, cache_dir=str(tmp_path / "cache"),
                      seeds=(0, 1, 2))
     assert "collaborative / onboard" in ratios and "collaborative / centralised" in ratios
@@ -25,7 +26,9 @@ def test_seeds_repeat_the_headline_runs_and_report_the_spread(tiny_plan, tmp_pat
     with open(out / "fed_time_ledger.csv") as fh:
         seen = {(r["run"], r["seed"]) for r in csv.DictReader(fh)}
     assert seen == {(n, str(s)) for n in ("collaborative", "onboard", "centralised")
-                    for s in (0, 1, 2)}
+                    for s in (0, 1, 2)} | {("collab_int8", "0")}  # an ablation: one seed
+    down = {name: run["bytes"]["downlink"] for name, run in summary["runs"].items()}
+    assert down["collab_int8"] < down["collaborative"] / 3  # about a byte a value, not four
     assert "Over seeds [0, 1, 2] (collaborative / onboard" in (out / "fed_time_caption.md").read_text()
     assert (out / "fed_time.png").is_file()
 
