@@ -212,3 +212,32 @@ def test_ground_cells_keep_every_bit_of_a_real_plan_where_its_contact_is():
     rates = [plan.window_profile(w, True)[1].max() for w in range(len(plan.win_link))
              if int(plan.link_kind[int(plan.win_link[w])]) == KIND_GROUND]
     assert cells.peak_rate_bps == pytest.approx(max(rates))
+
+
+def test_oracle_bound_is_below_every_feasible_fixed_schedule_on_random_banks():
+    """The LP is a bound: on random option banks (a window long enough for every scene), it
+    spends no more on board than any single option that meets the floor, delivers everything
+    and meets the floor itself. A mis-specified objective or capacity row breaks one of these."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 20_000.0)]}, n_sat=1, n_gs=1)
+    option = st.tuples(st.floats(0.5, 1.0), st.floats(100.0, 50_000.0), st.floats(0.0, 2e10))
+
+    @settings(max_examples=25, deadline=None, derandomize=True)
+    @given(opts=st.lists(option, min_size=1, max_size=4), n=st.integers(1, 12),
+           floor=st.floats(0.5, 1.0), mode=st.sampled_from(["mean", "capture"]))
+    def prop(opts, n, floor, mode):
+        options = bank(*(Option(f"o{i}", a, b, f, 0.0) for i, (a, b, f) in enumerate(opts)))
+        if max(a for a, _, _ in opts) < floor:
+            return  # no option meets the floor: the error is tested elsewhere
+        ctx = context(options, plan, captures(n, every=200.0))
+        per_tile = ctx.onboard_energy_j() + 10.0 * 8.0 * options.payload_bytes / 8e6
+        bound = energy_bound(ctx, floor, mode, deadline_s=10_000.0, cell_s=200.0)
+        assert bound.delivered_fraction == pytest.approx(1.0, abs=1e-6)
+        assert bound.accuracy >= floor - 1e-6
+        for o, (a, _, _) in enumerate(opts):
+            if a >= floor:
+                assert bound.energy_onboard_j_per_capture <= per_tile[o] * (1 + 1e-6) + 1e-12
+
+    prop()
