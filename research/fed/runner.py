@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from research.atomic import atomic_save
 from research.fed.aggregate import State
@@ -172,6 +173,9 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
                 raise ValueError(f"cannot resume from {ckpt}: {past} is unreadable ({err}); use "
                                  "another out_dir or resume=False") from None
     target = cfg.train.rounds if max_rounds is None else min(cfg.train.rounds, max_rounds)
+    # rounds of a large shell take minutes: a bar on a terminal (off when stderr is not a TTY)
+    bar = tqdm(total=target, initial=state.round, desc=f"{cfg.name} rounds", unit="round",
+               disable=None, leave=False)
     while state.round < target:
         try:
             state = sim.run_round(state)
@@ -179,11 +183,14 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
             warnings.warn(f"{cfg.name}: stopping after round {state.round}: {err} (plan horizon "
                           f"{setup.plan.horizon_s:.0f} s)", stacklevel=2)
             break
+        bar.update(1)
+        bar.set_postfix(acc=f"{state.rows[-1]['accuracy']:.3f}", sim_h=f"{state.t / 3600:.2f}")
         saved = asdict(state)
         for key in ("t", "rows", "energy"):  # plain floats (numpy scalars do not load safely)
             saved[key] = json.loads(json.dumps(saved[key]))
         atomic_save({"state": saved, "fingerprint": _fingerprint(cfg),
                      "network_log": net.take_log()}, out / f"round_{state.round:04d}.pt")
+    bar.close()
     write_rows(state.rows, out, "ledger", meta={"name": cfg.name, "config": cfg.to_dict(),
                                                 "network_use": net.summary()})
     return RunResult(state.rows, state.head, state.energy, acc0, out)
