@@ -7,7 +7,7 @@ over the on-board time to reach it). Runs resume from their per-round checkpoint
 
     python scripts/fig_fed_time.py --quick            # embedded subset, < 2 min
     python scripts/fig_fed_time.py --out results/fed  # full EuroSAT
-    python scripts/fig_fed_time.py --out results/fed --seeds 0 1 2  # headline runs x 3 seeds
+    python scripts/fig_fed_time.py --out results/fed --seeds 0 1 2  # every run x 3 seeds
     python scripts/fig_fed_time.py --out results/fed --replot  # redraw from the ledger
 """
 
@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--variants", nargs="*", default=None, help=f"subset of {list(VARIANTS)}")
     p.add_argument("--seeds", nargs="+", type=int, default=[0],
-                   help="repetitions: the first is every run's headline; the others repeat the "
-                        "headline runs with that partition and SGD seed (mean and spread)")
+                   help="repetitions: the smallest is every run's headline; the others repeat "
+                        "every run with that partition and SGD seed (mean and spread)")
     p.add_argument("--replot", action="store_true",
                    help="only redraw the figure from <out>/fed_time_ledger.csv")
     args = p.parse_args(argv)

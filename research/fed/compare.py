@@ -273,11 +273,12 @@ def ratios_over_seeds(by_seed: dict[str, dict[int, list[dict]]],
 def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs: Path, *,
             command: str, plan: ContactPlan | None = None,
             cache_dir: str = "outputs/fed/cache", seeds: tuple[int, ...] = (0,),
-            seeded: tuple[str, ...] = HEADLINE) -> dict:
+            seeded: tuple[str, ...] | None = None) -> dict:
     """Run ``names`` (keys of ``VARIANTS``) from ``base``; write the figure, ledger and caption.
 
     The smallest of ``seeds`` is the headline run of every name; the others repeat the names in
-    ``seeded`` (:func:`seed_changes`), drawn thin and summarised as mean and spread."""
+    ``seeded`` (default: all of them; :func:`seed_changes`), drawn thin and summarised as mean
+    and spread."""
     out = Path(out)
     runs = Path(runs)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,7 +291,7 @@ def compare(base: FedConfig, out: Path, names: list[str] | tuple[str, ...], runs
     seeds = tuple(sorted(set(seeds)))
     first = seeds[0]
     for seed in seeds:
-        todo = [n for n in names if seed == first or n in seeded]
+        todo = [n for n in names if seed == first or seeded is None or n in seeded]
         if not todo:
             continue
         s_base = base.replace(**seed_changes(seed))

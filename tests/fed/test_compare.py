@@ -17,7 +17,7 @@ def test_seeds_repeat_the_headline_runs_and_report_the_spread(tiny_plan, tmp_pat
     ratios = compare(base, out, ["collaborative", "onboard", "centralised", "collab_int8"],
                      tmp_path / "runs",
                      command="test", plan=tiny_plan, cache_dir=str(tmp_path / "cache"),
-                     seeds=(0, 1, 2))
+                     seeds=(0, 1, 2), seeded=("collaborative", "onboard", "centralised"))
     assert "collaborative / onboard" in ratios and "collaborative / centralised" in ratios
     summary = json.loads((out / "fed_time_summary.json").read_text())
     spread = summary["ratios_over_seeds"]["collaborative / onboard"]
