@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from research.configfile import check_keys as _check_keys
-from research.configfile import load_config_files
+from research.configfile import load_config_files, matches_hint
 from research.orbit.constellation import (
     Constellation,
     constellation_preset,
@@ -76,49 +76,38 @@ class PlanConfig:
         )
 
 
-# What each key holds: "number" (int or float, finite, never a bool), "int", "bool", "str",
-# "strs" (a list of strings), "number?" (or null). Checked before anything is built, so a bad
-# value is an error naming its key, never a TypeError from deep inside or a silent 1.0 for true.
-TOP_TYPES = {"name": "str", "duration_s": "number", "step_s": "number", "refine_tol_s": "number",
-             "eclipse": "bool"}
-WALKER_TYPES = {"planes": "int", "sats_per_plane": "int", "altitude_km": "number",
-                "inclination_deg": "number", "phasing": "int", "kind": "str",
-                "raan0_deg": "number"}
-TLE_TYPES = {"file": "str", "names": "strs", "name_contains": "str", "name_regex": "str",
-             "limit": "int", "max_age_days": "number?"}
-STATION_TYPES = {"default": "int", "names": "strs", "min_elevation_deg": "number"}
-SITE_TYPES = {"name": "str", "lat_deg": "number", "lon_deg": "number", "alt_m": "number",
-              "min_elevation_deg": "number"}
-ISL_TYPES = {"topology": "str", "nearest_k": "int", "add_nearest": "bool",
-             "max_range_km": "number?", "grazing_altitude_km": "number",
-             "polar_cutoff_lat_deg": "number?"}
+# What each key holds, as type hints checked by the one config checker
+# (:func:`research.configfile.matches_hint`: a bool is never a number), numbers also finite.
+# Checked before anything is built, so a bad value is an error naming its key, never a TypeError
+# from deep inside or a silent 1.0 for true.
+TOP_TYPES = {"name": str, "duration_s": float, "step_s": float, "refine_tol_s": float,
+             "eclipse": bool}
+WALKER_TYPES = {"planes": int, "sats_per_plane": int, "altitude_km": float,
+                "inclination_deg": float, "phasing": int, "kind": str, "raan0_deg": float}
+TLE_TYPES = {"file": str, "names": list[str], "name_contains": str, "name_regex": str,
+             "limit": int, "max_age_days": float | None}
+STATION_TYPES = {"default": int, "names": list[str], "min_elevation_deg": float}
+SITE_TYPES = {"name": str, "lat_deg": float, "lon_deg": float, "alt_m": float,
+              "min_elevation_deg": float}
+ISL_TYPES = {"topology": str, "nearest_k": int, "add_nearest": bool,
+             "max_range_km": float | None, "grazing_altitude_km": float,
+             "polar_cutoff_lat_deg": float | None}
+_EXPECTED = {float: "a finite number", int: "an integer", bool: "true or false", str: "text",
+             list[str]: "a list of names"}
 
 
-def _is(value: Any, kind: str) -> bool:
-    if kind.endswith("?"):
-        return value is None or _is(value, kind[:-1])
-    if kind == "number":
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value))
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "str":
-        return isinstance(value, str)
-    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)  # strs
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
-_EXPECTED = {"number": "a finite number", "int": "an integer", "bool": "true or false",
-             "str": "text", "strs": "a list of names"}
-
-
-def check_types(d: dict, types: dict[str, str], where: str) -> dict:
-    """``d`` unchanged if every key in ``types`` it holds has that kind of value."""
-    for key, kind in types.items():
-        if key in d and not _is(d[key], kind):
-            expected = _EXPECTED[kind.rstrip("?")] + (" or null" if kind.endswith("?") else "")
-            raise OrbitConfigError(f"{where}.{key} must be {expected}, got {d[key]!r}")
+def check_types(d: dict, types: dict[str, Any], where: str) -> dict:
+    """``d`` unchanged if every key in ``types`` it holds has that type (numbers finite)."""
+    for key, hint in types.items():
+        if key in d and not (matches_hint(d[key], hint) and _finite(d[key])):
+            # the only optional kind is a number or null
+            expected = _EXPECTED.get(hint) or f"{_EXPECTED[float]} or null"
+            sep = " " if where.endswith(":") else "."  # top-level keys follow the file name
+            raise OrbitConfigError(f"{where}{sep}{key} must be {expected}, got {d[key]!r}")
     return d
 
 
@@ -146,8 +135,6 @@ def parse_config(raw: Any, source: str = "<config>", default_name: str | None = 
         raise
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         raise OrbitConfigError(f"orbit config {source}: {err}") from err
-    if not isinstance(top.get("eclipse", True), bool):
-        raise OrbitConfigError(f"orbit config {source}: eclipse must be true or false")
     return PlanConfig(name=name, grid=grid, constellation=constellation, stations=stations,
                       isl=isl, links=links, eclipse=top.get("eclipse", True),
                       refine_tol_s=float(top.get("refine_tol_s", 0.1)), raw=dict(top),
@@ -194,7 +181,7 @@ def _constellation(spec: Any, grid: TimeGrid, source: str) -> Constellation:
                                "'starlink', or a path)")
     band = t.get("altitude_km")
     if band is not None and (not isinstance(band, (list, tuple)) or len(band) != 2
-                             or not all(_is(b, "number") for b in band)):
+                             or not all(matches_hint(b, float) and _finite(b) for b in band)):
         raise OrbitConfigError(f"{where}.tle.altitude_km must be [low, high], got {band!r}")
 
     def select(tles):
@@ -210,13 +197,11 @@ def _max_age_days(spec: Any, source: str) -> float | None:
     tle = spec.get("tle") if isinstance(spec, dict) else None
     if not isinstance(tle, dict) or "max_age_days" not in tle:
         return DEFAULT_MAX_ELEMENT_AGE_DAYS
-    value = tle["max_age_days"]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    value = tle["max_age_days"]  # typed with the tle section (TLE_TYPES)
+    if value is not None and not value > 0:
         raise OrbitConfigError(f"orbit config {source}: constellation.tle.max_age_days must be a "
                                f"number of days > 0 or null (no limit), got {value!r}")
-    return float(value)
+    return None if value is None else float(value)
 
 
 def _stations(spec: Any, source: str) -> list[GroundStation]:
