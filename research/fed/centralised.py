@@ -98,11 +98,10 @@ class CentralisedSimulator:
 
     def _booked(self, sats: list[str]) -> Accounting:
         """The collection's bytes and energy attributed to ``sats`` (see the module docstring)."""
-        total = sum(self.clients[self.index[s]].n for s in self.senders)
-        share = sum(self.clients[self.index[s]].n for s in sats) / total
+        images = sum(self.clients[self.index[s]].n for s in sats)
+        share = images / sum(self.clients[self.index[s]].n for s in self.senders)
         whole, acct = self._collection, Accounting()
-        acct.bytes["downlink"] = sum(self.clients[self.index[s]].n for s in sats) \
-            * self.costs.image_bytes
+        acct.bytes["downlink"] = images * self.costs.image_bytes
         for link in ("isl_intra", "isl_inter"):
             acct.bytes[link] = whole.bytes[link] * share
         for sat, joules in sorted(whole.transmit_j.items()):

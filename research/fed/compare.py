@@ -109,8 +109,9 @@ def plot(results: dict[str, list[dict]], out: Path,
             for other in (repeats or {}).get(name, {}).values():
                 ax.step([r["t_end_s"] for r in other], [100 * r["accuracy"] for r in other],
                         where="post", color=colours[i % len(colours)], lw=0.7, alpha=0.45)
-            ax.step(t, acc, where="post", color=colours[i % len(colours)], lw=1.6 if name in HEADLINE else 1,
-                    ls="--" if "onboard" in name else (":" if name == "centralised" else "-"), marker=markers[i % len(markers)],
+            style = "--" if "onboard" in name else (":" if name == "centralised" else "-")
+            ax.step(t, acc, where="post", color=colours[i % len(colours)],
+                    lw=1.6 if name in HEADLINE else 1, ls=style, marker=markers[i % len(markers)],
                     ms=3, markevery=max(len(t) // 6, 1), label=f"{name} ({_h(t[-1])})")
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)

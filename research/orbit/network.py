@@ -291,6 +291,18 @@ class NetworkState:
         """Earliest arrival on the residual capacity, without booking (a what-if query)."""
         return self._transfer(src, dst, n_bytes, t0, relay_via_stations, book=False)
 
+    def _hop_timing(self):
+        """The hop timing searches use: on the residual capacity when links carry one transfer
+        at a time, else the plan's own."""
+        if self.exclusive:
+            return self._hop
+        plan = self.plan
+
+        def hop(link, fwd, u, v, t, b, limit):
+            return hop_timing(plan, link, fwd, t, b, limit)
+
+        return hop
+
     def arrivals(self, src: str | Sequence[str], dsts: Sequence[str], n_bytes: float, t0: float
                  ) -> dict[str, float]:
         """Earliest arrival of ``n_bytes`` from ``src`` (any of several: they share a terrestrial
@@ -303,12 +315,8 @@ class NetworkState:
         t0 = plan._check_t(t0)
         sources = node_indices(plan, src, "src")
         targets = set(node_indices(plan, list(dsts), "dsts"))
-        if self.exclusive:
-            hop = self._hop
-        else:
-            def hop(link, fwd, u, v, t, b, limit):
-                return hop_timing(plan, link, fwd, t, b, limit)
-        _, best, _ = search(plan, sources, targets, t0, bits, hop, every_target=True)
+        _, best, _ = search(plan, sources, targets, t0, bits, self._hop_timing(),
+                            every_target=True)
         return {plan.nodes[i]: best.get(i, math.inf) for i in sorted(targets)}
 
     def send(self, src: str | Sequence[str], dst: str | Sequence[str], n_bytes: float,
@@ -339,11 +347,7 @@ class NetworkState:
             return self._count(TransferResult(t0, [plan.nodes[already[0]]], 0.0, t0, n_bytes,
                                               0.0, 0.0, 0.0, []), book)
         bits = 8.0 * n_bytes
-        if not self.exclusive:
-            def hop(link, fwd, u, v, t, b, limit):
-                return hop_timing(plan, link, fwd, t, b, limit)
-        else:
-            hop = self._hop
+        hop = self._hop_timing()
         entry_after: dict[int, float] = {}  # relays that must drain before the bytes enter
         excluded: set[int] = set()
 
@@ -356,7 +360,8 @@ class NetworkState:
                                     relay_via_stations=relay_via_stations, excluded=excluded)
             if i_dst < 0:
                 lost = TransferResult.undelivered(
-                    src, n_bytes, t0, f"no route completes within the horizon ({plan.horizon_s:g} s)",
+                    src, n_bytes, t0,
+                    f"no route completes within the horizon ({plan.horizon_s:g} s)",
                     beyond_horizon=True)
                 return self._count(lost, book)
             legs = path_hops(plan, i_dst, set(sources), prev)

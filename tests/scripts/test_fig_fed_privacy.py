@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from research.paths import REPO_ROOT
-from tests.scripts.conftest import load_script
+from tests.scripts.conftest import load_script, replot_committed
 
 RESULTS = REPO_ROOT / "results" / "fed_privacy"
 
@@ -20,11 +19,7 @@ def main(argv: list[str]) -> int:
 @pytest.mark.skipif(not (RESULTS / "fed_privacy_runs.json").is_file(),
                     reason="results/fed_privacy not committed")
 def test_committed_curve_replots_and_every_run_spent_at_most_its_target(tmp_path):
-    out = tmp_path / "fed_privacy"
-    shutil.copytree(RESULTS, out)
-    (out / "fed_privacy.png").unlink()
-    assert main(["--replot", "--out", str(out)]) == 0
-    assert (out / "fed_privacy.png").is_file() and (out / "fed_privacy.pdf").is_file()
+    replot_committed("fig_fed_privacy", RESULTS, ("fed_privacy",), tmp_path)
     rows = json.loads((RESULTS / "fed_privacy_runs.json").read_text())["rows"]
     private = [r for r in rows if r["target_epsilon"]]
     assert {r["level"] for r in private} == {"satellite", "image"}

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from research.paths import REPO_ROOT
-from tests.scripts.conftest import load_script
+from tests.scripts.conftest import load_script, replot_committed
 
 RESULTS = REPO_ROOT / "results" / "fed_secagg"
 
@@ -24,12 +23,7 @@ def rows(name: str) -> list[dict]:
 @pytest.mark.skipif(not (RESULTS / "fed_secagg_runs.json").is_file(),
                     reason="results/fed_secagg not committed")
 def test_committed_secagg_runs_replot_and_keep_the_head(tmp_path):
-    out = tmp_path / "fed_secagg"
-    shutil.copytree(RESULTS, out)
-    for name in ("fed_secagg.png", "fed_secagg_regime.png"):
-        (out / name).unlink()
-    assert main(["--replot", "--out", str(out)]) == 0
-    assert (out / "fed_secagg.png").is_file() and (out / "fed_secagg_regime.png").is_file()
+    replot_committed("fig_fed_secagg", RESULTS, ("fed_secagg", "fed_secagg_regime"), tmp_path)
     runs = {r["run"]: r for r in rows("fed_secagg_runs")}
     assert set(runs) == {f"{t}_{v}" for t in ("ring", "star")
                          for v in ("plain", "secagg64", "secagg32")}

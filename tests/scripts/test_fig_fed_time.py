@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from research.paths import REPO_ROOT
-from tests.scripts.conftest import load_script
+from tests.scripts.conftest import replot_committed
 
 RESULTS = REPO_ROOT / "results" / "fed"
 
@@ -16,11 +15,7 @@ RESULTS = REPO_ROOT / "results" / "fed"
 @pytest.mark.skipif(not (RESULTS / "fed_time_summary.json").is_file(),
                     reason="results/fed not committed")
 def test_committed_comparison_replots_and_matches_the_readme(tmp_path):
-    out = tmp_path / "fed"
-    shutil.copytree(RESULTS, out)
-    (out / "fed_time.png").unlink()
-    assert load_script("fig_fed_time").main(["--replot", "--out", str(out)]) == 0
-    assert (out / "fed_time.png").is_file() and (out / "fed_time.pdf").is_file()
+    replot_committed("fig_fed_time", RESULTS, ("fed_time",), tmp_path)
     summary = json.loads((RESULTS / "fed_time_summary.json").read_text())
     readme = (REPO_ROOT / "README.md").read_text()
     ratios, spread = summary["ratios"], summary["ratios_over_seeds"]
