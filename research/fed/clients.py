@@ -1,9 +1,17 @@
-"""Satellite clients: local shards, the trained head, local updates and evaluation.
+"""Satellite clients: local shards, the trained part, local updates and evaluation.
 
-The exchanged state is the task head only (``fc_norm`` + ``head`` of the ViT); the encoder is
-frozen, so each image's features are computed once in-process and cached. That caching is
-numerically identical to recomputing; the simulated time and energy of the recomputation are
-charged by the round scheduler according to ``comm.reuse_features``.
+With ``model.trainable: head`` the exchanged state is the task head only (``fc_norm`` + ``head``
+of the ViT); the encoder is frozen, so each image's features are computed once in-process and
+cached. That caching is numerically identical to recomputing; the simulated time and energy of
+the recomputation are charged by the round scheduler according to ``comm.reuse_features``.
+
+With ``model.trainable: split`` the trained module is the whole split ViT (its trainable
+parameters: the patch embedding, LoRA in every block, the head) and the dataset holds images.
+A split-learning update (:func:`split_sgd_step`) runs the satellite's part, sends the detached
+cut activations to the ground part, and sends their gradient back; it computes the same
+gradients as one backward pass through the whole model, so on-board FedAvg and split learning
+(SplitFed: the ground part's copies are averaged like the satellites') differ only in where
+each FLOP runs and what crosses a link, which the round scheduler charges.
 """
 
 from __future__ import annotations
@@ -41,9 +49,24 @@ class HeadNet(nn.Module):
         return self.head(self.fc_norm(features))
 
 
-def exchanged_state(head: nn.Module) -> State:
-    """The state that crosses links in a round: every parameter of the head, detached."""
-    return {k: v.detach().clone() for k, v in head.state_dict().items()}
+def trained_module(model: SplitViT, trainable: str) -> nn.Module:
+    """What local updates train: the head on features, or the whole split model on images."""
+    return HeadNet(model) if trainable == "head" else model
+
+
+def exchanged_state(module: nn.Module) -> State:
+    """The state that crosses links in a round: every trainable parameter, detached (all of
+    the head's; the embedding, LoRA and head of a split model)."""
+    return {k: v.detach().clone() for k, v in module.named_parameters() if v.requires_grad}
+
+
+def load_exchanged(module: nn.Module, state: State) -> None:
+    """Load an exchanged ``state`` into ``module``: exactly its trainable parameters."""
+    trainable = {k for k, v in module.named_parameters() if v.requires_grad}
+    if set(state) != trainable:
+        raise ValueError(f"exchanged state has keys {sorted(set(state) - trainable)[:4]} the "
+                         f"module does not train and lacks {sorted(trainable - set(state))[:4]}")
+    module.load_state_dict(state, strict=False)
 
 
 @dataclass
@@ -66,51 +89,70 @@ def client_seed(seed: int, round_idx: int, client_idx: int) -> int:
 
 def local_update(template: nn.Module, state: State, features: torch.Tensor,
                  labels: torch.Tensor, cfg: TrainConfig, seed: int,
-                 privacy: Privacy | None = None) -> State:
+                 privacy: Privacy | None = None, split: bool = False) -> State:
     """``local_epochs`` of SGD on one shard from the global ``state``; returns the new state.
 
-    Under image-level privacy the SGD is DP-SGD (:meth:`Privacy.dp_sgd`). Runs on one thread: a
-    head this small is 50x slower when torch spreads it over threads.
+    ``features`` are what the module takes (head: features; split model: images). ``split``:
+    every step by split learning (:func:`split_sgd_step`). Under image-level privacy the SGD is
+    DP-SGD (:meth:`Privacy.dp_sgd`). A head runs on one thread: a module this small is 50x
+    slower when torch spreads it over threads.
     """
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if isinstance(template, HeadNet):
+        torch.set_num_threads(1)
     try:
-        head = copy.deepcopy(template)
-        head.load_state_dict(state)
-        head.train()
+        module = copy.deepcopy(template)
+        load_exchanged(module, state)
+        module.train()
         if privacy is not None and privacy.level == "image":
-            privacy.dp_sgd(head, features, labels, seed)
+            privacy.dp_sgd(module, features, labels, seed)
         else:
-            _sgd(head, features, labels, cfg, seed)
-        return exchanged_state(head)
+            _sgd(module, features, labels, cfg, seed, split)
+        return exchanged_state(module)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sgd(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
-         seed: int) -> None:
-    opt = torch.optim.SGD(head.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Gradients of one split-learning step: the satellite embeds, the detached activations
+    cross the cut, the ground runs the encoder and head and sends the activations' gradient
+    back, and the satellite backpropagates it through its part. (The same gradients as
+    ``loss.backward()`` through the whole model; the caller zeroes and steps.)"""
+    tokens = model.satellite_part(images)  # on board
+    received = tokens.detach().requires_grad_()  # what goes down
+    loss = nn.functional.cross_entropy(model.head(model.ground_part(received)), labels)
+    loss.backward()  # on the ground: its parameters' gradients and the cut's
+    tokens.backward(received.grad)  # the cut's gradient goes up: on board
+
+
+def _sgd(module: nn.Module, features: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+         seed: int, split: bool = False) -> None:
+    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=cfg.lr,
+                          momentum=cfg.momentum)
     gen = torch.Generator().manual_seed(seed)
     n = len(labels)
     for _ in range(cfg.local_epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            loss = nn.functional.cross_entropy(head(features[idx]), labels[idx])
             opt.zero_grad()
-            loss.backward()
+            if split:
+                split_sgd_step(module, features[idx], labels[idx])
+            else:
+                nn.functional.cross_entropy(module(features[idx]), labels[idx]).backward()
             opt.step()
 
 
 def client_update(template: nn.Module, data: Dataset, client: SatelliteClient, index: int,
                   head: State, cfg: TrainConfig, round_idx: int, privacy: Privacy | None = None,
-                  cohort: int | None = None) -> State:
+                  cohort: int | None = None, split: bool = False) -> State:
     """One satellite's local update in round ``round_idx`` (same in every engine), as it leaves
     the satellite: under satellite-level privacy clipped and noised for a ``cohort`` of
-    satellites training this round."""
+    satellites training this round; by split learning when ``split``."""
     idx = torch.from_numpy(client.indices)
     seed = client_seed(cfg.seed, round_idx, index)
-    new = local_update(template, head, data.train_x[idx], data.train_y[idx], cfg, seed, privacy)
+    new = local_update(template, head, data.train_x[idx], data.train_y[idx], cfg, seed, privacy,
+                       split)
     if privacy is not None and privacy.level == "satellite":
         new = privacy.noised_update(new, head, cohort, seed)
     return new
@@ -118,17 +160,20 @@ def client_update(template: nn.Module, data: Dataset, client: SatelliteClient, i
 
 @torch.no_grad()
 def accuracy(template: nn.Module, state: State, features: torch.Tensor,
-             labels: torch.Tensor) -> float:
-    """Top-1 accuracy of the head ``state`` on held-out features."""
-    head = copy.deepcopy(template)
-    head.load_state_dict(state)
-    head.eval()
-    return float((head(features).argmax(1) == labels).float().mean())
+             labels: torch.Tensor, batch: int = 512) -> float:
+    """Top-1 accuracy of the trained ``state`` on held-out features (or images)."""
+    module = copy.deepcopy(template)
+    load_exchanged(module, state)
+    module.eval()
+    hits = sum(int((module(features[i:i + batch]).argmax(1) == labels[i:i + batch]).sum())
+               for i in range(0, len(labels), batch))
+    return hits / len(labels)
 
 
 # ---------------------------------------------------------------------- model and data
 def build_model(cfg: ModelConfig) -> SplitViT:
-    """Split ViT at ``split_index`` 0 (embedding on board), foundation weights, head trainable."""
+    """Split ViT at ``split_index`` 0 (embedding on board), foundation weights; the head
+    trainable, or (``trainable: split``) the patch embedding, LoRA adapters and head."""
     from encoders.base import build_link
 
     torch.manual_seed(0)  # without weights (tests), the same random backbone in every process
@@ -140,13 +185,19 @@ def build_model(cfg: ModelConfig) -> SplitViT:
     nn.init.zeros_(vit.head.bias)
     link = None if cfg.link == "identity" else build_link(cfg.link)
     model = SplitViT(vit, split_index=0, head_placement="satellite", link=link)
-    configure_finetuning(model, "head")
+    if cfg.trainable == "split":
+        torch.manual_seed(0)  # LoRA's A matrices start identically everywhere (B starts at 0)
+        configure_finetuning(model, "lora", lora_rank=cfg.lora_rank)
+        model.vit.patch_embed.requires_grad_(True)
+    else:
+        configure_finetuning(model, "head")
     return model.eval()
 
 
 @dataclass
 class Dataset:
-    """Features of every image (train + test), labels and the split."""
+    """Features of every image (train + test; normalised images when the encoder trains),
+    labels and the split."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -195,7 +246,8 @@ def _features(model: SplitViT, x: torch.Tensor, batch: int = 256) -> torch.Tenso
 def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
                  cache_dir: str | Path | None = None) -> Dataset:
     """Images -> normalised -> frozen-encoder features (cached on disk by the digest of what
-    they depend on: the model, and the images and split, not how they are dealt)."""
+    they depend on: the model, and the images and split, not how they are dealt). With a
+    trained encoder (``trainable: split``) the normalised images themselves."""
     key = hashlib.sha256(repr((mcfg, dcfg.root, dcfg.max_images, dcfg.test_fraction,
                                dcfg.seed)).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
@@ -205,6 +257,10 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
     train_idx, test_idx = _split(labels.numpy(), dcfg.test_fraction, dcfg.seed)
     mean, std = channel_stats(images[torch.from_numpy(train_idx)])
     x = normalize(images, mean, std)
+    if mcfg.trainable != "head":
+        with torch.no_grad():
+            tokens = model.satellite_part(x[:8])
+        return Dataset(x[train_idx], labels[train_idx], x[test_idx], labels[test_idx], tokens)
     feats = _features(model, x)
     ds = Dataset(feats[train_idx], labels[train_idx], feats[test_idx], labels[test_idx],
                  model.satellite_part(x[:8]).detach())

@@ -29,13 +29,20 @@ class FedConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """The split ViT: backbone preset, foundation weights, what trains, the link at the cut."""
+    """The split ViT: backbone preset, foundation weights, what trains, the link at the cut.
+
+    ``trainable``: ``head`` (``fc_norm`` + classifier on frozen features, the cheap mode) or
+    ``split`` (the patch embedding on board, LoRA of rank ``lora_rank`` in every encoder block
+    and the head: the encoder changes, so nothing is precomputed; the collaborative scheme
+    trains it by split learning, activations down and gradients up every step).
+    """
 
     backbone: str = "satvit_small"
     weights: str | None = DEFAULT_FOUNDATION
     trainable: str = "head"
     link: str = "identity"
     num_classes: int = 10
+    lora_rank: int = 8
 
 
 @dataclass
@@ -234,8 +241,7 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if scheme.topologies is not None and topology.name not in scheme.topologies:
         raise bad(f"scheme {scheme.name!r} cannot use topology {topology.name!r}; it can use "
                   f"{list(scheme.topologies)}")
-    if cfg.model.trainable != "head":
-        raise bad(f"model.trainable={cfg.model.trainable!r}: only 'head' is implemented")
+    _validate_trainable(cfg, scheme.name, bad)
     t = cfg.train
     if t.rounds < 1 or t.local_epochs < 1 or t.batch_size < 1:
         raise bad("train.rounds, train.local_epochs and train.batch_size must be >= 1")
@@ -272,6 +278,30 @@ def _validate(cfg: FedConfig, source: str) -> None:
         raise bad(f"secagg.stage_timeout_s must be > 0 or null, got {sa.stage_timeout_s}")
     if not isinstance(cfg.scenario, (str, dict)):
         raise bad("scenario must be an orbit YAML path or an orbit config mapping")
+
+
+TRAINABLE = ("head", "split")
+
+
+def _validate_trainable(cfg: FedConfig, scheme: str, bad: Any) -> None:
+    m = cfg.model
+    if m.trainable not in TRAINABLE:
+        raise bad(f"model.trainable must be one of {list(TRAINABLE)}, got {m.trainable!r}")
+    if m.trainable == "head":
+        return
+    if not 1 <= m.lora_rank <= 1024:
+        raise bad(f"model.lora_rank must be in [1, 1024], got {m.lora_rank}")
+    if m.link != "identity":
+        raise bad(f"model.link={m.link!r} with model.trainable 'split': gradients through a "
+                  "lossy link are not implemented; use 'identity'")
+    if cfg.comm.reuse_features:
+        raise bad("comm.reuse_features must be false with model.trainable 'split': the encoder "
+                  "trains, so last round's features are stale")
+    if scheme == "centralised" or cfg.privacy.level != "none" or cfg.secagg.enabled:
+        raise bad("model.trainable 'split' runs the onboard and collaborative schemes without "
+                  "privacy or secagg (got scheme "
+                  f"{scheme!r}, privacy.level {cfg.privacy.level!r}, secagg.enabled "
+                  f"{cfg.secagg.enabled})")
 
 
 PRIVACY_LEVELS = ("none", "satellite", "image")

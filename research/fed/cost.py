@@ -2,8 +2,10 @@
 
 FLOPs come from :func:`research.models.profile_split` (counted on a real forward pass). A
 training step costs three times the forward FLOPs of the trained part (forward, gradient with
-respect to activations, gradient with respect to weights). Bytes at the cut are the link
-module's real payloads (float32 tensor bytes for the identity link).
+respect to activations, gradient with respect to weights; for the frozen weights under LoRA the
+last is not needed, so 3x is an upper bound there). Bytes at the cut are the link module's real
+payloads (float32 tensor bytes for the identity link); the gradient that goes back up in split
+learning is float32, one value per activation.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ class Costs:
     """Per-image FLOPs and bytes of a split model and the bytes of one exchanged update.
 
     ``image_bytes``: one raw image, a byte per pixel and band (what the ground-centralised
-    baseline downlinks)."""
+    baseline downlinks). ``train_flops``: one image's training step of everything that trains
+    when it all runs in one place (the head; or, for a trained encoder, the whole model). For a
+    trained encoder split at the cut, ``embed_train_flops`` (on board) and
+    ``ground_train_flops`` are the two sides of a split-learning step, ``grad_bytes`` the cut's
+    gradient per image, and ``embed_update_bytes`` the satellite side's trainable weights (what
+    a collaborative update carries between satellites; the ground side stays on the ground)."""
 
     embed_flops: float
     encode_flops: float
@@ -37,6 +44,10 @@ class Costs:
     encode_param_bytes: int = 0
     head_param_bytes: int = 0
     image_bytes: float = 0.0
+    embed_train_flops: float = 0.0
+    ground_train_flops: float = 0.0
+    grad_bytes: float = 0.0
+    embed_update_bytes: int = 0
 
     @property
     def onboard_forward_flops(self) -> float:
@@ -57,14 +68,23 @@ def cut_bytes_per_image(link: LinkModule, tokens: torch.Tensor) -> float:
 
 
 def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor) -> Costs:
-    """Profile ``model`` and price the exchanged ``update`` state."""
+    """Profile ``model`` and price the exchanged ``update`` state (a head's, or a split model's
+    trainable parameters: then the encoder trains and its FLOPs count in every step)."""
     prof = profile_split(model)
+    embed, encode = float(prof.part("satellite").flops), float(prof.part("ground").flops)
     head = float(prof.part("head").flops)
+    onboard_keys = [k for k in update if k.startswith(satellite_prefixes(model))]
+    encoder_trains = any(k.startswith("vit.") for k in update)
+    split = {} if not encoder_trains else {
+        "embed_train_flops": TRAIN_FACTOR * embed,
+        "ground_train_flops": TRAIN_FACTOR * (encode + head),
+        "grad_bytes": float(sample_tokens[0].numel() * 4),
+        "embed_update_bytes": state_bytes({k: update[k] for k in onboard_keys})}
     return Costs(
-        embed_flops=float(prof.part("satellite").flops),
-        encode_flops=float(prof.part("ground").flops),
+        embed_flops=embed,
+        encode_flops=encode,
         head_flops=head,
-        train_flops=TRAIN_FACTOR * head,
+        train_flops=TRAIN_FACTOR * (embed + encode + head if encoder_trains else head),
         cut_bytes=cut_bytes_per_image(model.link, sample_tokens),
         feature_bytes=float(prof.return_bytes_float32),
         update_bytes=state_bytes(update),
@@ -72,7 +92,15 @@ def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor) -
         encode_param_bytes=prof.part("ground").param_bytes,
         head_param_bytes=prof.part("head").param_bytes,
         image_bytes=float(raw_image_bytes(model)),
+        **split,
     )
+
+
+def satellite_prefixes(model: SplitViT) -> tuple[str, ...]:
+    """Parameter-name prefixes of the split model's on-board part (embedding, blocks before the
+    cut, the link)."""
+    return ("vit.patch_embed.", "vit.pos_embed", "link.",
+            *(f"vit.blocks.{i}." for i in range(model.split_index)))
 
 
 def raw_image_bytes(model: SplitViT) -> int:

@@ -25,6 +25,7 @@ from research.fed.aggregate import State
 from research.fed.clients import client_update
 from research.fed.config import FedConfig
 from research.fed.privacy import Privacy
+from research.fed.schemes import get_scheme
 
 if TYPE_CHECKING:
     from research.fed.rounds import SecureRound
@@ -56,6 +57,7 @@ def make_secure_client_app(cfg: FedConfig, setup: Setup):
 
     privacy = Privacy(cfg.privacy, cfg.train)
     keys = list(setup.initial)
+    split = get_scheme(cfg.scheme).trains_across_cut(cfg)
 
     class Satellite(NumPyClient):
         def __init__(self, pid: int) -> None:
@@ -68,7 +70,7 @@ def make_secure_client_app(cfg: FedConfig, setup: Setup):
             head = {k: torch.as_tensor(a) for k, a in zip(keys, parameters, strict=True)}
             new = client_update(setup.template, setup.data, setup.clients[self.pid], self.pid,
                                 head, cfg.train, int(config["round"]), privacy,
-                                cohort=int(config["cohort"]))
+                                cohort=int(config["cohort"]), split=split)
             return [new[k].numpy() for k in keys], int(config["weight"]), {}
 
     def client_fn(context):
@@ -130,6 +132,7 @@ def make_client_app(cfg: FedConfig, setup: Setup):
 
     app = ClientApp()
     privacy = Privacy(cfg.privacy, cfg.train)
+    split = get_scheme(cfg.scheme).trains_across_cut(cfg)
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
@@ -147,7 +150,7 @@ def make_client_app(cfg: FedConfig, setup: Setup):
                                                   int(context.node_config["partition-id"])})}
         for pid in pids:
             new = client_update(setup.template, setup.data, setup.clients[pid], pid, head,
-                                cfg.train, r, privacy, cohort=cohort)
+                                cfg.train, r, privacy, cohort=cohort, split=split)
             content[f"arrays-{pid}"] = ArrayRecord.from_torch_state_dict(new)
         return Message(RecordDict(content), reply_to=msg)
 

@@ -114,7 +114,9 @@ class RoundSimulator:
         self.template, self.data = template, data
         self.sat_hw = get_device(cfg.profiles.satellite).require_throughput()
         self.ground_hw = get_device(cfg.profiles.ground).require_throughput()
+        self.trains_encoder = cfg.model.trainable != "head"
         self.scheme = get_scheme(cfg.scheme)(self)
+        self.update_bytes = self.scheme.update_bytes(costs)
         self.topology = get_topology(cfg.topology)
         need, have = self.scheme.onboard_param_bytes(costs), self.sat_hw.memory_bytes
         if need > have:
@@ -130,7 +132,8 @@ class RoundSimulator:
         """Local updates of ``sats`` in this process (the default engine)."""
         return {sat: client_update(self.template, self.data, self.clients[self.index[sat]],
                                    self.index[sat], head, self.cfg.train, round_idx,
-                                   self.privacy, cohort=len(sats))
+                                   self.privacy, cohort=len(sats),
+                                   split=self.scheme.split_learning)
                 for sat in sats}
 
     def _secure(self, rnd: _Round, st: RunState, end: Track, plain: State, holder: str,
@@ -264,6 +267,7 @@ class _Round:
         self.heads: dict[str, Track] = {}
         self.inputs: dict[str, Track] = {}
         self.waiting = dict.fromkeys(self.active, 2)  # the head and the training inputs
+        self.training: set[str] = set()  # local updates under way (split learning's take time)
         self.planes: dict[int, list[str]] = {}  # members in client order, planes as they appear
         for sat in self.active:
             self.planes.setdefault(sim.client(sat).plane, []).append(sat)
@@ -371,19 +375,27 @@ class _Round:
                 self.mark_dropped(sat, "no_broadcast")
             self._settle(sat)
 
-        self.q.request(self.start.t, holder, sat, self.sim.costs.update_bytes, direct=direct,
+        self.q.request(self.start.t, holder, sat, self.sim.update_bytes, direct=direct,
                        then=received, live=self.before_deadline)
 
     def _settle(self, sat: str) -> None:
-        """One of ``sat``'s two inputs (head, training inputs) is in; with both, it trains."""
+        """One of ``sat``'s two inputs (head, training inputs) is in; with both, it trains (the
+        scheme books how)."""
         self.waiting[sat] -= 1
         if self.waiting[sat]:
             return
+        if sat in self.dropped:
+            self._trained(sat, None)
+            return
+        self.training.add(sat)
+        tr = latest([self.heads[sat], self.inputs.get(sat, self.start)])
+        self.sim.scheme.train(self, sat, tr, lambda end: self._trained(sat, end))
+
+    def _trained(self, sat: str, tr: Track | None) -> None:
+        """``sat``'s local update ends at ``tr`` (None: it failed); its plane may close."""
         sim = self.sim
-        if sat not in self.dropped:
-            tr = latest([self.heads[sat], self.inputs.get(sat, self.start)])
-            flops = sim.cfg.train.local_epochs * self.n(sat) * sim.costs.train_flops
-            tr = sim.compute(self.acct, sat, tr, flops)
+        self.training.discard(sat)
+        if tr is not None and sat not in self.dropped:
             if tr.t > self.deadline:
                 self.dropped[sat] = "deadline"
                 self.late_planes.add(sim.client(sat).plane)
@@ -402,7 +414,7 @@ class _Round:
             if plane in self.closed:
                 continue
             for sat in sats:
-                if self.waiting[sat] > 0 and sat not in self.dropped:
+                if (self.waiting[sat] > 0 or sat in self.training) and sat not in self.dropped:
                     self.dropped[sat] = "deadline"
             self.late_planes.add(plane)
             self._close(plane)
@@ -423,7 +435,7 @@ class _Round:
 
             self.secagg.when_armed([sat], armed)
             return
-        self._send_update(sat, tr, self.sim.costs.update_bytes, sink)
+        self._send_update(sat, tr, self.sim.update_bytes, sink)
 
     def _send_update(self, sat: str, tr: Track, n_bytes: float, sink: dict[str, Track]) -> None:
         def uploaded(res: TransferResult) -> None:

@@ -17,19 +17,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from research.atomic import atomic_save
 from research.fed.aggregate import State
 from research.fed.clients import (
     Dataset,
-    HeadNet,
     SatelliteClient,
     accuracy,
     build_model,
     exchanged_state,
     load_dataset,
     make_clients,
+    trained_module,
 )
 from research.fed.config import FedConfig
 from research.fed.cost import Costs, measure_costs
@@ -55,7 +56,7 @@ class Setup:
     """What every scheme of one scenario shares: plan, model, features, clients, costs."""
 
     plan: ContactPlan
-    template: HeadNet
+    template: nn.Module
     initial: State
     data: Dataset
     clients: list[SatelliteClient]
@@ -75,7 +76,7 @@ def prepare(cfg: FedConfig, plan: ContactPlan | None = None, cache_dir: str | No
     plan = plan if plan is not None else build_plan(cfg.scenario)
     model = build_model(cfg.model)
     data = load_dataset(model, cfg.model, cfg.data, cache_dir)
-    template = HeadNet(model)
+    template = trained_module(model, cfg.model.trainable)
     initial = exchanged_state(template)
     clients = make_clients(plan.satellites, [plan.plane_of(s) for s in plan.satellites],
                            data.train_y, cfg.data)
@@ -119,6 +120,8 @@ def _fingerprint(cfg: FedConfig) -> str:
         d.pop("secagg")
     if d["privacy"]["adjacency"] == "zero_out":  # and those from before the adjacency option
         d["privacy"].pop("adjacency")
+    if d["model"]["trainable"] == "head":  # and those from before trainable cuts
+        d["model"].pop("lora_rank")
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds
         d["data"].pop("partition_seed")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds

@@ -84,7 +84,7 @@ class SecAggStages:
         self.aborted: Track | None = None
         self.bytes = 0.0
         self._waiters: list[tuple[list[str], Callable[[], None]]] = []
-        self.dim = rnd.sim.costs.update_bytes // WIRE_BYTES + 1  # the values and the weight
+        self.dim = rnd.sim.update_bytes // WIRE_BYTES + 1  # the values and the weight
 
     # ------------------------------------------------------------------ sizes
     def cost(self, n: int) -> SecAggCost:

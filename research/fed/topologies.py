@@ -131,7 +131,7 @@ class Ring(Topology):
             self.root, self.excluded = plan  # type: ignore[misc]
         self.rings: dict[int, _RingTiming] = {}
         # what a ring carries: the update's values and its weight
-        self.numel = rnd.sim.costs.update_bytes // WIRE_BYTES + 1
+        self.numel = rnd.sim.update_bytes // WIRE_BYTES + 1
         self.at_root: list[Track] = []  # plane sums that reached the root
         self.lost: set[int] = set()  # planes whose sum was sent but not delivered
         self.fallback: dict[str, Track] = {}  # rings that failed: their updates on the ground
