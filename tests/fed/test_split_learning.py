@@ -1,0 +1,148 @@
+"""Trainable cuts (``model.trainable: split``): the patch embedding, LoRA and head train; on board
+the whole model trains on the satellite, collaborative by split learning whose activations and
+gradients cross the network every step."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from research.fed.clients import build_model, local_update, split_sgd_step
+from research.fed.config import FedConfig, FedConfigError, ModelConfig, TrainConfig, parse_config
+from research.fed.rounds import ModelTooLarge
+from research.fed.runner import prepare, run
+from tests.fed.conftest import tiny_raw
+
+SPLIT = {"model": {"backbone": "satvit_tiny", "weights": None, "trainable": "split"},
+         "comm": {"reuse_features": False}}
+
+
+def split_raw(**overrides) -> dict:
+    raw = tiny_raw(**SPLIT)
+    raw["train"] = {**raw["train"], "lr": 0.05}
+    raw.update(overrides)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def split_setup(tiny_plan):
+    return prepare(parse_config(split_raw()), plan=tiny_plan)
+
+
+def test_a_split_step_computes_the_gradients_of_one_backward_pass():
+    model = build_model(ModelConfig(backbone="satvit_tiny", weights=None, trainable="split"))
+    model.train()
+    x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+    twin = copy.deepcopy(model)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    split_sgd_step(twin, x, y)
+    grads = {k: p.grad for k, p in model.named_parameters() if p.requires_grad}
+    assert any("patch_embed" in k for k in grads) and any("lora_B" in k for k in grads)
+    for k, p in twin.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.allclose(p.grad, grads[k], atol=1e-6), k
+            assert k.startswith("vit.head") or "lora_A" in k or p.grad.abs().sum() > 0, k
+
+
+def test_split_learning_and_onboard_updates_agree(split_setup):
+    """SplitFed: the same local SGD as on board, only split across the cut."""
+    c = split_setup.clients[0]
+    idx = torch.from_numpy(c.indices)
+    x, y = split_setup.data.train_x[idx], split_setup.data.train_y[idx]
+    cfg = TrainConfig(local_epochs=1, batch_size=8, lr=0.05)
+    whole = local_update(split_setup.template, split_setup.initial, x, y, cfg, seed=3)
+    split = local_update(split_setup.template, split_setup.initial, x, y, cfg, seed=3,
+                         split=True)
+    for k in whole:
+        assert torch.allclose(whole[k], split[k], atol=1e-5), k
+    moved = whole["vit.patch_embed.proj.weight"] - split_setup.initial["vit.patch_embed.proj.weight"]
+    assert moved.abs().max() > 0  # the embedding trains
+
+
+@pytest.mark.parametrize("topology", ["ring", "star"])
+@pytest.mark.parametrize("scheme", ["collaborative", "onboard"])
+def test_every_scheme_and_topology_trains_the_split_model(scheme, topology, split_setup,
+                                                          tmp_path):
+    cfg = parse_config(split_raw(out_dir=str(tmp_path), scheme=scheme, topology=topology,
+                                 train={"rounds": 3, "local_epochs": 2, "batch_size": 16,
+                                        "lr": 0.05}))
+    res = run(cfg, setup=split_setup)
+    assert res.rows[-1]["accuracy"] > res.initial_accuracy + 0.05
+    assert all(r["bytes_model_exchange"] > 0 for r in res.rows)
+    costs = split_setup.costs
+    row = res.rows[0]
+    trained = [c for c in split_setup.clients if c.sat not in row["dropped_ids"]]
+    assert len(trained) >= 10  # (plane 2 never sees a station in this 6-h plan)
+    images = sum(c.n for c in trained) * 2  # two local epochs
+    if scheme == "collaborative":  # every image's activations went down, gradients up
+        assert row["bytes_downlink"] >= images * costs.cut_bytes
+        assert row["bytes_uplink"] >= images * costs.grad_bytes
+        assert row["energy_ground_j"] > 0
+    else:  # nothing but model state leaves the satellite
+        assert row["bytes_downlink"] + row["bytes_uplink"] <= row["bytes_model_exchange"]
+        assert row["energy_ground_j"] == 0
+
+
+def test_collaborative_updates_carry_only_the_embedding(split_setup, tmp_path):
+    """The ground keeps its side, so ring chunks and broadcasts carry the embedding's weights;
+    on board they carry everything that trains (embedding, LoRA, head)."""
+    costs = split_setup.costs
+    assert 0 < costs.embed_update_bytes < costs.update_bytes
+    exchanged = {}
+    for scheme in ("collaborative", "onboard"):
+        cfg = parse_config(split_raw(out_dir=str(tmp_path / scheme), scheme=scheme,
+                                     topology="star", train={"rounds": 2}))
+        exchanged[scheme] = run(cfg, setup=split_setup).rows[1]["bytes_model_exchange"]
+    ratio = exchanged["collaborative"] / exchanged["onboard"]
+    assert ratio == pytest.approx(costs.embed_update_bytes / costs.update_bytes, rel=0.05)
+
+
+def test_on_board_training_of_the_encoder_costs_its_flops(split_setup):
+    c = split_setup.costs
+    assert c.train_flops == pytest.approx(3 * (c.embed_flops + c.encode_flops + c.head_flops))
+    assert c.embed_train_flops == pytest.approx(3 * c.embed_flops)
+    assert c.grad_bytes == c.cut_bytes  # float32 activations and float32 gradients
+
+
+def test_a_deadline_stops_split_sessions(split_setup, tmp_path):
+    """With a deadline shorter than a split session's round trips, satellites mid-session are
+    dropped at the deadline, and their later steps are never sent."""
+    cfg = parse_config(split_raw(out_dir=str(tmp_path), scheme="collaborative", topology="star",
+                                 comm={"reuse_features": False, "round_deadline_s": 2.0},
+                                 train={"rounds": 1, "batch_size": 2}))
+    res = run(cfg, setup=split_setup)
+    row = res.rows[0]
+    assert ":deadline" in row["dropped_ids"]
+    images = sum(c.n for c in split_setup.clients)
+    assert row["bytes_downlink"] < images * split_setup.costs.cut_bytes
+
+
+def test_split_mode_refuses_what_it_does_not_support():
+    with pytest.raises(FedConfigError, match="trainable must be one of.*'lora'"):
+        parse_config(tiny_raw(model={"trainable": "lora"}))
+    with pytest.raises(FedConfigError, match="reuse_features must be false"):
+        parse_config(tiny_raw(model={"trainable": "split"}))
+    with pytest.raises(FedConfigError, match="model.link='int8'.*gradients"):
+        parse_config(split_raw(model={**SPLIT["model"], "link": "int8"}))
+    with pytest.raises(FedConfigError, match="centralised"):
+        parse_config(split_raw(scheme="centralised", topology="star"))
+    with pytest.raises(FedConfigError, match="lora_rank"):
+        parse_config(split_raw(model={**SPLIT["model"], "lora_rank": 0}))
+
+
+def test_a_model_too_large_for_the_satellite_is_refused_on_board_only(split_setup, tmp_path):
+    """On board needs every weight; split learning keeps only the embedding aloft."""
+    import dataclasses
+
+    big = dataclasses.replace(split_setup.costs, encode_param_bytes=2**40)
+    for scheme, refused in (("onboard", True), ("collaborative", False)):
+        cfg: FedConfig = parse_config(split_raw(out_dir=str(tmp_path / scheme), scheme=scheme,
+                                                train={"rounds": 1}))
+        s = dataclasses.replace(split_setup, costs=big)
+        if refused:
+            with pytest.raises(ModelTooLarge, match="onboard"):
+                run(cfg, setup=s)
+        else:
+            assert run(cfg, setup=s).rows
