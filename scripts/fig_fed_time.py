@@ -9,6 +9,8 @@ over the on-board time to reach it). Runs resume from their per-round checkpoint
     python scripts/fig_fed_time.py --out results/fed  # full EuroSAT
     python scripts/fig_fed_time.py --out results/fed --seeds 0 1 2  # every run x 3 seeds
     python scripts/fig_fed_time.py --out results/fed --replot  # redraw from the ledger
+    python scripts/fig_fed_time.py --config experiments/fed/split.yaml --variants collaborative \
+        onboard --out results/fed_split  # the encoder trained: split learning vs on board
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         base = base.replace(**{"train.rounds": args.rounds})
     out = Path(args.out or ("outputs/fed/fig_quick" if args.quick else "outputs/fed/fig"))
     names = args.variants or (QUICK_VARIANTS if args.quick else list(VARIANTS))
-    runs = Path("outputs/fed") / ("runs_quick" if args.quick else "runs")
+    runs = Path("outputs/fed") / ("runs_quick" if args.quick else "runs" if args.config is None
+                                  else f"runs_{base.name}")  # another config: its own runs
     command = "python scripts/fig_fed_time.py " + " ".join(sys.argv[1:] if argv is None else argv)
     compare(base, out, names, runs, command=command.strip(), seeds=tuple(args.seeds))
     return 0
