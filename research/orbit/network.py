@@ -267,7 +267,9 @@ class NetworkState:
                     if c1 - c0 >= remaining:
                         target = c0 + remaining
                         i = min(max(bisect_left(cum, target) - 1, 0), last)
-                        f = bounds[i] + (target - cum[i]) / rates[i]
+                        # never past the free piece's end, which rounding could overshoot
+                        # into the next booking by a few ulps
+                        f = min(bounds[i] + (target - cum[i]) / rates[i], fe)
                         tx += act[i] + (f - bounds[i]) - a0
                         segments.append((fs, f))
                         break

@@ -210,3 +210,19 @@ def test_on_the_demo_shell_contention_slows_a_funnel(demo):
     assert max(t_busy) > max(t_free) + 10.0
     for a, b in zip(t_free, t_busy, strict=True):
         assert b >= a - 1e-6
+
+
+
+@pytest.mark.parametrize("t0, n_bytes", [(124.5547058352835, 29544.744943750182),
+                                         (898.8237652484845, 9515.231170039258),
+                                         (976.2450350517937, 37120.86526185778)])
+def test_bytes_that_exactly_fill_a_gap_never_overbook_the_next_booking(t0, n_bytes):
+    """A free piece that the bytes fill exactly, up to the next booking: rounding once computed
+    an end a few ulps past that booking's start, and booking then raised (found by the
+    split-learning steps of the regime map; these values did it)."""
+    plan = toy_plan({(0, 1, KIND_INTRA): [(0.0, 10_000.0)]}, n_sat=2, n_gs=0)
+    net = NetworkState(plan)
+    gap_end = t0 + 8 * n_bytes / RATE
+    net._occupancy(("link", 0, True), 1).add(gap_end, gap_end + 10.0)
+    res = net.send("s0", "s1", n_bytes, t0)
+    assert res.hops[0].t_sent <= gap_end
