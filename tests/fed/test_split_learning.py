@@ -146,3 +146,27 @@ def test_a_model_too_large_for_the_satellite_is_refused_on_board_only(split_setu
                 run(cfg, setup=s)
         else:
             assert run(cfg, setup=s).rows
+
+
+def test_the_regime_prices_the_trained_encoder_and_split_learning_wins_on_slow_satellites(
+        split_setup, monkeypatch):
+    """With the encoder trained, on-board rounds cost the whole model's training FLOPs, so a
+    slow enough satellite computer makes split learning the faster scheme (and a fast one the
+    slower)."""
+    from devices import profiles
+    from research.fed.regime import model_costs, sample_images, simulate, what_if_device
+
+    monkeypatch.setattr(profiles, "_DEVICES", dict(profiles._DEVICES))
+    head = model_costs("satvit_tiny", sample_images(), trainable="head")
+    split = model_costs("satvit_tiny", sample_images(), trainable="split")
+    assert split.train_flops > 100 * head.train_flops
+    assert split.update_bytes > split.embed_update_bytes > 0 == head.embed_update_bytes
+    cfg = parse_config(split_raw())
+    t = {}
+    for factor in (1.0, 1e-6):
+        for scheme in ("collaborative", "onboard"):
+            got = simulate(cfg, split_setup, split_setup.costs, split_setup.plan, 1, scheme,
+                           "ring", what_if_device(factor), False, "satvit_tiny")
+            t[factor, scheme] = got["t_s"]
+    assert t[1.0, "onboard"] < t[1.0, "collaborative"]
+    assert t[1e-6, "collaborative"] < t[1e-6, "onboard"] / 2
