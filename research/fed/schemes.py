@@ -13,10 +13,10 @@ the scheme books its compute and transfers on the round and reports each satelli
 and the global model, the engine calls :meth:`FedScheme.train`, which books the local update
 (by default: its FLOPs on board) and reports its end. With a trained encoder
 (``model.trainable: split``) there is nothing to precompute: on board, the whole model trains
-on the satellite; collaborative, each step is split learning across the cut. Where the trained updates go is
-the aggregation topology's job (:mod:`research.fed.topologies`), a separate axis: every scheme
-runs with every topology it lists in ``topologies`` (None: all of them), so a baseline is never
-barred from the topology the proposed scheme uses.
+on the satellite; collaborative, each step is split learning across the cut. Where the
+trained updates go is the aggregation topology's job (:mod:`research.fed.topologies`), a
+separate axis: every scheme runs with every topology it lists in ``topologies`` (None: all of
+them), so a baseline is never barred from the topology the proposed scheme uses.
 
 Adding a scheme is one new class here (or in any module imported before the run is built) plus
 one test; ``docs/architecture.md`` shows a worked example.
