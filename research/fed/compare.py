@@ -155,6 +155,10 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
     plan = setup.plan
     s = plan.summary()
     sat_hw, gnd_hw = get_device(cfg.profiles.satellite), get_device(cfg.profiles.ground)
+    trained = ("head" if cfg.model.trainable == "head" else
+               f"patch embedding + LoRA rank {cfg.model.lora_rank} + head (on board, or by split "
+               f"learning: {setup.costs.embed_update_bytes} bytes of embedding per collaborative "
+               f"update, activations and gradients across the cut every step)")
     lines = [
         "# Federated fine-tuning: accuracy vs simulated wall-clock time",
         "",
@@ -162,7 +166,7 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
         f"({len({plan.plane_of(x) for x in plan.satellites})} planes, +Grid optical ISLs), "
         f"stations {', '.join(plan.stations)}; {s['horizon_s'] / 3600:.0f} h at "
         f"{s['step_s']:.0f} s; mean downlink {s['mean_downlink_rate_bps'] / 1e6:.0f} Mbit/s.",
-        f"Model: {cfg.model.backbone} from {cfg.model.weights}, trained part: head "
+        f"Model: {cfg.model.backbone} from {cfg.model.weights}, trained part: {trained} "
         f"({setup.costs.update_bytes} bytes per update); cut {setup.costs.cut_bytes:.0f} bytes "
         f"per image ({cfg.model.link}) against {setup.costs.image_bytes:,.0f} bytes for the raw "
         f"image (8 bits per pixel and band). Data: {len(setup.data.train_y)} training / "
