@@ -125,10 +125,23 @@ def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) 
     tokens.backward(received.grad)  # the cut's gradient goes up: on board
 
 
+def param_groups(module: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The trainable parameters by learning rate: the patch embedding at ``embed_lr``, LoRA
+    adapters at ``encoder_lr``, the rest (the head) at ``lr`` (None: ``lr`` for all)."""
+    rates = {"embed": cfg.embed_lr or cfg.lr, "encoder": cfg.encoder_lr or cfg.lr,
+             "head": cfg.lr}
+    groups: dict[str, list[nn.Parameter]] = {k: [] for k in rates}
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            kind = ("embed" if "patch_embed." in name else "encoder" if "lora_" in name
+                    else "head")
+            groups[kind].append(p)
+    return [{"params": ps, "lr": rates[k]} for k, ps in groups.items() if ps]
+
+
 def _sgd(module: nn.Module, features: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
          seed: int, split: bool = False) -> None:
-    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=cfg.lr,
-                          momentum=cfg.momentum)
+    opt = torch.optim.SGD(param_groups(module, cfg), lr=cfg.lr, momentum=cfg.momentum)
     gen = torch.Generator().manual_seed(seed)
     n = len(labels)
     for _ in range(cfg.local_epochs):

@@ -65,7 +65,13 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Rounds and the local optimiser (SGD, state reset each round so FedAvg stays stateless)."""
+    """Rounds and the local optimiser (SGD, state reset each round so FedAvg stays stateless).
+
+    ``encoder_lr`` and ``embed_lr`` (``model.trainable: split``): the learning rates of the LoRA
+    adapters and of the patch embedding (None: ``lr``). A fresh head's early gradients reach the
+    embedding large: at the head's rate they wreck the foundation's features (EuroSAT subset, one
+    epoch: 48% against 81% for the head alone), at a hundredth of it they do not.
+    """
 
     rounds: int = 30
     local_epochs: int = 1
@@ -73,6 +79,8 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     seed: int = 0
+    encoder_lr: float | None = None
+    embed_lr: float | None = None
 
 
 @dataclass
@@ -248,6 +256,12 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if not 0 < t.lr < math.inf or not 0 <= t.momentum < 1:
         raise bad(f"train.lr must be a finite number > 0 and train.momentum in [0, 1), got "
                   f"{t.lr}, {t.momentum}")
+    for key in ("encoder_lr", "embed_lr"):
+        v = getattr(t, key)
+        if v is not None and not 0 < v < math.inf:
+            raise bad(f"train.{key} must be a finite number > 0 or null, got {v}")
+        if v is not None and cfg.model.trainable == "head":
+            raise bad(f"train.{key} is for model.trainable 'split' (only the head trains)")
     d = cfg.data
     if not 0 < d.test_fraction < 1:
         raise bad(f"data.test_fraction must be in (0, 1), got {d.test_fraction}")

@@ -122,6 +122,9 @@ def _fingerprint(cfg: FedConfig) -> str:
         d["privacy"].pop("adjacency")
     if d["model"]["trainable"] == "head":  # and those from before trainable cuts
         d["model"].pop("lora_rank")
+    for key in ("encoder_lr", "embed_lr"):
+        if d["train"][key] is None:
+            d["train"].pop(key)
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds
         d["data"].pop("partition_seed")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds

@@ -170,3 +170,21 @@ def test_the_regime_prices_the_trained_encoder_and_split_learning_wins_on_slow_s
             t[factor, scheme] = got["t_s"]
     assert t[1.0, "onboard"] < t[1.0, "collaborative"]
     assert t[1e-6, "collaborative"] < t[1e-6, "onboard"] / 2
+
+
+def test_the_embedding_lora_and_head_train_at_their_own_rates(split_setup):
+    from research.fed.clients import param_groups
+
+    cfg = TrainConfig(lr=0.05, encoder_lr=5e-3, embed_lr=5e-5)
+    groups = param_groups(split_setup.template, cfg)
+    assert sorted(g["lr"] for g in groups) == [5e-5, 5e-3, 0.05]
+    named = {id(p): n for n, p in split_setup.template.named_parameters()}
+    for g in groups:
+        names = [named[id(p)] for p in g["params"]]
+        kind = {5e-5: "patch_embed.", 5e-3: "lora_", 0.05: "head"}[g["lr"]]
+        assert all(kind in n or (kind == "head" and "fc_norm" in n) for n in names), names
+    assert [g["lr"] for g in param_groups(split_setup.template, TrainConfig(lr=0.1))] == [0.1] * 3
+    with pytest.raises(FedConfigError, match="train.embed_lr is for model.trainable 'split'"):
+        parse_config(tiny_raw(train={"embed_lr": 1e-4}))
+    with pytest.raises(FedConfigError, match="train.encoder_lr must be a finite number > 0"):
+        parse_config(split_raw(train={"encoder_lr": -1.0}))
