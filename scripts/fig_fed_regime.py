@@ -7,6 +7,7 @@ assumed).
 
     python scripts/fig_fed_regime.py --out results/fed_regime           # ~1 h on one core
     python scripts/fig_fed_regime.py --quick --out outputs/fed/regime   # 2 backbones x 2 devices
+    python scripts/fig_fed_regime.py --out results/fed_regime --replot  # redraw from the JSON
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", nargs="+", choices=["reuse", "recompute"],
                    default=["reuse", "recompute"], help="feature panels to simulate")
     p.add_argument("--quick", action="store_true", help="2 backbones x 2 factors, reuse only")
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw the figure from <out>/fed_regime.json")
     args = p.parse_args(argv)
+    if args.replot:
+        from research.fed.regime import replot
+
+        replot(Path(args.out))
+        return 0
     cfg = load_config(args.config)
     backbones, factors = args.backbones, args.factors
     reuse = tuple(r == "reuse" for r in args.reuse)

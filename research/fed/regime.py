@@ -52,6 +52,8 @@ TOPOLOGY = {"isl": "ring", "no_isl": "star"}
 the star for both schemes: 1.5 h against 62 h for collaborative, 8 s against 62 h on board, on
 satvit_small)."""
 SCHEMES = ("collaborative", "onboard")
+TIE = 0.01
+"""Ratios within 1% of 1 are ties (both schemes wait for the same passes): no line drawn."""
 
 
 def target_rounds(rows: Sequence[dict], tol: float = 0.01) -> int:
@@ -194,7 +196,9 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
             elif math.isinf(r):
                 grid[i, j], text[i][j] = 3.0, "never"
             else:
-                grid[i, j] = ratio_grid[i, j] = math.log10(r)
+                grid[i, j] = math.log10(r)
+                if abs(r - 1) > TIE:  # a tie draws no break-even line through noise
+                    ratio_grid[i, j] = grid[i, j]
                 text[i][j] = f"{r:.2g}"
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-3, vmax=3, origin="lower", aspect="auto")
         for i, j in itertools.product(range(len(backbones)), range(len(factors))):
@@ -243,3 +247,16 @@ def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: P
     (out / "fed_regime_summary.json").write_text(json.dumps(
         {"target_rounds": k, "points": points}, indent=1, default=str))
     return points
+
+
+def replot(out: Path) -> list[Path]:
+    """Redraw ``fed_regime.png/.pdf`` from the ``fed_regime.json`` and caption a run wrote."""
+    out = Path(out)
+    points = json.loads((out / "fed_regime.json").read_text())["rows"]
+    backbones = sorted({p["backbone"] for p in points},
+                       key=lambda b: min(p["params_m"] for p in points if p["backbone"] == b))
+    factors = sorted({float(p["compute_factor"]) for p in points})
+    for p in points:
+        p["compute_factor"] = float(p["compute_factor"])
+    caption = (out / "fed_regime_caption.md").read_text().strip()
+    return plot_regime(points, out, backbones=backbones, factors=factors, caption=caption)

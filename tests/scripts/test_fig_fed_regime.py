@@ -1,0 +1,31 @@
+"""The committed regime map with the encoder trained redraws from its JSON and says what the
+README says; its Jetson Nano point is the trained comparison's own ratio."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from research.paths import REPO_ROOT
+from tests.scripts.conftest import replot_committed
+
+SPLIT = REPO_ROOT / "results" / "fed_split"
+REGIME = REPO_ROOT / "results" / "fed_regime_split"
+
+
+@pytest.mark.skipif(not (REGIME / "fed_regime.json").is_file(),
+                    reason="results/fed_regime_split not committed")
+def test_committed_split_regime_replots_and_matches_the_readme(tmp_path):
+    replot_committed("fig_fed_regime", REGIME, ("fed_regime",), tmp_path)
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    points = {(p["backbone"], float(p["compute_factor"]), p["isls"]): p
+              for p in json.loads((REGIME / "fed_regime.json").read_text())["rows"]}
+    small, base = points["satvit_small", 1 / 256, "isl"], points["satvit_base", 1 / 256, "isl"]
+    assert small["ratio"] < 0.33 and base["ratio"] < 0.33
+    assert f"| **{small['ratio']:.2f}** |" in readme and f"| **{base['ratio']:.3f}** |" in readme
+    assert all(p["ratio"] is None for k, p in points.items() if k[0] == "satvit_huge")
+    trained = json.loads((SPLIT / "fed_time_summary.json").read_text())["ratios"]
+    nano = trained["collaborative / onboard"]["ratio"]
+    assert points["satvit_small", 1.0, "isl"]["ratio"] == pytest.approx(nano, rel=1e-6)
+    assert f"ratio {nano:.1f}" in readme
