@@ -180,7 +180,7 @@ def accuracy(template: nn.Module, state: State, features: torch.Tensor,
     module.eval()
     hits = sum(int((module(features[i:i + batch]).argmax(1) == labels[i:i + batch]).sum())
                for i in range(0, len(labels), batch))
-    return hits / len(labels)
+    return float(torch.tensor(hits, dtype=torch.float32) / len(labels))  # as ledgers have it
 
 
 # ---------------------------------------------------------------------- model and data
@@ -261,8 +261,11 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
     """Images -> normalised -> frozen-encoder features (cached on disk by the digest of what
     they depend on: the model, and the images and split, not how they are dealt). With a
     trained encoder (``trainable: split``) the normalised images themselves."""
-    key = hashlib.sha256(repr((mcfg, dcfg.root, dcfg.max_images, dcfg.test_fraction,
-                               dcfg.seed)).encode()).hexdigest()[:16]
+    described = repr(mcfg)
+    if mcfg.trainable == "head":  # frozen features do not depend on a LoRA rank: older keys
+        described = described.replace(f", lora_rank={mcfg.lora_rank})", ")")
+    key = hashlib.sha256(f"({described}, {dcfg.root!r}, {dcfg.max_images!r}, "
+                         f"{dcfg.test_fraction!r}, {dcfg.seed!r})".encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         return Dataset(**torch.load(path, weights_only=True))

@@ -115,6 +115,7 @@ def test_a_deadline_stops_split_sessions(split_setup, tmp_path):
     res = run(cfg, setup=split_setup)
     row = res.rows[0]
     assert ":deadline" in row["dropped_ids"]
+    assert row["participants"] + row["dropped"] == len(split_setup.clients)  # none left hanging
     images = sum(c.n for c in split_setup.clients)
     assert row["bytes_downlink"] < images * split_setup.costs.cut_bytes
 
@@ -130,6 +131,10 @@ def test_split_mode_refuses_what_it_does_not_support():
         parse_config(split_raw(scheme="centralised", topology="star"))
     with pytest.raises(FedConfigError, match="lora_rank"):
         parse_config(split_raw(model={**SPLIT["model"], "lora_rank": 0}))
+    with pytest.raises(FedConfigError, match="secagg.enabled True"):
+        parse_config(split_raw(secagg={"enabled": True}))
+    with pytest.raises(FedConfigError, match="privacy.level 'satellite'"):
+        parse_config(split_raw(privacy={"level": "satellite", "noise_multiplier": 1.0}))
 
 
 def test_a_model_too_large_for_the_satellite_is_refused_on_board_only(split_setup, tmp_path):
@@ -188,3 +193,17 @@ def test_the_embedding_lora_and_head_train_at_their_own_rates(split_setup):
         parse_config(tiny_raw(train={"embed_lr": 1e-4}))
     with pytest.raises(FedConfigError, match="train.encoder_lr must be a finite number > 0"):
         parse_config(split_raw(train={"encoder_lr": -1.0}))
+
+
+def test_accuracy_is_float32_as_the_committed_ledgers_have_it(tiny_setup):
+    """Batched evaluation must not change a head-only run's ledger digits."""
+    import numpy as np
+
+    from research.fed.clients import accuracy
+
+    acc = accuracy(tiny_setup.template, tiny_setup.initial, tiny_setup.data.test_x,
+                   tiny_setup.data.test_y)
+    assert acc == float(np.float32(acc))
+    head = copy.deepcopy(tiny_setup.template)
+    want = (head(tiny_setup.data.test_x).argmax(1) == tiny_setup.data.test_y).float().mean()
+    assert acc == float(want)

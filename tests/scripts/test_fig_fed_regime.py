@@ -16,7 +16,10 @@ REGIME = REPO_ROOT / "results" / "fed_regime_split"
 
 @pytest.mark.skipif(not (REGIME / "fed_regime.json").is_file(),
                     reason="results/fed_regime_split not committed")
-def test_committed_split_regime_replots_and_matches_the_readme(tmp_path):
+def test_committed_split_regime_replots_and_matches_the_readme(tmp_path, monkeypatch):
+    from devices import profiles
+
+    monkeypatch.setattr(profiles, "_DEVICES", dict(profiles._DEVICES))  # what-if ticks stay here
     replot_committed("fig_fed_regime", REGIME, ("fed_regime",), tmp_path)
     readme = " ".join((REPO_ROOT / "README.md").read_text().split())
     points = {(p["backbone"], float(p["compute_factor"]), p["isls"]): p
