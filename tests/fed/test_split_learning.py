@@ -207,3 +207,18 @@ def test_accuracy_is_float32_as_the_committed_ledgers_have_it(tiny_setup):
     head = copy.deepcopy(tiny_setup.template)
     want = (head(tiny_setup.data.test_x).argmax(1) == tiny_setup.data.test_y).float().mean()
     assert acc == float(want)
+
+
+@pytest.mark.slow
+def test_split_learning_on_the_flower_engine_equals_in_process(split_setup, tmp_path):
+    """Flower's ClientApps train the split model by split learning too (the same update)."""
+    pytest.importorskip("ray")
+    from research.fed.flower import run_flower
+
+    cfg = parse_config(split_raw(out_dir=str(tmp_path / "flower"), scheme="collaborative"))
+    flower = run_flower(cfg, split_setup)
+    local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=split_setup)
+    assert len(flower.rows) == len(local.rows) == 2
+    for k in local.head:
+        assert torch.allclose(flower.head[k], local.head[k], atol=1e-5), k
+    assert [r["t_end_s"] for r in flower.rows] == [r["t_end_s"] for r in local.rows]
