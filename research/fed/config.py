@@ -249,7 +249,7 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if scheme.topologies is not None and topology.name not in scheme.topologies:
         raise bad(f"scheme {scheme.name!r} cannot use topology {topology.name!r}; it can use "
                   f"{list(scheme.topologies)}")
-    _validate_trainable(cfg, scheme.name, bad)
+    _validate_trainable(cfg, scheme, bad)
     t = cfg.train
     if t.rounds < 1 or t.local_epochs < 1 or t.batch_size < 1:
         raise bad("train.rounds, train.local_epochs and train.batch_size must be >= 1")
@@ -297,7 +297,7 @@ def _validate(cfg: FedConfig, source: str) -> None:
 TRAINABLE = ("head", "split")
 
 
-def _validate_trainable(cfg: FedConfig, scheme: str, bad: Any) -> None:
+def _validate_trainable(cfg: FedConfig, scheme: type, bad: Any) -> None:
     m = cfg.model
     if m.trainable not in TRAINABLE:
         raise bad(f"model.trainable must be one of {list(TRAINABLE)}, got {m.trainable!r}")
@@ -311,10 +311,11 @@ def _validate_trainable(cfg: FedConfig, scheme: str, bad: Any) -> None:
     if cfg.comm.reuse_features:
         raise bad("comm.reuse_features must be false with model.trainable 'split': the encoder "
                   "trains, so last round's features are stale")
-    if scheme == "centralised" or cfg.privacy.level != "none" or cfg.secagg.enabled:
-        raise bad("model.trainable 'split' runs the onboard and collaborative schemes without "
-                  "privacy or secagg (got scheme "
-                  f"{scheme!r}, privacy.level {cfg.privacy.level!r}, secagg.enabled "
+    own_engine = scheme.simulator is not None  # e.g. centralised: it trains the head only
+    if own_engine or cfg.privacy.level != "none" or cfg.secagg.enabled:
+        raise bad("model.trainable 'split' runs federated rounds without privacy or secagg "
+                  "(got scheme "
+                  f"{scheme.name!r}, privacy.level {cfg.privacy.level!r}, secagg.enabled "
                   f"{cfg.secagg.enabled})")
 
 

@@ -255,8 +255,6 @@ def replot(out: Path) -> list[Path]:
     points = json.loads((out / "fed_regime.json").read_text())["rows"]
     backbones = sorted({p["backbone"] for p in points},
                        key=lambda b: min(p["params_m"] for p in points if p["backbone"] == b))
-    factors = sorted({float(p["compute_factor"]) for p in points})
-    for p in points:
-        p["compute_factor"] = float(p["compute_factor"])
+    factors = sorted({p["compute_factor"] for p in points})
     caption = (out / "fed_regime_caption.md").read_text().strip()
     return plot_regime(points, out, backbones=backbones, factors=factors, caption=caption)
