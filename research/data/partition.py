@@ -1,4 +1,5 @@
-"""Splitting a labelled set across federated clients (satellites): IID, Dirichlet label skew, shards.
+"""Splitting a labelled set across federated clients (satellites): IID, Dirichlet label skew, shards,
+or per-client class weights (e.g. what each satellite flew over: :mod:`research.fed.ground_track`).
 
 All partitioners are deterministic given ``seed`` and return one index array per client; every
 index is assigned exactly once.
@@ -66,6 +67,39 @@ def shard_partition(
     shards = np.array_split(order, num_shards)
     assignment = rng.permutation(num_shards).reshape(num_clients, shards_per_client)
     return [np.sort(np.concatenate([shards[s] for s in row])) for row in assignment]
+
+
+def weighted_partition(labels: np.ndarray, weights: np.ndarray, seed: int = 0
+                       ) -> list[np.ndarray]:
+    """Each class's samples dealt at random to clients in proportion to ``weights[client, class]``
+    (largest remainders, so the counts are exact); every sample is used.
+
+    A class that some sample holds but no client weighs is an error naming it: its samples would
+    have nowhere to go.
+    """
+    labels = np.asarray(labels)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or len(w) < 1:
+        raise ValueError(f"weights must be (clients, classes), got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and non-negative")
+    if len(labels) and (labels.min() < 0 or labels.max() >= w.shape[1]):
+        raise ValueError(f"labels must lie in [0, {w.shape[1]}) (one weight column per class), "
+                         f"got {labels.min()}..{labels.max()}")
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(len(w))]
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        col = w[:, cls]
+        if col.sum() <= 0:
+            raise ValueError(f"no client has weight for class {int(cls)} ({len(idx)} samples)")
+        quota = col / col.sum() * len(idx)
+        counts = np.floor(quota).astype(np.int64)
+        short = len(idx) - counts.sum()
+        counts[np.argsort(-(quota - counts), kind="stable")[:short]] += 1
+        for client, chunk in enumerate(np.split(idx, np.cumsum(counts)[:-1])):
+            parts[client].extend(chunk.tolist())
+    return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
 
 
 PARTITIONERS = {"iid": iid_partition, "dirichlet": dirichlet_partition, "shards": shard_partition}

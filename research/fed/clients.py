@@ -29,7 +29,7 @@ from torch import nn
 from encoders.base import IdentityLink
 from research.atomic import atomic_save
 from research.data.embedded import load_embedded
-from research.data.partition import partition
+from research.data.partition import partition, weighted_partition
 from research.data.transforms import channel_stats, normalize
 from research.fed.aggregate import State
 from research.fed.config import DataConfig, ModelConfig, TrainConfig
@@ -287,8 +287,12 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
 
 
 def make_clients(satellites: list[str], planes: list[int], labels: torch.Tensor,
-                 cfg: DataConfig) -> list[SatelliteClient]:
-    """Deal the training set to satellites; a satellite left without data is warned about."""
+                 cfg: DataConfig, class_weights: np.ndarray | None = None
+                 ) -> list[SatelliteClient]:
+    """Deal the training set to satellites; a satellite left without data is warned about.
+
+    ``class_weights`` (satellites, classes): what each satellite imaged, for the ground-track
+    partition (:func:`research.fed.ground_track.captured_class_weights`)."""
     kw = {"alpha": cfg.alpha} if cfg.partition == "dirichlet" else {}
     if cfg.partition == "dirichlet":
         kw["min_size"] = 0
@@ -299,7 +303,14 @@ def make_clients(satellites: list[str], planes: list[int], labels: torch.Tensor,
             n - len(lab))
     else:
         seed = cfg.seed if cfg.partition_seed is None else cfg.partition_seed
-        parts = partition(lab, n, cfg.partition, seed=seed, **kw)
+        if cfg.partition == "ground_track":
+            if class_weights is None or len(class_weights) != n:
+                raise ValueError(f"data.partition ground_track needs one row of class weights "
+                                 f"per satellite ({n}), got "
+                                 f"{None if class_weights is None else len(class_weights)}")
+            parts = weighted_partition(lab, class_weights, seed=seed)
+        else:
+            parts = partition(lab, n, cfg.partition, seed=seed, **kw)
     clients = [SatelliteClient(s, p, idx) for s, p, idx in zip(satellites, planes, parts,
                                                               strict=True)]
     empty = [c.sat for c in clients if c.n == 0]

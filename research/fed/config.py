@@ -52,6 +52,10 @@ class DataConfig:
     ``seed`` fixes the image subset and the train/test split (hence the features);
     ``partition_seed`` (default: ``seed``) how the training images are dealt, so repeated runs can
     vary the partition on the same features and test set.
+
+    ``partition``: ``dirichlet`` (label skew, ``alpha``), ``iid``, ``shards``, or ``ground_track``:
+    each satellite holds what it imaged in daylight over the first ``capture_window_s`` of the
+    scenario (:mod:`research.fed.ground_track`; about one orbit by default).
     """
 
     root: str | None = None
@@ -61,6 +65,7 @@ class DataConfig:
     alpha: float = 0.5
     seed: int = 0
     partition_seed: int | None = None
+    capture_window_s: float = 5400.0
 
 
 @dataclass
@@ -265,8 +270,12 @@ def _validate(cfg: FedConfig, source: str) -> None:
     d = cfg.data
     if not 0 < d.test_fraction < 1:
         raise bad(f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
-    if d.partition not in ("dirichlet", "iid", "shards"):
-        raise bad(f"data.partition must be dirichlet, iid or shards, got {d.partition!r}")
+    if d.partition not in ("dirichlet", "iid", "shards", "ground_track"):
+        raise bad(f"data.partition must be dirichlet, iid, shards or ground_track, got "
+                  f"{d.partition!r}")
+    if not 0 < d.capture_window_s < math.inf:
+        raise bad(f"data.capture_window_s must be a finite number of seconds > 0, got "
+                  f"{d.capture_window_s}")
     if d.max_images is not None and d.max_images < 2:
         raise bad(f"data.max_images must be >= 2 or null, got {d.max_images}")
     if d.partition == "dirichlet" and not 0 < d.alpha < math.inf:

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -79,9 +80,25 @@ def prepare(cfg: FedConfig, plan: ContactPlan | None = None, cache_dir: str | No
     template = trained_module(model, cfg.model.trainable)
     initial = exchanged_state(template)
     clients = make_clients(plan.satellites, [plan.plane_of(s) for s in plan.satellites],
-                           data.train_y, cfg.data)
+                           data.train_y, cfg.data, class_weights=_captured(cfg, plan))
     return Setup(plan, template, initial, data, clients,
                  measure_costs(model, initial, data.sample_tokens))
+
+
+def _captured(cfg: FedConfig, plan: ContactPlan) -> np.ndarray | None:
+    """Per-satellite class weights of a ground-track partition (None for the others), in the
+    plan's satellite order."""
+    if cfg.data.partition != "ground_track":
+        return None
+    from research.fed.ground_track import captured_class_weights
+
+    scenario = (load_orbit_config(cfg.scenario) if isinstance(cfg.scenario, str)
+                else parse_orbit_config(cfg.scenario, "<fed scenario>"))
+    names, weights = captured_class_weights(scenario, cfg.data.capture_window_s)
+    if names != plan.satellites:
+        raise ValueError(f"the scenario {scenario.name!r} names satellites {names[:3]}..., the "
+                         f"contact plan {plan.satellites[:3]}...: build the plan from the scenario")
+    return weights
 
 
 @dataclass
@@ -127,6 +144,8 @@ def _fingerprint(cfg: FedConfig) -> str:
             d["train"].pop(key)
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds
         d["data"].pop("partition_seed")
+    if d["data"]["partition"] != "ground_track":  # and those from before ground-track partitions
+        d["data"].pop("capture_window_s")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds
         d["train"].pop("rounds")
     return json.dumps(d, sort_keys=True, default=str)
