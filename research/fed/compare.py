@@ -170,7 +170,7 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
         f"({setup.costs.update_bytes} bytes per update); cut {setup.costs.cut_bytes:.0f} bytes "
         f"per image ({cfg.model.link}) against {setup.costs.image_bytes:,.0f} bytes for the raw "
         f"image (8 bits per pixel and band). Data: {len(setup.data.train_y)} training / "
-        f"{len(setup.data.test_y)} test images, {cfg.data.partition}(alpha={cfg.data.alpha}).",
+        f"{len(setup.data.test_y)} test images, {cfg.data.describe_partition()}.",
         f"Profiles: satellite {sat_hw.name} ({sat_hw.effective_flops / 1e9:.0f} GFLOP/s "
         f"sustained, {sat_hw.power_w} W); ground {gnd_hw.name} "
         f"({gnd_hw.effective_flops / 1e12:.0f} TFLOP/s, {gnd_hw.power_w} W). "

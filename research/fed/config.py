@@ -67,6 +67,15 @@ class DataConfig:
     partition_seed: int | None = None
     capture_window_s: float = 5400.0
 
+    def describe_partition(self) -> str:
+        """How the images are dealt, for captions: ``dirichlet(alpha=0.5)``, ``iid``, ..."""
+        if self.partition == "dirichlet":
+            return f"dirichlet(alpha={self.alpha})"
+        if self.partition == "ground_track":
+            return (f"ground track (what each satellite imaged in daylight over the first "
+                    f"{self.capture_window_s:g} s)")
+        return self.partition
+
 
 @dataclass
 class TrainConfig:

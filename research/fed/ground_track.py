@@ -51,7 +51,7 @@ LAND_MIX: tuple[tuple[float, dict[str, float]], ...] = (
 SEA_CLASS = "SeaLake"
 
 __all__ = ["LAND_MIX", "MAX_CAPTURE_LAT_DEG", "MIN_SUN_ELEVATION_DEG", "captured_class_weights",
-           "class_mix"]
+           "captures", "class_mix"]
 
 
 def _zone_table(classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,12 +78,11 @@ def class_mix(lat_deg: np.ndarray, lon_deg: np.ndarray,
     return np.where((np.abs(lat) < MAX_CAPTURE_LAT_DEG)[..., None], out, 0.0)
 
 
-def captured_class_weights(scenario: PlanConfig, window_s: float, step_s: float | None = None,
-                           classes: tuple[str, ...] = EUROSAT_CLASSES
-                           ) -> tuple[list[str], np.ndarray]:
-    """``(satellites, weights (satellites, classes))``: how much of each class each satellite
-    imaged over the first ``window_s`` of ``scenario`` (captures every ``step_s``, default the
-    scenario's step)."""
+def captures(scenario: PlanConfig, window_s: float, step_s: float | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lat, lon, imaged)``, each ``(satellites, times)``: the sub-satellite points every
+    ``step_s`` (default the scenario's step) over the first ``window_s`` of ``scenario``, and
+    whether the ground there was imaged (Sun high enough, below ``MAX_CAPTURE_LAT_DEG``)."""
     grid = scenario.grid
     step = grid.step_s if step_s is None else step_s
     if not (np.isfinite(window_s) and 0 < window_s <= grid.duration_s):
@@ -98,6 +97,16 @@ def captured_class_weights(scenario: PlanConfig, window_s: float, step_s: float 
     sun = sun_position_teme_km(jd + fr)  # (T, 3)
     up = r_teme / np.linalg.norm(r_teme, axis=-1, keepdims=True)
     sun_elev_sin = np.einsum("ntk,tk->nt", up, sun / np.linalg.norm(sun, axis=-1, keepdims=True))
-    lit = sun_elev_sin >= np.sin(np.radians(MIN_SUN_ELEVATION_DEG))
-    weights = (class_mix(lat, lon, classes) * lit[..., None]).sum(axis=1)
+    imaged = (sun_elev_sin >= np.sin(np.radians(MIN_SUN_ELEVATION_DEG))) & (
+        np.abs(lat) < MAX_CAPTURE_LAT_DEG)
+    return lat, lon, imaged
+
+
+def captured_class_weights(scenario: PlanConfig, window_s: float, step_s: float | None = None,
+                           classes: tuple[str, ...] = EUROSAT_CLASSES
+                           ) -> tuple[list[str], np.ndarray]:
+    """``(satellites, weights (satellites, classes))``: how much of each class each satellite
+    imaged (:func:`captures`)."""
+    lat, lon, imaged = captures(scenario, window_s, step_s)
+    weights = (class_mix(lat, lon, classes) * imaged[..., None]).sum(axis=1)
     return list(scenario.constellation.names), weights

@@ -86,3 +86,18 @@ def test_bad_ground_track_settings_are_named():
         parse_config(tiny_raw(data={"partition": "latitude"}))
     with pytest.raises(FedConfigError, match="capture_window_s"):
         parse_config(tiny_raw(data={"partition": "ground_track", "capture_window_s": 0}))
+
+
+def test_partition_figure_writes_counts_and_shows_plane_correlation(tmp_path):
+    import json
+
+    from research.fed.partition_figure import partition_figure
+
+    cfg = parse_config(tiny_raw(data={"max_images": 300}))
+    paths = partition_figure(cfg, tmp_path, cache_dir=str(tmp_path / "cache"))
+    assert {p.suffix for p in paths} == {".png", ".pdf"}
+    summary = json.loads((tmp_path / "fed_partition_summary.json").read_text())
+    track = summary["ground_track"]
+    assert track["l1_neighbour_in_plane"] < track["l1_same_slot_next_plane"]
+    rows = (tmp_path / "fed_partition_counts.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 30  # header, both partitions x 30 satellites
