@@ -105,6 +105,8 @@ class CommConfig:
     ``reuse_features``: the encoder is frozen, so a satellite keeps the features of round 1 and
     later rounds skip re-embedding / re-encoding and their transfers (same rule for both schemes).
     ``round_deadline_s``: satellites not done by then are dropped from the round (None: wait).
+    ``gossip_tol`` (``topology: gossip``): gossip steps until any disagreement between the
+    satellites' models has shrunk by this factor (fewer steps, fewer bytes, looser consensus).
     """
 
     intra_orbit_sharing: bool = True
@@ -112,6 +114,7 @@ class CommConfig:
     reuse_features: bool = True
     round_deadline_s: float | None = None
     backhaul_s: float = 0.05
+    gossip_tol: float = 1e-3
 
 
 @dataclass
@@ -263,6 +266,11 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if scheme.topologies is not None and topology.name not in scheme.topologies:
         raise bad(f"scheme {scheme.name!r} cannot use topology {topology.name!r}; it can use "
                   f"{list(scheme.topologies)}")
+    if cfg.secagg.enabled and not topology.secure_aggregation:
+        raise bad(f"topology {topology.name!r} cannot run under secagg: pairwise masks cancel "
+                  "only in sums over every member, and it mixes partial averages")
+    if not 0 < cfg.comm.gossip_tol < 1:
+        raise bad(f"comm.gossip_tol must be in (0, 1), got {cfg.comm.gossip_tol}")
     _validate_trainable(cfg, scheme, bad)
     t = cfg.train
     if t.rounds < 1 or t.local_epochs < 1 or t.batch_size < 1:
@@ -377,7 +385,7 @@ def parse_config(raw: Any, source: str = "<config>") -> FedConfig:
                               if k not in SECTIONS and k not in ("faults", "network")}
     if isinstance(top.get("comm"), dict) and "ring_aggregation" in top["comm"]:
         raise FedConfigError(f"fed config {source}: comm.ring_aggregation is gone: aggregation "
-                             "is the run's 'topology' (ring | star), for every scheme")
+                             "is the run's 'topology' (ring | star | gossip), for every scheme")
     for name, cls in SECTIONS.items():
         values = _checked(top.get(name), cls, f"fed config {source}: {name}")
         kwargs[name] = build_section(cls, values, f"fed config {source}: {name}", FedConfigError)

@@ -47,7 +47,7 @@ from research.fed.privacy import Privacy
 from research.fed.schemes import get_scheme
 from research.fed.secagg import secure_weighted_mean
 from research.fed.secure_rounds import SecAggStages
-from research.fed.topologies import HorizonReached, get_topology
+from research.fed.topologies import EVERY_SATELLITE, HorizonReached, get_topology
 from research.orbit import TransferResult
 
 __all__ = ["PRELOADED", "HorizonReached", "ModelTooLarge", "RoundSimulator", "RunState",
@@ -202,7 +202,7 @@ class RoundSimulator:
         end, head, holder, label = rnd.topology.finish(updates)
         end = self._known_end(rnd, end)
         participants = [s for s in rnd.ready if s not in rnd.dropped]
-        extra: dict = {}
+        extra: dict = dict(rnd.topology.columns())
         if rnd.secagg is not None:
             end, head, holder, label, extra = self._secure(rnd, st, end, head, holder, label,
                                                            updates, participants)
@@ -362,7 +362,7 @@ class _Round:
     def _receive(self, sat: str) -> None:
         """The global head reaches ``sat`` (first step of every round after the first)."""
         holder = self.st.holder
-        if holder in (PRELOADED, sat):
+        if holder in (PRELOADED, EVERY_SATELLITE, sat):
             self.heads[sat] = self.start
             self._settle(sat)
             return

@@ -146,6 +146,8 @@ def _fingerprint(cfg: FedConfig) -> str:
         d["data"].pop("partition_seed")
     if d["data"]["partition"] != "ground_track":  # and those from before ground-track partitions
         d["data"].pop("capture_window_s")
+    if d["topology"] != "gossip":  # and those from before gossip
+        d["comm"].pop("gossip_tol")
     if d["privacy"]["epsilon"] is None:  # a target epsilon calibrates the noise to the rounds
         d["train"].pop("rounds")
     return json.dumps(d, sort_keys=True, default=str)

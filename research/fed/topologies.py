@@ -19,6 +19,9 @@ round (the ring uses it to choose where plane sums meet).
 * ``ring``: a ring all-reduce per plane over intra-plane ISLs, then the plane sums meet at a
   plane leader over inter-plane ISLs or at the ground, whichever gets them all first. A ring
   that fails falls back to the star for its satellites.
+* ``gossip``: decentralised averaging over the ISL graph, with no root and no ground: synchronous
+  gossip steps with Metropolis-Hastings weights until every satellite holds the image-weighted
+  mean to ``comm.gossip_tol`` (:class:`Gossip`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 import torch
 
 from research.fed.aggregate import (
@@ -40,11 +44,16 @@ from research.fed.aggregate import (
 from research.fed.ledger import Track, latest
 from research.fed.network import GROUND, FedNetwork, Transfers
 from research.orbit import TransferResult
+from research.orbit.isl import KIND_GROUND
 from research.registry import Registry
 
 if TYPE_CHECKING:
     from research.fed.rounds import _Round
 
+
+
+EVERY_SATELLITE = "every satellite"
+"""Holder of a head that every satellite already holds (after gossip): no broadcast needed."""
 
 
 class HorizonReached(RuntimeError):
@@ -57,6 +66,7 @@ class Topology:
     name: ClassVar[str] = ""
     direct: ClassVar[bool] = False
     lookahead: ClassVar[bool] = False
+    secure_aggregation: ClassVar[bool] = True  # pairwise masks cancel in its sums
 
     def __init__(self, rnd: _Round, plan: object = None) -> None:
         self.rnd = rnd
@@ -74,6 +84,10 @@ class Topology:
     def finish(self, updates: dict[str, State]) -> tuple[Track, State, str, str]:
         """``(end, head, holder, label)``: when and where the new head exists."""
         raise NotImplementedError
+
+    def columns(self) -> dict:
+        """Extra ledger columns of the round (after :meth:`finish`)."""
+        return {}
 
 
 _TOPOLOGIES: Registry[type[Topology]] = Registry("topology", name_attr="name")
@@ -341,6 +355,169 @@ class Ring(Topology):
         if own is None:
             raise HorizonReached(f"the root {self.root} never held its plane's sum")
         return latest([*tracks, own])
+
+
+@register_topology("gossip")
+class Gossip(Topology):
+    """Decentralised averaging over inter-satellite links: no root, no ground.
+
+    The graph is the ISL pairs up at the round's start among its satellites (the pairs of the
+    whole plan when those leave someone cut off: :func:`_isl_neighbours`); the mixing matrix ``W`` has
+    Metropolis-Hastings weights (``W_ij = 1 / (1 + max(d_i, d_j))`` for neighbours, the rest on
+    the diagonal: symmetric and doubly stochastic, so the average is kept). Each satellite
+    starts from ``(w * update, w)`` (``w`` its images; 0 for one that did not train, which
+    still mixes), and in every step sends its vector to each neighbour and takes the
+    ``W``-weighted sum of its own and theirs; the ratio of the two parts tends to the
+    image-weighted mean at every satellite. Steps: the fewest ``S`` with
+    ``lambda ** S <= comm.gossip_tol`` (``lambda`` the second-largest eigenvalue modulus of
+    ``W``), so disagreement shrinks by ``gossip_tol`` whatever the updates.
+
+    Timing: a satellite takes step ``s + 1`` once it holds its own step ``s`` and every
+    neighbour's (each message a booked, routed transfer); the round ends when every satellite
+    has finished step ``S``. Numerics: the same ``S`` steps of ``W`` on the updates. The next
+    round starts from the mean; every satellite's own copy differs from it by at most the
+    ``gossip_disagreement`` in the ledger (max relative L2 distance, measured). Secure
+    aggregation is refused: its masks cancel only in sums over every member.
+    """
+
+    secure_aggregation = False
+
+    def __init__(self, rnd: _Round, plan: object = None) -> None:
+        super().__init__(rnd, plan)
+        self.sats = [s for p in sorted(rnd.planes) for s in rnd.planes[p]]
+        self.pos = {s: i for i, s in enumerate(self.sats)}
+        self.nbrs = _isl_neighbours(rnd.net.plan, self.sats, rnd.start.t)
+        self.mixing = metropolis_weights(self.nbrs)
+        self.steps = gossip_steps(self.mixing, rnd.sim.cfg.comm.gossip_tol)
+        self.nbytes = (rnd.sim.update_bytes // WIRE_BYTES + 1) * WIRE_BYTES  # no secagg
+        self.clock: list[Track | None] = [None] * len(self.sats)
+        self.step = [0] * len(self.sats)
+        self.inbox: dict[tuple[int, int], list[Track]] = {}
+        self.done: dict[int, Track] = {}
+        self.failed: TransferResult | None = None
+        self.disagreement = math.nan
+
+    # ------------------------------------------------------------------ hooks
+    def trained(self, sat: str, tr: Track) -> None:
+        self._start(self.pos[sat], tr)
+
+    def plane_closed(self, plane: int) -> None:
+        """Members that did not train mix too (weight 0), from when their plane is known."""
+        for sat in self.rnd.planes[plane]:
+            if sat not in self.rnd.ready:
+                self._start(self.pos[sat], self.rnd.start.wait_until(self.rnd.q.now))
+
+    def finish(self, updates: dict[str, State]) -> tuple[Track, State, str, str]:
+        rnd = self.rnd
+        if self.failed is not None or len(self.done) < len(self.sats):
+            why = self.failed.reason if self.failed is not None else "a satellite never mixed"
+            raise HorizonReached(f"gossip could not finish {self.steps} steps ({why})")
+        template = updates[next(iter(rnd.ready))]
+        width = next(iter(weighted_vector(template, 1.0).shape))
+        x = torch.zeros(len(self.sats), width, dtype=torch.float64)
+        for sat in rnd.ready:
+            if sat not in rnd.dropped:
+                x[self.pos[sat]] = weighted_vector(updates[sat], rnd.weight(sat))
+        if float(x[:, -1].sum()) <= 0:
+            raise HorizonReached("no update to average: no satellite trained in time")
+        exact = x.sum(dim=0)
+        w = torch.as_tensor(self.mixing, dtype=torch.float64)
+        for _ in range(self.steps):
+            x = w @ x
+        mean = exact[:-1] / exact[-1]
+        held = x[:, :-1] / x[:, -1:].clamp_min(1e-300)
+        self.disagreement = float(((held - mean).norm(dim=1) / mean.norm().clamp_min(1e-30)
+                                   ).max())
+        return latest(list(self.done.values())), mean_from_sum(exact, template), \
+            EVERY_SATELLITE, "gossip"
+
+    def columns(self) -> dict:
+        return {"gossip_steps": self.steps, "gossip_disagreement": self.disagreement}
+
+    # ------------------------------------------------------------------ internals
+    def _start(self, i: int, tr: Track) -> None:
+        if self.clock[i] is not None:
+            return
+        self.clock[i] = tr
+        if self.steps == 0:
+            self.done[i] = tr
+            return
+        self._send_all(i)
+        self._advance(i)
+
+    def _send_all(self, i: int) -> None:
+        tr, s = self.clock[i], self.step[i]
+        for j in self.nbrs[i]:
+            self.rnd.q.request(tr.t, self.sats[i], self.sats[j], self.nbytes,
+                               then=lambda res, j=j: self._arrived(j, s, tr, res))
+
+    def _arrived(self, j: int, s: int, tr: Track, res: TransferResult) -> None:
+        if not res.delivered:
+            self.failed = self.failed or res
+            return
+        self.inbox.setdefault((j, s), []).append(self.rnd.book_model(res, tr))
+        self._advance(j)
+
+    def _advance(self, j: int) -> None:
+        """Step on while ``j`` holds its own state and all its neighbours' of the same step."""
+        while self.clock[j] is not None and self.step[j] < self.steps and \
+                len(self.inbox.get((j, self.step[j]), ())) == len(self.nbrs[j]):
+            self.clock[j] = latest([self.clock[j], *self.inbox.pop((j, self.step[j]))])
+            self.step[j] += 1
+            if self.step[j] == self.steps:
+                self.done[j] = self.clock[j]
+            else:
+                self._send_all(j)
+
+
+def _isl_neighbours(plan, sats: list[str], t: float) -> list[list[int]]:
+    """Each satellite's ISL neighbours among ``sats``: the pairs whose link is up at ``t`` (the
+    ephemeris says which) or, when those leave someone cut off, the pairs with a window anywhere
+    in the plan (messages then wait for their link or are relayed). An error naming the parts
+    when even those do not join everyone."""
+    pos = {s: i for i, s in enumerate(sats)}
+    isl = plan.link_kind[plan.win_link] != KIND_GROUND
+    now = isl & (plan.win_start <= t) & (t < plan.win_end)
+    for windows in (now, isl):
+        nbrs: list[set[int]] = [set() for _ in sats]
+        for link in np.unique(plan.win_link[windows]):
+            na, nb = plan.nodes[int(plan.link_a[link])], plan.nodes[int(plan.link_b[link])]
+            if na in pos and nb in pos:
+                nbrs[pos[na]].add(pos[nb])
+                nbrs[pos[nb]].add(pos[na])
+        seen, stack = {0}, [0]
+        while stack:
+            for j in nbrs[stack.pop()]:
+                if j not in seen:
+                    seen.add(j)
+                    stack.append(j)
+        if len(seen) == len(sats):
+            return [sorted(n) for n in nbrs]
+    cut = [sats[i] for i in range(len(sats)) if i not in seen]
+    raise ValueError(f"topology 'gossip' needs the satellites' ISLs to join them all; "
+                     f"{len(cut)} of {len(sats)} are cut off from {sats[0]}: {cut[:5]}")
+
+
+def metropolis_weights(nbrs: list[list[int]]) -> np.ndarray:
+    """Metropolis-Hastings mixing matrix of a graph (symmetric, doubly stochastic)."""
+    n = len(nbrs)
+    w = np.zeros((n, n))
+    for i, row in enumerate(nbrs):
+        for j in row:
+            w[i, j] = 1.0 / (1 + max(len(row), len(nbrs[j])))
+        w[i, i] = 1.0 - w[i].sum()
+    return w
+
+
+def gossip_steps(mixing: np.ndarray, tol: float) -> int:
+    """Fewest steps that shrink any disagreement by ``tol`` (spectral bound of ``mixing``)."""
+    if len(mixing) == 1:
+        return 0
+    eig = np.sort(np.abs(np.linalg.eigvalsh(mixing)))[::-1]
+    lam = float(eig[1])
+    if lam >= 1 - 1e-12:
+        raise ValueError("the gossip graph is not connected (mixing eigenvalue 1 repeated)")
+    return max(1, math.ceil(math.log(tol) / math.log(lam))) if lam > 0 else 1
 
 
 class _RingTiming:

@@ -51,3 +51,17 @@ def tiny_day_setup():
     """The tiny shell over a day: star rounds under secure aggregation wait for several passes
     through the ground, more than the 6-h plan holds."""
     return prepare(parse_config(tiny_raw(scenario=DAY_SCENARIO)), plan=build_plan(DAY_SCENARIO))
+
+
+GRID_SCENARIO = {**SCENARIO, "name": "fed_tiny_6x10",
+                 "constellation": {"walker": {"planes": 6, "sats_per_plane": 10,
+                                              "altitude_km": 550.0, "inclination_deg": 53.0,
+                                              "phasing": 1, "kind": "delta"}}}
+
+
+@pytest.fixture(scope="session")
+def grid_setup():
+    """6 planes x 10: close enough for intra- and inter-plane ISLs to join every satellite
+    (gossip needs it; the 3 x 10 shell's planes are 120 deg apart and never meet)."""
+    return prepare(parse_config(tiny_raw(scenario=GRID_SCENARIO)),
+                   plan=build_plan(GRID_SCENARIO))

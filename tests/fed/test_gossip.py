@@ -1,0 +1,78 @@
+"""Gossip over ISLs: the mixing matrix, the step rule, and runs with no ground and no root."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from research.fed.aggregate import flatten
+from research.fed.config import FedConfigError, parse_config
+from research.fed.runner import build_plan, prepare, run
+from research.fed.topologies import gossip_steps, metropolis_weights
+from tests.fed.conftest import GRID_SCENARIO, SCENARIO, tiny_raw
+
+
+def _ring(n: int) -> list[list[int]]:
+    return [sorted({(i - 1) % n, (i + 1) % n}) for i in range(n)]
+
+
+def test_metropolis_weights_keep_the_average_and_the_step_rule_is_tight():
+    w = metropolis_weights(_ring(10))
+    assert np.allclose(w, w.T) and np.allclose(w.sum(axis=0), 1) and (w >= 0).all()
+    lam = sorted(np.abs(np.linalg.eigvalsh(w)))[-2]
+    s = gossip_steps(w, 1e-3)
+    assert lam ** s <= 1e-3 < lam ** (s - 1)
+    x = np.random.default_rng(0).normal(size=(10, 4))
+    out = np.linalg.matrix_power(w, s) @ x
+    assert np.allclose(out.mean(axis=0), x.mean(axis=0))
+    assert np.abs(out - x.mean(axis=0)).max() <= 1e-3 * np.abs(x - x.mean(axis=0)).max() * 10
+    assert gossip_steps(w, 1e-1) < s and gossip_steps(np.ones((1, 1)), 1e-3) == 0
+
+
+def test_gossip_needs_no_ground_and_averages_like_the_ring(grid_setup, tmp_path):
+    res = {}
+    for topology in ("gossip", "ring"):
+        cfg = parse_config(tiny_raw(out_dir=str(tmp_path / topology), scheme="onboard",
+                                    topology=topology, scenario=GRID_SCENARIO,
+                                    comm={"gossip_tol": 1e-2}))
+        res[topology] = run(cfg, setup=grid_setup)
+    gossip = res["gossip"].rows
+    assert all(r["bytes_downlink"] == 0 and r["bytes_uplink"] == 0 for r in gossip)
+    assert all(r["bytes_isl"] > 0 and r["gossip_steps"] > 1 for r in gossip)
+    assert all(0 <= r["gossip_disagreement"] < 1e-2 for r in gossip)
+    ring = res["ring"].rows
+    assert [r["accuracy"] for r in gossip] == pytest.approx([r["accuracy"] for r in ring])
+    assert torch.allclose(flatten(res["gossip"].head), flatten(res["ring"].head), atol=1e-5)
+    assert gossip[-1]["accuracy"] > res["gossip"].initial_accuracy
+    # many small steps over sparse links: far more bytes and time than the ring (the finding)
+    assert gossip[-1]["bytes_isl"] > 10 * ring[-1]["bytes_isl"]
+    assert gossip[-1]["duration_s"] > ring[-1]["duration_s"]
+
+
+def test_a_looser_tolerance_takes_fewer_steps_bytes_and_time(grid_setup, tmp_path):
+    rows = {}
+    for tol in (1e-1, 1e-2):
+        cfg = parse_config(tiny_raw(out_dir=str(tmp_path / str(tol)), scheme="onboard",
+                                    topology="gossip", train={"rounds": 1},
+                                    comm={"gossip_tol": tol}, scenario=GRID_SCENARIO))
+        rows[tol] = run(cfg, setup=grid_setup).rows[0]
+    loose, tight = rows[1e-1], rows[1e-2]
+    assert loose["gossip_steps"] < tight["gossip_steps"]
+    assert loose["bytes_isl"] < tight["bytes_isl"] and loose["t_end_s"] < tight["t_end_s"]
+    assert loose["gossip_disagreement"] > tight["gossip_disagreement"]
+    assert math.isfinite(loose["gossip_disagreement"])
+
+
+def test_gossip_refuses_secagg_bad_tolerances_and_cut_off_satellites(tmp_path):
+    with pytest.raises(FedConfigError, match="'gossip' cannot run under secagg"):
+        parse_config(tiny_raw(topology="gossip", secagg={"enabled": True}))
+    with pytest.raises(FedConfigError, match="gossip_tol must be in"):
+        parse_config(tiny_raw(topology="gossip", comm={"gossip_tol": 1.0}))
+    no_isl = {**SCENARIO, "name": "fed_tiny_no_isl", "isl": {"topology": "none"}}
+    cfg = parse_config(tiny_raw(scenario=no_isl, topology="gossip", scheme="onboard",
+                                out_dir=str(tmp_path), train={"rounds": 1}))
+    with pytest.raises(ValueError, match="'gossip' needs the satellites' ISLs to join them all"):
+        run(cfg, setup=prepare(cfg, plan=build_plan(no_isl)))
