@@ -114,12 +114,18 @@ def local_update(template: nn.Module, state: State, features: torch.Tensor,
 
 
 def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) -> None:
-    """Gradients of one split-learning step: the satellite embeds, the detached activations
-    cross the cut, the ground runs the encoder and head and sends the activations' gradient
-    back, and the satellite backpropagates it through its part. (The same gradients as
-    ``loss.backward()`` through the whole model; the caller zeroes and steps.)"""
+    """Gradients of one split-learning step: the satellite embeds, the activations cross the cut
+    through ``model.link`` (its real bitstream: encoded on board, decoded on the ground), the
+    ground runs the encoder and head and sends the decoded activations' gradient back, and the
+    satellite backpropagates it through its part: straight through the codec, as the link's own
+    forward does (:func:`encoders.baselines.straight_through`). The same gradients as
+    ``loss.backward()`` through the whole model; the caller zeroes and steps."""
     tokens = model.satellite_part(images)  # on board
-    received = tokens.detach().requires_grad_()  # what goes down
+    sent = tokens.detach()
+    if not isinstance(model.link, IdentityLink):
+        with torch.no_grad():
+            sent = model.link.decompress(model.link.compress(sent), sent.shape)
+    received = sent.detach().requires_grad_()  # what the ground decodes
     loss = nn.functional.cross_entropy(model.head(model.ground_part(received)), labels)
     loss.backward()  # on the ground: its parameters' gradients and the cut's
     tokens.backward(received.grad)  # the cut's gradient goes up: on board

@@ -331,9 +331,6 @@ def _validate_trainable(cfg: FedConfig, scheme: type, bad: Any) -> None:
         return
     if not 1 <= m.lora_rank <= 1024:
         raise bad(f"model.lora_rank must be in [1, 1024], got {m.lora_rank}")
-    if m.link != "identity":
-        raise bad(f"model.link={m.link!r} with model.trainable 'split': gradients through a "
-                  "lossy link are not implemented; use 'identity'")
     if cfg.comm.reuse_features:
         raise bad("comm.reuse_features must be false with model.trainable 'split': the encoder "
                   "trains, so last round's features are stale")
