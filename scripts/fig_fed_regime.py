@@ -8,6 +8,8 @@ assumed).
     python scripts/fig_fed_regime.py --out results/fed_regime           # ~1 h on one core
     python scripts/fig_fed_regime.py --quick --out outputs/fed/regime   # 2 backbones x 2 devices
     python scripts/fig_fed_regime.py --out results/fed_regime --replot  # redraw from the JSON
+    python scripts/fig_fed_regime.py --config experiments/fed/split.yaml --ledger \
+        results/fed_split/fed_time_ledger.json --seeds 0 1 2 ...  # each seed's partition
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from research.fed.compare import seed_changes
 from research.fed.config import load_config
 from research.fed.regime import regime_map
 from research.fed.runner import prepare
@@ -36,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", nargs="+", choices=["reuse", "recompute"],
                    default=["reuse", "recompute"], help="feature panels to simulate")
     p.add_argument("--quick", action="store_true", help="2 backbones x 2 factors, reuse only")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0],
+                   help="the ledger's seeds: each with its own partition and rounds (mean and "
+                        "spread of every ratio)")
     p.add_argument("--replot", action="store_true",
                    help="only redraw the figure from <out>/fed_regime.json")
     args = p.parse_args(argv)
@@ -52,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = json.loads(Path(args.ledger).read_text())
     rows = rows["rows"] if isinstance(rows, dict) else rows
     trained = [r for r in rows if r.get("run", "collaborative") == "collaborative"]
-    setup = prepare(cfg, cache_dir="outputs/fed/cache")
+    seeds = sorted(set(args.seeds))
+    setup = prepare(cfg.replace(**seed_changes(seeds[0])), cache_dir="outputs/fed/cache")
     command = "python scripts/fig_fed_regime.py " + " ".join(sys.argv[1:] if argv is None
                                                              else argv)
     points = regime_map(cfg, setup, trained, Path(args.out), backbones=backbones,

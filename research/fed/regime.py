@@ -28,7 +28,7 @@ import math
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -199,7 +199,8 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
                 grid[i, j] = math.log10(r)
                 if abs(r - 1) > TIE:  # a tie draws no break-even line through noise
                     ratio_grid[i, j] = grid[i, j]
-                text[i][j] = f"{r:.2g}"
+                text[i][j] = f"{r:.2g}" + (f"\n+-{p['ratio_std']:.1g}"
+                                           if p.get("ratio_std") else "")
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-3, vmax=3, origin="lower", aspect="auto")
         for i, j in itertools.product(range(len(backbones)), range(len(factors))):
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
@@ -221,22 +222,69 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
     return save_figure(fig, out, "fed_regime")
 
 
+def over_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
+    """One point per cell over seeds: ``ratio`` and the times are means over the seeds, with
+    ``ratio_std``, ``ratio_min``, ``ratio_max`` and every seed's ``ratio_seeds``. A cell where
+    some seed has no finite ratio (split only, never) keeps the first seed's verdict."""
+    seeds = sorted(per_seed)
+    keyed = {s: {_cell(p): p for p in per_seed[s]} for s in seeds}
+    out = []
+    for key, first in keyed[seeds[0]].items():
+        got = [keyed[s][key] for s in seeds if key in keyed[s]]
+        p = {**first, "seeds": seeds, "ratio_seeds": [q["ratio"] for q in got]}
+        rs = p["ratio_seeds"]
+        if len(rs) > 1 and all(r is not None and math.isfinite(r) for r in rs):
+            mean = sum(rs) / len(rs)
+            p.update(ratio=mean, ratio_std=math.sqrt(sum((r - mean) ** 2 for r in rs)
+                                                     / (len(rs) - 1)),
+                     ratio_min=min(rs), ratio_max=max(rs))
+            for k in ("t_collaborative_s", "t_onboard_s"):
+                p[k] = sum(q[k] for q in got) / len(got)
+        out.append(p)
+    return out
+
+
+def _cell(p: dict) -> tuple:
+    return (p["backbone"], p["compute_factor"], p["isls"], p["reuse_features"])
+
+
 def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: Path, *,
                backbones: Sequence[str], factors: Sequence[float],
-               isl_scenario: dict | None, reuse: Sequence[bool], command: str) -> list[dict]:
-    """Simulate the grid, write rows (CSV/JSON), ratios, the figure and its caption."""
+               isl_scenario: dict | None, reuse: Sequence[bool], command: str,
+               seeds: Sequence[int] = (0,),
+               setup_for_seed: Callable[[int], Setup] | None = None) -> list[dict]:
+    """Simulate the grid for each of ``seeds`` (its partition from ``setup_for_seed``, its
+    rounds from the ledger rows of that seed), write rows (CSV/JSON), ratios (mean and spread
+    over seeds), the figure and its caption."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    k = target_rounds(ledger_rows)
-    rows = regime_rows(cfg, setup, backbones=backbones, factors=factors, rounds=k,
-                       isl_scenario=isl_scenario, reuse=reuse)
-    write_rows(rows, out, "fed_regime_runs", meta={"command": command, "target_rounds": k})
-    points = ratios(rows)
-    write_rows(points, out, "fed_regime", meta={"command": command, "target_rounds": k})
+    seeds = sorted(set(seeds))
+    runs, per_seed, k_of = [], {}, {}
+    for seed in seeds:
+        mine = [r for r in ledger_rows if int(r.get("seed") or 0) == seed]
+        if not mine:
+            raise ValueError(f"the ledger has no rows of seed {seed}; it has seeds "
+                             f"{sorted({int(r.get('seed') or 0) for r in ledger_rows})}")
+        if seed != seeds[0] and setup_for_seed is None:
+            raise ValueError("more than one seed needs setup_for_seed (each seed's partition)")
+        k_of[seed] = k = target_rounds(mine)
+        s_setup = setup if seed == seeds[0] else setup_for_seed(seed)
+        rows = regime_rows(cfg, s_setup, backbones=backbones, factors=factors, rounds=k,
+                           isl_scenario=isl_scenario, reuse=reuse)
+        runs += [{"seed": seed, **r} for r in rows]
+        per_seed[seed] = ratios(rows)
+    meta = {"command": command, "target_rounds": k_of[seeds[0]], "seeds": seeds,
+            "target_rounds_per_seed": k_of}
+    write_rows(runs, out, "fed_regime_runs", meta=meta)
+    points = over_seeds(per_seed)
+    write_rows(points, out, "fed_regime", meta=meta)
     what = ("the head trained on frozen features" if cfg.model.trainable == "head" else
             f"embedding + LoRA (rank {cfg.model.lora_rank}) + head trained: on board, or by "
             f"split learning (activations down, gradients up every step)")
-    caption = (f"{what}. Time to {k} rounds (the trained satvit_small run's rounds to its final "
+    rounds = (f"{k_of[seeds[0]]} rounds" if len(seeds) == 1 else
+              "each seed's rounds (" + ", ".join(f"seed {s}: {k}" for s, k in k_of.items())
+              + f"; mean ratio over seeds {seeds}, +- its std)")
+    caption = (f"{what}. Time to {rounds} (the trained satvit_small run's rounds to its final "
                f"accuracy - 1 pt; same per-round accuracy for both schemes), simulated on "
                f"{setup.plan.meta.get('scenario', 'the scenario')} with each backbone's real "
                f"profile; large/huge: costs profiled, rounds assumed from satvit_small. "
@@ -245,7 +293,7 @@ def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: P
     plot_regime(points, out, backbones=backbones, factors=factors, caption=caption)
     (out / "fed_regime_caption.md").write_text(caption + "\n")
     (out / "fed_regime_summary.json").write_text(json.dumps(
-        {"target_rounds": k, "points": points}, indent=1, default=str))
+        {**meta, "points": points}, indent=1, default=str))
     return points
 
 

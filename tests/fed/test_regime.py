@@ -74,3 +74,42 @@ def test_ratios_pick_each_schemes_best_and_mark_refusals():
     assert got["isl"] == pytest.approx(0.25) and got["no_isl"] is None
     rows[0]["t_s"] = None
     assert math.isinf({p["isls"]: p["ratio"] for p in ratios(rows)}["isl"])
+
+
+def test_over_seeds_means_finite_ratios_and_keeps_verdicts():
+    from research.fed.regime import over_seeds
+
+    def pt(ratio, backbone="b", tc=1.0, to=1.0):
+        return {"backbone": backbone, "compute_factor": 1.0, "isls": "isl",
+                "reuse_features": True, "ratio": ratio, "t_collaborative_s": tc,
+                "t_onboard_s": to}
+    got = {p["backbone"]: p for p in over_seeds({
+        0: [pt(0.2, tc=2.0, to=10.0), pt(None, "huge")],
+        1: [pt(0.4, tc=4.0, to=10.0), pt(None, "huge")]})}
+    assert got["b"]["ratio"] == pytest.approx(0.3)
+    assert got["b"]["ratio_std"] == pytest.approx(math.sqrt(0.02))
+    assert got["b"]["ratio_seeds"] == [0.2, 0.4] and got["b"]["t_collaborative_s"] == 3.0
+    assert got["huge"]["ratio"] is None and "ratio_std" not in got["huge"]
+
+
+def test_the_regime_map_takes_each_seeds_own_rounds(tiny_setup, tmp_path):
+    import json
+
+    from research.fed.regime import regime_map
+
+    def ledger(seed, accs):
+        return [{"run": "collaborative", "seed": seed, "round": i + 1, "accuracy": a}
+                for i, a in enumerate(accs)]
+    rows = ledger(0, [0.5, 0.9, 0.9]) + ledger(1, [0.5, 0.6, 0.9])
+    cfg = parse_config(tiny_raw(comm={"reuse_features": False}))
+    points = regime_map(cfg, tiny_setup, rows, tmp_path, backbones=["satvit_tiny"],
+                        factors=[1.0], isl_scenario=None, reuse=(False,), command="test",
+                        seeds=(0, 1), setup_for_seed=lambda s: tiny_setup)
+    summary = json.loads((tmp_path / "fed_regime_summary.json").read_text())
+    assert summary["target_rounds_per_seed"] == {"0": 2, "1": 3}
+    assert len(points) == 1 and len(points[0]["ratio_seeds"]) == 2
+    assert (tmp_path / "fed_regime.png").is_file()
+    with pytest.raises(ValueError, match="no rows of seed 2"):
+        regime_map(cfg, tiny_setup, rows, tmp_path, backbones=["satvit_tiny"], factors=[1.0],
+                   isl_scenario=None, reuse=(False,), command="test", seeds=(0, 2),
+                   setup_for_seed=lambda s: tiny_setup)
