@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                                                              else argv)
     points = regime_map(cfg, setup, trained, Path(args.out), backbones=backbones,
                         factors=factors, isl_scenario=without_isls(cfg.scenario), reuse=reuse,
-                        command=command.strip())
+                        command=command.strip(), seeds=seeds,
+                        setup_for_seed=lambda s: prepare(cfg.replace(**seed_changes(s)),
+                                                         plan=setup.plan,
+                                                         cache_dir="outputs/fed/cache"))
     for pt in points:
         print(f"{pt['backbone']:13s} x{pt['compute_factor']:<8g} {pt['isls']:6s} "
               f"reuse={pt['reuse_features']!s:5s} ratio={pt['ratio']}")

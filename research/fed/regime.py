@@ -200,7 +200,8 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
                 if abs(r - 1) > TIE:  # a tie draws no break-even line through noise
                     ratio_grid[i, j] = grid[i, j]
                 text[i][j] = f"{r:.2g}" + (f"\n+-{p['ratio_std']:.1g}"
-                                           if p.get("ratio_std") else "")
+                                           if p.get("ratio_std") else "") + (
+                    "*" if p.get("mixed_verdicts") else "")
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-3, vmax=3, origin="lower", aspect="auto")
         for i, j in itertools.product(range(len(backbones)), range(len(factors))):
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
@@ -223,9 +224,10 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
 
 
 def over_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
-    """One point per cell over seeds: ``ratio`` and the times are means over the seeds, with
-    ``ratio_std``, ``ratio_min``, ``ratio_max`` and every seed's ``ratio_seeds``. A cell where
-    some seed has no finite ratio (split only, never) keeps the first seed's verdict."""
+    """One point per cell over seeds: ``ratio`` is the mean of the seeds' ratios (so it is not
+    the ratio of the mean times ``t_*_s``), with ``ratio_std``, ``ratio_min``, ``ratio_max`` and
+    every seed's ``ratio_seeds``. A cell where some seed has no finite ratio (split only, never)
+    keeps the first seed's verdict and, when the seeds disagree, ``mixed_verdicts``."""
     seeds = sorted(per_seed)
     keyed = {s: {_cell(p): p for p in per_seed[s]} for s in seeds}
     out = []
@@ -240,6 +242,8 @@ def over_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
                      ratio_min=min(rs), ratio_max=max(rs))
             for k in ("t_collaborative_s", "t_onboard_s"):
                 p[k] = sum(q[k] for q in got) / len(got)
+        elif len({"none" if r is None else "inf" if math.isinf(r) else "finite" for r in rs}) > 1:
+            p["mixed_verdicts"] = True
         out.append(p)
     return out
 

@@ -9,7 +9,8 @@ pipeline it. Two registered axes decide the rest:
   link before it trains (``onboard``: the whole model on board; ``collaborative``: embeddings
   down, features back up);
 * the **topology** (:mod:`research.fed.topologies`): where updates go and how they become the
-  next head (``star`` through the ground stations; ``ring`` per plane and then across planes).
+  next head (``star`` through the ground stations; ``ring`` per plane and then across planes;
+  ``gossip`` over ISLs, no root).
 
 Every transfer (broadcast, feature uplink, update upload, ring chunk, plane sum) is booked on the
 run's :class:`~research.fed.network.FedNetwork`, whose bookings persist across rounds, so model

@@ -19,9 +19,9 @@ round (the ring uses it to choose where plane sums meet).
 * ``ring``: a ring all-reduce per plane over intra-plane ISLs, then the plane sums meet at a
   plane leader over inter-plane ISLs or at the ground, whichever gets them all first. A ring
   that fails falls back to the star for its satellites.
-* ``gossip``: decentralised averaging over the ISL graph, with no root and no ground: synchronous
-  gossip steps with Metropolis-Hastings weights until every satellite holds the image-weighted
-  mean to ``comm.gossip_tol`` (:class:`Gossip`).
+* ``gossip``: decentralised averaging over the ISL graph, with no root and no ground station in
+  the aggregation: synchronous gossip steps with Metropolis-Hastings weights, as many as shrink
+  any disagreement from the image-weighted mean by ``comm.gossip_tol`` (:class:`Gossip`).
 """
 
 from __future__ import annotations
@@ -370,21 +370,24 @@ class Gossip(Topology):
     ``W``-weighted sum of its own and theirs; the ratio of the two parts tends to the
     image-weighted mean at every satellite. Steps: the fewest ``S`` with
     ``lambda ** S <= comm.gossip_tol`` (``lambda`` the second-largest eigenvalue modulus of
-    ``W``), so disagreement shrinks by ``gossip_tol`` whatever the updates.
+    ``W``), so disagreement shrinks by ``gossip_tol`` whatever the updates. Satellites without
+    data relay with weight 0.
 
     Timing: a satellite takes step ``s + 1`` once it holds its own step ``s`` and every
     neighbour's (each message a booked, routed transfer); the round ends when every satellite
-    has finished step ``S``. Numerics: the same ``S`` steps of ``W`` on the updates. The next
-    round starts from the mean; every satellite's own copy differs from it by at most the
-    ``gossip_disagreement`` in the ledger (max relative L2 distance, measured). Secure
-    aggregation is refused: its masks cancel only in sums over every member.
+    has finished step ``S``. Numerics: the same ``S`` steps of ``W`` on the updates. The ledger
+    evaluates, and the next round starts from, the copy farthest from the mean (conservative:
+    every satellite's own copy is at least as close); ``gossip_disagreement`` is that copy's
+    relative L2 distance from the mean. A message that cannot be delivered (a permanent ISL
+    fault) ends the run at the previous round with the reason. Secure aggregation is refused:
+    its masks cancel only in sums over every member.
     """
 
     secure_aggregation = False
 
     def __init__(self, rnd: _Round, plan: object = None) -> None:
         super().__init__(rnd, plan)
-        self.sats = [s for p in sorted(rnd.planes) for s in rnd.planes[p]]
+        self.sats = list(rnd.net.plan.satellites)  # those without data relay (weight 0)
         self.pos = {s: i for i, s in enumerate(self.sats)}
         self.nbrs = _isl_neighbours(rnd.net.plan, self.sats, rnd.start.t)
         self.mixing = metropolis_weights(self.nbrs)
@@ -396,22 +399,32 @@ class Gossip(Topology):
         self.done: dict[int, Track] = {}
         self.failed: TransferResult | None = None
         self.disagreement = math.nan
+        members = {s for sats in rnd.planes.values() for s in sats}
+        for sat in self.sats:
+            if sat not in members:  # no data: holds nothing, mixes from the round's start
+                self._start(self.pos[sat], rnd.start)
 
     # ------------------------------------------------------------------ hooks
     def trained(self, sat: str, tr: Track) -> None:
         self._start(self.pos[sat], tr)
 
     def plane_closed(self, plane: int) -> None:
-        """Members that did not train mix too (weight 0), from when their plane is known."""
-        for sat in self.rnd.planes[plane]:
-            if sat not in self.rnd.ready:
-                self._start(self.pos[sat], self.rnd.start.wait_until(self.rnd.q.now))
+        """Members that did not train mix too (weight 0), from when their plane is known: for a
+        plane with a deadline miss, the deadline (stragglers are only known then)."""
+        rnd = self.rnd
+        t = rnd.q.now
+        if plane in rnd.late_planes and math.isfinite(rnd.deadline):
+            t = max(t, rnd.deadline)
+        for sat in rnd.planes[plane]:
+            if sat not in rnd.ready:
+                self._start(self.pos[sat], rnd.start.wait_until(t))
 
     def finish(self, updates: dict[str, State]) -> tuple[Track, State, str, str]:
         rnd = self.rnd
         if self.failed is not None or len(self.done) < len(self.sats):
-            why = self.failed.reason if self.failed is not None else "a satellite never mixed"
-            raise HorizonReached(f"gossip could not finish {self.steps} steps ({why})")
+            why = (f"a message was not delivered: {self.failed.reason}" if self.failed is not None
+                   else "a satellite never mixed")
+            raise HorizonReached(f"gossip could not finish its {self.steps} steps ({why})")
         template = updates[next(iter(rnd.ready))]
         width = next(iter(weighted_vector(template, 1.0).shape))
         x = torch.zeros(len(self.sats), width, dtype=torch.float64)
@@ -421,14 +434,16 @@ class Gossip(Topology):
         if float(x[:, -1].sum()) <= 0:
             raise HorizonReached("no update to average: no satellite trained in time")
         exact = x.sum(dim=0)
-        w = torch.as_tensor(self.mixing, dtype=torch.float64)
-        for _ in range(self.steps):
-            x = w @ x
+        mixed = torch.linalg.matrix_power(torch.as_tensor(self.mixing, dtype=torch.float64),
+                                          self.steps) @ x
         mean = exact[:-1] / exact[-1]
-        held = x[:, :-1] / x[:, -1:].clamp_min(1e-300)
-        self.disagreement = float(((held - mean).norm(dim=1) / mean.norm().clamp_min(1e-30)
-                                   ).max())
-        return latest(list(self.done.values())), mean_from_sum(exact, template), \
+        held = mixed[:, :-1] / mixed[:, -1:].clamp_min(1e-300)
+        gap = (held - mean).norm(dim=1) / mean.norm().clamp_min(1e-30)
+        worst = int(gap.argmax())
+        self.disagreement = float(gap[worst])
+        # the copy farthest from the mean: what the ledger evaluates and the next round starts
+        # from (conservative; each satellite's own copy is at least as close to the mean)
+        return latest(list(self.done.values())), mean_from_sum(mixed[worst], template), \
             EVERY_SATELLITE, "gossip"
 
     def columns(self) -> dict:
@@ -475,6 +490,8 @@ def _isl_neighbours(plan, sats: list[str], t: float) -> list[list[int]]:
     ephemeris says which) or, when those leave someone cut off, the pairs with a window anywhere
     in the plan (messages then wait for their link or are relayed). An error naming the parts
     when even those do not join everyone."""
+    if not sats:
+        raise ValueError("topology 'gossip' needs at least one satellite")
     pos = {s: i for i, s in enumerate(sats)}
     isl = plan.link_kind[plan.win_link] != KIND_GROUND
     now = isl & (plan.win_start <= t) & (t < plan.win_end)

@@ -37,15 +37,17 @@ def test_gossip_needs_no_ground_and_averages_like_the_ring(grid_setup, tmp_path)
     for topology in ("gossip", "ring"):
         cfg = parse_config(tiny_raw(out_dir=str(tmp_path / topology), scheme="onboard",
                                     topology=topology, scenario=GRID_SCENARIO,
-                                    comm={"gossip_tol": 1e-2}))
+                                    comm={"gossip_tol": 1e-4}))
         res[topology] = run(cfg, setup=grid_setup)
     gossip = res["gossip"].rows
     assert all(r["bytes_downlink"] == 0 and r["bytes_uplink"] == 0 for r in gossip)
     assert all(r["bytes_isl"] > 0 and r["gossip_steps"] > 1 for r in gossip)
-    assert all(0 <= r["gossip_disagreement"] < 1e-2 for r in gossip)
+    assert all(0 < r["gossip_disagreement"] < 1e-3 for r in gossip)
     ring = res["ring"].rows
-    assert [r["accuracy"] for r in gossip] == pytest.approx([r["accuracy"] for r in ring])
-    assert torch.allclose(flatten(res["gossip"].head), flatten(res["ring"].head), atol=1e-5)
+    # the ledger evaluates the copy farthest from the mean: close to the ring's exact mean
+    assert [r["accuracy"] for r in gossip] == pytest.approx([r["accuracy"] for r in ring],
+                                                             abs=0.02)
+    assert torch.allclose(flatten(res["gossip"].head), flatten(res["ring"].head), atol=1e-3)
     assert gossip[-1]["accuracy"] > res["gossip"].initial_accuracy
     # many small steps over sparse links: far more bytes and time than the ring (the finding)
     assert gossip[-1]["bytes_isl"] > 10 * ring[-1]["bytes_isl"]
@@ -76,3 +78,36 @@ def test_gossip_refuses_secagg_bad_tolerances_and_cut_off_satellites(tmp_path):
                                 out_dir=str(tmp_path), train={"rounds": 1}))
     with pytest.raises(ValueError, match="'gossip' needs the satellites' ISLs to join them all"):
         run(cfg, setup=prepare(cfg, plan=build_plan(no_isl)))
+
+
+def test_gossip_waits_for_a_deadline_and_relays_through_satellites_without_data(
+        grid_setup, tmp_path, monkeypatch):
+    import dataclasses
+
+    from research.fed.clients import SatelliteClient
+
+    clients = list(grid_setup.clients)
+    empty = clients[1]  # a plane neighbour of satellite 0: it must still relay
+    clients[1] = SatelliteClient(empty.sat, empty.plane, np.array([], dtype=np.int64))
+    setup = dataclasses.replace(grid_setup, clients=clients)
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "relay"), scheme="onboard",
+                                topology="gossip", scenario=GRID_SCENARIO, train={"rounds": 1},
+                                comm={"gossip_tol": 0.05}))
+    row = run(cfg, setup=setup).rows[0]
+    assert f"{empty.sat}:no_data" in row["dropped_ids"]
+    assert row["participants"] == len(clients) - 1 and row["gossip_steps"] > 0
+    # a satellite 1e6 times slower than a Jetson Nano: the larger shards miss a 200 s deadline
+    from devices import profiles
+    from research.fed.regime import what_if_device
+
+    monkeypatch.setattr(profiles, "_DEVICES", dict(profiles._DEVICES))
+    deadline = 200.0
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "deadline"), scheme="onboard",
+                                topology="gossip", scenario=GRID_SCENARIO, train={"rounds": 1},
+                                profiles={"satellite": what_if_device(1e-6)},
+                                comm={"gossip_tol": 0.05, "round_deadline_s": deadline}))
+    row = run(cfg, setup=grid_setup).rows[0]
+    assert "deadline" in row["dropped_ids"] and row["participants"] > 0
+    # the late planes' members start mixing at the deadline (not when their plane closed
+    # early): the round ends a whole gossip after it
+    assert row["duration_s"] > deadline + 1.0

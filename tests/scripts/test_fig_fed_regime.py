@@ -32,3 +32,29 @@ def test_committed_split_regime_replots_and_matches_the_readme(tmp_path, monkeyp
     nano = trained["collaborative / onboard"]["ratio"]
     assert points["satvit_small", 1.0, "isl"]["ratio"] == pytest.approx(nano, rel=1e-6)
     assert f"ratio {nano:.1f}" in readme
+
+
+def test_the_script_hands_every_seed_its_own_partition(tmp_path, monkeypatch):
+    """``--seeds 0 1``: the map gets both seeds and a setup per seed with that seed's
+    partition, not seed 0's for all."""
+    from tests.scripts.conftest import load_script
+
+    script = load_script("fig_fed_regime")
+    ledger = tmp_path / "ledger.json"
+    ledger.write_text(json.dumps({"rows": [{"run": "collaborative", "seed": s, "round": 1,
+                                            "accuracy": 0.5} for s in (0, 1)]}))
+    prepared, seen = [], {}
+
+    def fake_prepare(cfg, plan=None, cache_dir=None):
+        prepared.append(cfg.data.partition_seed)
+        return type("S", (), {"plan": None})()
+
+    def fake_map(cfg, setup, rows, out, **kw):
+        seen.update(kw)
+        kw["setup_for_seed"](1)
+        return []
+
+    monkeypatch.setattr(script, "prepare", fake_prepare)
+    monkeypatch.setattr(script, "regime_map", fake_map)
+    script.main(["--ledger", str(ledger), "--out", str(tmp_path), "--seeds", "1", "0"])
+    assert seen["seeds"] == [0, 1] and prepared == [None, 1]
