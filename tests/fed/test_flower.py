@@ -79,3 +79,19 @@ def test_one_supernode_per_plane_gives_the_same_head(tiny_setup, tmp_path):
         run_flower(cfg.replace(**{"secagg.enabled": True}), tiny_setup, nodes="plane")
     with pytest.raises(ValueError, match="'satellite' or 'plane'"):
         node_groups(tiny_setup, "station")
+
+
+@pytest.mark.slow
+def test_gossip_on_flower_equals_in_process(grid_setup, tmp_path):
+    """Every topology runs on the Flower engine: gossip (no ground) gives the in-process head."""
+    from research.fed.flower import run_flower
+    from tests.fed.conftest import GRID_SCENARIO
+
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "flower"), scheme="onboard",
+                                topology="gossip", scenario=GRID_SCENARIO, train={"rounds": 1},
+                                comm={"gossip_tol": 0.05}))
+    flower = run_flower(cfg, grid_setup, nodes="plane")
+    local = run(cfg.replace(out_dir=str(tmp_path / "local")), setup=grid_setup)
+    for k in local.head:
+        assert torch.allclose(flower.head[k], local.head[k], atol=1e-6)
+    assert flower.rows[0]["gossip_steps"] == local.rows[0]["gossip_steps"] > 0
