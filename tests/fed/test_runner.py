@@ -151,3 +151,17 @@ def test_ring_round_ends_at_the_deadline_not_when_stragglers_finish(tiny_setup, 
     assert cut["duration_s"] == pytest.approx(200.0)
     # the stragglers' feature uplinks past the deadline were cancelled, not booked
     assert cut["bytes_uplink"] < free["bytes_uplink"]
+
+
+def test_runs_from_before_new_options_still_resume():
+    """Options added later leave the fingerprint of runs that do not use them unchanged, so
+    their checkpoints still resume."""
+    import json
+
+    from research.fed.runner import _fingerprint
+
+    plain = json.loads(_fingerprint(parse_config(tiny_raw())))
+    assert "capture_window_s" not in plain["data"] and "gossip_tol" not in plain["comm"]
+    track = json.loads(_fingerprint(parse_config(tiny_raw(
+        data={"partition": "ground_track"}, topology="gossip"))))
+    assert track["data"]["capture_window_s"] == 5400.0 and track["comm"]["gossip_tol"] == 1e-3
