@@ -27,7 +27,7 @@ from research.orbit import parse_config as parse_orbit_config  # noqa: E402
 from research.orbit.land import CELL_DEG, land_fraction  # noqa: E402
 from research.records import write_rows  # noqa: E402
 
-__all__ = ["partition_figure"]
+__all__ = ["partition_figure", "partition_stats"]
 
 
 def _counts(setup, labels: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ def _counts(setup, labels: np.ndarray) -> np.ndarray:
                      for c in setup.clients])
 
 
-def _stats(counts: np.ndarray, planes: np.ndarray) -> dict:
+def partition_stats(counts: np.ndarray, planes: np.ndarray) -> dict:
     """Skew (classes held, SeaLake share) and plane correlation (mean L1 distance of class mixes
     between neighbours in a plane against the same slot in the next plane)."""
     mix = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -79,7 +79,7 @@ def partition_figure(cfg: FedConfig, out: str | Path, cache_dir: str = "outputs/
     window = cfg.data.capture_window_s
     summary = {"config": cfg.name, "capture_window_s": window, "alpha": cfg.data.alpha,
                "training_images": len(labels), "satellites": len(sats),
-               **{name: _stats(table, planes) for name, table in counts.items()},
+               **{name: partition_stats(table, planes) for name, table in counts.items()},
                "command": command}
     (out / "fed_partition_summary.json").write_text(json.dumps(summary, indent=1))
 

@@ -101,3 +101,20 @@ def test_partition_figure_writes_counts_and_shows_plane_correlation(tmp_path):
     assert track["l1_neighbour_in_plane"] < track["l1_same_slot_next_plane"]
     rows = (tmp_path / "fed_partition_counts.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 30  # header, both partitions x 30 satellites
+
+
+def test_capture_window_sweep_trains_each_window_and_counts_empty_satellites(tmp_path):
+    from research.fed.window_sweep import capture_window_sweep
+
+    cfg = parse_config(tiny_raw(data={"max_images": 300, "partition": "ground_track"},
+                                train={"rounds": 1}))
+    rows = capture_window_sweep(cfg, [600.0, 5400.0], [0], tmp_path / "out",
+                                runs=tmp_path / "runs", cache_dir=str(tmp_path / "cache"))
+    by = {(r["partition"], r["capture_window_s"]): r for r in rows}
+    assert set(by) == {("ground_track", 600.0), ("ground_track", 5400.0), ("iid", None),
+                       ("dirichlet", None)}
+    # ten minutes: part of the shell is in the night and holds nothing; a full orbit: none
+    assert by["ground_track", 600.0]["satellites_without_data"] > 0
+    assert by["ground_track", 5400.0]["satellites_without_data"] == 0
+    assert all(0 < r["final_accuracy"] <= 1 for r in rows)
+    assert (tmp_path / "out" / "fed_capture_window.png").is_file()
