@@ -527,14 +527,33 @@ def metropolis_weights(nbrs: list[list[int]]) -> np.ndarray:
 
 
 def gossip_steps(mixing: np.ndarray, tol: float) -> int:
-    """Fewest steps that shrink any disagreement by ``tol`` (spectral bound of ``mixing``)."""
+    """Fewest steps that shrink any disagreement by ``tol`` (spectral bound of ``mixing``), and
+    at least the graph's diameter, so that every satellite has heard from every other (one that
+    trained alone would otherwise leave far satellites with nothing)."""
     if len(mixing) == 1:
         return 0
     eig = np.sort(np.abs(np.linalg.eigvalsh(mixing)))[::-1]
     lam = float(eig[1])
     if lam >= 1 - 1e-12:
         raise ValueError("the gossip graph is not connected (mixing eigenvalue 1 repeated)")
-    return max(1, math.ceil(math.log(tol) / math.log(lam))) if lam > 0 else 1
+    spectral = max(1, math.ceil(math.log(tol) / math.log(lam))) if lam > 0 else 1
+    return max(spectral, _diameter(mixing > 0))
+
+
+def _diameter(adjacent: np.ndarray) -> int:
+    """Hops of the longest shortest path of a connected graph (breadth first from each node)."""
+    nbrs = [np.flatnonzero(row) for row in adjacent]
+    worst = 0
+    for src in range(len(nbrs)):
+        seen, frontier, hops = {src}, [src], 0
+        while True:
+            nxt = {int(j) for i in frontier for j in nbrs[i] if int(j) not in seen}
+            if not nxt:
+                break
+            seen |= nxt
+            frontier, hops = list(nxt), hops + 1
+        worst = max(worst, hops)
+    return worst
 
 
 class _RingTiming:

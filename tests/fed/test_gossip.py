@@ -30,6 +30,10 @@ def test_metropolis_weights_keep_the_average_and_the_step_rule_is_tight():
     assert np.allclose(out.mean(axis=0), x.mean(axis=0))
     assert np.abs(out - x.mean(axis=0)).max() <= 1e-3 * np.abs(x - x.mean(axis=0)).max() * 10
     assert gossip_steps(w, 1e-1) < s and gossip_steps(np.ones((1, 1)), 1e-3) == 0
+    # a loose tolerance on a long chain still takes as many steps as the chain is long, so a
+    # satellite at one end hears from the other (else its copy would hold nothing)
+    chain = [[1]] + [[i - 1, i + 1] for i in range(1, 19)] + [[18]]
+    assert gossip_steps(metropolis_weights(chain), 0.9) == 19
 
 
 def test_gossip_needs_no_ground_and_averages_like_the_ring(grid_setup, tmp_path):
