@@ -37,24 +37,30 @@ def _counts(setup, labels: np.ndarray) -> np.ndarray:
 
 def partition_stats(counts: np.ndarray, planes: np.ndarray) -> dict:
     """Skew (classes held, SeaLake share) and plane correlation (mean L1 distance of class mixes
-    between neighbours in a plane against the same slot in the next plane)."""
-    mix = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    sea = mix[:, EUROSAT_CLASSES.index("SeaLake")]
+    between neighbours in a plane against the same slot in the next plane), over the satellites
+    that hold data (the others have no mix)."""
+    sizes = counts.sum(axis=1)
+    held_any = sizes > 0
+    mix = counts / np.maximum(sizes, 1)[:, None]
+    sea = mix[held_any, EUROSAT_CLASSES.index("SeaLake")]
     d_same, d_other = [], []
     uniq = sorted(set(planes.tolist()))
     for p_i, p in enumerate(uniq):
         own = np.flatnonzero(planes == p)
         nxt = np.flatnonzero(planes == uniq[(p_i + 1) % len(uniq)])
         for k, i in enumerate(own):
-            d_same.append(np.abs(mix[i] - mix[own[(k + 1) % len(own)]]).sum())
+            pairs = [(i, own[(k + 1) % len(own)], d_same)]
             if k < len(nxt):
-                d_other.append(np.abs(mix[i] - mix[nxt[k]]).sum())
-    held = (counts >= 0.05 * np.maximum(counts.sum(axis=1, keepdims=True), 1)).sum(axis=1)
-    return {"images_per_satellite": [int(counts.sum(axis=1).min()), int(counts.sum(axis=1).max())],
+                pairs.append((i, nxt[k], d_other))
+            for a, b, into in pairs:
+                if held_any[a] and held_any[b]:
+                    into.append(np.abs(mix[a] - mix[b]).sum())
+    held = (counts >= 0.05 * np.maximum(sizes, 1)[:, None]).sum(axis=1)[held_any]
+    return {"images_per_satellite": [int(sizes[held_any].min()), int(sizes.max())],
             "classes_with_5pct_mean": float(held.mean()),
             "sealake_share_range": [float(sea.min()), float(sea.max())],
-            "l1_neighbour_in_plane": float(np.mean(d_same)),
-            "l1_same_slot_next_plane": float(np.mean(d_other))}
+            "l1_neighbour_in_plane": float(np.mean(d_same)) if d_same else float("nan"),
+            "l1_same_slot_next_plane": float(np.mean(d_other)) if d_other else float("nan")}
 
 
 def partition_figure(cfg: FedConfig, out: str | Path, cache_dir: str = "outputs/fed/cache",

@@ -86,7 +86,7 @@ def _plot(rows: list[dict], out: Path, windows: Sequence[float], command: str) -
     track = {w: [r for r in rows if r["capture_window_s"] == w] for w in windows}
     for ax, key, label in ((axes[0], "final_accuracy", "test accuracy after the last round (%)"),
                            (axes[1], "classes_with_5pct_mean",
-                            "classes holding >= 5% of a satellite's images"),
+                            "classes >= 5% of a satellite's images"),
                            (axes[2], "satellites_without_data", "satellites without data")):
         scale = 100 if key == "final_accuracy" else 1
         ms = [_mean_std([r[key] * scale for r in track[w]]) for w in windows]
@@ -103,7 +103,8 @@ def _plot(rows: list[dict], out: Path, windows: Sequence[float], command: str) -
     axes[0].legend(fontsize=8)
     seeds = sorted({r["seed"] for r in rows})
     fig.suptitle(f"Ground-track partitions against the collection window (on board, mean and "
-                 f"std over seeds {seeds}; IID and Dirichlet for reference)", fontsize=10)
+                 f"std over seeds {seeds}; IID and Dirichlet for reference; skew over the "
+                 f"satellites holding data)", fontsize=10)
     fig.text(0.01, 0.01, f"`{command}`", fontsize=7)
     fig.subplots_adjust(bottom=0.2, wspace=0.3)
     return save_figure(fig, out, "fed_capture_window")
