@@ -1,7 +1,7 @@
 """Ground-track partitions against their collection window: accuracy and skew, with IID and
 Dirichlet for reference (see :mod:`research.fed.window_sweep`).
 
-    python scripts/fig_fed_capture_window.py --out results/fed_capture_window  # ~12 min
+    python scripts/fig_fed_capture_window.py --out results/fed_capture_window  # ~8 min
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ def partition_stats(counts: np.ndarray, planes: np.ndarray) -> dict:
     that hold data (the others have no mix)."""
     sizes = counts.sum(axis=1)
     held_any = sizes > 0
+    if not held_any.any():
+        raise ValueError("no satellite holds any image: nothing to describe")
     mix = counts / np.maximum(sizes, 1)[:, None]
     sea = mix[held_any, EUROSAT_CLASSES.index("SeaLake")]
     d_same, d_other = [], []
@@ -53,14 +55,14 @@ def partition_stats(counts: np.ndarray, planes: np.ndarray) -> dict:
             if k < len(nxt):
                 pairs.append((i, nxt[k], d_other))
             for a, b, into in pairs:
-                if held_any[a] and held_any[b]:
+                if a != b and held_any[a] and held_any[b]:  # one-satellite planes: no pair
                     into.append(np.abs(mix[a] - mix[b]).sum())
     held = (counts >= 0.05 * np.maximum(sizes, 1)[:, None]).sum(axis=1)[held_any]
     return {"images_per_satellite": [int(sizes[held_any].min()), int(sizes.max())],
             "classes_with_5pct_mean": float(held.mean()),
             "sealake_share_range": [float(sea.min()), float(sea.max())],
-            "l1_neighbour_in_plane": float(np.mean(d_same)) if d_same else float("nan"),
-            "l1_same_slot_next_plane": float(np.mean(d_other)) if d_other else float("nan")}
+            "l1_neighbour_in_plane": float(np.mean(d_same)) if d_same else None,
+            "l1_same_slot_next_plane": float(np.mean(d_other)) if d_other else None}
 
 
 def partition_figure(cfg: FedConfig, out: str | Path, cache_dir: str = "outputs/fed/cache",

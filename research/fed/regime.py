@@ -235,13 +235,14 @@ def over_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
         got = [keyed[s][key] for s in seeds if key in keyed[s]]
         p = {**first, "seeds": seeds, "ratio_seeds": [q["ratio"] for q in got]}
         rs = p["ratio_seeds"]
+        for k in ("t_collaborative_s", "t_onboard_s"):  # means wherever every seed has one
+            if len(got) > 1 and all(q.get(k) is not None for q in got):
+                p[k] = sum(q[k] for q in got) / len(got)
         if len(rs) > 1 and all(r is not None and math.isfinite(r) for r in rs):
             mean = sum(rs) / len(rs)
             p.update(ratio=mean, ratio_std=math.sqrt(sum((r - mean) ** 2 for r in rs)
                                                      / (len(rs) - 1)),
                      ratio_min=min(rs), ratio_max=max(rs))
-            for k in ("t_collaborative_s", "t_onboard_s"):
-                p[k] = sum(q[k] for q in got) / len(got)
         elif len({"none" if r is None else "inf" if math.isinf(r) else "finite" for r in rs}) > 1:
             p["mixed_verdicts"] = True
         out.append(p)
@@ -277,8 +278,8 @@ def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: P
                            isl_scenario=isl_scenario, reuse=reuse)
         runs += [{"seed": seed, **r} for r in rows]
         per_seed[seed] = ratios(rows)
-    meta = {"command": command, "target_rounds": k_of[seeds[0]], "seeds": seeds,
-            "target_rounds_per_seed": k_of}
+    meta = {"command": command, "seeds": seeds, "target_rounds_per_seed": k_of,
+            "target_rounds": k_of[seeds[0]]}  # the first seed's (older readers use it)
     write_rows(runs, out, "fed_regime_runs", meta=meta)
     points = over_seeds(per_seed)
     write_rows(points, out, "fed_regime", meta=meta)
@@ -302,11 +303,23 @@ def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: P
 
 
 def replot(out: Path) -> list[Path]:
-    """Redraw ``fed_regime.png/.pdf`` from the ``fed_regime.json`` and caption a run wrote."""
+    """Rebuild the points (:func:`ratios` per seed, :func:`over_seeds`) from the simulated rows
+    of ``fed_regime_runs.json`` a run wrote, rewrite ``fed_regime.{csv,json}`` and the summary,
+    and redraw ``fed_regime.png/.pdf`` with its caption."""
     out = Path(out)
-    points = json.loads((out / "fed_regime.json").read_text())["rows"]
+    runs = json.loads((out / "fed_regime_runs.json").read_text())
+    per_seed: dict[int, list[dict]] = {}
+    for r in runs["rows"]:
+        per_seed.setdefault(int(r.get("seed") or 0), []).append(r)
+    points = over_seeds({s: ratios(rows) for s, rows in per_seed.items()})
+    meta = {k: v for k, v in runs.items() if k != "rows"}
+    write_rows(points, out, "fed_regime", meta=meta)
+    (out / "fed_regime_summary.json").write_text(json.dumps(
+        {**meta, "points": points}, indent=1, default=str))
     backbones = sorted({p["backbone"] for p in points},
                        key=lambda b: min(p["params_m"] for p in points if p["backbone"] == b))
     factors = sorted({p["compute_factor"] for p in points})
     caption = (out / "fed_regime_caption.md").read_text().strip()
     return plot_regime(points, out, backbones=backbones, factors=factors, caption=caption)
+
+

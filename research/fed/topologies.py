@@ -370,7 +370,8 @@ class Gossip(Topology):
     ``W``-weighted sum of its own and theirs; the ratio of the two parts tends to the
     image-weighted mean at every satellite. Steps: the fewest ``S`` with
     ``lambda ** S <= comm.gossip_tol`` (``lambda`` the second-largest eigenvalue modulus of
-    ``W``), so disagreement shrinks by ``gossip_tol`` whatever the updates. Satellites without
+    ``W``), so disagreement shrinks by ``gossip_tol`` whatever the updates, and at least the
+    graph's diameter, so every satellite holds part of every update. Satellites without
     data relay with weight 0.
 
     Timing: a satellite takes step ``s + 1`` once it holds its own step ``s`` and every
@@ -552,6 +553,8 @@ def _diameter(adjacent: np.ndarray) -> int:
                 break
             seen |= nxt
             frontier, hops = list(nxt), hops + 1
+        if len(seen) < len(nbrs):
+            raise ValueError("the gossip graph is not connected: it has no diameter")
         worst = max(worst, hops)
     return worst
 

@@ -30,8 +30,8 @@ __all__ = ["capture_window_sweep"]
 
 
 def _point(cfg: FedConfig, plan, runs: Path, cache_dir: str, tag: str) -> dict:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # satellites without data are counted below
+    with warnings.catch_warnings():  # satellites without data are counted below
+        warnings.filterwarnings("ignore", message=".*hold no training data.*")
         setup = prepare(cfg, plan=plan, cache_dir=cache_dir)
         res = run(cfg.replace(out_dir=str(runs / tag)), setup=setup)
     labels = setup.data.train_y.numpy()

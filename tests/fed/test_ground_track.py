@@ -116,5 +116,24 @@ def test_capture_window_sweep_trains_each_window_and_counts_empty_satellites(tmp
     # ten minutes: part of the shell is in the night and holds nothing; a full orbit: none
     assert by["ground_track", 600.0]["satellites_without_data"] > 0
     assert by["ground_track", 5400.0]["satellites_without_data"] == 0
-    assert all(0 < r["final_accuracy"] <= 1 for r in rows)
+    assert by["ground_track", 600.0]["classes_with_5pct_mean"] < by[
+        "ground_track", 5400.0]["classes_with_5pct_mean"]  # one region each: fewer classes
+    assert by["dirichlet", None]["classes_with_5pct_mean"] < by["iid", None][
+        "classes_with_5pct_mean"]
     assert (tmp_path / "out" / "fed_capture_window.png").is_file()
+
+
+def test_partition_stats_leave_out_satellites_without_data():
+    from research.fed.partition_figure import partition_stats
+
+    counts = np.zeros((4, 10), dtype=int)
+    counts[0, :5] = 10  # plane 0: one holder (5 classes) and an empty neighbour
+    counts[2, :] = 10  # plane 1: one holder (10 classes) and an empty neighbour
+    planes = np.array([0, 0, 1, 1])
+    stats = partition_stats(counts, planes)
+    assert stats["classes_with_5pct_mean"] == 7.5  # the empty satellites are not zeros
+    assert stats["images_per_satellite"] == [50, 100]
+    assert stats["l1_neighbour_in_plane"] is None  # no plane has two holders
+    assert stats["l1_same_slot_next_plane"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no satellite holds any image"):
+        partition_stats(np.zeros((4, 10), dtype=int), planes)

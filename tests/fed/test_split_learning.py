@@ -46,6 +46,8 @@ def test_gossip_trains_the_split_model_over_isls(tmp_path):
         res = run(cfg, setup=setup)
         assert res.rows[-1]["accuracy"] > res.initial_accuracy + 0.05, scheme
         assert all(r["aggregation"] == "gossip" and r["bytes_isl"] > 0 for r in res.rows)
+        assert all(r["gossip_steps"] > 0 and 0 < r["gossip_disagreement"] < 1
+                   for r in res.rows)
         if scheme == "onboard":
             assert all(r["bytes_downlink"] == r["bytes_uplink"] == 0 for r in res.rows)
         else:  # activations down and gradients up, the embedding gossiped
