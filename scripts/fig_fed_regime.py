@@ -7,7 +7,7 @@ assumed).
 
     python scripts/fig_fed_regime.py --out results/fed_regime           # ~1 h on one core
     python scripts/fig_fed_regime.py --quick --out outputs/fed/regime   # 2 backbones x 2 devices
-    python scripts/fig_fed_regime.py --out results/fed_regime --replot  # redraw from the JSON
+    python scripts/fig_fed_regime.py --out results/fed_regime --replot  # from the simulated rows
     python scripts/fig_fed_regime.py --config experiments/fed/split.yaml --ledger \
         results/fed_split/fed_time_ledger.json --seeds 0 1 2 ...  # each seed's partition
 """
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the ledger's seeds: each with its own partition and rounds (mean and "
                         "spread of every ratio)")
     p.add_argument("--replot", action="store_true",
-                   help="only redraw the figure from <out>/fed_regime.json")
+                   help="only rebuild the points and redraw the figure from "
+                        "<out>/fed_regime_runs.json")
     args = p.parse_args(argv)
     if args.replot:
         from research.fed.regime import replot

@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+import networkx as nx
 import numpy as np
 import torch
 
@@ -497,21 +498,16 @@ def _isl_neighbours(plan, sats: list[str], t: float) -> list[list[int]]:
     isl = plan.link_kind[plan.win_link] != KIND_GROUND
     now = isl & (plan.win_start <= t) & (t < plan.win_end)
     for windows in (now, isl):
-        nbrs: list[set[int]] = [set() for _ in sats]
+        graph = nx.Graph()
+        graph.add_nodes_from(range(len(sats)))
         for link in np.unique(plan.win_link[windows]):
             na, nb = plan.nodes[int(plan.link_a[link])], plan.nodes[int(plan.link_b[link])]
             if na in pos and nb in pos:
-                nbrs[pos[na]].add(pos[nb])
-                nbrs[pos[nb]].add(pos[na])
-        seen, stack = {0}, [0]
-        while stack:
-            for j in nbrs[stack.pop()]:
-                if j not in seen:
-                    seen.add(j)
-                    stack.append(j)
-        if len(seen) == len(sats):
-            return [sorted(n) for n in nbrs]
-    cut = [sats[i] for i in range(len(sats)) if i not in seen]
+                graph.add_edge(pos[na], pos[nb])
+        if nx.is_connected(graph):
+            return [sorted(graph.neighbors(i)) for i in range(len(sats))]
+    joined = nx.node_connected_component(graph, 0)
+    cut = [sats[i] for i in range(len(sats)) if i not in joined]
     raise ValueError(f"topology 'gossip' needs the satellites' ISLs to join them all; "
                      f"{len(cut)} of {len(sats)} are cut off from {sats[0]}: {cut[:5]}")
 
@@ -538,25 +534,7 @@ def gossip_steps(mixing: np.ndarray, tol: float) -> int:
     if lam >= 1 - 1e-12:
         raise ValueError("the gossip graph is not connected (mixing eigenvalue 1 repeated)")
     spectral = max(1, math.ceil(math.log(tol) / math.log(lam))) if lam > 0 else 1
-    return max(spectral, _diameter(mixing > 0))
-
-
-def _diameter(adjacent: np.ndarray) -> int:
-    """Hops of the longest shortest path of a connected graph (breadth first from each node)."""
-    nbrs = [np.flatnonzero(row) for row in adjacent]
-    worst = 0
-    for src in range(len(nbrs)):
-        seen, frontier, hops = {src}, [src], 0
-        while True:
-            nxt = {int(j) for i in frontier for j in nbrs[i] if int(j) not in seen}
-            if not nxt:
-                break
-            seen |= nxt
-            frontier, hops = list(nxt), hops + 1
-        if len(seen) < len(nbrs):
-            raise ValueError("the gossip graph is not connected: it has no diameter")
-        worst = max(worst, hops)
-    return worst
+    return max(spectral, nx.diameter(nx.from_numpy_array((mixing > 0).astype(int))))
 
 
 class _RingTiming:
