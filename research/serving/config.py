@@ -35,7 +35,9 @@ class ServingConfigError(ValueError):
 class ModelSection:
     """Encoder and tasks: a checkpoint (real weights) or a backbone preset (random weights);
     ``embedders``: trained embedders of other modalities for that checkpoint
-    (``scripts/train_modality_embedders.py``)."""
+    (``scripts/train_modality_embedders.py``). ``codec``: a link name at the embedder's output
+    (``int8``), or a trained codec checkpoint (``CodecTask``, on this encoder) at its own block
+    ``k``, which then runs on board with blocks ``0..k`` (``cuts`` must lie after ``k``)."""
 
     checkpoint: str | None = DEFAULT_CLASSIFIER
     backbone: str | None = None
@@ -194,6 +196,10 @@ def parse_serve_config(raw: Any, source: str = "<config>",
     if (m.checkpoint is None) == (m.backbone is None):
         raise ServingConfigError(f"serve config {source}: model needs exactly one of "
                                  "checkpoint or backbone")
+    if m.codec is not None and m.codec.endswith(".ckpt") and not Path(m.codec).is_file():
+        raise ServingConfigError(f"serve config {source}: model.codec {m.codec!r} is not a file; "
+                                 "expected a link name (int8, identity...) or a trained codec "
+                                 "checkpoint (a CodecTask .ckpt)")
     try:
         placement_method(p.method)
     except ValueError as err:

@@ -54,6 +54,34 @@ def _split(labels: torch.Tensor, n_train: int) -> tuple[torch.Tensor, torch.Tens
     return torch.as_tensor(s.train), torch.as_tensor(s.test)
 
 
+def is_codec_checkpoint(codec: str | None) -> bool:
+    """``model.codec`` names a trained codec checkpoint (a ``CodecTask``), not a link name."""
+    return codec is not None and codec.endswith(".ckpt")
+
+
+def load_trained_codec(path: str, vit: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """The link of a ``CodecTask`` checkpoint and the block it encodes.
+
+    The codec was trained on the tokens of one encoder; serving it behind another would decode
+    into tokens that encoder never saw, so every encoder weight must equal the serving
+    checkpoint's (a clear error otherwise).
+    """
+    from research.tasks.loading import load_classifier
+
+    clf = load_classifier(path)
+    if "codec" not in clf.hparams:
+        raise ValueError(f"model.codec {path!r} is not a CodecTask checkpoint (no link trained at "
+                         "a cut); expected one written by satedge fit --config "
+                         "experiments/codec/...")
+    theirs, ours = clf.model.vit.state_dict(), vit.state_dict()
+    differ = sorted(k for k in ours if k not in theirs or not torch.equal(ours[k], theirs[k]))
+    if differ:
+        raise ValueError(f"model.codec {path!r} was trained on another encoder than "
+                         f"model.checkpoint ({len(differ)} tensors differ, e.g. {differ[0]}); "
+                         "expected a codec trained on the frozen serving encoder")
+    return clf.model.link.eval(), int(clf.model.split_index)
+
+
 def build_service_catalog(cfg: ServeConfig) -> tuple[Catalog, dict]:
     """Encoder from the checkpoint (or a random preset), the trained embedders of other
     modalities (``model.embedders``), coarse head trained on the encoder's features."""
@@ -74,11 +102,21 @@ def build_service_catalog(cfg: ServeConfig) -> tuple[Catalog, dict]:
         load_embedder_weights(m.embedders, vit)
     data = load_embedded()
     train_idx, test_idx = _split(data.labels, m.coarse_train_images)
-    base = build_catalog(vit, mean, std, cuts=m.cuts)
-    feats = base.features(data.images[train_idx])
+    codec, codec_cut = m.codec, 0
+    if is_codec_checkpoint(m.codec):
+        if not m.checkpoint:
+            raise ValueError(f"model.codec {m.codec!r} needs the encoder it was trained on: set "
+                             "model.checkpoint")
+        codec, codec_cut = load_trained_codec(m.codec, vit)
+    try:
+        catalog = build_catalog(vit, mean, std, cuts=m.cuts, codec=codec, codec_cut=codec_cut,
+                                embedders=embedders, embedder_stats=stats)
+    except ValueError as err:
+        raise ValueError(f"model.cuts {m.cuts} with model.codec {m.codec!r}: {err}") from None
+    feats = catalog.features(data.images[train_idx])
     head = train_coarse_head(feats, data.labels[train_idx], steps=m.coarse_steps)
-    catalog = build_catalog(vit, mean, std, cuts=m.cuts, codec=m.codec, coarse_head=head,
-                            embedders=embedders, embedder_stats=stats)
+    catalog = build_catalog(vit, mean, std, cuts=m.cuts, codec=codec, codec_cut=codec_cut,
+                            coarse_head=head, embedders=embedders, embedder_stats=stats)
     return catalog, {"data": data, "train_idx": train_idx, "test_idx": test_idx,
                      "train_features": feats,
                      "embedders": {k: v for k, v in emb_meta.items() if k != "losses"}}
@@ -98,6 +136,20 @@ def _task_scores(catalog: Catalog, outputs: dict[str, torch.Tensor], labels: tor
 
 def _heads(catalog: Catalog, features: torch.Tensor) -> dict[str, torch.Tensor]:
     return {t: catalog.services[catalog.heads[t]](features) for t in catalog.tasks}
+
+
+@torch.no_grad()
+def token_bytes_per_tile(catalog: Catalog, images: torch.Tensor, modality: str) -> float | None:
+    """Mean bytes one tile's payload takes across the cut through the catalog's codec, measured
+    on real tiles (``None`` without a codec: float32 tokens have a fixed size)."""
+    if catalog.codec is None:
+        return None
+    front, codec = catalog.services[catalog.embedders[modality]], catalog.services[catalog.codec]
+    sizes = []
+    for i in range(0, len(images), 100):
+        tokens = front(catalog.normalize(images[i:i + 100], modality))
+        sizes += [len(b) for b in codec.encode(tokens)]
+    return float(np.mean(sizes))
 
 
 @torch.no_grad()
@@ -132,6 +184,7 @@ def evaluate_tasks(catalog: Catalog, ctx: dict, n_images: int, ks: list[int],
             for t in tasks:
                 served[t].append(resp.outputs[t])
         row = {"measured": mod.measured, "sensor": mod.sensor, "raw_bytes_per_tile": mod.raw_bytes,
+               "token_bytes_per_tile": token_bytes_per_tile(catalog, images, name),
                "served": _task_scores(catalog, {t: torch.cat(v) for t, v in served.items()},
                                       labels, ctx, ks),
                "float": _task_scores(catalog, _heads(catalog, catalog.features(images, name)),
@@ -171,14 +224,22 @@ def _nodes_and_demands(cfg: ServeConfig, plan) -> tuple[dict, list[Demand]]:
     return nodes, demands
 
 
-def first_placement(cfg: ServeConfig, catalog: Catalog) -> Placement:
+def first_placement(cfg: ServeConfig, catalog: Catalog, ctx: dict | None = None) -> Placement:
     """The placement of the first epoch (``t = 0``) with the configured method: what
-    ``satedge serve --runtime ray`` deploys."""
+    ``satedge serve --runtime ray`` deploys. With ``ctx`` (from :func:`build_service_catalog`)
+    the payload bytes per tile are measured on up to 100 held-out tiles per modality."""
+    from research.serving.modalities import get_modality
+
     plan = cfg.build_plan()
     nodes, demands = _nodes_and_demands(cfg, plan)
     p = cfg.placement
+    sizes = None
+    if ctx is not None and catalog.codec is not None:
+        rgb = ctx["data"].images[ctx["test_idx"][:100]]
+        sizes = {m: token_bytes_per_tile(catalog, get_modality(m).from_rgb(rgb), m)
+                 for m in dict.fromkeys(cfg.workload.modalities)}
     problem = PlacementProblem.from_catalog(catalog, nodes, demands, epoch_s=p.epoch_s,
-                                            **p.problem_options())
+                                            modality_token_bytes=sizes, **p.problem_options())
     return placement_method(p.method)(problem, Network(plan, cfg.network), 0.0)
 
 
@@ -289,6 +350,13 @@ def prepare_serving(cfg: ServeConfig) -> ServingSetup:
     return ServingSetup(catalog, ctx, accuracy, image_tile_bytes, plan, nodes, demands, timings)
 
 
+def measured_token_bytes(accuracy: dict) -> dict[str, float] | None:
+    """Per modality, the payload bytes per tile measured by :func:`evaluate_tasks`."""
+    sizes = {m: row["token_bytes_per_tile"] for m, row in accuracy["modalities"].items()
+             if row.get("token_bytes_per_tile") is not None}
+    return sizes or None
+
+
 def compare_setup(cfg: ServeConfig, setup: ServingSetup,
                   demands: list[Demand] | None = None) -> Comparison:
     """Every scheme on ``demands`` (default the config's), each summary with its measured
@@ -299,6 +367,7 @@ def compare_setup(cfg: ServeConfig, setup: ServingSetup,
     cmp = compare_schemes(setup.catalog, Network(setup.plan, cfg.network), setup.nodes, demands,
                           horizon_s=horizon, epoch_s=p.epoch_s, deadline_s=w.deadline_s,
                           seed=w.seed, method=p.method, image_tile_bytes=setup.image_tile_bytes,
+                          modality_token_bytes=measured_token_bytes(setup.accuracy),
                           **p.problem_options())
     _add_scheme_accuracy(cmp.summaries, setup.accuracy, [d.modality for d in demands])
     return cmp

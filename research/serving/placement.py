@@ -132,6 +132,10 @@ class PlacementProblem:
     epoch, ``None``: unlimited), ``eclipse_energy_fraction`` (share of that budget available in
     eclipse), ``migration_weight`` (objective seconds per second of weight upload) and
     ``previous_replicas`` (the previous epoch's ``Placement.replicas``).
+    ``modality_token_bytes``: bytes one tile's payload takes across the cut, per modality, as
+    measured on real tiles (a learned codec's size depends on the content); ``token_bytes`` (the
+    codec's output on one example) is used for modalities it does not name. ``codec``: the link
+    codec's service; its encoder runs on the source after the embedder (:meth:`source_services`).
     """
 
     nodes: dict[str, Node]
@@ -152,6 +156,8 @@ class PlacementProblem:
     eclipse_energy_fraction: float = 1.0
     migration_weight: float = 0.0
     previous_replicas: dict[str, list[str]] | None = None
+    modality_token_bytes: dict[str, float] | None = None
+    codec: str | None = None
 
     def __post_init__(self) -> None:
         _require("max_utilisation", self.max_utilisation, 0 < self.max_utilisation <= 1,
@@ -173,12 +179,23 @@ class PlacementProblem:
     def from_catalog(cls, catalog: Catalog, nodes: Mapping[str, Node],
                      demands: Sequence[Demand], **kwargs) -> PlacementProblem:
         costs = {n: s.cost for n, s in catalog.services.items()}
-        token_bytes = (costs[catalog.codec].out_bytes if catalog.codec
-                       else costs[catalog.segments[0]].out_bytes)
+        token_bytes = costs[catalog.codec if catalog.codec
+                            else next(iter(catalog.embedders.values()))].out_bytes
         return cls(dict(nodes), list(demands), {n: c.param_bytes for n, c in costs.items()},
                    {n: c.flops for n, c in costs.items()},
                    {n: c.out_bytes for n, c in costs.items()}, dict(catalog.embedders),
-                   list(catalog.segments), dict(catalog.heads), token_bytes, **kwargs)
+                   list(catalog.segments), dict(catalog.heads), token_bytes,
+                   codec=catalog.codec, **kwargs)
+
+    def source_services(self, modality: str) -> list[str]:
+        """Services pinned to a capturing satellite: its embedder (or on-board front), then the
+        codec that encodes what crosses the cut."""
+        return [self.embedders[modality], *([self.codec] if self.codec else [])]
+
+    def payload_bytes(self, modality: str, tiles: int) -> float:
+        """Bytes ``tiles`` tiles of ``modality`` take across the cut (embedder -> stage 0)."""
+        per_tile = (self.modality_token_bytes or {}).get(modality, self.token_bytes)
+        return per_tile * tiles
 
     def stage_services(self, d: Demand, k: int) -> list[str]:
         """Services demand ``d`` runs at stage ``k`` (the last stage adds its heads)."""
@@ -291,11 +308,12 @@ class _Model:
         self.fixed_memory: dict[str, float] = {}
         seen = set()
         for d in p.demands:
-            e = p.embedders[d.modality]
-            _add(self.fixed, self._services(d, [e], d.source))
-            if (e, d.source) not in seen:
-                seen.add((e, d.source))
-                _add(self.fixed_memory, {f"memory:{d.source}": p.param_bytes[e]})
+            pinned = p.source_services(d.modality)
+            _add(self.fixed, self._services(d, pinned, d.source))
+            for e in pinned:
+                if (e, d.source) not in seen:
+                    seen.add((e, d.source))
+                    _add(self.fixed_memory, {f"memory:{d.source}": p.param_bytes[e]})
 
     def _services(self, d: Demand, services: Sequence[str], n: str) -> dict[str, float]:
         p = self.p
@@ -330,7 +348,7 @@ class _Model:
     def path(self, d: Demand, path: Sequence[str]) -> dict[str, float]:
         """Everything but memory that demand ``d`` uses on one path (share 1)."""
         p = self.p
-        tok = p.token_bytes * d.tiles
+        tok = p.payload_bytes(d.modality, d.tiles)
         out: dict[str, float] = {}
         prev = d.source
         for k, n in enumerate(path):
@@ -404,7 +422,7 @@ class _Model:
     def replica_price(self, s: str, n: str) -> float:
         """Objective seconds of a replica of ``s`` on ``n``: memory on board and migration."""
         p = self.p
-        if not p.nodes[n].on_board or s in p.embedders.values():
+        if not p.nodes[n].on_board or s in p.embedders.values() or s == p.codec:
             return 0.0
         price = p.memory_weight * p.param_bytes[s] / GIB
         prev = p.previous_replicas
@@ -418,7 +436,7 @@ class _Model:
         used = dict(self.fixed)
         _add(used, {f"memory:{n}": b for n, b in pl.memory_by_node(p.param_bytes).items()})
         for i, (d, stages) in enumerate(zip(p.demands, pl.routes, strict=True)):
-            tok = p.token_bytes * d.tiles
+            tok = p.payload_bytes(d.modality, d.tiles)
             last = len(stages) - 1
             for k, stage in enumerate(stages):
                 for n, share in stage:
@@ -436,13 +454,14 @@ class _Model:
 def _embedder_load(p: PlacementProblem) -> dict[str, set[str]]:
     emb: dict[str, set[str]] = {}
     for d in p.demands:
-        emb.setdefault(p.embedders[d.modality], set()).add(d.source)
+        for s in p.source_services(d.modality):
+            emb.setdefault(s, set()).add(d.source)
     return emb
 
 
 def _path_cost(p: PlacementProblem, net: Network, d: Demand, path: Sequence[str],
                t: float) -> float:
-    tok = p.token_bytes * d.tiles
+    tok = p.payload_bytes(d.modality, d.tiles)
     cost, prev = 0.0, d.source
     for k, n in enumerate(path):
         cost += net.seconds(prev, n, tok, t)
@@ -459,7 +478,7 @@ def _latency(p: PlacementProblem, net: Network, i: int, pl: Placement) -> float:
     if pl.flows is None or all(len(st) == 1 for st in stages):
         return sum(math.prod(s for _, s in combo) * _path_cost(p, net, d, [n for n, _ in combo], t)
                    for combo in itertools.product(*stages))
-    tok, last, lat = p.token_bytes * d.tiles, len(stages) - 1, 0.0
+    tok, last, lat = p.payload_bytes(d.modality, d.tiles), len(stages) - 1, 0.0
     for k, stage in enumerate(stages):
         flops = d.tiles * sum(p.flops[s] for s in p.stage_services(d, k))
         for n, share in stage:
@@ -478,7 +497,7 @@ def _latency(p: PlacementProblem, net: Network, i: int, pl: Placement) -> float:
 def _unreachable(p: PlacementProblem, net: Network, i: int, pl: Placement) -> bool:
     """Whether some share of demand ``i`` takes a transfer that cannot complete in the plan."""
     d, stages, t = p.demands[i], pl.routes[i], pl.t
-    tok, last = p.token_bytes * d.tiles, len(stages) - 1
+    tok, last = p.payload_bytes(d.modality, d.tiles), len(stages) - 1
     return (any(math.isinf(net.seconds(d.source, n, tok, t)) for n, _ in stages[0])
             or any(math.isinf(net.seconds(n, GROUND, p.result_bytes(d), t)) for n, _ in stages[-1])
             or any(math.isinf(net.seconds(a, b, tok, t))
@@ -650,7 +669,7 @@ def optimise(p: PlacementProblem, net: Network, t: float = 0.0, *, time_limit_s:
     for i, d in enumerate(p.demands):
         w = d.rate_hz / total
         cands = p.candidates(net, d, t)
-        tok = p.token_bytes * d.tiles
+        tok = p.payload_bytes(d.modality, d.tiles)
         m = len(p.stages)
         for k in range(m):
             flops = d.tiles * sum(p.flops[s] for s in p.stage_services(d, k))

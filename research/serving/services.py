@@ -6,7 +6,9 @@ placement and simulation need: parameter bytes (memory on the node), FLOPs per i
 the next hop carries). Kinds:
 
 * ``embed``: modality embedder, images -> tokens (RGB: the checkpoint's patch embedding; the
-  other modalities of :mod:`research.serving.modalities`: their own patch embeddings);
+  other modalities of :mod:`research.serving.modalities`: their own patch embeddings), or, when
+  a trained codec sits at block ``k > 0``, the whole on-board front (:class:`OnBoardFront`:
+  embedder + blocks ``0..k`` + the codec's encoder), which must run where the pixels are;
 * ``encoder``: blocks ``i..j`` of the shared encoder (the last segment also norms and pools);
 * ``codec``: a link module from ``encoders`` (tokens <-> ``list[bytes]``);
 * ``head``: a task head, ANN or spiking (features -> logits or retrieval embeddings).
@@ -35,6 +37,7 @@ __all__ = [
     "Embedder",
     "EncoderSegment",
     "LinkCodec",
+    "OnBoardFront",
     "SpikingTaskHead",
     "modality_embedder",
     "multispectral_embedder",
@@ -71,6 +74,10 @@ class Service(nn.Module):
         """Parameters that live in this service's memory (overridden where weights are shared)."""
         return list(self.parameters())
 
+    def output_bytes(self, out: torch.Tensor) -> int:
+        """Bytes the output of one example takes when sent on (float32 unless overridden)."""
+        return int(out.numel() * 4)
+
     @property
     def cost(self) -> ServiceCost:
         """Measured once on one example image, then cached."""
@@ -78,7 +85,7 @@ class Service(nn.Module):
             x = self.example_input()
             with torch.no_grad():
                 out = self(x)
-            out_bytes = int(out.numel() * 4) if isinstance(out, torch.Tensor) else 0
+            out_bytes = self.output_bytes(out) if isinstance(out, torch.Tensor) else 0
             self._cost = ServiceCost(_param_bytes(self.own_parameters()), count_flops(self, x),
                                      out_bytes)
         return self._cost
@@ -147,6 +154,31 @@ class EncoderSegment(Service):
         return self._pool(self.norm(x)) if self.final else x
 
 
+class OnBoardFront(Service):
+    """What a satellite runs before a codec trained at block ``k``: embedder, blocks ``0..k``.
+
+    A trained codec (``CodecTask``) encodes the tokens of one block, so the blocks before it are
+    pinned to the capturing satellite with the embedder: placement and the baselines treat the
+    front as the modality's embedder (the baselines run the same blocks, on board or on the
+    ground). The codec's encoder is its own service, charged on the source by the microservice
+    scheme only.
+    """
+
+    kind = "embed"
+
+    def __init__(self, embedder: Embedder, segment: EncoderSegment) -> None:
+        if segment.final:
+            raise ValueError(f"an on-board front ends before the last block, got {segment.name}")
+        super().__init__(f"front_{embedder.name.removeprefix('embed_')}_{segment.name}")
+        self.embedder, self.segment = embedder, segment
+
+    def example_input(self) -> torch.Tensor:
+        return self.embedder.example_input()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.segment(self.embedder(images))
+
+
 class LinkCodec(Service):
     """A link module at a cut: ``encode`` to real bytes and ``decode`` back; forward = both."""
 
@@ -172,10 +204,15 @@ class LinkCodec(Service):
 
     @property
     def cost(self) -> ServiceCost:
+        """Weights of the link, FLOPs of its encoder (what runs on board; the decoder's run on the
+        ground and are not charged) and the bytes of one random example. A learned codec's size
+        depends on the content, so serving runs replace those bytes with sizes measured on real
+        tiles (``PlacementProblem.modality_token_bytes``)."""
         if self._cost is None:
             x = torch.randn(1, *self.token_shape)
             nbytes = len(self.encode(x)[0])
-            self._cost = ServiceCost(_param_bytes(self.own_parameters()), 0, nbytes)
+            self._cost = ServiceCost(_param_bytes(self.own_parameters()),
+                                     count_flops(self.encode, x), nbytes)
         return self._cost
 
 
@@ -191,7 +228,12 @@ class _Head(Service):
 
 
 class ClassifierHead(_Head):
-    """ANN task head: ``LayerNorm`` (timm's ``fc_norm``) + linear classifier on pooled features."""
+    """ANN task head: ``LayerNorm`` (timm's ``fc_norm``) + linear classifier on pooled features.
+
+    What goes down is the answer, one class index (1 byte), not the logits."""
+
+    def output_bytes(self, out: torch.Tensor) -> int:
+        return int(out.shape[0])
 
     def __init__(self, name: str, norm: nn.Module, linear: nn.Linear) -> None:
         super().__init__(name, linear.in_features)
@@ -203,7 +245,11 @@ class ClassifierHead(_Head):
 
 
 class SpikingTaskHead(_Head):
-    """Spiking task head (``snn.SpikingHead``): logits from spike counts or membranes."""
+    """Spiking task head (``snn.SpikingHead``): logits from spike counts or membranes; a class
+    index (1 byte) goes down."""
+
+    def output_bytes(self, out: torch.Tensor) -> int:
+        return int(out.shape[0])
 
     def __init__(self, name: str, head: nn.Module, in_features: int) -> None:
         super().__init__(name, in_features)
@@ -214,7 +260,11 @@ class SpikingTaskHead(_Head):
 
 
 class EmbeddingHead(_Head):
-    """Retrieval embedding: the normalised pooled features, unit length for cosine search."""
+    """Retrieval embedding: the normalised pooled features, unit length for cosine search; sent
+    as float16 (2 bytes a dimension)."""
+
+    def output_bytes(self, out: torch.Tensor) -> int:
+        return int(out.numel() * 2)
 
     def __init__(self, name: str, norm: nn.Module, in_features: int) -> None:
         super().__init__(name, in_features)

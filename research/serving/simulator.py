@@ -138,13 +138,14 @@ def _flops(p: PlacementProblem, services: Sequence[str], tiles: int) -> float:
 
 def microservice_routes(p: PlacementProblem, placements: Sequence[Placement], epoch_s: float,
                         requests: Sequence[SimRequest]) -> list[list[Step]]:
-    """Embedder on the source, then each stage where the epoch's placement sends it."""
+    """Embedder (and codec encoder) on the source, then each stage where the epoch's placement
+    sends it."""
     routes = []
     for r in requests:
         pl = placements[min(int(r.capture_s // epoch_s), len(placements) - 1)]
         d = p.demands[r.demand]
-        tok = p.token_bytes * r.tiles
-        steps = [Step(r.source, _flops(p, [p.embedders[r.modality]], r.tiles), tok, "embed")]
+        tok = p.payload_bytes(r.modality, r.tiles)
+        steps = [Step(r.source, _flops(p, p.source_services(r.modality), r.tiles), tok, "embed")]
         # Ground stations form one pool (terrestrial network): a ground stage runs at whichever
         # station the bytes reach first, as every station holds the ground replicas.
         nodes = [n if p.nodes[n].on_board else GROUND for n in pl.path(r.demand, r.index)]

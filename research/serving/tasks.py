@@ -8,7 +8,9 @@ Three tasks share one encoder (and one embedder per modality):
 * ``retrieval``: unit-length embeddings, evaluated by class-level recall@k against a gallery.
 
 A chain is ``[embedder(modality), codec?, encoder segments..., head(task)]``; composing it gives
-the unsplit model's logits exactly when the codec is lossless (tested).
+the unsplit model's logits exactly when the codec is lossless (tested). With a codec trained at
+block ``k > 0`` (``codec_cut``), the "embedder" is the on-board front (embedder + blocks
+``0..k``, :class:`~research.serving.services.OnBoardFront`) and the segments start at ``k``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from encoders.base import LinkModule
 from research.data.imagefolder import EUROSAT_CLASSES
 from research.data.transforms import normalize
 from research.serving.modalities import MS13_RGB_BANDS
@@ -28,6 +31,7 @@ from research.serving.services import (
     EmbeddingHead,
     EncoderSegment,
     LinkCodec,
+    OnBoardFront,
     Service,
     SpikingTaskHead,
     modality_embedder,
@@ -72,7 +76,8 @@ class Catalog:
         embedders: modality -> embedder name.
         segments: encoder segment names in order (shared by every task).
         heads: task -> head name.
-        codec: link codec name at the embedder/encoder cut, or ``None`` (tokens stay float32).
+        codec: link codec name at the cut, or ``None`` (tokens stay float32).
+        codec_cut: the block the codec encodes (0: the embedder's output).
         mean / std: per-modality input normalisation (uint8 images -> model inputs).
     """
 
@@ -81,6 +86,7 @@ class Catalog:
     segments: list[str]
     heads: dict[str, str]
     codec: str | None = None
+    codec_cut: int = 0
     mean: dict[str, list[float]] = field(default_factory=dict)
     std: dict[str, list[float]] = field(default_factory=dict)
 
@@ -120,8 +126,8 @@ class Catalog:
 
 
 def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[float], *,
-                  cuts: Sequence[int] = (), codec: str | None = None,
-                  coarse_head: nn.Module | None = None,
+                  cuts: Sequence[int] = (), codec: str | LinkModule | None = None,
+                  codec_cut: int = 0, coarse_head: nn.Module | None = None,
                   spiking_head: nn.Module | None = None,
                   embedders: Mapping[str, nn.Module] | None = None,
                   embedder_stats: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
@@ -132,8 +138,11 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
         vit: the encoder (eval mode); its ``fc_norm`` + ``head`` is the land-cover head.
         mean / std: RGB normalisation of the checkpoint; 13-band inputs reuse it on B04/B03/B02
             and use 0.5 / 0.25 on the other bands.
-        cuts: block indices where the encoder is cut into segments (``()``: one segment).
-        codec: link module name at the embedder/encoder cut (``encoders.build_link``).
+        cuts: block indices where the encoder is cut into segments (``()``: one segment); with
+            ``codec_cut > 0`` they must lie after it.
+        codec: link module name (``encoders.build_link``) or a trained link module.
+        codec_cut: the block whose input the codec encodes: 0 at the embedder's output; ``k > 0``
+            pins blocks ``0..k`` to the source in each modality's :class:`OnBoardFront`.
         coarse_head: the coarse head (``LayerNorm`` + ``Linear``); a fresh one if ``None``.
         spiking_head: optional spiking land-cover head, served as task ``landcover_snn``.
         embedders / embedder_stats: trained patch embeddings of other modalities (``pan``,
@@ -141,9 +150,15 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
             mean / std of their inputs. ``rgb`` and the synthetic ``ms13`` are always served.
     """
     depth = len(vit.blocks)
-    bounds = [0, *sorted(int(c) for c in cuts), depth]
+    if not 0 <= codec_cut < depth or (codec_cut and codec is None):
+        raise ValueError(f"codec_cut {codec_cut} must be a block index in 0..{depth - 1}, and "
+                         "above 0 only with a codec")
+    bounds = [codec_cut, *sorted(int(c) for c in cuts), depth]
     if len(set(bounds)) != len(bounds) or bounds != sorted(bounds):
-        raise ValueError(f"cuts {list(cuts)} must be distinct block indices in 1..{depth - 1}")
+        raise ValueError(f"cuts {list(cuts)} must be distinct block indices in "
+                         f"{codec_cut + 1}..{depth - 1}"
+                         + (f" (blocks 0..{codec_cut} run on board before the codec)"
+                            if codec_cut else ""))
     dim = int(vit.embed_dim)
     services: dict[str, Service] = {}
     embedders, embedder_stats = dict(embedders or {}), dict(embedder_stats or {})
@@ -152,9 +167,18 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
                          f"{sorted(embedder_stats)} must name the same modalities")
     modal = {"rgb": rgb_embedder(vit), "ms13": multispectral_embedder(vit)}
     modal.update({name: modality_embedder(vit, name, pe) for name, pe in embedders.items()})
+    segments = [EncoderSegment(vit, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    link = None
+    if codec is not None:
+        from encoders.base import build_link
+
+        module = build_link(codec) if isinstance(codec, str) else codec
+        link = LinkCodec(module.eval(), (segments[0].num_tokens, dim))
+    if codec_cut:
+        before = EncoderSegment(vit, 0, codec_cut)
+        modal = {k: OnBoardFront(e, before) for k, e in modal.items()}
     for emb in modal.values():
         services[emb.name] = emb
-    segments = [EncoderSegment(vit, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     services.update({s.name: s for s in segments})
     if coarse_head is None:
         coarse_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, len(COARSE_CLASSES)))
@@ -166,14 +190,9 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
     if spiking_head is not None:
         heads.append(SpikingTaskHead("head_landcover_snn", spiking_head, dim))
     services.update({h.name: h for h in heads})
-    head_of = {h.name.removeprefix("head_"): h.name for h in heads}
-    codec_name = None
-    if codec is not None:
-        from encoders.base import build_link
-
-        link = LinkCodec(build_link(codec).eval(), (segments[0].num_tokens, dim))
+    if link is not None:
         services[link.name] = link
-        codec_name = link.name
+    head_of = {h.name.removeprefix("head_"): h.name for h in heads}
     ms_mean, ms_std = [0.5] * 13, [0.25] * 13
     for rgb_band, ms_band in enumerate(MS13_RGB_BANDS):
         ms_mean[ms_band], ms_std[ms_band] = float(mean[rgb_band]), float(std[rgb_band])
@@ -184,7 +203,8 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
     for s in services.values():
         s.eval()
     return Catalog(services, {k: e.name for k, e in modal.items()},
-                   [s.name for s in segments], head_of, codec_name, means, stds)
+                   [s.name for s in segments], head_of, link.name if link else None, codec_cut,
+                   means, stds)
 
 
 def train_coarse_head(features: torch.Tensor, labels: torch.Tensor, *, steps: int = 300,

@@ -76,7 +76,7 @@ def _check_toy_limits(p, pl) -> dict[str, float]:
     for i, d in enumerate(p.demands):
         board = _on_board_share(pl, i)
         per_epoch = d.rate_hz * p.epoch_s
-        use["downlink"] += per_epoch * ((1 - board) * p.token_bytes * d.tiles
+        use["downlink"] += per_epoch * ((1 - board) * p.payload_bytes(d.modality, d.tiles)
                                         + board * RESULT_BYTES)
         use["energy"] += per_epoch * board * BOARD_S * JETSON.power_w
         use["compute"] += board * d.rate_hz * BOARD_S
