@@ -204,16 +204,33 @@ class LinkCodec(Service):
 
     @property
     def cost(self) -> ServiceCost:
-        """Weights of the link, FLOPs of its encoder (what runs on board; the decoder's run on the
-        ground and are not charged) and the bytes of one random example. A learned codec's size
-        depends on the content, so serving runs replace those bytes with sizes measured on real
-        tiles (``PlacementProblem.modality_token_bytes``)."""
+        """What the encoder costs where it runs, on board: the weights of the modules it calls
+        and its FLOPs (the decoder's run on the ground, where weights are not priced); and the
+        bytes of one random example. A learned codec's size depends on the content, so serving
+        runs replace those bytes with sizes measured on real tiles
+        (``PlacementProblem.modality_token_bytes``)."""
         if self._cost is None:
             x = torch.randn(1, *self.token_shape)
             nbytes = len(self.encode(x)[0])
-            self._cost = ServiceCost(_param_bytes(self.own_parameters()),
+            self._cost = ServiceCost(_param_bytes(_parameters_called(self.link, self.encode, x)),
                                      count_flops(self.encode, x), nbytes)
         return self._cost
+
+
+def _parameters_called(module: nn.Module, fn, *args) -> list[torch.Tensor]:
+    """Parameters of the submodules of ``module`` whose forward ``fn(*args)`` calls (a codec's
+    analysis transform, not its synthesis transform)."""
+    called: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, _i, _o: called.append(m))
+             for m in module.modules()]
+    try:
+        with torch.no_grad():
+            fn(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+    seen = {id(m): m for m in called}
+    return [p for m in seen.values() for p in m.parameters(recurse=False)]
 
 
 class _Head(Service):

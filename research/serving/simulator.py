@@ -292,7 +292,12 @@ def summarise(outcomes: Sequence[Outcome], onboard_memory: dict[str, int]) -> di
     done = [o for o in outcomes if math.isfinite(o.latency_s)]
 
     def pct(q: float) -> float:
-        return float(np.percentile(lat, q)) if len(lat) else math.nan
+        """Undelivered requests count as infinitely late (never a NaN from inf - inf)."""
+        if not len(lat):
+            return math.nan
+        if np.sum(~np.isfinite(lat)) > (1 - q / 100) * (len(lat) - 1):
+            return math.inf
+        return float(np.percentile(lat, q))
 
     def total(f: str) -> float:
         return float(sum(getattr(o, f) for o in outcomes))

@@ -98,7 +98,8 @@ def test_front_costs_the_blocks_it_runs(served, vit):
     assert costs["front_rgb_encoder_0_1"].param_bytes == (
         plain_costs["embed_rgb"].param_bytes + plain_costs["encoder_0_1"].param_bytes)
     assert costs["codec_factorized"].flops > 0  # its analysis transform runs on board
-    assert costs["codec_factorized"].param_bytes > 0
+    link = cat.services["codec_factorized"].link  # on board: the analysis transform's weights
+    assert costs["codec_factorized"].param_bytes == 4 * sum(p.numel() for p in link.g_a.parameters())
 
 
 def test_bad_cuts_and_cut_without_codec_are_refused(vit):
