@@ -4,6 +4,7 @@
         --rates 0.25 0.5 1 2 5 20 none --load 1024 \\
         --task-sets landcover landcover+coarse+retrieval --out results/serving_downlink
     python scripts/fig_serving_downlink.py --quick --out outputs/serving_downlink_quick
+    python scripts/fig_serving_downlink.py --replot --out results/serving_downlink
 
 Writes ``<out>/serving_downlink.{csv,json,png,pdf}`` (:mod:`research.serving.downlink`); the
 JSON holds, per cap and task set, the microservices' tiles in time over the best other scheme's
@@ -52,7 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task-sets", nargs="+", default=None,
                    help="task sets, tasks joined by '+' (default: the workload's)")
     p.add_argument("--out", type=Path, default=Path("results/serving_downlink"))
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw the figure from <out>/serving_downlink.json")
     args = p.parse_args(argv)
+    if args.replot:
+        import json
+
+        from research.serving.downlink import plot_downlink_sweep
+
+        path = args.out / "serving_downlink.json"
+        if not path.is_file():
+            print(f"fig_serving_downlink: --replot needs {path}", file=sys.stderr)
+            return 2
+        meta = json.loads(path.read_text())
+        for f in plot_downlink_sweep(meta.pop("rows"), meta, args.out):
+            print("wrote", f)
+        return 0
     config = args.config or [Path("experiments/serving") / ("quick.yaml" if args.quick
                                                            else "codec.yaml")]
     rates = args.rates or ([0.5e6, 5e6, None] if args.quick

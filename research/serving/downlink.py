@@ -114,6 +114,11 @@ def advantage(rows: list[dict], deadline_s: float, scheme: str = "microservice")
     return out
 
 
+MARKERS = {"microservice": ("o", 6), "onboard_shared": ("s", 5), "monolithic": ("x", 7),
+           "ground_raw": ("^", 5), "ground_jpeg": ("v", 5)}
+"""Distinct markers: schemes that deliver the same tiles overlap, and must stay visible."""
+
+
 def _mbps(rate: float | None, uncapped_at: float) -> float:
     return uncapped_at if rate is None else rate / 1e6
 
@@ -130,8 +135,10 @@ def plot_downlink_sweep(rows: list[dict], meta: dict, out: str | Path) -> list[P
             pts = sorted((_mbps(r["downlink_max_rate_bps"], uncapped_at),
                           r["delivered_fraction"], r["p95_latency_s"])
                          for r in rows if r["scheme"] == name and r["tasks"] == tasks)
+            marker, size = MARKERS.get(name, ("o", 4))
             kw = {"color": COLOURS.get(name, "grey"), "ls": styles[j % len(styles)],
-                  "marker": "o", "ms": 3.5, "label": f"{name}, {tasks}"}
+                  "marker": marker, "ms": size, "mfc": "none", "lw": 1.2,
+                  "label": f"{name}, {tasks}"}
             ax_del.plot([p[0] for p in pts], [100 * p[1] for p in pts], **kw)
             ax_lat.plot([p[0] for p in pts],
                         [p[2] if math.isfinite(p[2]) else float("nan") for p in pts], **kw)

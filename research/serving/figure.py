@@ -68,6 +68,13 @@ def plot_serving(summary: dict, outcomes_csv: Path, out: Path) -> Path:
     return save_figure(fig, out, "serving")[0]
 
 
+def _tile_bytes(row: dict, how: str) -> str:
+    """Bytes a tile took on the link: the codec's payload (served) or the image format's."""
+    key = "token_bytes_per_tile" if how == "served" else f"{how}_bytes_per_tile"
+    value = row.get(key)
+    return "" if value is None else f"{value:.1f}"
+
+
 def _network(summary: dict) -> str:
     n = summary.get("network") or {}
     if n.get("capacity") == "unlimited":
@@ -99,7 +106,7 @@ def write_caption(summary: dict, out: Path) -> None:
         *[f"| {m} | {r['sensor']} | {r['raw_bytes_per_tile']} | {how} | "
           f"{r[how]['landcover_acc']:.3f} | {r[how]['coarse_acc']:.3f} | "
           f"{r[how].get('retrieval_recall@1', float('nan')):.3f} | "
-          f"{r.get(how + '_bytes_per_tile', '')} |"
+          f"{_tile_bytes(r, how)} |"
           for m, r in acc["modalities"].items() for how in r if isinstance(r[how], dict)],
         "",
         "Energy and downlinked bytes are means per request (on-board compute, on-board transmit, "

@@ -72,5 +72,9 @@ def test_script_writes_the_sweep(tmp_path, monkeypatch):
     assert meta["command"].startswith("python scripts/fig_serving_downlink.py")
     assert meta["rates_bps"] == [1e6, None]
     assert (out / "serving_downlink.png").stat().st_size > 1000
+    (out / "serving_downlink.png").unlink()
+    assert main(["--replot", "--out", str(out)]) == 0
+    assert (out / "serving_downlink.png").stat().st_size > 1000
+    assert main(["--replot", "--out", str(tmp_path / "none")]) == 2
     with pytest.raises(SystemExit):
         main(["--config", str(cfg), "--rates", "-1", "--out", str(out)])
