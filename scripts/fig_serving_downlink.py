@@ -1,8 +1,9 @@
 """Serving against the downlink rate: where bytes, not on-board compute, decide the winner.
 
     python scripts/fig_serving_downlink.py --config experiments/serving/codec.yaml \\
-        --rates 0.25 0.5 1 2 5 20 none --load 1024 \\
+        --rates 0.125 0.25 0.5 1 2 4 16 none --load 1024 \\
         --task-sets landcover landcover+coarse+retrieval --out results/serving_downlink
+    (those are the defaults: python scripts/fig_serving_downlink.py reproduces it)
     python scripts/fig_serving_downlink.py --quick --out outputs/serving_downlink_quick
     python scripts/fig_serving_downlink.py --replot --out results/serving_downlink
 
@@ -46,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="KEY.SUB=VALUE", help="override one value, e.g. workload.tiles=64")
     p.add_argument("--quick", action="store_true", help="quick.yaml, three caps (< 2 min)")
     p.add_argument("--rates", type=_rate, nargs="+", default=None,
-                   help="downlink modem caps in Mbit/s, 'none' for uncapped (default 0.25 0.5 1 "
-                        "2 5 20 none; --quick: 0.5 5 none)")
+                   help="downlink modem caps in Mbit/s, 'none' for uncapped (default 0.125 0.25 "
+                        "0.5 1 2 4 16 none; --quick: 0.5 5 none)")
     p.add_argument("--load", type=float, default=1024.0,
                    help="captures per source satellite per orbit (default 1024)")
     p.add_argument("--task-sets", nargs="+", default=None,
-                   help="task sets, tasks joined by '+' (default: the workload's)")
+                   help="task sets, tasks joined by '+' (default: land cover alone, and the "
+                        "workload's tasks)")
     p.add_argument("--out", type=Path, default=Path("results/serving_downlink"))
     p.add_argument("--replot", action="store_true",
                    help="only redraw the figure from <out>/serving_downlink.json")
@@ -72,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or [Path("experiments/serving") / ("quick.yaml" if args.quick
                                                            else "codec.yaml")]
     rates = args.rates or ([0.5e6, 5e6, None] if args.quick
-                           else [0.25e6, 0.5e6, 1e6, 2e6, 5e6, 20e6, None])
+                           else [0.125e6, 0.25e6, 0.5e6, 1e6, 2e6, 4e6, 16e6, None])
     try:
         cfg = load_serve_config(config, args.overrides)
-        task_sets = [t.split("+") for t in args.task_sets] if args.task_sets else None
+        task_sets = ([t.split("+") for t in args.task_sets] if args.task_sets else
+                     list(map(list, dict.fromkeys([("landcover",), tuple(cfg.workload.tasks)]))))
         rows, meta = downlink_sweep(cfg, rates, args.load, task_sets)
     except (ServingConfigError, ValueError, FileNotFoundError) as err:
         print(f"fig_serving_downlink: {err}", file=sys.stderr)
