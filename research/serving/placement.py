@@ -233,18 +233,22 @@ class Placement:
     flows: list[list[list[tuple[str, str, float]]]] | None = None
 
     def path(self, demand: int, i: int) -> list[str]:
-        """Stage nodes of the ``i``-th request of a demand (deterministic split by shares)."""
-        u = (i * 0.6180339887498949) % 1.0
-        out = []
-        for stage in self.routes[demand]:
-            acc = 0.0
-            pick = stage[-1][0]
-            for node, share in stage:
-                acc += share
-                if u < acc:
-                    pick = node
-                    break
-            out.append(pick)
+        """Stage nodes of the ``i``-th request of a demand, deterministic and in proportion to
+        the placement's split: stage 0 by its shares, each next stage by the flows out of the
+        node chosen before it (so a request follows a route the MILP's flows carry; with no
+        flows, by that stage's own shares). Low-discrepancy draws (golden-ratio multiples, one
+        irrational per stage) keep the realised shares within 1/n of the planned ones."""
+        stages = self.routes[demand]
+        out = [_pick(stages[0], _draw(i, 0))]
+        for k in range(1, len(stages)):
+            options = stages[k]
+            if self.flows is not None:
+                here = [(b, share) for a, b, share in self.flows[demand][k - 1]
+                        if a == out[-1] and share > 0]
+                total = sum(share for _, share in here)
+                if total > 0:
+                    options = [(b, share / total) for b, share in here]
+            out.append(_pick(options, _draw(i, k)))
         return out
 
     def memory_by_node(self, param_bytes: Mapping[str, int]) -> dict[str, int]:
@@ -260,6 +264,26 @@ class Placement:
             return self.flows[demand][k]
         a, b = self.routes[demand][k], self.routes[demand][k + 1]
         return [(n, m, s * r) for (n, s), (m, r) in itertools.product(a, b)]
+
+
+_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+
+
+def _draw(i: int, k: int) -> float:
+    """The ``i``-th point of a low-discrepancy sequence in [0, 1), one sequence per stage ``k``
+    (multiples of an irrational: the golden ratio for stage 0, then sqrt(2), sqrt(3), sqrt(5)...)."""
+    alpha = 0.6180339887498949 if k == 0 else math.sqrt(_PRIMES[(k - 1) % len(_PRIMES)]) % 1.0
+    return (i * alpha) % 1.0
+
+
+def _pick(options: Sequence[tuple[str, float]], u: float) -> str:
+    """The option whose cumulative share first exceeds ``u``."""
+    acc = 0.0
+    for node, share in options:
+        acc += share
+        if u < acc:
+            return node
+    return options[-1][0]
 
 
 def link_volume_bytes(plan: ContactPlan, node: str, t0: float, t1: float, isl: bool = False,

@@ -127,3 +127,18 @@ def test_fifo_queue_at_busy_node(catalog, plan):
     q = [o.queue_s for o in out]
     assert q[0] == 0.0 and 0 < q[1] < q[2]
     assert out[1].onboard_compute_s == pytest.approx(out[0].onboard_compute_s)
+
+
+def test_requests_follow_the_flows_between_stages():
+    """A split demand's requests take routes the flows carry, in the planned shares."""
+    from research.serving.placement import Placement
+
+    routes = [[[("a", 0.5), ("b", 0.5)], [("x", 0.5), ("y", 0.5)], [("z", 1.0)]]]
+    flows = [[[("a", "y", 0.5), ("b", "x", 0.5)], [("x", "z", 0.5), ("y", "z", 0.5)]]]
+    pl = Placement(0.0, {}, routes, flows=flows)
+    paths = [tuple(pl.path(0, i)) for i in range(400)]
+    assert set(paths) == {("a", "y", "z"), ("b", "x", "z")}  # never a -> x, which no flow carries
+    assert abs(paths.count(("a", "y", "z")) / 400 - 0.5) < 0.01
+    free = Placement(0.0, {}, routes[:1])  # no flows: each stage by its own shares
+    pairs = [tuple(free.path(0, i)[:2]) for i in range(400)]
+    assert len(set(pairs)) == 4 and all(abs(pairs.count(p) / 400 - 0.25) < 0.03 for p in set(pairs))
