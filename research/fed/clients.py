@@ -115,10 +115,11 @@ def local_update(template: nn.Module, state: State, features: torch.Tensor,
 
 def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) -> None:
     """Gradients of one split-learning step: the satellite embeds, the activations cross the cut
-    through ``model.link`` (its real bitstream: encoded on board, decoded on the ground), the
-    ground runs the encoder and head and sends the decoded activations' gradient back, and the
-    satellite backpropagates it through its part: straight through the codec, as the link's own
-    forward does (:func:`encoders.baselines.straight_through`). The same gradients as
+    through ``model.link`` (its real bitstream: encoded on the ground, decoded on board), the
+    ground runs the encoder and head and sends the decoded activations' gradient back through
+    ``model.gradient_link`` (its real bitstream too), and the satellite backpropagates what it
+    decodes through its part: straight through the codec, as the link's own forward does
+    (:func:`encoders.baselines.straight_through`). With identity links, the same gradients as
     ``loss.backward()`` through the whole model; the caller zeroes and steps."""
     tokens = model.satellite_part(images)  # on board
     sent = tokens.detach()
@@ -128,7 +129,11 @@ def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) 
     received = sent.detach().requires_grad_()  # what the ground decodes
     loss = nn.functional.cross_entropy(model.head(model.ground_part(received)), labels)
     loss.backward()  # on the ground: its parameters' gradients and the cut's
-    tokens.backward(received.grad)  # the cut's gradient goes up: on board
+    grad = received.grad
+    if not isinstance(model.gradient_link, IdentityLink):
+        with torch.no_grad():
+            grad = model.gradient_link.decompress(model.gradient_link.compress(grad), grad.shape)
+    tokens.backward(grad)  # the cut's gradient goes up: on board
 
 
 def param_groups(module: nn.Module, cfg: TrainConfig) -> list[dict]:
@@ -203,7 +208,9 @@ def build_model(cfg: ModelConfig) -> SplitViT:
     nn.init.trunc_normal_(vit.head.weight, std=0.02)
     nn.init.zeros_(vit.head.bias)
     link = None if cfg.link == "identity" else build_link(cfg.link)
-    model = SplitViT(vit, split_index=0, head_placement="satellite", link=link)
+    grad_link = None if cfg.gradient_link == "identity" else build_link(cfg.gradient_link)
+    model = SplitViT(vit, split_index=0, head_placement="satellite", link=link,
+                     gradient_link=grad_link)
     if cfg.trainable == "split":
         torch.manual_seed(0)  # LoRA's A matrices start identically everywhere (B starts at 0)
         configure_finetuning(model, "lora", lora_rank=cfg.lora_rank)
@@ -268,6 +275,8 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
     they depend on: the model, and the images and split, not how they are dealt). With a
     trained encoder (``trainable: split``) the normalised images themselves."""
     described = repr(mcfg)
+    # what only training uses keeps the keys of caches written before it existed
+    described = described.replace(f", gradient_link={mcfg.gradient_link!r}", "")
     if mcfg.trainable == "head":  # frozen features do not depend on a LoRA rank: older keys
         described = described.replace(f", lora_rank={mcfg.lora_rank})", ")")
     key = hashlib.sha256(f"({described}, {dcfg.root!r}, {dcfg.max_images!r}, "

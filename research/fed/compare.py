@@ -32,6 +32,7 @@ VARIANTS: dict[str, dict] = {
     "collab_no_sharing": {"comm.intra_orbit_sharing": False},
     "collab_no_maxflow": {"comm.maxflow": False},
     "collab_int8": {"model.link": "int8"},
+    "collab_int8_both": {"model.link": "int8", "model.gradient_link": "int8"},
     "collab_no_ring": {"topology": "star"},
     "collaborative_recompute": {"comm.reuse_features": False},
     "onboard_recompute": {"scheme": "onboard", "comm.reuse_features": False},
@@ -219,7 +220,9 @@ def caption(cfg, setup, results: dict, ratios: dict, summaries: dict, command: s
                  "embeddings) and the ground trains the head on what has arrived, round r "
                  "once r/R of the satellites' data is down (research/fed/centralised.py). "
                  "`collab_int8`: the tokens cross the cut through the int8 link (per-token "
-                 "scale, zlib; the head trains on features of the decoded tokens).")
+                 "scale, zlib; the head trains on features of the decoded tokens); "
+                 "`collab_int8_both`: under split learning the cut's gradient comes back up "
+                 "through int8 too.")
     lines.append(f"Command: `{command}`")
     lines.append("")
     lines.append("reuse_features: a frozen encoder lets satellites keep round-1 features; the "

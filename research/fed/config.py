@@ -35,6 +35,9 @@ class ModelConfig:
     ``split`` (the patch embedding on board, LoRA of rank ``lora_rank`` in every encoder block
     and the head: the encoder changes, so nothing is precomputed; the collaborative scheme
     trains it by split learning, activations down and gradients up every step).
+    ``link``: what the activations cross the cut through; ``gradient_link`` (split learning
+    only): what their gradient comes back up through, a training-free link (``identity`` is
+    float32; ``float16``, ``int8``, ``int4``).
     """
 
     backbone: str = "satvit_small"
@@ -43,6 +46,7 @@ class ModelConfig:
     link: str = "identity"
     num_classes: int = 10
     lora_rank: int = 8
+    gradient_link: str = "identity"
 
 
 @dataclass
@@ -327,6 +331,16 @@ def _validate_trainable(cfg: FedConfig, scheme: type, bad: Any) -> None:
     m = cfg.model
     if m.trainable not in TRAINABLE:
         raise bad(f"model.trainable must be one of {list(TRAINABLE)}, got {m.trainable!r}")
+    if m.gradient_link != "identity":
+        from encoders.registry import link_spec, list_links
+
+        free = [n for n in list_links() if not link_spec(n).learned]
+        if m.gradient_link not in free:
+            raise bad(f"model.gradient_link must be a training-free link, one of {free}, got "
+                      f"{m.gradient_link!r}")
+        if m.trainable == "head":
+            raise bad("model.gradient_link is for model.trainable 'split' (with the head alone "
+                      "no gradient crosses the cut)")
     if m.trainable == "head":
         return
     if not 1 <= m.lora_rank <= 1024:

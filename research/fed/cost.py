@@ -67,9 +67,11 @@ def cut_bytes_per_image(link: LinkModule, tokens: torch.Tensor) -> float:
         return float(sum(len(p) for p in link.compress(tokens)) / len(tokens))
 
 
-def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor) -> Costs:
+def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor,
+                  sample_gradient: torch.Tensor | None = None) -> Costs:
     """Profile ``model`` and price the exchanged ``update`` state (a head's, or a split model's
-    trainable parameters: then the encoder trains and its FLOPs count in every step)."""
+    trainable parameters: then the encoder trains and its FLOPs count in every step). The cut's
+    gradient is float32, or ``model.gradient_link``'s real payload on ``sample_gradient``."""
     prof = profile_split(model)
     embed, encode = float(prof.part("satellite").flops), float(prof.part("ground").flops)
     head = float(prof.part("head").flops)
@@ -78,7 +80,8 @@ def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor) -
     split = {} if not encoder_trains else {
         "embed_train_flops": TRAIN_FACTOR * embed,
         "ground_train_flops": TRAIN_FACTOR * (encode + head),
-        "grad_bytes": float(sample_tokens[0].numel() * 4),
+        "grad_bytes": (float(sample_tokens[0].numel() * 4) if sample_gradient is None
+                       else cut_bytes_per_image(model.gradient_link, sample_gradient)),
         "embed_update_bytes": state_bytes({k: update[k] for k in onboard_keys})}
     return Costs(
         embed_flops=embed,

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from encoders.base import IdentityLink
 from research.atomic import atomic_save
 from research.fed.aggregate import State
 from research.fed.clients import (
@@ -44,6 +45,7 @@ from research.fed.rounds import (
     SecureTrainer,
     Trainer,
 )
+from research.models import SplitViT
 from research.orbit import ContactPlan
 from research.orbit import load_config as load_orbit_config
 from research.orbit import parse_config as parse_orbit_config
@@ -82,7 +84,19 @@ def prepare(cfg: FedConfig, plan: ContactPlan | None = None, cache_dir: str | No
     clients = make_clients(plan.satellites, [plan.plane_of(s) for s in plan.satellites],
                            data.train_y, cfg.data, class_weights=_captured(cfg, plan))
     return Setup(plan, template, initial, data, clients,
-                 measure_costs(model, initial, data.sample_tokens))
+                 measure_costs(model, initial, data.sample_tokens, _sample_gradient(model, data)))
+
+
+def _sample_gradient(model: SplitViT, data: Dataset) -> torch.Tensor | None:
+    """The cut's gradient on the first training batch (real images and labels) under the
+    initial model: what the gradient link's payload is measured on (split learning only)."""
+    if isinstance(model.gradient_link, IdentityLink):
+        return None
+    tokens = model.satellite_part(data.train_x[:32]).detach().requires_grad_()
+    loss = torch.nn.functional.cross_entropy(model.head(model.ground_part(tokens)),
+                                             data.train_y[:32])
+    (grad,) = torch.autograd.grad(loss, tokens)
+    return grad
 
 
 def _captured(cfg: FedConfig, plan: ContactPlan) -> np.ndarray | None:
@@ -139,6 +153,8 @@ def _fingerprint(cfg: FedConfig) -> str:
         d["privacy"].pop("adjacency")
     if d["model"]["trainable"] == "head":  # and those from before trainable cuts
         d["model"].pop("lora_rank")
+    if d["model"]["gradient_link"] == "identity":  # and those from before gradient links
+        d["model"].pop("gradient_link")
     for key in ("encoder_lr", "embed_lr"):
         if d["train"][key] is None:
             d["train"].pop(key)

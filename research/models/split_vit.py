@@ -27,6 +27,8 @@ class SplitViT(nn.Module):
         head_placement: where the task head runs; ``"satellite"`` means the pooled features
             cross back from the ground to the satellite (the paper's split).
         link: module at the cut (identity by default).
+        gradient_link: what the cut's gradient crosses back through when the model trains by
+            split learning (a training-free link: identity is float32; never used in inference).
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class SplitViT(nn.Module):
         split_index: int = 0,
         head_placement: HeadPlacement = "satellite",
         link: LinkModule | None = None,
+        gradient_link: LinkModule | None = None,
     ) -> None:
         super().__init__()
         depth = len(vit.blocks)
@@ -51,6 +54,7 @@ class SplitViT(nn.Module):
         self.split_index = split_index
         self.head_placement = head_placement
         self.link = link if link is not None else IdentityLink()
+        self.gradient_link = gradient_link if gradient_link is not None else IdentityLink()
 
     @property
     def depth(self) -> int:

@@ -111,6 +111,43 @@ def test_split_learning_through_int8_learns_and_sends_fewer_bytes(split_setup, t
     assert int8["bytes_downlink"] < 0.5 * ident["bytes_downlink"]
 
 
+def test_the_gradient_goes_up_through_its_link():
+    """``model.gradient_link: int8``: the ground compresses the cut's gradient, the satellite
+    backpropagates what it decodes; the ground's own gradients are unchanged."""
+    lossy = build_model(ModelConfig(backbone="satvit_tiny", weights=None, trainable="split",
+                                    gradient_link="int8"))
+    lossy.train()
+    exact = copy.deepcopy(lossy)
+    exact.gradient_link = build_model(ModelConfig(backbone="satvit_tiny", weights=None,
+                                                  trainable="split")).gradient_link
+    x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+    calls = []
+    compress = lossy.gradient_link.compress
+    lossy.gradient_link.compress = lambda g: calls.append(g.shape) or compress(g)
+    split_sgd_step(lossy, x, y)
+    split_sgd_step(exact, x, y)
+    assert calls == [(4, *lossy.satellite_part(x[:1]).shape[1:])]
+    a, b = dict(lossy.named_parameters()), dict(exact.named_parameters())
+    assert torch.equal(a["vit.head.weight"].grad, b["vit.head.weight"].grad)  # on the ground
+    board = "vit.patch_embed.proj.weight"
+    assert not torch.equal(a[board].grad, b[board].grad)  # on board: the decoded gradient
+    rel = (a[board].grad - b[board].grad).norm() / b[board].grad.norm()
+    assert rel < 0.05  # int8 with a scale per token keeps the direction
+
+
+def test_the_gradient_link_is_booked_and_checked(tiny_plan):
+    cfg = parse_config(split_raw(model={**SPLIT["model"], "gradient_link": "int8"}))
+    setup = prepare(cfg, plan=tiny_plan)
+    plain = prepare(parse_config(split_raw()), plan=tiny_plan)
+    assert setup.costs.grad_bytes < 0.4 * plain.costs.grad_bytes == 0.4 * plain.costs.cut_bytes
+    for bad, match in (("factorized", "training-free link"), ("nope", "training-free link")):
+        with pytest.raises(FedConfigError, match=match):
+            parse_config(split_raw(model={**SPLIT["model"], "gradient_link": bad}))
+    with pytest.raises(FedConfigError, match="gradient_link is for model.trainable 'split'"):
+        parse_config(tiny_raw(model={"backbone": "satvit_tiny", "weights": None,
+                                     "gradient_link": "int8"}))
+
+
 def test_split_learning_and_onboard_updates_agree(split_setup):
     """SplitFed: the same local SGD as on board, only split across the cut."""
     c = split_setup.clients[0]
