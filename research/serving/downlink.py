@@ -24,11 +24,10 @@ from tqdm.auto import tqdm
 
 from research.configfile import merge
 from research.figures import save_figure
-from research.records import write_rows
 from research.serving.config import ServeConfig, parse_serve_config
 from research.serving.experiment import compare_setup, prepare_serving
 from research.serving.figure import COLOURS
-from research.serving.load import KEYS
+from research.serving.load import KEYS, checked_task_sets, write_sweep
 from research.workload import orbital_period_s
 
 __all__ = ["advantage", "downlink_sweep", "plot_downlink_sweep", "with_downlink_cap",
@@ -64,11 +63,7 @@ def downlink_sweep(cfg: ServeConfig, rates_bps: Sequence[float | None], per_orbi
         raise ValueError("rates_bps must name at least one downlink rate cap (None: uncapped)")
     if not (isinstance(per_orbit, (int, float)) and per_orbit > 0):
         raise ValueError(f"per_orbit must be captures per source per orbit > 0, got {per_orbit!r}")
-    task_sets = [list(t) for t in (task_sets or [cfg.workload.tasks])]
-    unknown = sorted({t for ts in task_sets for t in ts} - set(cfg.workload.tasks))
-    if unknown:
-        raise ValueError(f"task sets name {unknown}; expected tasks of the workload "
-                         f"{cfg.workload.tasks}")
+    task_sets = checked_task_sets(cfg, task_sets)
     capped = [with_downlink_cap(cfg, r) for r in rates_bps]  # every bad value before any work
     setup = prepare_serving(cfg)
     period = orbital_period_s(cfg.orbit_config().constellation.satrecs)
@@ -179,7 +174,4 @@ def plot_downlink_sweep(rows: list[dict], meta: dict, out: str | Path) -> list[P
 
 def write_downlink_sweep(rows: list[dict], meta: dict, out: str | Path) -> dict[str, Path]:
     """``serving_downlink.{csv,json}`` and the figure under ``out``."""
-    paths = write_rows(rows, out, "serving_downlink", meta=meta)
-    for p in plot_downlink_sweep(rows, meta, out):
-        paths[p.suffix[1:]] = p
-    return paths
+    return write_sweep(rows, meta, out, "serving_downlink", plot_downlink_sweep)

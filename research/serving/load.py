@@ -13,7 +13,7 @@ requests (``None``: it held over the whole sweep).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from research.serving.experiment import compare_setup, prepare_serving
 from research.serving.figure import COLOURS
 from research.workload import orbital_period_s
 
-__all__ = ["break_loads", "plot_serving_load", "serving_load_sweep"]
+__all__ = ["break_loads", "checked_task_sets", "plot_serving_load", "serving_load_sweep",
+           "write_serving_load", "write_sweep"]
 
 KEYS = ("landcover_acc", "p50_latency_s", "p95_latency_s", "missed", "requests", "tiles",
         "delivered_tiles", "delivered_fraction", "onboard_memory_bytes", "bytes_downlink",
@@ -40,11 +41,7 @@ def serving_load_sweep(cfg: ServeConfig, loads: Sequence[float],
     """Rows ``{per_orbit, tasks, n_tasks, scheme, ...}`` and the sweep's metadata."""
     if not loads or any(not (isinstance(x, (int, float)) and x > 0) for x in loads):
         raise ValueError(f"loads must be captures per source per orbit > 0, got {list(loads)}")
-    task_sets = [list(t) for t in (task_sets or [cfg.workload.tasks])]
-    unknown = sorted({t for ts in task_sets for t in ts} - set(cfg.workload.tasks))
-    if unknown:
-        raise ValueError(f"task sets name {unknown}; expected tasks of the workload "
-                         f"{cfg.workload.tasks}")
+    task_sets = checked_task_sets(cfg, task_sets)
     setup = prepare_serving(cfg)
     period = orbital_period_s(cfg.orbit_config().constellation.satrecs)
     rows: list[dict] = []
@@ -65,6 +62,27 @@ def serving_load_sweep(cfg: ServeConfig, loads: Sequence[float],
             "loads": list(map(float, loads)), "task_sets": task_sets}
     meta["break_loads"] = break_loads(rows)
     return rows, meta
+
+
+def checked_task_sets(cfg: ServeConfig, task_sets: Sequence[Sequence[str]] | None
+                      ) -> list[list[str]]:
+    """The task sets of a sweep (default: the workload's tasks), each naming only workload
+    tasks (a clear error otherwise)."""
+    task_sets = [list(t) for t in (task_sets or [cfg.workload.tasks])]
+    unknown = sorted({t for ts in task_sets for t in ts} - set(cfg.workload.tasks))
+    if unknown:
+        raise ValueError(f"task sets name {unknown}; expected tasks of the workload "
+                         f"{cfg.workload.tasks}")
+    return task_sets
+
+
+def write_sweep(rows: list[dict], meta: dict, out: str | Path, stem: str,
+                plot: Callable[[list[dict], dict, str | Path], list[Path]]) -> dict[str, Path]:
+    """``<stem>.{csv,json}`` and the figure ``plot`` draws, under ``out``."""
+    paths = write_rows(rows, out, stem, meta=meta)
+    for p in plot(rows, meta, out):
+        paths[p.suffix[1:]] = p
+    return paths
 
 
 def break_loads(rows: list[dict], delivered: float = 0.99) -> dict[str, float | None]:
@@ -121,7 +139,4 @@ def plot_serving_load(rows: list[dict], meta: dict, out: str | Path) -> list[Pat
 
 def write_serving_load(rows: list[dict], meta: dict, out: str | Path) -> dict[str, Path]:
     """``serving_load.{csv,json}`` and the figure under ``out``."""
-    paths = write_rows(rows, out, "serving_load", meta=meta)
-    for p in plot_serving_load(rows, meta, out):
-        paths[p.suffix[1:]] = p
-    return paths
+    return write_sweep(rows, meta, out, "serving_load", plot_serving_load)
