@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from research.fed.compare import QUICK_VARIANTS, VARIANTS, compare
+from research.fed.compare import QUICK_VARIANTS, VARIANTS, applicable_variants, compare
 from research.fed.config import load_config
 
 
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds:
         base = base.replace(**{"train.rounds": args.rounds})
     out = Path(args.out or ("outputs/fed/fig_quick" if args.quick else "outputs/fed/fig"))
-    names = args.variants or (QUICK_VARIANTS if args.quick else list(VARIANTS))
+    names = args.variants or applicable_variants(base, QUICK_VARIANTS if args.quick
+                                                 else list(VARIANTS))
     runs = Path("outputs/fed") / ("runs_quick" if args.quick else "runs" if args.config is None
                                   else f"runs_{base.name}")  # another config: its own runs
     command = "python scripts/fig_fed_time.py " + " ".join(sys.argv[1:] if argv is None else argv)

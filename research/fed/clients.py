@@ -115,7 +115,7 @@ def local_update(template: nn.Module, state: State, features: torch.Tensor,
 
 def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) -> None:
     """Gradients of one split-learning step: the satellite embeds, the activations cross the cut
-    through ``model.link`` (its real bitstream: encoded on the ground, decoded on board), the
+    through ``model.link`` (its real bitstream: encoded on board, decoded on the ground), the
     ground runs the encoder and head and sends the decoded activations' gradient back through
     ``model.gradient_link`` (its real bitstream too), and the satellite backpropagates what it
     decodes through its part: straight through the codec, as the link's own forward does

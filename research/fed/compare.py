@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from devices import get_device
-from research.fed.config import FedConfig
+from research.fed.config import FedConfig, FedConfigError
 from research.fed.ledger import LINK_TYPES, summarize
 from research.fed.runner import prepare, run, time_to_accuracy
 from research.figures import save_figure
@@ -42,6 +43,19 @@ VARIANTS: dict[str, dict] = {
     "onboard_recompute_deadline_1h": {"scheme": "onboard", "comm.reuse_features": False,
                                       "comm.round_deadline_s": 3600.0},
 }
+def applicable_variants(base: FedConfig, names: Sequence[str]) -> list[str]:
+    """The variants of ``names`` the base config can take (``collab_int8_both`` needs a trained
+    encoder, for one): a default sweep skips the others instead of failing half-way."""
+    out = []
+    for name in names:
+        try:
+            base.replace(**VARIANTS[name])
+        except FedConfigError:
+            continue
+        out.append(name)
+    return out
+
+
 QUICK_VARIANTS = ("collaborative", "centralised", "onboard", "onboard_star", "collab_no_sharing",
                   "collab_no_maxflow", "collab_no_ring")
 PAIRS = (("collaborative", "onboard"), ("collaborative", "onboard_star"),

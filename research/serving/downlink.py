@@ -93,7 +93,8 @@ def downlink_sweep(cfg: ServeConfig, rates_bps: Sequence[float | None], per_orbi
 
 def advantage(rows: list[dict], deadline_s: float, scheme: str = "microservice") -> list[dict]:
     """Per (cap, task set): ``scheme``'s tiles delivered in time over the best other scheme's,
-    naming that scheme (``inf`` when no other delivers any), and whether ``scheme``'s p95
+    naming that scheme (``inf`` when no other delivers any, ``nan`` when none does), and
+    whether ``scheme``'s p95
     latency stays within the deadline."""
     out = []
     keys = dict.fromkeys((r["downlink_max_rate_bps"], r["tasks"]) for r in rows)
@@ -102,8 +103,10 @@ def advantage(rows: list[dict], deadline_s: float, scheme: str = "microservice")
         mine = next(r for r in here if r["scheme"] == scheme)
         best = max((r for r in here if r["scheme"] != scheme),
                    key=lambda r: r["delivered_tiles"])
-        ratio = (mine["delivered_tiles"] / best["delivered_tiles"] if best["delivered_tiles"]
-                 else math.inf)
+        if best["delivered_tiles"]:
+            ratio = mine["delivered_tiles"] / best["delivered_tiles"]
+        else:  # no other scheme delivers: infinitely better, or no better if neither does
+            ratio = math.inf if mine["delivered_tiles"] else math.nan
         out.append({"downlink_max_rate_bps": rate, "tasks": tasks, "best_other": best["scheme"],
                     "ratio": ratio, "p95_within_deadline": mine["p95_latency_s"] <= deadline_s})
     return out

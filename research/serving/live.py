@@ -200,9 +200,10 @@ def _chain(catalog: Catalog, tasks: Sequence[str], modality: str) -> set[str]:
 def _deployment(replicas: Mapping[str, Sequence[str]], catalog: Catalog,
                 modalities: Sequence[str], max_replicas: int) -> dict[str, list[str]]:
     """The placement's replicas, at most ``max_replicas`` per service (first nodes, sorted);
-    the codec goes where the embedder is (tokens are encoded on board)."""
-    out = {s: sorted(nodes)[:max_replicas] for s, nodes in replicas.items() if nodes}
-    if catalog.codec and catalog.codec not in out:
+    the codec goes where the deployed embedders are (tokens are encoded on board)."""
+    out = {s: sorted(nodes)[:max_replicas] for s, nodes in replicas.items()
+           if nodes and catalog.services[s].kind != "decode"}  # decoding runs inside the codec
+    if catalog.codec:
         out[catalog.codec] = sorted({n for m in modalities
                                      for n in out.get(catalog.embedders[m], ["local"])})
     return out

@@ -198,9 +198,16 @@ class PlacementProblem:
         return per_tile * tiles
 
     def stage_services(self, d: Demand, k: int) -> list[str]:
-        """Services demand ``d`` runs at stage ``k`` (the last stage adds its heads)."""
+        """Services demand ``d`` runs at stage ``k``: the first decodes the codec's payloads
+        (its decoder), the last adds its heads."""
         last = k == len(self.stages) - 1
-        return [self.stages[k], *([self.heads[t] for t in d.tasks] if last else [])]
+        decode = [self.decoder] if k == 0 and self.decoder else []
+        return [*decode, self.stages[k], *([self.heads[t] for t in d.tasks] if last else [])]
+
+    @property
+    def decoder(self) -> str | None:
+        """The service that stands for the codec's decoder (``decode_<codec>``)."""
+        return f"decode_{self.codec.removeprefix('codec_')}" if self.codec else None
 
     def result_bytes(self, d: Demand) -> int:
         return d.tiles * sum(self.out_bytes[self.heads[t]] for t in d.tasks)

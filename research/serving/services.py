@@ -8,9 +8,10 @@ the next hop carries). Kinds:
 * ``embed``: modality embedder, images -> tokens (RGB: the checkpoint's patch embedding; the
   other modalities of :mod:`research.serving.modalities`: their own patch embeddings), or, when
   a trained codec sits at block ``k > 0``, the whole on-board front (:class:`OnBoardFront`:
-  embedder + blocks ``0..k`` + the codec's encoder), which must run where the pixels are;
+  embedder + blocks ``0..k-1``), which must run where the pixels are;
 * ``encoder``: blocks ``i..j`` of the shared encoder (the last segment also norms and pools);
-* ``codec``: a link module from ``encoders`` (tokens <-> ``list[bytes]``);
+* ``codec``: a link module from ``encoders`` (tokens <-> ``list[bytes]``), its cost the
+  encoder's (on the source); ``decode``: what its decoder costs, charged with the first stage;
 * ``head``: a task head, ANN or spiking (features -> logits or retrieval embeddings).
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "Embedder",
     "EncoderSegment",
     "LinkCodec",
+    "LinkDecoder",
     "OnBoardFront",
     "SpikingTaskHead",
     "modality_embedder",
@@ -214,6 +216,36 @@ class LinkCodec(Service):
             nbytes = len(self.encode(x)[0])
             self._cost = ServiceCost(_param_bytes(_parameters_called(self.link, self.encode, x)),
                                      count_flops(self.encode, x), nbytes)
+        return self._cost
+
+
+class LinkDecoder(Service):
+    """What decoding a codec's payloads costs where the first stage after the cut runs (a
+    satellite or the ground): the weights of the modules ``decompress`` calls and its FLOPs.
+
+    Accounting only: placement and the simulator charge it with stage 0; the runtimes decode
+    inside the :class:`LinkCodec` call and never call this service."""
+
+    kind = "decode"
+
+    def __init__(self, codec: LinkCodec) -> None:
+        super().__init__(f"decode_{codec.name.removeprefix('codec_')}")
+        self._codec = [codec]  # not a child: the weights are the codec's
+
+    def example_input(self) -> torch.Tensor:
+        return torch.randn(1, *self._codec[0].token_shape)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._codec[0](tokens)
+
+    @property
+    def cost(self) -> ServiceCost:
+        if self._cost is None:
+            codec = self._codec[0]
+            payloads = codec.encode(self.example_input())
+            self._cost = ServiceCost(
+                _param_bytes(_parameters_called(codec.link, codec.decode, payloads)),
+                count_flops(codec.decode, payloads), 0)
         return self._cost
 
 

@@ -280,6 +280,22 @@ def _book_links(o: Outcome, hop: Hop, n_bytes: float, net: Network) -> None:
             o.energy_onboard_transmit_j += link.energy_j
 
 
+def percentile(values: np.ndarray, q: float) -> float:
+    """numpy's linear percentile, with undelivered requests (inf) counted as infinitely late:
+    a percentile that interpolates towards one is inf, one that lands exactly on a finite value
+    is that value (numpy would give NaN from 0 * inf)."""
+    if not len(values):
+        return math.nan
+    ordered = np.sort(values)
+    pos = q / 100 * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    if lo == hi or pos == lo:
+        return float(ordered[lo])
+    if not math.isfinite(ordered[hi]):
+        return math.inf
+    return float(ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo]))
+
+
 def summarise(outcomes: Sequence[Outcome], onboard_memory: dict[str, int]) -> dict:
     """Headline numbers of one scheme: latency percentiles, misses, memory, compute, energy.
 
@@ -292,12 +308,7 @@ def summarise(outcomes: Sequence[Outcome], onboard_memory: dict[str, int]) -> di
     done = [o for o in outcomes if math.isfinite(o.latency_s)]
 
     def pct(q: float) -> float:
-        """Undelivered requests count as infinitely late (never a NaN from inf - inf)."""
-        if not len(lat):
-            return math.nan
-        if np.sum(~np.isfinite(lat)) > (1 - q / 100) * (len(lat) - 1):
-            return math.inf
-        return float(np.percentile(lat, q))
+        return percentile(lat, q)
 
     def total(f: str) -> float:
         return float(sum(getattr(o, f) for o in outcomes))

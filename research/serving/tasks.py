@@ -31,6 +31,7 @@ from research.serving.services import (
     EmbeddingHead,
     EncoderSegment,
     LinkCodec,
+    LinkDecoder,
     OnBoardFront,
     Service,
     SpikingTaskHead,
@@ -191,7 +192,8 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
         heads.append(SpikingTaskHead("head_landcover_snn", spiking_head, dim))
     services.update({h.name: h for h in heads})
     if link is not None:
-        services[link.name] = link
+        decoder = LinkDecoder(link)
+        services[link.name], services[decoder.name] = link, decoder
     head_of = {h.name.removeprefix("head_"): h.name for h in heads}
     ms_mean, ms_std = [0.5] * 13, [0.25] * 13
     for rgb_band, ms_band in enumerate(MS13_RGB_BANDS):

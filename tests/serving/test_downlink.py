@@ -52,10 +52,12 @@ def test_advantage_over_the_best_other_scheme():
                 "delivered_tiles": tiles, "p95_latency_s": p95}
 
     rows = [row(1, "microservice", 300), row(1, "a", 100), row(1, "b", 150),
-            row(2, "microservice", 10, p95=900), row(2, "a", 0), row(2, "b", 0)]
-    a1, a2 = advantage(rows, deadline_s=300)
+            row(2, "microservice", 10, p95=900), row(2, "a", 0), row(2, "b", 0),
+            row(3, "microservice", 0, p95=math.inf), row(3, "a", 0)]
+    a1, a2, a3 = advantage(rows, deadline_s=300)
     assert (a1["best_other"], a1["ratio"], a1["p95_within_deadline"]) == ("b", 2.0, True)
     assert a2["ratio"] == math.inf and not a2["p95_within_deadline"]
+    assert math.isnan(a3["ratio"])  # nobody delivers: no advantage either way
 
 
 def test_script_writes_the_sweep(tmp_path, monkeypatch):

@@ -103,3 +103,16 @@ def test_uplink_bytes_and_station_energy_after_a_ground_stage(plan):
     # ground compute only: the station's uplink transmitter is not booked (as in eval and fed)
     assert o.energy_ground_j == pytest.approx(nodes[plan.stations[0]].profile.energy_j(1e9))
     assert o.onboard_compute_s > 0 and o.ground_compute_s > 0 and o.transmit_s > 0
+
+
+def test_percentiles_count_undelivered_requests_as_infinitely_late():
+    import numpy as np
+
+    from research.serving.simulator import percentile
+
+    done = np.arange(1.0, 21.0)  # 20 delivered
+    assert percentile(np.append(done, math.inf), 95) == 20.0  # lands exactly on the 20th
+    assert percentile(np.append(done, [math.inf] * 2), 95) == math.inf  # reaches past it
+    assert percentile(done, 95) == float(np.percentile(done, 95))
+    assert percentile(np.append(done[:11], [math.inf] * 10), 50) == 11.0
+    assert math.isnan(percentile(np.array([]), 95))

@@ -129,6 +129,23 @@ def test_microservices_alone_pay_the_codec_on_board(served, plan):
     shared = onboard_shared_routes(p, reqs)[0][0]
     full = p.flops["front_rgb_encoder_0_1"] + sum(p.flops[s] for s in p.stages)
     assert shared.flops == 8 * (full + sum(p.flops[p.heads[t]] for t in TASKS))
+    # the decoder runs (and weighs) where the first stage after the cut runs
+    assert p.stage_services(demands[0], 0)[0] == "decode_factorized"
+    assert micro[1].flops >= 8 * p.flops["decode_factorized"] > 0
+    assert p.param_bytes["decode_factorized"] > 0
+    # weights: microservices hold the codec's encoder on the source, the baselines never do
+    from research.serving.compare import monolithic_memory, onboard_shared_memory
+
+    src = plan.satellites[0]
+    pl = optimise(p, Network(plan))
+    assert "codec_factorized" in pl.replicas and src in pl.replicas["codec_factorized"]
+    assert pl.memory_by_node(p.param_bytes)[src] >= (p.param_bytes["front_rgb_encoder_0_1"]
+                                                     + p.param_bytes["codec_factorized"])
+    full_mem = (p.param_bytes["front_rgb_encoder_0_1"] + sum(p.param_bytes[s] for s in p.stages)
+                + sum(p.param_bytes[p.heads[t]] for t in TASKS))
+    assert onboard_shared_memory(p)[src] == full_mem
+    heads = sum(p.param_bytes[p.heads[t]] for t in TASKS)
+    assert monolithic_memory(p)[src] == 3 * (full_mem - heads) + heads  # a model per task
 
 
 def test_results_go_down_as_answers_not_logits(served):
