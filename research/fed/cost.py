@@ -67,6 +67,15 @@ def cut_bytes_per_image(link: LinkModule, tokens: torch.Tensor) -> float:
         return float(sum(len(p) for p in link.compress(tokens)) / len(tokens))
 
 
+def cut_gradient(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The gradient of the cross-entropy on ``(images, labels)`` at the cut's tokens: what a
+    split-learning step sends up (its payload through ``model.gradient_link`` is priced on it)."""
+    tokens = model.satellite_part(images).detach().requires_grad_()
+    loss = torch.nn.functional.cross_entropy(model.head(model.ground_part(tokens)), labels)
+    (grad,) = torch.autograd.grad(loss, tokens)
+    return grad
+
+
 def measure_costs(model: SplitViT, update: State, sample_tokens: torch.Tensor,
                   sample_gradient: torch.Tensor | None = None) -> Costs:
     """Profile ``model`` and price the exchanged ``update`` state (a head's, or a split model's

@@ -39,7 +39,7 @@ from research.data.embedded import load_embedded
 from research.data.transforms import channel_stats, normalize
 from research.fed.clients import build_model, exchanged_state, trained_module
 from research.fed.config import FedConfig, ModelConfig
-from research.fed.cost import Costs, measure_costs
+from research.fed.cost import Costs, cut_gradient, measure_costs
 from research.fed.rounds import ModelTooLarge, timing_only
 from research.fed.runner import Setup, build_plan, run
 from research.figures import save_figure
@@ -77,21 +77,28 @@ def what_if_device(factor: float, base: str = BASE_DEVICE) -> str:
     return name
 
 
-def sample_images(n: int = 8) -> torch.Tensor:
-    """``n`` real EuroSAT images (the embedded subset), normalised: what the cut is priced on."""
-    images = load_embedded().images[:n]
-    return normalize(images, *channel_stats(images))
+def sample_images(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` real EuroSAT images (the embedded subset), normalised, and their labels: what the
+    cut and its gradient are priced on."""
+    data = load_embedded()
+    images = data.images[:n]
+    return normalize(images, *channel_stats(images)), data.labels[:n]
 
 
-def model_costs(backbone: str, sample: torch.Tensor, link: str = "identity",
-                trainable: str = "head", lora_rank: int = 8) -> Costs:
+def model_costs(backbone: str, sample: tuple[torch.Tensor, torch.Tensor], link: str = "identity",
+                trainable: str = "head", lora_rank: int = 8,
+                gradient_link: str = "identity") -> Costs:
     """Profiled costs of ``backbone`` split after its patch embedding, training ``trainable``
-    (weights do not change FLOPs or float32 bytes, so the model is built without loading any)."""
+    (weights do not change FLOPs or float32 bytes, so the model is built without loading any;
+    a lossy link's payload is priced on real images through those random weights)."""
+    images, labels = sample
     model = build_model(ModelConfig(backbone=backbone, weights=None, link=link,
-                                    trainable=trainable, lora_rank=lora_rank))
+                                    trainable=trainable, lora_rank=lora_rank,
+                                    gradient_link=gradient_link))
     with torch.no_grad():
-        tokens = model.satellite_part(sample)
-    return measure_costs(model, exchanged_state(trained_module(model, trainable)), tokens)
+        tokens = model.satellite_part(images)
+    grad = None if gradient_link == "identity" else cut_gradient(model, images, labels)
+    return measure_costs(model, exchanged_state(trained_module(model, trainable)), tokens, grad)
 
 
 def simulate(cfg: FedConfig, setup: Setup, costs: Costs, plan: ContactPlan, rounds: int,
@@ -125,7 +132,8 @@ def regime_rows(cfg: FedConfig, setup: Setup, *, backbones: Sequence[str],
         plans["no_isl"] = build_plan(isl_scenario)
     sample = sample_images()
     m = cfg.model
-    costs = {b: model_costs(b, sample, m.link, m.trainable, m.lora_rank) for b in backbones}
+    costs = {b: model_costs(b, sample, m.link, m.trainable, m.lora_rank, m.gradient_link)
+             for b in backbones}
     grid = list(itertools.product(backbones, factors, plans, reuse, SCHEMES))
     rows = []
     for backbone, factor, isl, re, scheme in tqdm(grid, desc="regime", disable=not progress):

@@ -35,7 +35,7 @@ from research.fed.clients import (
     trained_module,
 )
 from research.fed.config import FedConfig
-from research.fed.cost import Costs, measure_costs
+from research.fed.cost import Costs, cut_gradient, measure_costs
 from research.fed.network import FedNetwork
 from research.fed.rounds import (
     PRELOADED,
@@ -88,15 +88,11 @@ def prepare(cfg: FedConfig, plan: ContactPlan | None = None, cache_dir: str | No
 
 
 def _sample_gradient(model: SplitViT, data: Dataset) -> torch.Tensor | None:
-    """The cut's gradient on the first training batch (real images and labels) under the
+    """The cut's gradient on the first 32 training images (real images and labels) under the
     initial model: what the gradient link's payload is measured on (split learning only)."""
     if isinstance(model.gradient_link, IdentityLink):
         return None
-    tokens = model.satellite_part(data.train_x[:32]).detach().requires_grad_()
-    loss = torch.nn.functional.cross_entropy(model.head(model.ground_part(tokens)),
-                                             data.train_y[:32])
-    (grad,) = torch.autograd.grad(loss, tokens)
-    return grad
+    return cut_gradient(model, data.train_x[:32], data.train_y[:32])
 
 
 def _captured(cfg: FedConfig, plan: ContactPlan) -> np.ndarray | None:

@@ -266,6 +266,8 @@ def test_the_regime_prices_the_trained_encoder_and_split_learning_wins_on_slow_s
     split = model_costs("satvit_tiny", sample_images(), trainable="split")
     assert split.train_flops > 100 * head.train_flops
     assert split.update_bytes > split.embed_update_bytes > 0 == head.embed_update_bytes
+    lossy = model_costs("satvit_tiny", sample_images(), trainable="split", gradient_link="int8")
+    assert lossy.grad_bytes < 0.4 * split.grad_bytes and lossy.cut_bytes == split.cut_bytes
     cfg = parse_config(split_raw())
     t = {}
     for factor in (1.0, 1e-6):
