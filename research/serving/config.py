@@ -37,7 +37,9 @@ class ModelSection:
     ``embedders``: trained embedders of other modalities for that checkpoint
     (``scripts/train_modality_embedders.py``). ``codec``: a link name at the embedder's output
     (``int8``), or a trained codec checkpoint (``CodecTask``, on this encoder) at its own block
-    ``k``, which then runs on board with blocks ``0..k`` (``cuts`` must lie after ``k``)."""
+    ``k``, which then runs on board with blocks ``0..k-1`` (``cuts`` must lie after ``k``).
+    ``retrieval_answer``: how a retrieval embedding computed on board goes down (``float16``, or
+    ``int8`` with a scale; its recall is not re-measured: modelled as the float one)."""
 
     checkpoint: str | None = DEFAULT_CLASSIFIER
     backbone: str | None = None
@@ -46,6 +48,7 @@ class ModelSection:
     embedders: str | None = None
     coarse_train_images: int = 500
     coarse_steps: int = 300
+    retrieval_answer: str = "float16"
 
 
 @dataclass
@@ -200,6 +203,9 @@ def parse_serve_config(raw: Any, source: str = "<config>",
         raise ServingConfigError(f"serve config {source}: model.codec {m.codec!r} is not a file; "
                                  "expected a link name (int8, identity...) or a trained codec "
                                  "checkpoint (a CodecTask .ckpt)")
+    if m.retrieval_answer not in ("float16", "int8"):
+        raise ServingConfigError(f"serve config {source}: model.retrieval_answer "
+                                 f"{m.retrieval_answer!r}; expected float16 or int8")
     try:
         placement_method(p.method)
     except ValueError as err:

@@ -116,7 +116,8 @@ def build_service_catalog(cfg: ServeConfig) -> tuple[Catalog, dict]:
     feats = catalog.features(data.images[train_idx])
     head = train_coarse_head(feats, data.labels[train_idx], steps=m.coarse_steps)
     catalog = build_catalog(vit, mean, std, cuts=m.cuts, codec=codec, codec_cut=codec_cut,
-                            coarse_head=head, embedders=embedders, embedder_stats=stats)
+                            coarse_head=head, embedders=embedders, embedder_stats=stats,
+                            retrieval_answer=m.retrieval_answer)
     return catalog, {"data": data, "train_idx": train_idx, "test_idx": test_idx,
                      "train_features": feats,
                      "embedders": {k: v for k, v in emb_meta.items() if k != "losses"}}

@@ -309,15 +309,25 @@ class SpikingTaskHead(_Head):
 
 
 class EmbeddingHead(_Head):
-    """Retrieval embedding: the normalised pooled features, unit length for cosine search; sent
-    as float16 (2 bytes a dimension)."""
+    """Retrieval embedding: the normalised pooled features, unit length for cosine search.
 
-    def output_bytes(self, out: torch.Tensor) -> int:
-        return int(out.numel() * 2)
+    ``answer``: how the embedding goes down when it is computed on board, ``float16`` (2 bytes a
+    dimension) or ``int8`` (1 byte a dimension and a float32 scale)."""
 
-    def __init__(self, name: str, norm: nn.Module, in_features: int) -> None:
+    ANSWERS = ("float16", "int8")
+
+    def __init__(self, name: str, norm: nn.Module, in_features: int,
+                 answer: str = "float16") -> None:
+        if answer not in self.ANSWERS:
+            raise ValueError(f"retrieval answer {answer!r}; expected one of {list(self.ANSWERS)}")
         super().__init__(name, in_features)
         self.norm = norm
+        self.answer = answer
+
+    def output_bytes(self, out: torch.Tensor) -> int:
+        if self.answer == "int8":
+            return int(out.numel() + 4 * out.shape[0])
+        return int(out.numel() * 2)
 
     def own_parameters(self) -> list[torch.Tensor]:
         return list(self.norm.parameters())

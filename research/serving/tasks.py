@@ -132,7 +132,7 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
                   spiking_head: nn.Module | None = None,
                   embedders: Mapping[str, nn.Module] | None = None,
                   embedder_stats: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-                  ) -> Catalog:
+                  retrieval_answer: str = "float16") -> Catalog:
     """Services for the three tasks on one encoder.
 
     Args:
@@ -149,6 +149,7 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
         embedders / embedder_stats: trained patch embeddings of other modalities (``pan``,
             ``rgb20m``: :func:`research.serving.modalities.load_embedder_weights`) and the
             mean / std of their inputs. ``rgb`` and the synthetic ``ms13`` are always served.
+        retrieval_answer: how an embedding computed on board goes down (``float16``, ``int8``).
     """
     depth = len(vit.blocks)
     if not 0 <= codec_cut < depth or (codec_cut and codec is None):
@@ -186,7 +187,7 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
     heads: list[Service] = [
         ClassifierHead("head_landcover", vit.fc_norm, vit.head),
         ClassifierHead("head_coarse", coarse_head[0], coarse_head[1]),
-        EmbeddingHead("head_retrieval", vit.fc_norm, dim),
+        EmbeddingHead("head_retrieval", vit.fc_norm, dim, answer=retrieval_answer),
     ]
     if spiking_head is not None:
         heads.append(SpikingTaskHead("head_landcover_snn", spiking_head, dim))

@@ -156,6 +156,18 @@ def test_results_go_down_as_answers_not_logits(served):
     assert cat.services["head_retrieval"].cost.out_bytes == 2 * dim  # float16 embedding
 
 
+def test_an_int8_retrieval_answer_is_a_byte_a_dimension(vit):
+    cat = build_catalog(vit, [0.5] * 3, [0.25] * 3, retrieval_answer="int8")
+    dim = cat.services["head_retrieval"].in_features
+    assert cat.services["head_retrieval"].cost.out_bytes == dim + 4
+    with pytest.raises(ValueError, match="retrieval answer 'int4'"):
+        build_catalog(vit, [0.5] * 3, [0.25] * 3, retrieval_answer="int4")
+    raw = {"orbit": {"file": "experiments/orbit/demo_6x11.yaml"},
+           "model": {"retrieval_answer": "int4"}}
+    with pytest.raises(ServingConfigError, match="model.retrieval_answer 'int4'"):
+        parse_serve_config(raw)
+
+
 def test_token_bytes_are_measured_on_the_tiles(served, images, catalog):
     _, cat = served
     n = token_bytes_per_tile(cat, images, "rgb")
