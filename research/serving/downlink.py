@@ -85,6 +85,7 @@ def downlink_sweep(cfg: ServeConfig, rates_bps: Sequence[float | None], per_orbi
             "tiles_per_capture": w.tiles, "modalities": w.modalities, "per_orbit": per_orbit,
             "satellite_profile": cfg.nodes.satellite_profile, "network": cfg.network.to_dict(),
             "downlink": _downlink(cfg).name, "codec": cfg.model.codec,
+            "retrieval_answer": cfg.model.retrieval_answer,
             "placement": cfg.placement.method, "accuracy": setup.accuracy,
             "rates_bps": list(rates_bps), "task_sets": task_sets}
     meta["advantage"] = advantage(rows, w.deadline_s)
@@ -167,7 +168,8 @@ def plot_downlink_sweep(rows: list[dict], meta: dict, out: str | Path) -> list[P
     fig.suptitle(f"{meta['name']}: {meta['sources']} sources x {meta['per_orbit']:g} captures "
                  f"per orbit x {meta['tiles_per_capture']} tiles "
                  f"({'/'.join(meta['modalities'])}), deadline {meta['deadline_s']:g} s, "
-                 f"on board {meta['satellite_profile']}; codec {meta['codec']}", fontsize=9)
+                 f"on board {meta['satellite_profile']}; codec {meta['codec']}; on-board "
+                 f"answers carry a {meta.get('retrieval_answer', 'float16')} embedding", fontsize=9)
     fig.tight_layout()
     handles, labels = ax_del.get_legend_handles_labels()
     ax_del.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(1.7, -0.15),
