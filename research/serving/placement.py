@@ -244,7 +244,8 @@ class Placement:
         the placement's split: stage 0 by its shares, each next stage by the flows out of the
         node chosen before it (so a request follows a route the MILP's flows carry; with no
         flows, by that stage's own shares). Low-discrepancy draws (golden-ratio multiples, one
-        irrational per stage) keep the realised shares within 1/n of the planned ones."""
+        irrational per stage) keep the realised shares close to the planned ones (an error of
+        order log(n) / n after n requests)."""
         stages = self.routes[demand]
         out = [_pick(stages[0], _draw(i, 0))]
         for k in range(1, len(stages)):
