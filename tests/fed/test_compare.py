@@ -42,3 +42,17 @@ def test_a_seed_deals_the_images_anew_on_the_same_features(tiny_plan, tmp_path):
     assert (a.data.test_y == b.data.test_y).all()
     assert [c.n for c in a.clients] != [c.n for c in b.clients]
     assert base.replace(**seed_changes(1)).train.seed == 1 and seed_changes(0) == {}
+
+
+def test_a_default_sweep_skips_variants_its_base_cannot_take():
+    """``collab_int8_both`` needs a trained encoder: a head-only base skips it (a full sweep
+    must not fail half-way), a split base keeps it."""
+    from research.fed.compare import VARIANTS, applicable_variants
+
+    head = parse_config(tiny_raw())
+    split = parse_config(tiny_raw(model={"backbone": "satvit_tiny", "weights": None,
+                                         "trainable": "split"},
+                                  comm={"reuse_features": False}))
+    kept = applicable_variants(head, list(VARIANTS))
+    assert "collab_int8_both" not in kept and "collab_int8" in kept
+    assert "collab_int8_both" in applicable_variants(split, ["collab_int8_both"])
