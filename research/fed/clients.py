@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from encoders.base import IdentityLink
+from encoders.base import IdentityLink, LinkModule
 from research.atomic import atomic_save
 from research.data.embedded import load_embedded
 from research.data.partition import partition, weighted_partition
@@ -113,6 +113,15 @@ def local_update(template: nn.Module, state: State, features: torch.Tensor,
         torch.set_num_threads(threads)
 
 
+@torch.no_grad()
+def crossed(link: LinkModule, x: torch.Tensor) -> torch.Tensor:
+    """What arrives when ``x`` crosses the cut through ``link``: its real bitstream decoded
+    (``x`` itself through the identity, which needs no bytes built)."""
+    if isinstance(link, IdentityLink):
+        return x
+    return link.decompress(link.compress(x), x.shape)
+
+
 def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) -> None:
     """Gradients of one split-learning step: the satellite embeds, the activations cross the cut
     through ``model.link`` (its real bitstream: encoded on board, decoded on the ground), the
@@ -122,18 +131,10 @@ def split_sgd_step(model: SplitViT, images: torch.Tensor, labels: torch.Tensor) 
     (:func:`encoders.baselines.straight_through`). With identity links, the same gradients as
     ``loss.backward()`` through the whole model; the caller zeroes and steps."""
     tokens = model.satellite_part(images)  # on board
-    sent = tokens.detach()
-    if not isinstance(model.link, IdentityLink):
-        with torch.no_grad():
-            sent = model.link.decompress(model.link.compress(sent), sent.shape)
-    received = sent.detach().requires_grad_()  # what the ground decodes
+    received = crossed(model.link, tokens.detach()).requires_grad_()  # what the ground decodes
     loss = nn.functional.cross_entropy(model.head(model.ground_part(received)), labels)
     loss.backward()  # on the ground: its parameters' gradients and the cut's
-    grad = received.grad
-    if not isinstance(model.gradient_link, IdentityLink):
-        with torch.no_grad():
-            grad = model.gradient_link.decompress(model.gradient_link.compress(grad), grad.shape)
-    tokens.backward(grad)  # the cut's gradient goes up: on board
+    tokens.backward(crossed(model.gradient_link, received.grad))  # the cut's gradient: on board
 
 
 def param_groups(module: nn.Module, cfg: TrainConfig) -> list[dict]:
@@ -261,11 +262,7 @@ def _split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndar
 def _features(model: SplitViT, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     out = []
     for i in range(0, len(x), batch):
-        tokens = model.satellite_part(x[i:i + batch])
-        if not isinstance(model.link, IdentityLink):
-            payloads = model.link.compress(tokens)
-            tokens = model.link.decompress(payloads, tokens.shape)
-        out.append(model.ground_part(tokens))
+        out.append(model.ground_part(crossed(model.link, model.satellite_part(x[i:i + batch]))))
     return torch.cat(out)
 
 

@@ -22,9 +22,16 @@ from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
 from research.serving.modalities import list_modalities
 from research.serving.placement import PlacementProblem, placement_method
+from research.serving.services import EmbeddingHead
 from research.serving.tasks import TASKS
 
-__all__ = ["ServeConfig", "ServingConfigError", "load_serve_config", "parse_serve_config"]
+__all__ = ["ServeConfig", "ServingConfigError", "is_codec_checkpoint", "load_serve_config",
+           "parse_serve_config"]
+
+
+def is_codec_checkpoint(codec: str | None) -> bool:
+    """``model.codec`` names a trained codec checkpoint (a ``CodecTask``), not a link name."""
+    return codec is not None and codec.endswith(".ckpt")
 
 
 class ServingConfigError(ValueError):
@@ -37,7 +44,7 @@ class ModelSection:
     ``embedders``: trained embedders of other modalities for that checkpoint
     (``scripts/train_modality_embedders.py``). ``codec``: a link name at the embedder's output
     (``int8``), or a trained codec checkpoint (``CodecTask``, on this encoder) at its own block
-    ``k``, which then runs on board with blocks ``0..k-1`` (``cuts`` must lie after ``k``).
+    ``k``, which then runs on board with the first ``k`` blocks (``cuts`` must lie after ``k``).
     ``retrieval_answer``: how a retrieval embedding computed on board goes down (``float16``, or
     ``int8`` with a scale; its recall is not re-measured: modelled as the float one)."""
 
@@ -199,13 +206,14 @@ def parse_serve_config(raw: Any, source: str = "<config>",
     if (m.checkpoint is None) == (m.backbone is None):
         raise ServingConfigError(f"serve config {source}: model needs exactly one of "
                                  "checkpoint or backbone")
-    if m.codec is not None and m.codec.endswith(".ckpt") and not Path(m.codec).is_file():
+    if is_codec_checkpoint(m.codec) and not Path(m.codec).is_file():
         raise ServingConfigError(f"serve config {source}: model.codec {m.codec!r} is not a file; "
                                  "expected a link name (int8, identity...) or a trained codec "
                                  "checkpoint (a CodecTask .ckpt)")
-    if m.retrieval_answer not in ("float16", "int8"):
+    if m.retrieval_answer not in EmbeddingHead.ANSWERS:
         raise ServingConfigError(f"serve config {source}: model.retrieval_answer "
-                                 f"{m.retrieval_answer!r}; expected float16 or int8")
+                                 f"{m.retrieval_answer!r}; expected one of "
+                                 f"{list(EmbeddingHead.ANSWERS)}")
     try:
         placement_method(p.method)
     except ValueError as err:

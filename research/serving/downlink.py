@@ -95,8 +95,7 @@ def downlink_sweep(cfg: ServeConfig, rates_bps: Sequence[float | None], per_orbi
 def advantage(rows: list[dict], deadline_s: float, scheme: str = "microservice") -> list[dict]:
     """Per (cap, task set): ``scheme``'s tiles delivered in time over the best other scheme's,
     naming that scheme (``inf`` when no other delivers any, ``nan`` when none does), and
-    whether ``scheme``'s p95
-    latency stays within the deadline."""
+    whether ``scheme``'s p95 latency stays within the deadline."""
     out = []
     keys = dict.fromkeys((r["downlink_max_rate_bps"], r["tasks"]) for r in rows)
     for rate, tasks in keys:

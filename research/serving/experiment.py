@@ -19,7 +19,7 @@ import torch
 
 from research.records import write_rows
 from research.serving.compare import Comparison, compare_schemes
-from research.serving.config import ServeConfig
+from research.serving.config import ServeConfig, is_codec_checkpoint
 from research.serving.placement import (
     Demand,
     Placement,
@@ -52,11 +52,6 @@ def _split(labels: torch.Tensor, n_train: int) -> tuple[torch.Tensor, torch.Tens
     frac = min(max(n_train / len(labels), 0.05), 0.9)
     s = stratified_split(labels.numpy(), (frac, 0.0, 1.0 - frac), seed=0)
     return torch.as_tensor(s.train), torch.as_tensor(s.test)
-
-
-def is_codec_checkpoint(codec: str | None) -> bool:
-    """``model.codec`` names a trained codec checkpoint (a ``CodecTask``), not a link name."""
-    return codec is not None and codec.endswith(".ckpt")
 
 
 def load_trained_codec(path: str, vit: torch.nn.Module) -> tuple[torch.nn.Module, int]:

@@ -8,7 +8,7 @@ the next hop carries). Kinds:
 * ``embed``: modality embedder, images -> tokens (RGB: the checkpoint's patch embedding; the
   other modalities of :mod:`research.serving.modalities`: their own patch embeddings), or, when
   a trained codec sits at block ``k > 0``, the whole on-board front (:class:`OnBoardFront`:
-  embedder + blocks ``0..k-1``), which must run where the pixels are;
+  embedder + the first ``k`` blocks), which must run where the pixels are;
 * ``encoder``: blocks ``i..j`` of the shared encoder (the last segment also norms and pools);
 * ``codec``: a link module from ``encoders`` (tokens <-> ``list[bytes]``), its cost the
   encoder's (on the source); ``decode``: what its decoder costs, charged with the first stage;
@@ -157,7 +157,7 @@ class EncoderSegment(Service):
 
 
 class OnBoardFront(Service):
-    """What a satellite runs before a codec trained at block ``k``: embedder, blocks ``0..k``.
+    """What a satellite runs before a codec trained at block ``k``: embedder, first ``k`` blocks.
 
     A trained codec (``CodecTask``) encodes the tokens of one block, so the blocks before it are
     pinned to the capturing satellite with the embedder: placement and the baselines treat the
@@ -207,8 +207,8 @@ class LinkCodec(Service):
     @property
     def cost(self) -> ServiceCost:
         """What the encoder costs where it runs, on board: the weights of the modules it calls
-        and its FLOPs (the decoder's run on the ground, where weights are not priced); and the
-        bytes of one random example. A learned codec's size depends on the content, so serving
+        and its FLOPs (the decoder is :class:`LinkDecoder`'s); and the bytes of one random
+        example. A learned codec's size depends on the content, so serving
         runs replace those bytes with sizes measured on real tiles
         (``PlacementProblem.modality_token_bytes``)."""
         if self._cost is None:

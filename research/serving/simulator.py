@@ -289,7 +289,7 @@ def percentile(values: np.ndarray, q: float) -> float:
     ordered = np.sort(values)
     pos = q / 100 * (len(ordered) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
-    if lo == hi or pos == lo:
+    if pos == lo:
         return float(ordered[lo])
     if not math.isfinite(ordered[hi]):
         return math.inf

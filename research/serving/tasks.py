@@ -9,8 +9,8 @@ Three tasks share one encoder (and one embedder per modality):
 
 A chain is ``[embedder(modality), codec?, encoder segments..., head(task)]``; composing it gives
 the unsplit model's logits exactly when the codec is lossless (tested). With a codec trained at
-block ``k > 0`` (``codec_cut``), the "embedder" is the on-board front (embedder + blocks
-``0..k``, :class:`~research.serving.services.OnBoardFront`) and the segments start at ``k``.
+block ``k > 0`` (``codec_cut``), the "embedder" is the on-board front (embedder + the first
+``k`` blocks, :class:`~research.serving.services.OnBoardFront`) and the segments start at ``k``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from encoders.base import LinkModule
+from encoders.base import LinkModule, build_link
 from research.data.imagefolder import EUROSAT_CLASSES
 from research.data.transforms import normalize
 from research.serving.modalities import MS13_RGB_BANDS
@@ -143,7 +143,7 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
             ``codec_cut > 0`` they must lie after it.
         codec: link module name (``encoders.build_link``) or a trained link module.
         codec_cut: the block whose input the codec encodes: 0 at the embedder's output; ``k > 0``
-            pins blocks ``0..k`` to the source in each modality's :class:`OnBoardFront`.
+            pins the first ``k`` blocks to the source in each modality's :class:`OnBoardFront`.
         coarse_head: the coarse head (``LayerNorm`` + ``Linear``); a fresh one if ``None``.
         spiking_head: optional spiking land-cover head, served as task ``landcover_snn``.
         embedders / embedder_stats: trained patch embeddings of other modalities (``pan``,
@@ -172,8 +172,6 @@ def build_catalog(vit: VisionTransformer, mean: Sequence[float], std: Sequence[f
     segments = [EncoderSegment(vit, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     link = None
     if codec is not None:
-        from encoders.base import build_link
-
         module = build_link(codec) if isinstance(codec, str) else codec
         link = LinkCodec(module.eval(), (segments[0].num_tokens, dim))
     if codec_cut:
