@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> RateAccuracyConfig:
     parser.add_argument("--latent-dim", type=int, default=None)
     parser.add_argument("--num-steps", type=int, default=None,
                         help="spike link: timesteps T (with --latent-dim k: T x k bits per token)")
+    parser.add_argument("--spike-prior", action="store_true",
+                        help="spike link: range-code under a Bernoulli prior (rate trained by lambda)")
     parser.add_argument("--merge-tokens", type=int, nargs="+", default=None,
                         help="k: code each k x k group of tokens as one unit (8: the whole grid)")
     parser.add_argument("--hidden-dim", type=int, default=None,

@@ -6,9 +6,18 @@ firing rates with a linear layer. Training passes gradients through the surrogat
 ``forward`` returns exactly what ``decompress(compress(x))`` returns.
 
 The payload body is the packed spike train ``[T, N, k]`` (``numpy.packbits``, time first),
-deflated with zlib when that is shorter; the ``encoders.header`` header in front carries the
-token shape, a CRC-32 of the body and a configuration tag that covers ``T``, ``k`` and a
-checksum of the weights, so a ground decoder built differently refuses the payload.
+deflated with zlib when that is shorter. With ``prior=True`` the link also holds a static
+Bernoulli entropy model, one firing probability per (step, token position, channel) estimated
+from the spikes seen in training, and range-codes the train with it (CompressAI's rANS, through
+``encoders.rans``) whenever that is shorter still: a spike train is far from uniform (some
+channels almost never fire, some positions almost always do), and packed bits pay one bit per
+slot whatever its probability. The same model gives ``forward`` likelihoods, so ``lmbda`` in a
+rate-distortion loss trains the encoder towards cheap spike trains, as for the learned codecs.
+
+The ``encoders.header`` header in front carries the token shape, a CRC-32 of the body, flags
+saying which body it is, and a configuration tag that covers ``T``, ``k``, the prior and a
+checksum of the weights and of the firing statistics, so a ground decoder built differently
+refuses the payload.
 """
 
 from __future__ import annotations
@@ -18,16 +27,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from compressai._CXX import pmf_to_quantized_cdf  # what CompressAI's entropy models build with
 from torch import nn
 
 from encoders.base import LinkModule, register_link
 from encoders.header import FLAG_ZLIB, Header, config_tag, inflate_body, state_crc32
+from encoders.rans import CoderTables, StreamDecoder, encode_stream
 from snn.neurons import initial_mem, make_lif, release_state
 
-__all__ = ["SPIKE_CODEC_ID", "SpikeLink", "pack_spikes", "unpack_spikes"]
+__all__ = ["FLAG_RANS", "SPIKE_CODEC_ID", "SpikeLink", "pack_spikes", "unpack_spikes"]
 
 SPIKE_CODEC_ID = 128
 """Wire id of the spiking link (ids >= 128 belong to packages outside ``encoders``)."""
+
+FLAG_RANS = 0x02
+"""The body is the spike train range-coded under the link's Bernoulli prior (not packed bits)."""
+
+PRIOR_PRECISION = 16
+"""Bits of the coder's integer CDFs: the rarest symbol costs at most this many bits."""
 
 
 def pack_spikes(spikes: np.ndarray, zlib_level: int = 9) -> tuple[bytes, int]:
@@ -80,9 +97,15 @@ class SpikeLink(LinkModule):
         surrogate: Surrogate-gradient name.
         mem_init: Initial membrane potential as a fraction of the threshold.
         zlib_level: zlib level for the payload (0: raw packed bits).
+        num_tokens: Tokens per sample ``N`` at the cut; the prior needs it (one probability
+            per position).
+        prior: Hold a Bernoulli prior over the spike slots, give ``forward`` likelihoods from
+            it and range-code payloads with it when that is shorter.
+        prior_momentum: Weight of each training batch in the prior's running spike counts (as
+            BatchNorm's running statistics); :meth:`fit_prior` replaces them with exact counts.
     """
 
-    flag_mask = FLAG_ZLIB
+    flag_mask = FLAG_ZLIB | FLAG_RANS
 
     def __init__(
         self,
@@ -94,10 +117,18 @@ class SpikeLink(LinkModule):
         surrogate: str = "fast_sigmoid",
         mem_init: float = 0.5,
         zlib_level: int = 9,
+        num_tokens: int | None = None,
+        prior: bool = False,
+        prior_momentum: float = 0.01,
     ) -> None:
         super().__init__()
         if num_steps < 1 or code_dim < 1 or dim < 1:
             raise ValueError("dim, code_dim and num_steps must be >= 1")
+        if prior and (num_tokens is None or num_tokens < 1):
+            raise ValueError(f"prior=True needs num_tokens >= 1 (one firing probability per "
+                             f"token position), got num_tokens={num_tokens}")
+        if not 0 < prior_momentum <= 1:
+            raise ValueError(f"prior_momentum must be in (0, 1], got {prior_momentum}")
         if num_steps * code_dim >= 32 * dim:
             raise ValueError(
                 f"spike link T={num_steps} x k={code_dim} = {num_steps * code_dim} bits per token "
@@ -112,9 +143,16 @@ class SpikeLink(LinkModule):
         self.threshold = threshold
         self.mem_init = mem_init
         self.zlib_level = zlib_level
+        self.num_tokens = num_tokens
+        self.prior = prior
+        self.prior_momentum = prior_momentum
         self.encoder = nn.Linear(dim, code_dim)
         self.lif = make_lif(beta=beta, threshold=threshold, surrogate=surrogate)
         self.decoder = nn.Linear(code_dim, dim)
+        if prior:  # running spike counts per slot, and how many trains they count
+            self.register_buffer("prior_ones", torch.zeros(num_steps, num_tokens, code_dim))
+            self.register_buffer("prior_seen", torch.zeros(()))
+        self._tables: tuple[int, CoderTables] | None = None
 
     @classmethod
     def cut_kwargs(cls, dim: int, num_tokens: int, **options: Any) -> dict[str, Any]:
@@ -131,6 +169,7 @@ class SpikeLink(LinkModule):
             "beta": self.beta,
             "threshold": self.threshold,
             "mem_init": self.mem_init,
+            **({"prior": True, "num_tokens": self.num_tokens} if self.prior else {}),
         }
 
     def wire_tag(self) -> int:
@@ -155,11 +194,74 @@ class SpikeLink(LinkModule):
         return self.decoder(spikes.mean(0))
 
     def forward(self, tokens: torch.Tensor) -> dict[str, Any]:
-        return {"y_hat": self.decode(self.encode(tokens)), "likelihoods": {}}
+        """Decoded tokens and, with a prior, the likelihood of every spike slot ``[B, T, N, k]``.
+
+        In training the prior's running counts take in the batch's spikes first (no gradient):
+        the likelihoods are those of the model the satellite would code with, and they pass the
+        gradient to the encoder through the spikes only.
+        """
+        spikes = self.encode(tokens)
+        likelihoods = {}
+        if self.prior:
+            self._check_positions(tokens.shape[1])
+            if self.training:
+                self.observe(spikes.detach(), decay=1.0 - self.prior_momentum)
+            p = self.firing_probability().to(spikes)[:, None]  # [T, 1, N, k]
+            likelihoods["spikes"] = (spikes * p + (1 - spikes) * (1 - p)).movedim(1, 0)
+        return {"y_hat": self.decode(spikes), "likelihoods": likelihoods}
 
     def bits_per_token(self) -> int:
-        """Uncompressed spike bits per token (``T * k``); zlib may send fewer."""
+        """Uncompressed spike bits per token (``T * k``); zlib or the prior may send fewer."""
         return self.num_steps * self.code_dim
+
+    # ----------------------------------------------------------------- the Bernoulli prior
+    @torch.no_grad()
+    def observe(self, spikes: torch.Tensor, decay: float = 1.0) -> None:
+        """Count spike trains ``[T, B, N, k]`` into the prior, after scaling the old counts by
+        ``decay`` (1: an exact running count, as :meth:`fit_prior` uses)."""
+        if not self.prior:
+            raise ValueError("observe: this spike link has no prior (build it with prior=True)")
+        if spikes.dim() != 4 or spikes.shape[0] != self.num_steps or spikes.shape[2:] != (
+                self.num_tokens, self.code_dim):
+            raise ValueError(f"observe: expected spikes [T={self.num_steps}, B, N={self.num_tokens}, "
+                             f"k={self.code_dim}], got {tuple(spikes.shape)}")
+        self.prior_ones.mul_(decay).add_(spikes.sum(1).to(self.prior_ones))
+        self.prior_seen.mul_(decay).add_(spikes.shape[1])
+
+    @torch.no_grad()
+    def fit_prior(self, token_batches: Any) -> int:
+        """Replace the prior with exact spike counts over ``token_batches`` (tokens ``[B, N, D]``
+        at the cut, e.g. the training set's); returns how many samples it counted."""
+        self.prior_ones.zero_()
+        self.prior_seen.zero_()
+        for tokens in token_batches:
+            self._check_positions(tokens.shape[1])
+            self.observe(self.encode(tokens.to(self.encoder.weight)))
+        return int(self.prior_seen)
+
+    def firing_probability(self) -> torch.Tensor:
+        """``[T, N, k]`` probability that each slot fires: the Krichevsky-Trofimov estimate
+        ``(ones + 1/2) / (seen + 1)``, never 0 or 1, so a surprise costs bits, not an error."""
+        return ((self.prior_ones + 0.5) / (self.prior_seen + 1.0)).float()
+
+    def _check_positions(self, num_tokens: int) -> None:
+        if num_tokens != self.num_tokens:
+            raise ValueError(f"spike link prior models {self.num_tokens} token positions, got "
+                             f"tokens with {num_tokens}")
+
+    def coder_tables(self) -> CoderTables:
+        """One integer CDF per slot (symbols 0 and 1, plus CompressAI's escape symbol), rebuilt
+        on the CPU whenever the counts change, so a satellite and a ground station holding the
+        same checkpoint hold the same tables."""
+        key = state_crc32(self)
+        if self._tables is None or self._tables[0] != key:
+            p1 = self.firing_probability().detach().cpu().double().reshape(-1)
+            tail = 2.0 ** -PRIOR_PRECISION
+            pmfs = torch.stack([(1 - p1) * (1 - tail), p1 * (1 - tail),
+                                torch.full_like(p1, tail)], dim=1).tolist()
+            cdfs = [pmf_to_quantized_cdf(pmf, PRIOR_PRECISION) for pmf in pmfs]
+            self._tables = (key, CoderTables(cdfs, [4] * len(cdfs), [0] * len(cdfs)))
+        return self._tables[1]
 
     def _check_shape(self, num_tokens: int, dim: int) -> None:
         if dim != self.dim:
@@ -169,8 +271,16 @@ class SpikeLink(LinkModule):
     def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
         if not torch.isfinite(tokens).all():
             raise ValueError("spike: tokens contain NaN or inf")
-        spikes = self.encode(tokens).to(torch.uint8).cpu().numpy()  # [T, B, N, k]
-        return [pack_spikes(spikes[:, b], self.zlib_level) for b in range(spikes.shape[1])]
+        spikes = self.encode(tokens).to(torch.uint8).cpu()  # [T, B, N, k]
+        bodies = [pack_spikes(spikes[:, b].numpy(), self.zlib_level) for b in range(spikes.shape[1])]
+        if not self.prior:
+            return bodies
+        self._check_positions(spikes.shape[2])
+        tables, slots = self.coder_tables(), torch.arange(spikes[:, 0].numel())
+        coded = [encode_stream([(spikes[:, b].reshape(-1), slots, tables)])
+                 for b in range(spikes.shape[1])]
+        return [(body, FLAG_RANS) if len(body) < len(packed[0]) else packed
+                for body, packed in zip(coded, bodies, strict=True)]
 
     @torch.no_grad()
     def _decode(
@@ -179,11 +289,22 @@ class SpikeLink(LinkModule):
         trains = []
         for i, (head, body) in enumerate(parsed):
             try:
-                trains.append(
-                    unpack_spikes(body, head.flags, self.num_steps, num_tokens, self.code_dim)
-                )
+                trains.append(self._unpack(head.flags, body, num_tokens))
             except ValueError as err:
                 raise ValueError(f"spike payload {i}: {err}") from err
         ref = self.decoder.weight
         spikes = torch.from_numpy(np.stack(trains, axis=1)).to(device=ref.device, dtype=ref.dtype)
         return self.decode(spikes).float()
+
+    def _unpack(self, flags: int, body: bytes, num_tokens: int) -> np.ndarray:
+        """One sample's ``[T, N, k]`` spikes from a packed, deflated or range-coded body."""
+        if not flags & FLAG_RANS:
+            return unpack_spikes(body, flags, self.num_steps, num_tokens, self.code_dim)
+        if flags & FLAG_ZLIB:
+            raise ValueError("flags say both range-coded and deflated; this link writes one")
+        if not self.prior:
+            raise ValueError("body is range-coded but this spike link has no prior")
+        self._check_positions(num_tokens)
+        slots = torch.arange(self.num_steps * num_tokens * self.code_dim)
+        spikes = StreamDecoder(body, len(slots), "spike body").decode(slots, self.coder_tables())
+        return spikes.reshape(self.num_steps, num_tokens, self.code_dim).numpy().astype(np.uint8)

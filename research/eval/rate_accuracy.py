@@ -68,6 +68,7 @@ class RateAccuracyConfig(FigureRunConfig):
     codec: str = "factorized"
     latent_dim: int | None = None
     num_steps: int | None = None
+    spike_prior: bool = False
     merge_tokens: list[int] | None = None
     hidden_dim: int | None = None
     distill_weight: float = 0.0
@@ -191,6 +192,8 @@ def codec_setting(merge: int, lmbda: float, config: RateAccuracyConfig) -> str:
     parts = [] if merge == 1 else [f"merge={merge}"]
     if config.num_steps is not None:  # the spike link: its rate is T x k bits per token
         parts.append(f"k={config.latent_dim},T={config.num_steps}")
+    if config.spike_prior:  # range-coded under a Bernoulli prior, rate-trained with lambda
+        parts.append("prior")
     if config.hidden_dim:
         parts.append(f"hidden={config.hidden_dim}")
     if config.distill_weight:
@@ -236,7 +239,8 @@ def token_rows(config: RateAccuracyConfig, weights: str, dm: EuroSATDataModule) 
                 codec=config.codec, split_index=split, finetune=config.finetune, lmbda=lmbda,
                 latent_dim=config.latent_dim, merge_tokens=merge, hidden_dim=config.hidden_dim,
                 distill_weight=config.distill_weight, lr=config.lr, aux_lr=config.lr,
-                **({} if config.num_steps is None else {"num_steps": config.num_steps}), **common,
+                **({} if config.num_steps is None else {"num_steps": config.num_steps}),
+                codec_options={"prior": True} if config.spike_prior else None, **common,
             )
             trainer = _trainer(config.epochs)
             trainer.fit(task, datamodule=train_dm)

@@ -31,7 +31,7 @@ from research.tasks.classification import accuracy_metrics, log_classification, 
 from snn.blocks import ATTENTIONS, SpikingBlock
 from snn.neurons import recording_rates
 
-__all__ = ["CODEC_OPTIONS", "CodecTask"]
+__all__ = ["CODEC_OPTIONS", "CodecTask", "build_task_codec"]
 
 CodecFinetune = Literal["frozen", "head", "lora", "full"]
 # Buffers of CompressAI entropy models whose size is only known after ``update()``.
@@ -42,6 +42,16 @@ CODEC_OPTIONS = (
     "granularity",
 )
 """The task's flat codec arguments, offered to every link's ``cut_kwargs`` (each takes its own)."""
+
+
+def build_task_codec(hparams: Any) -> LinkModule:
+    """The link module a ``CodecTask`` with hyper-parameters ``hparams`` holds at its cut, sized
+    for the backbone's tokens there (also to rebuild one with other ``codec_options``)."""
+    preset = get_preset(hparams["backbone"])
+    num_tokens = (preset.img_size // preset.patch_size) ** 2
+    options = {key: hparams[key] for key in CODEC_OPTIONS}
+    return build_for_cut(hparams["codec"], preset.embed_dim, num_tokens, options,
+                         hparams["codec_options"])
 
 
 class CodecTask(BaseTask):
@@ -234,11 +244,7 @@ class CodecTask(BaseTask):
         rebuilds the task. The registry builds it: the link's own ``cut_kwargs`` picks from
         ``CODEC_OPTIONS``, and ``codec_options`` are set last.
         """
-        hp = self.hparams
-        preset = get_preset(hp.backbone)
-        num_tokens = (preset.img_size // preset.patch_size) ** 2
-        options = {key: hp[key] for key in CODEC_OPTIONS}
-        return build_for_cut(hp.codec, preset.embed_dim, num_tokens, options, hp.codec_options)
+        return build_task_codec(self.hparams)
 
     def _check_options(self, link: LinkModule) -> None:
         """Options that only make sense together: one rate weight per level of a variable-rate link,

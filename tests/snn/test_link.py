@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from encoders import HEADER_SIZE, build_link, list_links
+from encoders.header import FLAG_ZLIB, pack_payload
 from snn import SpikeLink, pack_spikes, unpack_spikes
-from snn.link import SPIKE_CODEC_ID
+from snn.link import FLAG_RANS, SPIKE_CODEC_ID
 
 DIM, TOKENS = 32, 16
 
@@ -107,3 +108,82 @@ def test_spike_packing_helpers():
         unpack_spikes(body, flags, 2, 3, 6)
     with pytest.raises(ValueError, match="padding"):
         unpack_spikes(body[:-1] + b"\xff", flags, 2, 3, 5)
+
+
+# ----------------------------------------------------------------- the Bernoulli prior
+def _skewed_link(prior: bool = True) -> SpikeLink:
+    """A link whose channels fire with very different rates (what makes a prior pay)."""
+    torch.manual_seed(0)
+    link = build_link("spike", dim=DIM, code_dim=8, num_steps=2, num_tokens=TOKENS, prior=prior)
+    with torch.no_grad():
+        link.encoder.bias.copy_(torch.linspace(-3.0, 2.0, 8))
+    return link.eval()
+
+
+def _train_tokens(n: int = 256) -> torch.Tensor:
+    return torch.randn(n, TOKENS, DIM, generator=torch.Generator().manual_seed(2))
+
+
+def test_prior_codes_shorter_and_round_trips_exactly(tokens):
+    link, plain = _skewed_link(), _skewed_link(prior=False)
+    plain.load_state_dict({k: v for k, v in link.state_dict().items() if "prior" not in k})
+    assert link.fit_prior(_train_tokens().split(64)) == 256
+    coded, packed = link.compress(tokens), plain.compress(tokens)
+    assert all(p[4] == FLAG_RANS for p in coded)
+    assert sum(map(len, coded)) < 0.9 * sum(map(len, packed))
+    with torch.no_grad():
+        assert torch.equal(link.decompress(coded, tokens.shape), link(tokens)["y_hat"])
+    # the range-coded body matches the prior's cross-entropy within the coder's flush
+    lik = link(tokens)["likelihoods"]["spikes"]
+    estimate = -torch.log2(lik.detach()).flatten(1).sum(1) / 8
+    for payload, bits in zip(coded, estimate, strict=True):
+        assert abs(len(payload) - HEADER_SIZE - float(bits)) < 8
+
+
+def test_prior_likelihoods_train_the_encoder_towards_cheap_spikes(tokens):
+    link = _skewed_link().train()
+    out = link(tokens.requires_grad_(True))
+    lik = out["likelihoods"]["spikes"]
+    assert lik.shape == (3, 2, TOKENS, 8) and ((lik > 0) & (lik < 1)).all()
+    (-torch.log2(lik).sum()).backward()
+    assert link.encoder.weight.grad.abs().sum() > 0  # the rate reaches the encoder
+    assert float(link.prior_seen) == 3  # the training batch was counted
+
+
+def test_prior_running_counts_decay_and_fit_replaces_them():
+    link = _skewed_link()
+    ones = torch.ones(2, 5, TOKENS, 8)
+    link.observe(ones)
+    link.observe(torch.zeros_like(ones), decay=0.5)
+    assert float(link.prior_seen) == 7.5
+    assert torch.allclose(link.firing_probability(), torch.full((2, TOKENS, 8), 3.0 / 8.5))
+    link.fit_prior([torch.zeros(4, TOKENS, DIM)])
+    assert float(link.prior_seen) == 4
+
+
+def test_prior_payloads_refused_by_a_decoder_without_the_same_prior(tokens):
+    link = _skewed_link()
+    link.fit_prior(_train_tokens().split(64))
+    coded = link.compress(tokens)
+    refit = _skewed_link()
+    refit.load_state_dict(link.state_dict())
+    refit.fit_prior(_train_tokens()[:32].split(16))  # same weights, other counts
+    with pytest.raises(ValueError, match="configuration"):
+        refit.decompress(coded, tokens.shape)
+    # both body flags, with a valid CRC so that only the flags are wrong
+    both = pack_payload(SPIKE_CODEC_ID, link.wire_tag(), TOKENS, DIM, coded[0][HEADER_SIZE:],
+                        flags=FLAG_RANS | FLAG_ZLIB)
+    with pytest.raises(ValueError, match="both"):
+        link.decompress([both], tokens.shape[1:])
+
+
+def test_prior_configurations_that_cannot_exist_are_refused():
+    with pytest.raises(ValueError, match="num_tokens"):
+        SpikeLink(DIM, prior=True)
+    with pytest.raises(ValueError, match="prior_momentum"):
+        SpikeLink(DIM, num_tokens=TOKENS, prior=True, prior_momentum=0.0)
+    link = _skewed_link()
+    with pytest.raises(ValueError, match="token positions"):
+        link.compress(torch.randn(1, TOKENS + 1, DIM))
+    with pytest.raises(ValueError, match="no prior"):
+        _skewed_link(prior=False).observe(torch.zeros(2, 1, TOKENS, 8))

@@ -88,6 +88,25 @@ def test_rate_weight_lowers_the_rate() -> None:
     assert rates[1] < rates[0]
 
 
+def test_rate_weight_makes_spike_trains_cheaper_under_the_spike_prior(tmp_path: Path) -> None:
+    """``codec_options.prior``: likelihoods from the running counts, so lmbda trains sparser
+    (cheaper) spikes; tested on range-coded bytes, and the counts survive a checkpoint."""
+    results = []
+    for lmbda in (0.0, 1.0):
+        task = _task("spike", lmbda=lmbda, lr=3e-2, num_steps=2,
+                     codec_options={"prior": True, "prior_momentum": 0.5})
+        trainer = _trainer(max_epochs=4, limit_val_batches=0)
+        trainer.fit(task, _loader())
+        results.append(trainer.test(task, _loader(), verbose=False)[0])
+    assert results[1]["test/bits_per_inference"] < results[0]["test/bits_per_inference"]
+    assert "test/bits_per_inference_estimated" in results[1]
+    assert float(task.link.prior_seen) > 0
+    path = tmp_path / "prior.ckpt"
+    trainer.save_checkpoint(path)
+    again = CodecTask.load_from_checkpoint(path)
+    assert torch.equal(again.link.prior_ones, task.link.prior_ones)
+
+
 # ----------------------------------------------------------------- the real CLI and YAMLs
 @pytest.fixture
 def cli_args(fake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
