@@ -103,6 +103,9 @@ class SpikeLink(LinkModule):
             it and range-code payloads with it when that is shorter.
         prior_momentum: Weight of each training batch in the prior's running spike counts (as
             BatchNorm's running statistics); :meth:`fit_prior` replaces them with exact counts.
+        decoder_hidden: Width of a one-hidden-layer MLP ground decoder reading each token's whole
+            train (``T * k`` spikes); ``None``: a linear read of the firing rates. The decoder
+            runs on the ground, so its size costs no on-board energy or bytes.
     """
 
     flag_mask = FLAG_ZLIB | FLAG_RANS
@@ -120,6 +123,7 @@ class SpikeLink(LinkModule):
         num_tokens: int | None = None,
         prior: bool = False,
         prior_momentum: float = 0.01,
+        decoder_hidden: int | None = None,
     ) -> None:
         super().__init__()
         if num_steps < 1 or code_dim < 1 or dim < 1:
@@ -127,6 +131,8 @@ class SpikeLink(LinkModule):
         if prior and (num_tokens is None or num_tokens < 1):
             raise ValueError(f"prior=True needs num_tokens >= 1 (one firing probability per "
                              f"token position), got num_tokens={num_tokens}")
+        if decoder_hidden is not None and decoder_hidden < 1:
+            raise ValueError(f"decoder_hidden must be >= 1 (or None), got {decoder_hidden}")
         if not 0 < prior_momentum <= 1:
             raise ValueError(f"prior_momentum must be in (0, 1], got {prior_momentum}")
         if num_steps * code_dim >= 32 * dim:
@@ -148,7 +154,9 @@ class SpikeLink(LinkModule):
         self.prior_momentum = prior_momentum
         self.encoder = nn.Linear(dim, code_dim)
         self.lif = make_lif(beta=beta, threshold=threshold, surrogate=surrogate)
-        self.decoder = nn.Linear(code_dim, dim)
+        self.decoder_hidden = decoder_hidden
+        self.decoder = nn.Linear(code_dim, dim) if decoder_hidden is None else nn.Sequential(
+            nn.Linear(num_steps * code_dim, decoder_hidden), nn.GELU(), nn.Linear(decoder_hidden, dim))
         if prior:  # running spike counts per slot, and how many trains they count
             self.register_buffer("prior_ones", torch.zeros(num_steps, num_tokens, code_dim))
             self.register_buffer("prior_seen", torch.zeros(()))
@@ -156,9 +164,12 @@ class SpikeLink(LinkModule):
 
     @classmethod
     def cut_kwargs(cls, dim: int, num_tokens: int, **options: Any) -> dict[str, Any]:
-        """As ``LinkModule.cut_kwargs``; a task's ``latent_dim`` is this link's ``code_dim``."""
+        """As ``LinkModule.cut_kwargs``; a task's ``latent_dim`` is this link's ``code_dim`` and its
+        ``hidden_dim`` the width of the ground decoder (``decoder_hidden``)."""
         if "latent_dim" in options:
             options.setdefault("code_dim", options["latent_dim"])
+        if options.get("hidden_dim"):
+            options.setdefault("decoder_hidden", options["hidden_dim"])
         return super().cut_kwargs(dim, num_tokens, **options)
 
     def config(self) -> dict[str, object]:
@@ -170,6 +181,7 @@ class SpikeLink(LinkModule):
             "threshold": self.threshold,
             "mem_init": self.mem_init,
             **({"prior": True, "num_tokens": self.num_tokens} if self.prior else {}),
+            **({"decoder_hidden": self.decoder_hidden} if self.decoder_hidden else {}),
         }
 
     def wire_tag(self) -> int:
@@ -190,8 +202,11 @@ class SpikeLink(LinkModule):
         return torch.stack(spikes)
 
     def decode(self, spikes: torch.Tensor) -> torch.Tensor:
-        """Tokens ``[B, N, D]`` from spikes ``[T, B, N, k]`` (a linear read of the rates)."""
-        return self.decoder(spikes.mean(0))
+        """Tokens ``[B, N, D]`` from spikes ``[T, B, N, k]`` (a linear read of the rates, or the
+        MLP on each token's train)."""
+        if self.decoder_hidden is None:
+            return self.decoder(spikes.mean(0))
+        return self.decoder(spikes.movedim(0, -2).flatten(-2))  # [B, N, T * k], step-major
 
     def forward(self, tokens: torch.Tensor) -> dict[str, Any]:
         """Decoded tokens and, with a prior, the likelihood of every spike slot ``[B, T, N, k]``.
@@ -292,7 +307,7 @@ class SpikeLink(LinkModule):
                 trains.append(self._unpack(head.flags, body, num_tokens))
             except ValueError as err:
                 raise ValueError(f"spike payload {i}: {err}") from err
-        ref = self.decoder.weight
+        ref = self.encoder.weight
         spikes = torch.from_numpy(np.stack(trains, axis=1)).to(device=ref.device, dtype=ref.dtype)
         return self.decode(spikes).float()
 

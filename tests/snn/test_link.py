@@ -187,3 +187,24 @@ def test_prior_configurations_that_cannot_exist_are_refused():
         link.compress(torch.randn(1, TOKENS + 1, DIM))
     with pytest.raises(ValueError, match="no prior"):
         _skewed_link(prior=False).observe(torch.zeros(2, 1, TOKENS, 8))
+
+
+def test_mlp_ground_decoder_reads_the_whole_train_and_is_in_the_tag(tokens):
+    torch.manual_seed(0)
+    link = build_link("spike", dim=DIM, code_dim=8, num_steps=3, decoder_hidden=16).eval()
+    spikes = link.encode(tokens)
+    y = link.decode(spikes)
+    assert y.shape == tokens.shape
+    late = spikes.clone()
+    late[:, :, :, 0] = torch.roll(spikes[:, :, :, 0], 1, dims=0)  # same rates, other timing
+    if not torch.equal(late, spikes):
+        assert not torch.allclose(link.decode(late), y)  # the MLP sees when spikes came
+    payloads = link.compress(tokens)
+    assert torch.equal(link.decompress(payloads, tokens.shape), y)
+    linear = SpikeLink(DIM, code_dim=8, num_steps=3)
+    linear.encoder.load_state_dict(link.encoder.state_dict())
+    with pytest.raises(ValueError, match="configuration"):
+        linear.decompress(payloads, tokens.shape)
+    assert SpikeLink.cut_kwargs(DIM, TOKENS, latent_dim=8, hidden_dim=32)["decoder_hidden"] == 32
+    with pytest.raises(ValueError, match="decoder_hidden"):
+        SpikeLink(DIM, decoder_hidden=0)
