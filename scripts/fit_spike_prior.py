@@ -1,7 +1,7 @@
 """Fit a trained spike link's Bernoulli prior on training images and save the checkpoint with it.
 
     python scripts/fit_spike_prior.py checkpoints/satvit_small_snn_cut3_ssa.ckpt \\
-        --out checkpoints/satvit_small_snn_cut3_ssa.ckpt     # all 21,600 training images, ~8 min
+        --out checkpoints/satvit_small_snn_cut3_ssa.ckpt     # the 18,900 training images, ~8 min
 
 The weights do not change; payloads of the new checkpoint are range-coded under the prior (header
 flag ``FLAG_RANS``) whenever that is shorter than packed bits. Test images never enter the prior.
@@ -26,10 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("checkpoint", help="a CodecTask checkpoint with a spike link")
     p.add_argument("--out", required=True, help="where the checkpoint with the prior goes")
     p.add_argument("--root", default="../shared/data/eurosat_rgb",
-                   help="EuroSAT root (default: the shared copy); 'embedded' for the demo subset")
+                   help="EuroSAT ImageFolder (the embedded subset is drawn from the test split, "
+                        "so it is not offered)")
+    p.add_argument("--split-file", default="research/data/splits/eurosat_rgb_seed0.json",
+                   help="the recorded train/val/test split")
     p.add_argument("--limit", type=int, default=None, help="training images (default: all)")
     args = p.parse_args(argv)
-    dm = EuroSATDataModule(root=None if args.root == "embedded" else args.root)
+    dm = EuroSATDataModule(root=args.root, split_file=args.split_file)
     images, _ = random_subset(*dm.subset("train").tensors, args.limit)
     report = fit_spike_prior(args.checkpoint, args.out, images)
     print(json.dumps({"checkpoint": args.out, **report}, indent=1))

@@ -165,7 +165,7 @@ class SpikeLink(LinkModule):
     @classmethod
     def cut_kwargs(cls, dim: int, num_tokens: int, **options: Any) -> dict[str, Any]:
         """As ``LinkModule.cut_kwargs``; a task's ``latent_dim`` is this link's ``code_dim`` and its
-        ``hidden_dim`` the width of the ground decoder (``decoder_hidden``)."""
+        ````hidden_dim`` the width of the ground decoder (``decoder_hidden``)."""
         if "latent_dim" in options:
             options.setdefault("code_dim", options["latent_dim"])
         if options.get("hidden_dim"):
@@ -180,13 +180,19 @@ class SpikeLink(LinkModule):
             "beta": self.beta,
             "threshold": self.threshold,
             "mem_init": self.mem_init,
-            **({"prior": True, "num_tokens": self.num_tokens} if self.prior else {}),
+            **({"prior": True, "num_tokens": self.num_tokens, "prior_precision": PRIOR_PRECISION}
+               if self.prior else {}),
             **({"decoder_hidden": self.decoder_hidden} if self.decoder_hidden else {}),
         }
 
     def wire_tag(self) -> int:
-        """Configuration tag that also covers the current weights (encoder and decoder)."""
-        return config_tag(self.config(), state_crc32(self))
+        """Configuration tag that also covers the current weights (encoder and decoder) and, with
+        a prior, the integer tables the coder uses (built by CompressAI's code, whose version
+        the satellite and the ground may not share)."""
+        weights = state_crc32(self)
+        if self.prior:
+            weights = zlib.crc32(repr(self.coder_tables().cdfs).encode(), weights)
+        return config_tag(self.config(), weights)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, N, k]`` in {0, 1}; differentiable through the surrogate."""
@@ -211,18 +217,18 @@ class SpikeLink(LinkModule):
     def forward(self, tokens: torch.Tensor) -> dict[str, Any]:
         """Decoded tokens and, with a prior, the likelihood of every spike slot ``[B, T, N, k]``.
 
-        In training the prior's running counts take in the batch's spikes first (no gradient):
-        the likelihoods are those of the model the satellite would code with, and they pass the
+        The batch is scored under the counts before it (so its bits are not estimated from
+        itself), then, in training, counted into them (no gradient). The likelihoods pass the
         gradient to the encoder through the spikes only.
         """
         spikes = self.encode(tokens)
         likelihoods = {}
         if self.prior:
             self._check_positions(tokens.shape[1])
-            if self.training:
-                self.observe(spikes.detach(), decay=1.0 - self.prior_momentum)
             p = self.firing_probability().to(spikes)[:, None]  # [T, 1, N, k]
             likelihoods["spikes"] = (spikes * p + (1 - spikes) * (1 - p)).movedim(1, 0)
+            if self.training:
+                self.observe(spikes.detach(), decay=1.0 - self.prior_momentum)
         return {"y_hat": self.decode(spikes), "likelihoods": likelihoods}
 
     def bits_per_token(self) -> int:
@@ -247,6 +253,8 @@ class SpikeLink(LinkModule):
     def fit_prior(self, token_batches: Any) -> int:
         """Replace the prior with exact spike counts over ``token_batches`` (tokens ``[B, N, D]``
         at the cut, e.g. the training set's); returns how many samples it counted."""
+        if not self.prior:
+            raise ValueError("fit_prior: this spike link has no prior (build it with prior=True)")
         self.prior_ones.zero_()
         self.prior_seen.zero_()
         for tokens in token_batches:
@@ -266,11 +274,12 @@ class SpikeLink(LinkModule):
 
     def coder_tables(self) -> CoderTables:
         """One integer CDF per slot (symbols 0 and 1, plus CompressAI's escape symbol), rebuilt
-        on the CPU whenever the counts change, so a satellite and a ground station holding the
-        same checkpoint hold the same tables."""
-        key = state_crc32(self)
+        whenever the counts change, in float64 on the CPU, so a satellite and a ground station
+        holding the same checkpoint hold the same tables whatever device they run on."""
+        ones, seen = self.prior_ones.detach().cpu(), self.prior_seen.detach().cpu()
+        key = zlib.crc32(ones.numpy().tobytes(), zlib.crc32(seen.numpy().tobytes()))
         if self._tables is None or self._tables[0] != key:
-            p1 = self.firing_probability().detach().cpu().double().reshape(-1)
+            p1 = ((ones.double() + 0.5) / (seen.double() + 1.0)).reshape(-1)
             tail = 2.0 ** -PRIOR_PRECISION
             pmfs = torch.stack([(1 - p1) * (1 - tail), p1 * (1 - tail),
                                 torch.full_like(p1, tail)], dim=1).tolist()
@@ -302,24 +311,28 @@ class SpikeLink(LinkModule):
         self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int
     ) -> torch.Tensor:
         trains = []
+        tables = self.coder_tables() if self.prior else None
         for i, (head, body) in enumerate(parsed):
             try:
-                trains.append(self._unpack(head.flags, body, num_tokens))
+                trains.append(self._unpack(head.flags, body, num_tokens, tables))
             except ValueError as err:
                 raise ValueError(f"spike payload {i}: {err}") from err
         ref = self.encoder.weight
         spikes = torch.from_numpy(np.stack(trains, axis=1)).to(device=ref.device, dtype=ref.dtype)
         return self.decode(spikes).float()
 
-    def _unpack(self, flags: int, body: bytes, num_tokens: int) -> np.ndarray:
+    def _unpack(self, flags: int, body: bytes, num_tokens: int,
+                tables: CoderTables | None) -> np.ndarray:
         """One sample's ``[T, N, k]`` spikes from a packed, deflated or range-coded body."""
         if not flags & FLAG_RANS:
             return unpack_spikes(body, flags, self.num_steps, num_tokens, self.code_dim)
         if flags & FLAG_ZLIB:
             raise ValueError("flags say both range-coded and deflated; this link writes one")
-        if not self.prior:
+        if tables is None:
             raise ValueError("body is range-coded but this spike link has no prior")
         self._check_positions(num_tokens)
         slots = torch.arange(self.num_steps * num_tokens * self.code_dim)
-        spikes = StreamDecoder(body, len(slots), "spike body").decode(slots, self.coder_tables())
+        spikes = StreamDecoder(body, len(slots), "spike body").decode(slots, tables)
+        if not ((spikes == 0) | (spikes == 1)).all():  # the coder's escape path returns any int
+            raise ValueError("range-coded spike body decodes to symbols other than 0 and 1")
         return spikes.reshape(self.num_steps, num_tokens, self.code_dim).numpy().astype(np.uint8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from typing import Any, Literal
 
 import torch
@@ -46,12 +47,15 @@ CODEC_OPTIONS = (
 
 def build_task_codec(hparams: Any) -> LinkModule:
     """The link module a ``CodecTask`` with hyper-parameters ``hparams`` holds at its cut, sized
-    for the backbone's tokens there (also to rebuild one with other ``codec_options``)."""
-    preset = get_preset(hparams["backbone"])
+    for the backbone's tokens there (also to rebuild one with other ``codec_options``). Options a
+    checkpoint saved before they existed take ``CodecTask``'s defaults."""
+    defaults = {name: param.default
+                for name, param in inspect.signature(CodecTask.__init__).parameters.items()}
+    hp = {**defaults, **dict(hparams)}
+    preset = get_preset(hp["backbone"])
     num_tokens = (preset.img_size // preset.patch_size) ** 2
-    options = {key: hparams[key] for key in CODEC_OPTIONS}
-    return build_for_cut(hparams["codec"], preset.embed_dim, num_tokens, options,
-                         hparams["codec_options"])
+    options = {key: hp[key] for key in CODEC_OPTIONS}
+    return build_for_cut(hp["codec"], preset.embed_dim, num_tokens, options, hp["codec_options"])
 
 
 class CodecTask(BaseTask):
@@ -71,7 +75,8 @@ class CodecTask(BaseTask):
         codec: Registered link name (``encoders.list_links()``), e.g. ``factorized``.
         latent_dim: Learned codecs: latent channels per coded unit; ``spike``: channels per token.
         merge_tokens: Learned codecs: code ``k x k`` neighbouring tokens as one unit.
-        hidden_dim: Learned codecs: transform width (default: the token width).
+        hidden_dim: Learned codecs: transform width (default: the token width); ``spike``: the
+            width of its MLP ground decoder (default: a linear read of the firing rates).
         hyper_dim: ``hyperprior``: hyper-latent channels.
         hyper_hidden_dim: ``hyperprior``: hyper transform width.
         num_steps: ``spike``: timesteps.

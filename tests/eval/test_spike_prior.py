@@ -35,3 +35,12 @@ def test_only_a_spike_link_gets_a_prior(tiny_checkpoint, tmp_path):
     train, _ = EuroSATDataModule(root=None).subset("train").tensors
     with pytest.raises(ValueError, match="'spike' link"):
         fit_spike_prior(tiny_checkpoint, tmp_path / "x.ckpt", train[:4], progress=False)
+
+
+def test_a_prior_is_re_counted_in_place(tiny_spiking_checkpoint, tmp_path):
+    train, _ = EuroSATDataModule(root=None).subset("train").tensors
+    path = tmp_path / "prior.ckpt"
+    fit_spike_prior(tiny_spiking_checkpoint, path, train[:32], batch_size=16, progress=False)
+    again = fit_spike_prior(path, path, train[:48], batch_size=16, progress=False)
+    assert again["images"] == 48
+    assert float(load_classifier(path).model.link.prior_seen) == 48

@@ -142,12 +142,14 @@ def test_prior_codes_shorter_and_round_trips_exactly(tokens):
 
 def test_prior_likelihoods_train_the_encoder_towards_cheap_spikes(tokens):
     link = _skewed_link().train()
+    first = link(tokens)["likelihoods"]["spikes"]
+    assert torch.allclose(first, torch.full_like(first, 0.5))  # scored before it is counted
+    assert float(link.prior_seen) == 3  # then the training batch was counted
     out = link(tokens.requires_grad_(True))
     lik = out["likelihoods"]["spikes"]
     assert lik.shape == (3, 2, TOKENS, 8) and ((lik > 0) & (lik < 1)).all()
     (-torch.log2(lik).sum()).backward()
     assert link.encoder.weight.grad.abs().sum() > 0  # the rate reaches the encoder
-    assert float(link.prior_seen) == 3  # the training batch was counted
 
 
 def test_prior_running_counts_decay_and_fit_replaces_them():
@@ -208,3 +210,20 @@ def test_mlp_ground_decoder_reads_the_whole_train_and_is_in_the_tag(tokens):
     assert SpikeLink.cut_kwargs(DIM, TOKENS, latent_dim=8, hidden_dim=32)["decoder_hidden"] == 32
     with pytest.raises(ValueError, match="decoder_hidden"):
         SpikeLink(DIM, decoder_hidden=0)
+
+
+def test_a_range_coded_body_with_non_binary_symbols_is_refused(tokens):
+    from encoders.rans import encode_stream
+
+    link = _skewed_link()
+    link.fit_prior(_train_tokens().split(64))
+    tables = link.coder_tables()
+    slots = torch.arange(2 * TOKENS * 8)
+    symbols = torch.zeros(len(slots), dtype=torch.int32)
+    symbols[3] = 2  # CompressAI codes it through its escape path; a spike link never sends it
+    body = encode_stream([(symbols, slots, tables)])
+    payload = pack_payload(SPIKE_CODEC_ID, link.wire_tag(), TOKENS, DIM, body, flags=FLAG_RANS)
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        link.decompress([payload], (TOKENS, DIM))
+    with pytest.raises(ValueError, match="no prior"):
+        _skewed_link(prior=False).fit_prior([torch.zeros(1, TOKENS, DIM)])
