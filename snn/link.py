@@ -84,6 +84,12 @@ def unpack_spikes(body: bytes, flags: int, steps: int, n_tokens: int, width: int
     return bits[:n_bits].reshape(steps, n_tokens, width)
 
 
+def _krichevsky_trofimov(ones: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Firing probability ``(ones + 1/2) / (seen + 1)`` from spike counts: never 0 or 1, so a
+    spike the prior did not expect costs bits, not an error."""
+    return (ones + 0.5) / (seen + 1.0)
+
+
 @register_link("spike", codec_id=SPIKE_CODEC_ID, learned=True)
 class SpikeLink(LinkModule):
     """Tokens ``[B, N, D]`` -> spikes ``[T, B, N, k]`` -> tokens, honouring the link contract.
@@ -165,7 +171,7 @@ class SpikeLink(LinkModule):
     @classmethod
     def cut_kwargs(cls, dim: int, num_tokens: int, **options: Any) -> dict[str, Any]:
         """As ``LinkModule.cut_kwargs``; a task's ``latent_dim`` is this link's ``code_dim`` and its
-        ````hidden_dim`` the width of the ground decoder (``decoder_hidden``)."""
+        ``hidden_dim`` the width of the ground decoder (``decoder_hidden``)."""
         if "latent_dim" in options:
             options.setdefault("code_dim", options["latent_dim"])
         if options.get("hidden_dim"):
@@ -263,9 +269,8 @@ class SpikeLink(LinkModule):
         return int(self.prior_seen)
 
     def firing_probability(self) -> torch.Tensor:
-        """``[T, N, k]`` probability that each slot fires: the Krichevsky-Trofimov estimate
-        ``(ones + 1/2) / (seen + 1)``, never 0 or 1, so a surprise costs bits, not an error."""
-        return ((self.prior_ones + 0.5) / (self.prior_seen + 1.0)).float()
+        """``[T, N, k]`` probability that each slot fires (float32, for the likelihoods)."""
+        return _krichevsky_trofimov(self.prior_ones, self.prior_seen).float()
 
     def _check_positions(self, num_tokens: int) -> None:
         if num_tokens != self.num_tokens:
@@ -279,7 +284,7 @@ class SpikeLink(LinkModule):
         ones, seen = self.prior_ones.detach().cpu(), self.prior_seen.detach().cpu()
         key = zlib.crc32(ones.numpy().tobytes(), zlib.crc32(seen.numpy().tobytes()))
         if self._tables is None or self._tables[0] != key:
-            p1 = ((ones.double() + 0.5) / (seen.double() + 1.0)).reshape(-1)
+            p1 = _krichevsky_trofimov(ones.double(), seen.double()).reshape(-1)
             tail = 2.0 ** -PRIOR_PRECISION
             pmfs = torch.stack([(1 - p1) * (1 - tail), p1 * (1 - tail),
                                 torch.full_like(p1, tail)], dim=1).tolist()

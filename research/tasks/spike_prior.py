@@ -3,7 +3,8 @@
 A spike link trained without a prior (``codec_options.prior`` unset) sends packed bits. Its
 encoder and decoder need not change to range-code the same spikes: the prior is a statistic of
 what the trained on-board part emits (like BatchNorm's running statistics), so it can be counted
-afterwards on the training set and saved beside the weights. The test images never enter it.
+afterwards on the training set and saved beside the weights (``scripts/fit_spike_prior.py``
+passes the training split only, so no test image enters it).
 """
 
 from __future__ import annotations
