@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default=None, help="run folders (checkpoints; default "
                    "outputs/fed/privacy_runs[_quick]); use another for another base config")
     p.add_argument("--config", default=None, help="base YAML (default experiments/fed/...)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.SUB=VALUE",
+                   help="override one value of the base config for every run, e.g. --set "
+                        "train.server_momentum=0.9 (repeatable)")
     p.add_argument("--out", default=None, help="output folder (default outputs/fed/privacy[_quick])")
     p.add_argument("--levels", nargs="+", default=["satellite", "image"],
                    choices=["satellite", "image"])
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         replot(out)
         return 0
     base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
-                                       else "experiments/fed/collaborative.yaml"))
+                                       else "experiments/fed/collaborative.yaml"), args.overrides)
     epsilons = args.epsilons or ([2.0, 8.0] if args.quick else [1.0, 2.0, 4.0, 8.0, 16.0])
     seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2])
     command = "python scripts/fig_fed_privacy.py " + " ".join(sys.argv[1:] if argv is None

@@ -69,11 +69,18 @@ def plot_summary(summary: list[dict], out: str | Path, title: str) -> list[Path]
         if log:
             ax.set_xscale("log")
     ax = axes[3]
-    ax.barh([i - 0.2 for i in y], [s["latency_p50_s"] for s in summary], 0.4, label="p50")
-    ax.barh([i + 0.2 for i in y], [s["latency_p95_s"] for s in summary], 0.4, label="p95")
-    ax.set_xscale("log")
+    # markers joined by a line, not bars: a bar on a log axis starts at an arbitrary limit
+    p50, p95 = [s["latency_p50_s"] for s in summary], [s["latency_p95_s"] for s in summary]
+    ax.hlines(list(y), p50, p95, color="0.6", lw=1.5)
+    ax.plot(p50, list(y), "o", color="tab:blue", label="p50")
+    ax.plot(p95, list(y), ">", color="tab:orange", label="p95")
+    if max(p95) > 20 * min(p50):  # decades apart (say ISL against waiting for a contact)
+        ax.set_xscale("log")
+    else:  # within a decade a log axis has no labelled tick: linear from zero
+        ax.set_xlim(0, 1.05 * max(p95))
     ax.set_xlabel("latency capture -> answer on ground (s)")
-    ax.legend(loc="lower right")
+    # above the panel: inside, it hides the bottom schemes' bars
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False)
     axes[0].set_yticks(list(y), names)
     axes[0].invert_yaxis()
     fig.suptitle(title)

@@ -18,7 +18,7 @@ from research.fed.ledger import Track
 from research.models.averaging import State, flatten, unflatten, weighted_average
 
 __all__ = ["WIRE_BYTES", "HopFn", "State", "flatten", "mean_from_sum", "ring_allreduce",
-           "state_bytes", "unflatten", "weighted_average", "weighted_vector"]
+           "server_step", "state_bytes", "unflatten", "weighted_average", "weighted_vector"]
 
 HopFn = Callable[[int, int, float, Track], Track]
 
@@ -76,3 +76,22 @@ def ring_allreduce(vectors: list[torch.Tensor], tracks: list[Track] | None = Non
     for s in range(k - 1):
         step(lambda i, s=s: (i + 1 - s) % k, reduce=False)
     return [torch.cat(c) for c in chunks], tracks
+
+
+def server_step(old: State, averaged: State, velocity: State, lr: float, momentum: float
+                ) -> tuple[State, State]:
+    """FedAvgM (Hsu et al. 2019; server momentum in DP-FedAvg, McMahan et al. 2018): the head
+    after one server step, and the velocity to keep.
+
+    The round's average is read as a pseudo-gradient ``g = old - averaged``; the velocity
+    ``v = momentum * v + g`` (``v = g`` when ``velocity`` is empty: the first step) and the
+    head ``old - lr * v``, Flower's ``FedAvgM`` to the letter. ``lr`` 1 and ``momentum`` 0 give
+    ``averaged`` itself. It acts on the released average only, so under DP it is
+    post-processing (no privacy cost), and every satellite of a ring can run it alike.
+    """
+    if lr == 1.0 and momentum == 0.0:
+        return averaged, {}
+    x, avg = flatten(old), flatten(averaged)
+    g = x - avg
+    v = g if not velocity or momentum == 0.0 else momentum * flatten(velocity) + g
+    return unflatten(x - lr * v, old), (unflatten(v, old) if momentum else {})

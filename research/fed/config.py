@@ -89,6 +89,11 @@ class TrainConfig:
     adapters and of the patch embedding (None: ``lr``). A fresh head's early gradients reach the
     embedding large: at the head's rate they wreck the foundation's features (EuroSAT subset, one
     epoch: 48% against 81% for the head alone), at a hundredth of it they do not.
+
+    ``server_lr`` and ``server_momentum``: the server optimiser applied to each round's average
+    (FedAvgM, :func:`research.fed.aggregate.server_step`; 1 and 0: plain FedAvg). Its velocity is
+    kept across rounds in the run state. Under satellite-level DP it is post-processing: a
+    clipped, noised average is a small, noisy step, which momentum accumulates over rounds.
     """
 
     rounds: int = 30
@@ -99,6 +104,8 @@ class TrainConfig:
     seed: int = 0
     encoder_lr: float | None = None
     embed_lr: float | None = None
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
 
 
 @dataclass
@@ -282,6 +289,12 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if not 0 < t.lr < math.inf or not 0 <= t.momentum < 1:
         raise bad(f"train.lr must be a finite number > 0 and train.momentum in [0, 1), got "
                   f"{t.lr}, {t.momentum}")
+    if not 0 < t.server_lr < math.inf or not 0 <= t.server_momentum < 1:
+        raise bad(f"train.server_lr must be a finite number > 0 and train.server_momentum in "
+                  f"[0, 1), got {t.server_lr}, {t.server_momentum}")
+    if (t.server_lr, t.server_momentum) != (1.0, 0.0) and scheme.simulator is not None:
+        raise bad(f"train.server_lr and train.server_momentum act on federated averages; scheme "
+                  f"{scheme.name!r} runs its own engine without them")
     for key in ("encoder_lr", "embed_lr"):
         v = getattr(t, key)
         if v is not None and not 0 < v < math.inf:

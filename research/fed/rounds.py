@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from devices import get_device
-from research.fed.aggregate import WIRE_BYTES, State, weighted_average
+from research.fed.aggregate import WIRE_BYTES, State, server_step, weighted_average
 from research.fed.clients import Dataset, SatelliteClient, accuracy, client_update
 from research.fed.config import FedConfig
 from research.fed.cost import Costs
@@ -95,6 +95,7 @@ class RunState:
     have_features: list[str] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     energy: dict[str, list[float]] = field(default_factory=dict)
+    server_velocity: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class ModelTooLarge(ValueError):
@@ -208,7 +209,11 @@ class RoundSimulator:
             end, head, holder, label, extra = self._secure(rnd, st, end, head, holder, label,
                                                            updates, participants)
             participants = [s for s in rnd.ready if s not in rnd.dropped]
-        return self._next_state(rnd, st, end, head, holder, label, participants, extra)
+        t = self.cfg.train
+        head, velocity = server_step(st.head, head, st.server_velocity, t.server_lr,
+                                     t.server_momentum)
+        return self._next_state(rnd, st, end, head, holder, label, participants, extra,
+                                velocity)
 
     @staticmethod
     def _known_end(rnd: _Round, end: Track) -> Track:
@@ -228,8 +233,10 @@ class RoundSimulator:
                                 "secagg_failed", [], rnd.secagg.columns(None))
 
     def _next_state(self, rnd: _Round, st: RunState, end: Track, head: State, holder: str,
-                    label: str, participants: list[str], extra: dict) -> RunState:
-        """The ledger row of the round that ends at ``end`` with ``head`` at ``holder``."""
+                    label: str, participants: list[str], extra: dict,
+                    velocity: State | None = None) -> RunState:
+        """The ledger row of the round that ends at ``end`` with ``head`` at ``holder``
+        (``velocity``: the server optimiser's; None keeps the previous one)."""
         r, acct = st.round + 1, rnd.acct
         acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=rnd.start, end=end, acct=acct,
@@ -246,7 +253,8 @@ class RoundSimulator:
         have = sorted(set(st.have_features) | set(rnd.inputs)) if self.cfg.comm.reuse_features \
             else []
         return RunState(round=r, t=end.t, holder=holder, head=head, have_features=have,
-                        rows=[*st.rows, row], energy=energy)
+                        rows=[*st.rows, row], energy=energy,
+                        server_velocity=st.server_velocity if velocity is None else velocity)
 
 
 class _Round:

@@ -154,6 +154,9 @@ def _fingerprint(cfg: FedConfig) -> str:
     for key in ("encoder_lr", "embed_lr"):
         if d["train"][key] is None:
             d["train"].pop(key)
+    for key, plain in (("server_lr", 1.0), ("server_momentum", 0.0)):  # and before FedAvgM
+        if d["train"][key] == plain:
+            d["train"].pop(key)
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds
         d["data"].pop("partition_seed")
     if d["data"]["partition"] != "ground_track":  # and those from before ground-track partitions

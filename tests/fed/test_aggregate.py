@@ -7,6 +7,7 @@ import torch
 from research.fed.aggregate import (
     mean_from_sum,
     ring_allreduce,
+    server_step,
     state_bytes,
     weighted_average,
     weighted_vector,
@@ -57,3 +58,45 @@ def test_ring_allreduce_equals_mean_and_prices_every_hop():
 
 def test_state_bytes_counts_float32_elements():
     assert state_bytes(_state(0)) == (15 + 3) * 4
+
+
+def test_plain_server_step_returns_the_average_itself():
+    old, avg = _state(0), _state(1)
+    head, velocity = server_step(old, avg, {}, 1.0, 0.0)
+    assert head is avg and velocity == {}
+
+
+def test_server_step_is_flowers_fedavgm():
+    """Three rounds of :func:`server_step` equal Flower's ``FedAvgM`` given the same averages
+    (one client per round, so its FedAvg is the average itself)."""
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import FedAvgM
+
+    def arrays(s):
+        return [v.double().numpy() for v in s.values()]
+
+    head = {k: v.double() for k, v in _state(0).items()}
+    flower = FedAvgM(initial_parameters=ndarrays_to_parameters(arrays(head)),
+                     server_learning_rate=1.7, server_momentum=0.9)
+    velocity: dict = {}
+    for rnd in range(1, 4):
+        avg = {k: v.double() for k, v in _state(10 + rnd).items()}
+        fit = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays(avg)), 5, {})
+        params, _ = flower.aggregate_fit(rnd, [(None, fit)], [])
+        head, velocity = server_step(head, avg, velocity, 1.7, 0.9)
+        for ours, theirs in zip(head.values(), parameters_to_ndarrays(params), strict=True):
+            assert torch.allclose(ours, torch.from_numpy(theirs), atol=1e-12)
+    assert velocity  # momentum keeps a velocity
+
+
+def test_server_momentum_accumulates_a_constant_pseudo_gradient():
+    """A constant step ``g`` under momentum 0.5 moves the head by ``g``, ``1.5 g``, ``1.75 g``."""
+    old = {"x": torch.zeros(2, dtype=torch.float64)}
+    velocity: dict = {}
+    moved = []
+    for _ in range(3):
+        avg = {"x": old["x"] + 1.0}
+        new, velocity = server_step(old, avg, velocity, 1.0, 0.5)
+        moved.append(float(new["x"][0] - old["x"][0]))
+        old = new
+    assert moved == [1.0, 1.5, 1.75]

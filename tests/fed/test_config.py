@@ -14,9 +14,21 @@ from tests.fed.conftest import tiny_raw
     ("data", "alpha", float("inf"), "data.alpha"),
     ("data", "partition_seed", -1, "data.partition_seed must be >= 0"),
     ("comm", "backhaul_s", -0.1, "comm.backhaul_s must be a finite number"),
+    ("train", "server_momentum", 1.0, "train.server_momentum in \\[0, 1\\), got 1.0, 1.0"),
+    ("train", "server_lr", 0.0, "train.server_lr must be a finite number > 0"),
 ])
 def test_out_of_range_values_are_named(section, key, value, match):
     raw = tiny_raw()
     raw[section] = {**raw.get(section, {}), key: value}
     with pytest.raises(FedConfigError, match=match):
         parse_config(raw)
+
+
+def test_the_centralised_engine_refuses_a_server_optimiser():
+    raw = tiny_raw(scheme="centralised", topology="star")
+    raw["train"] = {**raw["train"], "server_momentum": 0.9}
+    with pytest.raises(FedConfigError, match="train.server_lr and train.server_momentum act on "
+                       "federated averages; scheme 'centralised'"):
+        parse_config(raw)
+    raw["train"]["server_momentum"] = 0.0
+    parse_config(raw)  # the plain values are fine

@@ -45,6 +45,25 @@ def test_resume_equals_uninterrupted(tiny_setup, tmp_path):
         assert torch.equal(resumed.head[k], whole.head[k])
 
 
+def test_server_momentum_changes_the_head_and_resumes_exactly(tiny_setup, tmp_path):
+    """FedAvgM's velocity is run state: a run killed after round 1 resumes to the uninterrupted
+    run's head, and the head differs from plain FedAvg's."""
+    raw = tiny_raw(out_dir=str(tmp_path / "a"))
+    raw["train"] = {**raw["train"], "server_lr": 1.5, "server_momentum": 0.9}
+    cfg = parse_config(raw)
+    first = run(cfg, setup=tiny_setup, max_rounds=1)
+    assert [r["round"] for r in first.rows] == [1]
+    saved = torch.load(tmp_path / "a" / "round_0001.pt", weights_only=True)
+    assert saved["state"]["server_velocity"]  # the velocity is checkpointed
+    resumed = run(cfg, setup=tiny_setup)
+    whole = run(cfg.replace(out_dir=str(tmp_path / "b")), setup=tiny_setup)
+    assert resumed.rows == whole.rows
+    plain = run(_cfg(tmp_path / "c"), setup=tiny_setup)
+    for k in whole.head:
+        assert torch.equal(resumed.head[k], whole.head[k])
+    assert any(not torch.equal(whole.head[k], plain.head[k]) for k in whole.head)
+
+
 def test_a_checkpoint_cut_short_falls_back_to_the_round_before(tiny_setup, tmp_path):
     """A round file cut short (killed during a copy, a bad disk) is named in a warning and the
     run resumes from the round before it, to the same result as an uninterrupted run."""
