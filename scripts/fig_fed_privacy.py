@@ -7,6 +7,8 @@ features (:mod:`research.fed.privacy_curve`); runs resume from their per-round c
     python scripts/fig_fed_privacy.py --out results/fed_privacy     # full EuroSAT, ~50 min
     python scripts/fig_fed_privacy.py --out results/fed_privacy --levels satellite
     python scripts/fig_fed_privacy.py --out results/fed_privacy --replot
+    python scripts/fig_fed_privacy.py --out results/fed_privacy --server-opt 1,0 2,0 1,0.5 \
+        --epsilons 8 --seeds 0                                       # FedAvgM, same grid for all
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from research.fed.config import load_config
+from research.fed.config import FedConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regime", nargs="+", default=None, metavar="PLANESxSATS",
                    help="instead: satellite-level DP at the first --epsilons value against "
                         "Walker shells, e.g. 6x11 12x11 12x22 (the base scenario's stations)")
+    p.add_argument("--server-opt", nargs="+", default=None, metavar="LR,MOMENTUM",
+                   help="instead: FedAvgM settings (server lr, server momentum) at the first "
+                        "--epsilons value and seed, each for non-private, clipping only and DP, "
+                        "e.g. 1,0 2,0 1,0.5 (the same grid for every arm)")
     p.add_argument("--replot", action="store_true", help="only redraw from <out>")
     args = p.parse_args(argv)
     from research.fed.privacy_curve import regime, replot, sweep
@@ -68,9 +74,32 @@ def main(argv: list[str] | None = None) -> int:
                runs=Path(args.runs or "outputs/fed/privacy_regime_runs"), command=command)
         print(f"wrote {out}")
         return 0
+    clips = {"satellite": args.clip_satellite, "image": args.clip_image}
+    if args.server_opt:
+        from research.fed.privacy_tuning import server_opt_grid
+
+        try:
+            settings = [tuple(float(v) for v in s.split(",")) for s in args.server_opt]
+            if any(len(t) != 2 for t in settings):
+                raise ValueError
+        except ValueError:
+            p.error(f"--server-opt: each setting is LR,MOMENTUM (e.g. 2,0.5), got "
+                    f"{args.server_opt}")
+        for lr, momentum in settings:  # out-of-range values: named before any run starts
+            try:
+                base.replace(**{"train.server_lr": lr, "train.server_momentum": momentum})
+            except FedConfigError as err:
+                p.error(f"--server-opt {lr:g},{momentum:g}: {err}")
+        server_opt_grid(base, out, settings, levels=args.levels,
+                        epsilon=(args.epsilons or [8.0])[0],
+                        seed=(args.seeds or [0])[0], clips=clips,
+                        runs=Path(args.runs or "outputs/fed/privacy_server_opt_runs"),
+                        command=command)
+        print(f"wrote {out}")
+        return 0
     overrides = {"image": {"train.batch_size": args.image_batch}} if args.image_batch else {}
     summary = sweep(base, out, levels=args.levels, epsilons=epsilons, seeds=seeds,
-                    clips={"satellite": args.clip_satellite, "image": args.clip_image},
+                    clips=clips,
                     runs=Path(args.runs or ("outputs/fed/privacy_runs"
                                             + ("_quick" if args.quick else ""))),
                     overrides=overrides, command=command.strip())

@@ -215,3 +215,26 @@ def test_replace_adjacency_doubles_the_noise_for_the_same_epsilon(tiny_setup, tm
 def test_bad_adjacency_is_named(privacy, message):
     with pytest.raises(FedConfigError, match=message):
         parse_config(tiny_raw(privacy=privacy))
+
+
+def test_server_opt_grid_gives_every_arm_the_same_settings(tiny_setup, tmp_path):
+    import math
+
+    from research.fed.privacy_tuning import median_step_norm, server_opt_grid
+
+    base = parse_config(tiny_raw())
+    rows = server_opt_grid(base, tmp_path / "out", [(1.0, 0.0), (1.5, 0.5)],
+                           levels=["satellite"], epsilon=8.0, seed=0,
+                           clips={"satellite": 1.0}, runs=tmp_path / "runs", setup=tiny_setup)
+    assert [(r["server_lr"], r["server_momentum"]) for r in rows] == [(1.0, 0.0), (1.5, 0.5)]
+    # the non-private arm ran each setting too (its head, hence accuracy, follows the setting)
+    assert (tmp_path / "runs" / "slr1.5_m0.5" / "none_seed0" / "round_0002.pt").is_file()
+    dims = sum(v.numel() for v in tiny_setup.initial.values())
+    cohort = sum(1 for c in tiny_setup.clients if c.n > 0)
+    z = Privacy(PrivacyConfig(level="satellite", epsilon=8.0),
+                TrainConfig(rounds=2)).satellite_noise_multiplier()
+    assert rows[0]["satellite_noise_norm_on_mean"] == pytest.approx(z * math.sqrt(dims) / cohort)
+    step = median_step_norm(tmp_path / "runs" / "slr1_m0" / "satellite_cliponly_seed0")
+    assert rows[0]["satellite_clip_only_median_step"] == step and 0 < step <= 1.0 + 1e-6
+    for name in ("fed_privacy_server_opt.png", "fed_privacy_server_opt.csv"):
+        assert (tmp_path / "out" / name).is_file()
