@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regime", nargs="+", default=None, metavar="PLANESxSATS",
                    help="instead: satellite-level DP at the first --epsilons value against "
                         "Walker shells, e.g. 6x11 12x11 12x22 (the base scenario's stations)")
-    p.add_argument("--server-opt", nargs="+", default=None, metavar="LR,MOMENTUM",
-                   help="instead: FedAvgM settings (server lr, server momentum) at the first "
-                        "--epsilons value and seed, each for non-private, clipping only and DP, "
-                        "e.g. 1,0 2,0 1,0.5 (the same grid for every arm)")
+    p.add_argument("--server-opt", nargs="+", default=None, metavar="LR,MOMENTUM[,ROUNDS]",
+                   help="instead: FedAvgM settings (server lr, server momentum, optionally "
+                        "rounds) at the first --epsilons value and seed, each for non-private, "
+                        "clipping only and DP, e.g. 1,0 2,0 1,0.5 2,0,10 (the same grid for "
+                        "every arm)")
     p.add_argument("--replot", action="store_true", help="only redraw from <out>")
     args = p.parse_args(argv)
     from research.fed.privacy_curve import regime, replot, sweep
@@ -80,16 +81,17 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             settings = [tuple(float(v) for v in s.split(",")) for s in args.server_opt]
-            if any(len(t) != 2 for t in settings):
+            if any(len(t) not in (2, 3) or (len(t) == 3 and t[2] != int(t[2])) for t in settings):
                 raise ValueError
         except ValueError:
-            p.error(f"--server-opt: each setting is LR,MOMENTUM (e.g. 2,0.5), got "
-                    f"{args.server_opt}")
-        for lr, momentum in settings:  # out-of-range values: named before any run starts
+            p.error(f"--server-opt: each setting is LR,MOMENTUM[,ROUNDS] (e.g. 2,0.5 or 2,0,10), "
+                    f"got {args.server_opt}")
+        for t in settings:  # out-of-range values: named before any run starts
             try:
-                base.replace(**{"train.server_lr": lr, "train.server_momentum": momentum})
+                base.replace(**{"train.server_lr": t[0], "train.server_momentum": t[1],
+                                "train.rounds": int(t[2]) if len(t) > 2 else base.train.rounds})
             except FedConfigError as err:
-                p.error(f"--server-opt {lr:g},{momentum:g}: {err}")
+                p.error(f"--server-opt {','.join(f'{v:g}' for v in t)}: {err}")
         server_opt_grid(base, out, settings, levels=args.levels,
                         epsilon=(args.epsilons or [8.0])[0],
                         seed=(args.seeds or [0])[0], clips=clips,

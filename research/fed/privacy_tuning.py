@@ -44,26 +44,31 @@ def median_step_norm(run_dir: Path) -> float | None:
     return statistics.median(steps) if steps else None
 
 
-def _tag(lr: float, momentum: float) -> str:
-    return f"slr{lr:g}_m{momentum:g}"
+def _tag(lr: float, momentum: float, rounds: int | None) -> str:
+    return f"slr{lr:g}_m{momentum:g}" + ("" if rounds is None else f"_r{rounds}")
 
 
-def server_opt_grid(base: FedConfig, out: Path, settings: Sequence[tuple[float, float]], *,
+def server_opt_grid(base: FedConfig, out: Path, settings: Sequence[tuple[float, ...]], *,
                     levels: Sequence[str], epsilon: float, seed: int, clips: dict[str, float],
                     runs: Path, setup: Setup | None = None, command: str = "",
                     cache_dir: str = "outputs/fed/cache") -> list[dict]:
-    """One sweep per ``(server_lr, server_momentum)`` in ``settings``; a row per setting."""
+    """One sweep per ``(server_lr, server_momentum[, rounds])`` in ``settings`` (rounds: the
+    config's when absent; under DP the noise is calibrated to them); a row per setting."""
     out, runs = Path(out), Path(runs)
     setup = setup or prepare(base, cache_dir=cache_dir)
     dims = sum(v.numel() for v in setup.initial.values())
     cohort = sum(1 for c in setup.clients if c.n > 0)
     rows = []
-    for lr, momentum in settings:
-        tag = _tag(lr, momentum)
-        cfg = base.replace(**{"train.server_lr": lr, "train.server_momentum": momentum})
+    for setting in settings:
+        lr, momentum = setting[:2]
+        rounds = int(setting[2]) if len(setting) > 2 else base.train.rounds
+        tag = _tag(lr, momentum, rounds if len(setting) > 2 else None)
+        cfg = base.replace(**{"train.server_lr": lr, "train.server_momentum": momentum,
+                              "train.rounds": rounds})
         s = sweep(cfg, runs / tag, levels=levels, epsilons=[epsilon], seeds=[seed], clips=clips,
                   runs=runs / tag, setup=setup, command=command)
-        row = {"server_lr": lr, "server_momentum": momentum, "epsilon": epsilon, "seed": seed,
+        row = {"server_lr": lr, "server_momentum": momentum, "rounds": rounds,
+               "epsilon": epsilon, "seed": seed,
                "non_private_pct": s["non_private"]["accuracy_mean_pct"]}
         for level in levels:
             (dp,) = [p for p in s["private"] if p["level"] == level]
@@ -72,9 +77,9 @@ def server_opt_grid(base: FedConfig, out: Path, settings: Sequence[tuple[float, 
             row[f"{level}_private_pct"] = dp["accuracy_mean_pct"]
             row[f"{level}_gap_pts"] = dp["gap_pts"]
         if "satellite" in levels:
-            z = Privacy(base.replace(**{"privacy.level": "satellite",
-                                        "privacy.epsilon": epsilon}).privacy,
-                        base.train).satellite_noise_multiplier()
+            z = Privacy(cfg.replace(**{"privacy.level": "satellite",
+                                       "privacy.epsilon": epsilon}).privacy,
+                        cfg.train).satellite_noise_multiplier()
             row["satellite_noise_norm_on_mean"] = z * clips["satellite"] * math.sqrt(dims) / cohort
             row["satellite_clip_only_median_step"] = median_step_norm(
                 runs / tag / f"satellite_cliponly_seed{seed}")
@@ -111,8 +116,9 @@ def plot_server_opt(rows: list[dict], out: Path, levels: Sequence[str]) -> list[
                 ax.annotate(f"{y:.0f}%", (x, floor), textcoords="offset points", xytext=(4, 4),
                             fontsize=7, color=color)
     ax.set_ylim(floor - 0.5, 90)
-    ax.set_xticks(xs, [f"lr {r['server_lr']:g}\nmom {r['server_momentum']:g}" for r in rows])
-    ax.set_xlabel("server optimiser (FedAvgM): server learning rate, server momentum")
+    ax.set_xticks(xs, [f"lr {r['server_lr']:g}\nmom {r['server_momentum']:g}\n{r['rounds']} rds"
+                       for r in rows], fontsize=7)
+    ax.set_xlabel("server optimiser (FedAvgM): server learning rate, server momentum, rounds")
     ax.set_ylabel("test accuracy after the last round (%)")
     ax.set_title(f"Same tuning for every arm (seed {rows[0]['seed']}): a server step scales "
                  "signal and noise alike", fontsize=9)

@@ -223,10 +223,14 @@ def test_server_opt_grid_gives_every_arm_the_same_settings(tiny_setup, tmp_path)
     from research.fed.privacy_tuning import median_step_norm, server_opt_grid
 
     base = parse_config(tiny_raw())
-    rows = server_opt_grid(base, tmp_path / "out", [(1.0, 0.0), (1.5, 0.5)],
+    rows = server_opt_grid(base, tmp_path / "out", [(1.0, 0.0), (1.5, 0.5), (1.0, 0.0, 1)],
                            levels=["satellite"], epsilon=8.0, seed=0,
                            clips={"satellite": 1.0}, runs=tmp_path / "runs", setup=tiny_setup)
-    assert [(r["server_lr"], r["server_momentum"]) for r in rows] == [(1.0, 0.0), (1.5, 0.5)]
+    assert [(r["server_lr"], r["server_momentum"], r["rounds"]) for r in rows] == [
+        (1.0, 0.0, 2), (1.5, 0.5, 2), (1.0, 0.0, 1)]
+    # fewer rounds: the same epsilon composes fewer mechanisms, so less noise on each
+    assert rows[2]["satellite_noise_norm_on_mean"] < rows[0]["satellite_noise_norm_on_mean"]
+    assert (tmp_path / "runs" / "slr1_m0_r1" / "none_seed0" / "round_0001.pt").is_file()
     # the non-private arm ran each setting too (its head, hence accuracy, follows the setting)
     assert (tmp_path / "runs" / "slr1.5_m0.5" / "none_seed0" / "round_0002.pt").is_file()
     dims = sum(v.numel() for v in tiny_setup.initial.values())

@@ -31,14 +31,17 @@ def test_committed_curve_replots_and_every_run_spent_at_most_its_target(tmp_path
     assert all(len(s) == 3 for s in seeds.values())
 
 
-@pytest.mark.parametrize("setting", ["2", "2,0.5,1", "fast,0"])
+@pytest.mark.parametrize("setting", ["2", "2,0.5,1.5", "2,0.5,10,1", "fast,0"])
 def test_a_malformed_server_setting_is_named(setting, capsys):
     with pytest.raises(SystemExit):
         main(["--server-opt", "1,0", setting, "--out", "unused"])
-    assert "--server-opt: each setting is LR,MOMENTUM" in capsys.readouterr().err
+    assert "--server-opt: each setting is LR,MOMENTUM[,ROUNDS]" in capsys.readouterr().err
 
 
 def test_an_out_of_range_server_setting_is_named_before_any_run(capsys):
     with pytest.raises(SystemExit):
         main(["--server-opt", "1,1.0", "--out", "unused"])
     assert "train.server_momentum in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--server-opt", "1,0,0", "--out", "unused"])
+    assert "train.rounds" in capsys.readouterr().err
