@@ -54,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     from research.fed.privacy_curve import regime, replot, sweep
 
     out = Path(args.out or ("outputs/fed/privacy_quick" if args.quick else "outputs/fed/privacy"))
-    if args.replot:
-        replot(out)
+    if args.replot:  # whichever of the curve and the server grid <out> holds
+        if (out / "fed_privacy_server_opt.json").is_file():
+            from research.fed.privacy_tuning import replot_server_opt
+
+            replot_server_opt(out)
+        if (out / "fed_privacy_runs.json").is_file():
+            replot(out)
         return 0
     base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
                                        else "experiments/fed/collaborative.yaml"), args.overrides)
