@@ -14,6 +14,7 @@ features (:mod:`research.fed.privacy_curve`); runs resume from their per-round c
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             replot_server_opt(out)
         if (out / "fed_privacy_runs.json").is_file():
             replot(out)
+        elif not (out / "fed_privacy_server_opt.json").is_file():
+            p.error(f"--replot: {out} holds neither fed_privacy_runs.json nor "
+                    "fed_privacy_server_opt.json")
         return 0
     base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
                                        else "experiments/fed/collaborative.yaml"), args.overrides)
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             settings = [tuple(float(v) for v in s.split(",")) for s in args.server_opt]
-            if any(len(t) not in (2, 3) or (len(t) == 3 and t[2] != int(t[2])) for t in settings):
+            if any(len(t) not in (2, 3) or not all(math.isfinite(v) for v in t)
+                   or (len(t) == 3 and t[2] != int(t[2])) for t in settings):
                 raise ValueError
         except ValueError:
             p.error(f"--server-opt: each setting is LR,MOMENTUM[,ROUNDS] (e.g. 2,0.5 or 2,0,10), "

@@ -295,6 +295,9 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if (t.server_lr, t.server_momentum) != (1.0, 0.0) and scheme.simulator is not None:
         raise bad(f"train.server_lr and train.server_momentum act on federated averages; scheme "
                   f"{scheme.name!r} runs its own engine without them")
+    if (t.server_lr, t.server_momentum) != (1.0, 0.0) and topology.name == "gossip":
+        raise bad("train.server_lr and train.server_momentum need one released average a round "
+                  "(topology ring or star); gossip leaves every satellite its own copy")
     for key in ("encoder_lr", "embed_lr"):
         v = getattr(t, key)
         if v is not None and not 0 < v < math.inf:

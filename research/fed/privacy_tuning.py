@@ -7,15 +7,19 @@ sweep (:func:`research.fed.privacy_curve.sweep`: non-private, clipping only, one
 setting, so the non-private arm gets exactly the grid the private arms get, and writes
 ``fed_privacy_server_opt.{csv,json,png,pdf}``.
 
-Each row also carries the diagnostic that explains the outcome: the norm of the Gaussian noise on
-the released mean (``z * clip * sqrt(d) / K``, modelled from the mechanism: ``d`` parameters, ``K``
-satellites training) beside the measured median norm of one round's step of the clipping-only
-run (from its checkpoints). A server step scales the signal and the noise alike, so it cannot
-change their ratio; only more satellites (``K``) or fewer parameters (``d``) can.
+Each row also carries a diagnostic: the norm of the Gaussian noise on the released mean
+(``z * clip * sqrt(d) / K``, modelled from the mechanism: ``d`` parameters, ``K`` satellites, exact
+when all K train and are aggregated every round, as in the committed runs) beside the measured
+median change of the head per round in the clipping-only run (from its checkpoints; after the
+server step, so for plain FedAvg it is the clipped mean itself). Within one round a server step
+scales signal and noise alike; across rounds momentum filters them differently (a steady signal
+grows by ``1 / (1 - m)``, independent noise by ``1 / sqrt(1 - m^2)``), so whether it pays is
+measured, not assumed.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -65,6 +69,7 @@ def server_opt_grid(base: FedConfig, out: Path, settings: Sequence[tuple[float, 
         tag = _tag(lr, momentum, rounds if len(setting) > 2 else None)
         cfg = base.replace(**{"train.server_lr": lr, "train.server_momentum": momentum,
                               "train.rounds": rounds})
+        # each setting's own summary and figure go beside its runs; the grid's go to ``out``
         s = sweep(cfg, runs / tag, levels=levels, epsilons=[epsilon], seeds=[seed], clips=clips,
                   runs=runs / tag, setup=setup, command=command)
         row = {"server_lr": lr, "server_momentum": momentum, "rounds": rounds,
@@ -125,20 +130,16 @@ def plot_server_opt(rows: list[dict], out: Path, levels: Sequence[str]) -> list[
                        for r in rows], fontsize=7)
     ax.set_xlabel("server optimiser (FedAvgM): server learning rate, server momentum, rounds")
     ax.set_ylabel("test accuracy after the last round (%)")
-    ax.set_title(f"Same tuning for every arm (seed {rows[0]['seed']}): a server step scales "
-                 "signal and noise alike", fontsize=9)
+    ax.set_title(f"FedAvgM under DP: the same settings for every arm (seed {rows[0]['seed']}, "
+                 f"epsilon {rows[0]['epsilon']:g})", fontsize=9)
     ax.legend(fontsize=7, loc="lower left", ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    paths = save_figure(fig, out, "fed_privacy_server_opt")
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out, "fed_privacy_server_opt")  # closes the figure
 
 
 def replot_server_opt(out: Path) -> list[Path]:
     """Redraw ``fed_privacy_server_opt`` from its committed JSON (levels from its columns)."""
-    import json
-
     rows = json.loads((Path(out) / "fed_privacy_server_opt.json").read_text())["rows"]
     levels = [lv for lv in LEVEL_STYLE if f"{lv}_private_pct" in rows[0]]
     return plot_server_opt(rows, Path(out), levels)

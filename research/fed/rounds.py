@@ -209,9 +209,11 @@ class RoundSimulator:
             end, head, holder, label, extra = self._secure(rnd, st, end, head, holder, label,
                                                            updates, participants)
             participants = [s for s in rnd.ready if s not in rnd.dropped]
-        t = self.cfg.train
-        head, velocity = server_step(st.head, head, st.server_velocity, t.server_lr,
-                                     t.server_momentum)
+        velocity = None  # a round that released no new average keeps head and velocity
+        if label != "secagg_failed" and participants:
+            t = self.cfg.train
+            head, velocity = server_step(st.head, head, st.server_velocity, t.server_lr,
+                                         t.server_momentum)
         return self._next_state(rnd, st, end, head, holder, label, participants, extra,
                                 velocity)
 

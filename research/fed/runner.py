@@ -155,6 +155,7 @@ def _fingerprint(cfg: FedConfig) -> str:
         if d["train"][key] is None:
             d["train"].pop(key)
     for key, plain in (("server_lr", 1.0), ("server_momentum", 0.0)):  # and before FedAvgM
+        d["train"][key] = float(d["train"][key])  # 2 from --set and 2.0 from YAML: one run
         if d["train"][key] == plain:
             d["train"].pop(key)
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds

@@ -32,3 +32,10 @@ def test_the_centralised_engine_refuses_a_server_optimiser():
         parse_config(raw)
     raw["train"]["server_momentum"] = 0.0
     parse_config(raw)  # the plain values are fine
+
+
+def test_gossip_refuses_a_server_optimiser():
+    raw = tiny_raw(topology="gossip")
+    raw["train"] = {**raw["train"], "server_lr": 2.0}
+    with pytest.raises(FedConfigError, match="need one released average a round"):
+        parse_config(raw)

@@ -242,3 +242,16 @@ def test_server_opt_grid_gives_every_arm_the_same_settings(tiny_setup, tmp_path)
     assert rows[0]["satellite_clip_only_median_step"] == step and 0 < step <= 1.0 + 1e-6
     for name in ("fed_privacy_server_opt.png", "fed_privacy_server_opt.csv"):
         assert (tmp_path / "out" / name).is_file()
+
+
+def test_noise_on_the_released_mean_has_the_norm_the_diagnostic_models():
+    """The diagnostic of :mod:`research.fed.privacy_tuning`, ``z clip sqrt(d) / K``, is the norm
+    of the noise the mechanism puts on the mean of K updates (d large: the norm concentrates)."""
+    import math
+
+    k, d, clip = 8, 40_000, 0.7
+    p = Privacy(PrivacyConfig(level="satellite", epsilon=8.0, clip=clip), TrainConfig(rounds=5))
+    old = {"w": torch.zeros(d)}
+    mean = torch.stack([flatten(p.noised_update(old, old, k, seed=i)) for i in range(k)]).mean(0)
+    model = p.satellite_noise_multiplier() * clip * math.sqrt(d) / k
+    assert float(mean.norm()) == pytest.approx(model, rel=0.02)

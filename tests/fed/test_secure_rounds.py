@@ -84,6 +84,29 @@ def test_a_round_that_cannot_be_unmasked_keeps_the_previous_head(tiny_setup, tmp
         torch.testing.assert_close(res.head[k], v)
 
 
+def test_a_failed_unmask_leaves_the_server_momentum_alone(tiny_setup, tmp_path):
+    """With a velocity from earlier rounds, a round that releases nothing neither moves the head
+    (a momentum step on a zero pseudo-gradient would) nor decays the velocity."""
+    from research.fed.network import FedNetwork
+    from research.fed.rounds import RunState
+    from research.fed.runner import PRELOADED, simulator_class
+
+    cfg = parse_config(tiny_raw(out_dir=str(tmp_path / "m"), topology="star",
+                                train={"rounds": 1, "server_lr": 1.5, "server_momentum": 0.5},
+                                comm={"round_deadline_s": 12000},
+                                secagg={"enabled": True, "threshold": 0.9}))
+    net = FedNetwork(tiny_setup.plan, cfg.faults, cfg.network)
+    sim = simulator_class(cfg)(cfg, net, tiny_setup.clients, tiny_setup.costs,
+                               tiny_setup.template, tiny_setup.data)
+    velocity = {k: torch.ones_like(v) for k, v in tiny_setup.initial.items()}
+    nxt = sim.run_round(RunState(round=0, t=0.0, holder=PRELOADED, head=tiny_setup.initial,
+                                 server_velocity=velocity))
+    assert nxt.rows[0]["aggregation"] == "secagg_failed"
+    for k, v in tiny_setup.initial.items():
+        torch.testing.assert_close(nxt.head[k], v)
+        torch.testing.assert_close(nxt.server_velocity[k], velocity[k])
+
+
 def test_secure_run_resumes_exactly(tiny_setup, tmp_path):
     raw = tiny_raw(topology="ring", secagg={"enabled": True}, out_dir=str(tmp_path / "r"))
     whole = run(parse_config({**raw, "out_dir": str(tmp_path / "whole")}), setup=tiny_setup,

@@ -31,7 +31,7 @@ def test_committed_curve_replots_and_every_run_spent_at_most_its_target(tmp_path
     assert all(len(s) == 3 for s in seeds.values())
 
 
-@pytest.mark.parametrize("setting", ["2", "2,0.5,1.5", "2,0.5,10,1", "fast,0"])
+@pytest.mark.parametrize("setting", ["2", "2,0.5,1.5", "2,0.5,10,1", "fast,0", "2,0,inf"])
 def test_a_malformed_server_setting_is_named(setting, capsys):
     with pytest.raises(SystemExit):
         main(["--server-opt", "1,0", setting, "--out", "unused"])
@@ -45,3 +45,21 @@ def test_an_out_of_range_server_setting_is_named_before_any_run(capsys):
     with pytest.raises(SystemExit):
         main(["--server-opt", "1,0,0", "--out", "unused"])
     assert "train.rounds" in capsys.readouterr().err
+
+
+def test_replot_of_an_empty_folder_is_an_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--replot", "--out", str(tmp_path)])
+    assert "holds neither fed_privacy_runs.json nor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folder", ["server_opt", "server_opt_rounds"])
+def test_committed_server_grids_replot(folder, tmp_path):
+    import shutil
+
+    src = RESULTS / folder
+    if not (src / "fed_privacy_server_opt.json").is_file():
+        pytest.skip(f"results/fed_privacy/{folder} not committed")
+    shutil.copy(src / "fed_privacy_server_opt.json", tmp_path)
+    assert main(["--replot", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "fed_privacy_server_opt.png").is_file()
