@@ -66,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--replot: {out} holds neither fed_privacy_runs.json nor "
                     "fed_privacy_server_opt.json")
         return 0
-    base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
-                                       else "experiments/fed/collaborative.yaml"), args.overrides)
+    try:
+        base = load_config(args.config or ("experiments/fed/quick.yaml" if args.quick
+                                           else "experiments/fed/collaborative.yaml"),
+                           args.overrides)
+    except (FedConfigError, FileNotFoundError) as err:  # a bad --set or --config, by name
+        p.error(str(err))
     epsilons = args.epsilons or ([2.0, 8.0] if args.quick else [1.0, 2.0, 4.0, 8.0, 16.0])
     seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2])
     command = "python scripts/fig_fed_privacy.py " + " ".join(sys.argv[1:] if argv is None

@@ -63,3 +63,9 @@ def test_committed_server_grids_replot(folder, tmp_path):
     shutil.copy(src / "fed_privacy_server_opt.json", tmp_path)
     assert main(["--replot", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "fed_privacy_server_opt.png").is_file()
+
+
+def test_an_unknown_set_key_is_named(capsys):
+    with pytest.raises(SystemExit):
+        main(["--set", "train.server_moment=0.5", "--server-opt", "1,0", "--out", "unused"])
+    assert "server_moment" in capsys.readouterr().err
