@@ -1,4 +1,4 @@
-"""Per-capture policies (greedy on-board controller, offline LP bound) against every fixed scheme.
+"""Per-capture policies (greedy on-board controller, offline LP bounds) against every fixed scheme.
 
     python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --out results/policy
     python scripts/fig_policy.py --quick --out outputs/figures/policy   # the demo's tiny sweep
@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     for c in meta["comparisons"]:
         print(f"load {c['per_orbit']:>5g} floor {c['floor']:.3f}: best fixed "
               f"{c['best_fixed_latency']} p95 {c['best_fixed_p95_s']:.0f} s; greedy p95 "
-              f"{c.get('greedy_latency_p95_s', math.nan):.0f} s; energy fixed "
+              f"{c.get('greedy_latency_p95_s', math.nan):.0f} s, offline "
+              f"{c.get('oracle_latency_p95_s', math.nan):.0f} s (mean bound "
+              f"{c.get('bound_latency_mean_s', math.nan):.0f} s); energy fixed "
               f"{c['best_fixed_energy_j']:.0f} J greedy {c.get('greedy_energy_energy_j', math.nan):.0f}"
               f" J bound {c.get('bound_energy_j', math.nan):.0f} J")
     print("wrote", ", ".join(str(p) for p in paths.values()))

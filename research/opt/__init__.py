@@ -4,12 +4,12 @@ The options (cut and link, image format, on board) come from the evaluation sche
 measured accuracy, bytes and FLOPs (:mod:`research.opt.options`); a satellite's view of its next
 contacts comes from the contact plan (:mod:`research.opt.outlook`); policies are registered
 strategies (:mod:`research.opt.policies`: ``fixed``, ``greedy``; :mod:`research.opt.oracle`: the
-offline LP bound ``oracle``). The simulator that plays them is
+offline LP bound ``oracle``, minimising energy or mean latency). The simulator that plays them is
 :func:`research.eval.evaluate.simulate_policy`.
 """
 
 from research.opt.options import Option, OptionBank, UnreachableFloorError
-from research.opt.oracle import EnergyBound, OraclePolicy, energy_bound
+from research.opt.oracle import OfflineBound, OraclePolicy, offline_bound
 from research.opt.outlook import DownlinkOutlook, ground_cells
 from research.opt.policies import (
     FixedPolicy,
@@ -24,9 +24,9 @@ from research.opt.policies import (
 
 __all__ = [
     "DownlinkOutlook",
-    "EnergyBound",
     "FixedPolicy",
     "GreedyPolicy",
+    "OfflineBound",
     "Option",
     "OptionBank",
     "OraclePolicy",
@@ -34,9 +34,9 @@ __all__ = [
     "PolicyContext",
     "UnreachableFloorError",
     "build_policy",
-    "energy_bound",
     "ground_cells",
     "list_policies",
+    "offline_bound",
     "policy_class",
     "register_policy",
 ]

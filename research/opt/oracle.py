@@ -1,4 +1,5 @@
-"""The offline bound: the least on-board energy any policy could spend on a known workload.
+"""The offline bound: the least on-board energy (or mean latency) any policy could reach on a
+known workload.
 
 With the whole workload known in advance, choosing an option per capture is a linear programme on
 a fluid model of the downlink (after the time-expanded-graph bounds of DTN scheduling). Per
@@ -18,12 +19,23 @@ delivered within the deadline. Constraints:
 - the accuracy floor: on every chosen option (``capture``) or on the mean over delivered scenes
   (``mean``).
 
-The objective is on-board energy (compute from the device profile; transmission at the
-constellation's peak downlink rate and least transmitter power, a lower bound on any real
-transmission) plus a large price per undelivered scene, so the bound first delivers all it can.
+Two objectives, each plus a large price per undelivered scene, so the bound first delivers all
+it can:
+
+- ``energy``: on-board energy (compute from the device profile; transmission at the
+  constellation's peak downlink rate and least transmitter power, a lower bound on any real
+  transmission);
+- ``latency``: the mean latency of the scenes, each fraction delivered in cell ``k`` counted at
+  the earliest instant it could arrive there (the later of its compute's end and the cell's start),
+  with on-board energy as a tie-break worth under a millisecond in all. A scene's real latency is
+  the arrival of its last byte, never earlier, so this is a lower bound on the mean latency of any
+  schedule that delivers as much (p95 is not linear; the rounded schedule's p95 is what is
+  compared).
+
 Every relaxation (fluid bytes, whole cells, free accelerators, peak rates, no ISL limits) makes the
-bound **optimistic**: no policy in the simulator can spend less at the same floor and delivery.
-Solved with HiGHS through :func:`scipy.optimize.linprog`.
+bound **optimistic**: no policy in the simulator can spend less (or, for ``latency``, answer sooner
+on average) at the same floor and delivery. Solved with HiGHS through
+:func:`scipy.optimize.linprog`.
 
 :class:`OraclePolicy` rounds the fractional solution (per capture, its largest ``x``) and plays it
 in the simulator; its ledger rows are a realisable schedule, ``bound`` the number no schedule beats.
@@ -41,30 +53,47 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix, vstack
 
 from research.opt.outlook import ground_cells
-from research.opt.policies import CaptureLike, FloorPolicy, PolicyContext, register_policy
+from research.opt.policies import (
+    OBJECTIVES,
+    CaptureLike,
+    FloorPolicy,
+    PolicyContext,
+    check_choice,
+    register_policy,
+)
 
-__all__ = ["EnergyBound", "OraclePolicy", "energy_bound", "pareto_options"]
+__all__ = ["OfflineBound", "OraclePolicy", "offline_bound", "pareto_options"]
 
 BITS_SCALE = 1e9  # LP rows in Gbit: keeps coefficients near 1 for the solver
 ACCEL_RUN = 8  # consecutive scenes per accelerator row (more rows: a tighter, slower bound)
+TIE_BREAK_S = 1e-3  # latency objective: the whole energy tie-break is worth under this
 
 
 @dataclass
-class EnergyBound:
-    """The LP's answer: per-capture option fractions and the bound they give."""
+class OfflineBound:
+    """The LP's answer: per-capture option fractions and the numbers of its fluid solution. The
+    one it minimised (``objective``) is the bound; its energy under ``latency`` only describes
+    that solution, and its latency under ``energy`` is not defined (``nan``: the energy optimum
+    leaves the cells of delivery free)."""
 
     x: np.ndarray
     undelivered: np.ndarray
     energy_onboard_j_per_capture: float
+    latency_mean_s: float
     delivered_fraction: float
     accuracy: float
+    objective: str
     status: str
     variables: int
     constraints: int
     solve_s: float
 
     def summary(self) -> dict[str, Any]:
-        return {"bound_energy_onboard_j": self.energy_onboard_j_per_capture,
+        numbers = ({"bound_energy_onboard_j": self.energy_onboard_j_per_capture}
+                   if self.objective == "energy" else
+                   {"bound_latency_mean_s": self.latency_mean_s,
+                    "lp_energy_onboard_j": self.energy_onboard_j_per_capture})
+        return {**numbers, "bound_objective": self.objective,
                 "bound_delivered_fraction": self.delivered_fraction,
                 "bound_accuracy": self.accuracy, "lp_status": self.status,
                 "lp_variables": self.variables, "lp_constraints": self.constraints,
@@ -88,9 +117,11 @@ def pareto_options(acc: np.ndarray, payload: np.ndarray, compute: np.ndarray,
     return keep
 
 
-def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: float,
-                 cell_s: float = 600.0) -> EnergyBound:
-    """Solve the LP of the module docstring for ``ctx.captures``."""
+def offline_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: float,
+                  cell_s: float = 600.0, objective: str = "energy") -> OfflineBound:
+    """Solve the LP of the module docstring for ``ctx.captures``, minimising ``objective``."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     caps = list(ctx.captures)
     bank = ctx.bank
     n, n_opt = len(caps), len(bank)
@@ -133,8 +164,13 @@ def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: 
     rows_eq, cols_eq, vals_eq = [], [], []
     rows_cap, cols_cap, vals_cap = [], [], []
     g_cost_len = 0
+    g_latency: list[float] = []  # earliest arrival of each g's fraction, s after its capture
     e_opt = e_compute + e_tx
-    price = 1e3 * max(float((e_opt * max(c.tiles for c in caps)).max()), 1.0)
+    e_max = max(float((e_opt * max(c.tiles for c in caps)).max()), 1.0)
+    if objective == "energy":
+        price, e_weight = 1e3 * e_max, 1.0
+    else:  # seconds: worse than any delivery; energy only breaks ties
+        price, e_weight = 10.0 * deadline_s, TIE_BREAK_S / (e_max * n)
     for c, cap in enumerate(caps):
         rows_eq.append(c), cols_eq.append(nx + c), vals_eq.append(1.0)
         cost[1][c] = price
@@ -146,7 +182,7 @@ def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: 
                 continue
             i = c * n_opt + o
             ub_x[i] = 1.0
-            cost[0][i] = e_opt[o] * cap.tiles
+            cost[0][i] = e_weight * e_opt[o] * cap.tiles
             rows_eq.append(c), cols_eq.append(i), vals_eq.append(1.0)
             row = n + i  # sum_k g - x = 0
             rows_eq.append(row), cols_eq.append(i), vals_eq.append(-1.0)
@@ -154,9 +190,11 @@ def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: 
             for k in range(int(ready // cell_s), k_end + 1):
                 col = nx + n + g_cost_len
                 g_cost_len += 1
+                g_latency.append(max(ready, k * cell_s) - cap.t_s)
                 rows_eq.append(row), cols_eq.append(col), vals_eq.append(1.0)
                 cap_row = k if ctx.relay else sat_of[cap.satellite] * n_lp + k
                 rows_cap.append(cap_row), cols_cap.append(col), vals_cap.append(gbits)
+    g_lat = np.asarray(g_latency, dtype=float)
     n_var = nx + n + g_cost_len
     a_eq = coo_matrix((vals_eq, (rows_eq, cols_eq)), shape=(n + nx, n_var)).tocsr()
     b_eq = np.concatenate([np.ones(n), np.zeros(nx)])
@@ -196,7 +234,7 @@ def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: 
         ub_blocks.append(coo_matrix((r_vals, (r_rows, r_cols)), shape=(len(r_b), n_var)))
         b_ub.append(np.array(r_b))
     a_ub = vstack(ub_blocks).tocsr()
-    c_vec = np.concatenate([*cost, np.zeros(g_cost_len)])
+    c_vec = np.concatenate([*cost, g_lat if objective == "latency" else np.zeros(g_cost_len)])
     bounds = np.stack([np.zeros(n_var), np.concatenate([ub_x, np.ones(n),
                                                          np.ones(g_cost_len)])], axis=1)
     t0 = time.perf_counter()
@@ -211,30 +249,40 @@ def energy_bound(ctx: PolicyContext, floor: float, floor_mode: str, deadline_s: 
     energy = float((x * e_opt[None, :] * tiles[:, None]).sum()) / n
     delivered = float(x.sum())
     acc = float((x * bank.accuracy[None, :]).sum() / delivered) if delivered > 0 else float("nan")
-    return EnergyBound(x, u, energy, delivered / n, acc, str(res.message), n_var,
-                       a_eq.shape[0] + a_ub.shape[0], solve_s)
+    latency = (float(res.x[nx + n:] @ g_lat / delivered)
+               if objective == "latency" and delivered > 0 else float("nan"))
+    return OfflineBound(x, u, energy, latency, delivered / n, acc, objective, str(res.message),
+                        n_var, a_eq.shape[0] + a_ub.shape[0], solve_s)
 
 
 @register_policy("oracle")
 class OraclePolicy(FloorPolicy):
-    """Offline: solves :func:`energy_bound` on the whole workload, then answers each capture with
-    the option the LP gave most of it (``bound`` holds the LP's optimistic number)."""
+    """Offline: solves :func:`offline_bound` on the whole workload (``objective: energy`` or
+    ``latency``), then answers each capture with the option the LP gave most of it (``bound``
+    holds the LP's optimistic number)."""
 
-    PARAMS: ClassVar[dict[str, Any]] = {**FloorPolicy.PARAMS, "cell_s": 600.0}
+    PARAMS: ClassVar[dict[str, Any]] = {**FloorPolicy.PARAMS, "objective": "energy",
+                                        "cell_s": 600.0}
     offline: ClassVar[bool] = True
 
     @classmethod
     def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
         out = super().check_params(params, where)
+        check_choice(out, "objective", where, OBJECTIVES)
         v = out["cell_s"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"{where}.cell_s must be a number of seconds > 0, got {v!r}")
         return out
 
+    @property
+    def label(self) -> str:
+        return f"oracle-{self.params['objective']}@{self.params['floor']:g}"
+
     def prepare(self, ctx: PolicyContext) -> None:
         super().prepare(ctx)
-        self.bound = energy_bound(ctx, self.params["floor"], self.params["floor_mode"],
-                                  self.deadline_s, float(self.params["cell_s"]))
+        self.bound = offline_bound(ctx, self.params["floor"], self.params["floor_mode"],
+                                   self.deadline_s, float(self.params["cell_s"]),
+                                   self.params["objective"])
         x = self.bound.x
         meeting = [o for o in range(len(ctx.bank)) if ctx.bank.accuracy[o] >= self.params["floor"]]
         fallback = min(meeting, key=lambda o: ctx.bank.payload_bytes[o])

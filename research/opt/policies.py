@@ -37,11 +37,13 @@ from research.registry import Registry
 
 __all__ = [
     "FLOOR_MODES",
+    "OBJECTIVES",
     "FixedPolicy",
     "GreedyPolicy",
     "Policy",
     "PolicyContext",
     "build_policy",
+    "check_choice",
     "list_policies",
     "policy_class",
     "register_policy",
@@ -201,7 +203,8 @@ def _number(params: dict, key: str, where: str, low: float, high: float = math.i
     return float(v)
 
 
-def _choice(params: dict, key: str, where: str, valid: Sequence[str]) -> str:
+def check_choice(params: dict, key: str, where: str, valid: Sequence[str]) -> str:
+    """``params[key]`` if it is one of ``valid``, else a ValueError naming the key and the choices."""
     if params[key] not in valid:
         raise ValueError(f"{where}.{key} {params[key]!r} is not one of {list(valid)}")
     return str(params[key])
@@ -223,7 +226,7 @@ class FloorPolicy(Policy):
     def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
         out = super().check_params(params, where)
         out["floor"] = _number(out, "floor", where, 0.0, 1.0)
-        _choice(out, "floor_mode", where, FLOOR_MODES)
+        check_choice(out, "floor_mode", where, FLOOR_MODES)
         if out["deadline_s"] is not None:
             out["deadline_s"] = _number(out, "deadline_s", where, 1e-9)
         return out
@@ -278,7 +281,7 @@ class GreedyPolicy(FloorPolicy):
     @classmethod
     def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
         out = super().check_params(params, where)
-        _choice(out, "objective", where, OBJECTIVES)
+        check_choice(out, "objective", where, OBJECTIVES)
         hops = out["relay_hops"]
         if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
             raise ValueError(f"{where}.relay_hops must be an integer >= 0, got {hops!r}")

@@ -15,6 +15,7 @@ from research.opt import UnreachableFloorError
 POLICIES = [{"kind": "greedy", "floor": 0.0},
             {"kind": "greedy", "floor": 0.0, "objective": "energy"},
             {"kind": "oracle", "floor": 0.0, "cell_s": 300},
+            {"kind": "oracle", "floor": 0.0, "cell_s": 300, "objective": "latency"},
             {"kind": "fixed", "option": "jpeg"}]
 
 
@@ -30,7 +31,8 @@ def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_poli
     scenario = parse_scenario(with_policies, "tiny.yaml")
     result = evaluate(scenario, progress=False)
     schemes = [s.name for s in scenario.schemes]
-    labels = ["greedy-latency@0", "greedy-energy@0", "oracle@0", "policy:jpeg"]
+    labels = ["greedy-latency@0", "greedy-energy@0", "oracle-energy@0", "oracle-latency@0",
+              "policy:jpeg"]
     assert [s["scheme"] for s in result.summary] == schemes + labels
     by_scheme = {}
     for row in result.rows:
@@ -50,12 +52,15 @@ def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_poli
             assert (r.payload_bytes, r.prediction) == (twin.payload_bytes, twin.prediction)
     meta = json.loads(result.paths["summary_json"].read_text())
     assert set(meta["policies"]) == set(labels)
-    assert sum(meta["policies"]["oracle@0"]["options"].values()) == 12
+    assert sum(meta["policies"]["oracle-energy@0"]["options"].values()) == 12
     assert 0 <= meta["calibration_accuracy"]["raw"] <= 1
-    bound = meta["policies"]["oracle@0"]["bound_energy_onboard_j"]
-    for s in result.summary:  # no schedule that delivers everything spends less than the bound
+    bound = meta["policies"]["oracle-energy@0"]["bound_energy_onboard_j"]
+    fastest = meta["policies"]["oracle-latency@0"]["bound_latency_mean_s"]
+    assert "bound_energy_onboard_j" not in meta["policies"]["oracle-latency@0"]
+    for s in result.summary:  # no schedule that delivers everything beats either bound
         if s["delivered_fraction"] == 1.0:
             assert s["energy_onboard_j"] >= bound * (1 - 1e-6)
+            assert s["latency_mean_s"] >= fastest * (1 - 1e-6)
 
 
 def test_policy_knob_errors_name_the_problem(with_policies):
@@ -90,9 +95,15 @@ def test_policy_sweep_compares_every_policy_with_the_best_fixed_scheme(raw_scena
     rows, meta = policy_sweep(scenario, [2, 4], [0.0], progress=False)
     kinds = {(r["per_orbit"], r["kind"]) for r in rows}
     assert kinds == {(x, k) for x in (2.0, 4.0) for k in ("fixed", "greedy", "oracle")}
-    assert len(rows) == 2 * (len(scenario.schemes) + 3)
-    oracle = [r for r in rows if r["kind"] == "oracle"]
-    assert all(r["bound_energy_onboard_j"] <= r["energy_onboard_j"] * (1 + 1e-6) for r in oracle)
+    assert len(rows) == 2 * (len(scenario.schemes) + 4)
+    oracle = {r["objective"]: r for r in rows if r["kind"] == "oracle" and r["per_orbit"] == 4.0}
+    assert oracle["energy"]["bound_energy_onboard_j"] <= oracle["energy"]["energy_onboard_j"] * (
+        1 + 1e-6)
+    assert oracle["latency"]["bound_latency_mean_s"] <= oracle["latency"]["latency_mean_s"] * (
+        1 + 1e-6)
+    c = meta["comparisons"][-1]
+    assert c["oracle_latency_p95_s"] == oracle["latency"]["latency_p95_all_s"]
+    assert c["oracle_energy_energy_j"] == oracle["energy"]["energy_onboard_j"]
     assert [c["per_orbit"] for c in meta["comparisons"]] == [2.0, 4.0]
     assert meta["comparisons"] == comparisons(rows)
     paths = write_policy_sweep(rows, meta, tmp_path)
@@ -102,19 +113,30 @@ def test_policy_sweep_compares_every_policy_with_the_best_fixed_scheme(raw_scena
 
 
 def test_comparisons_pick_the_best_fixed_scheme_meeting_the_floor():
-    def row(policy, kind, acc, p95, energy, floor=None, objective=""):
+    def row(policy, kind, acc, p95, energy, floor=None, objective="", **extra):
         return {"per_orbit": 1.0, "floor": floor, "policy": policy, "kind": kind,
                 "objective": objective, "expected_accuracy": acc, "latency_p95_all_s": p95,
-                "energy_onboard_j": energy, "delivered_fraction": 1.0, "accuracy": acc}
+                "latency_mean_s": p95 / 2, "energy_onboard_j": energy,
+                "delivered_fraction": 1.0, "accuracy": acc, **extra}
 
     rows = [row("fast", "fixed", 0.90, 10.0, 1.0), row("good", "fixed", 0.96, 100.0, 5.0),
             row("slow", "fixed", 0.97, math.inf, 2.0),
             row("g", "greedy", 0.95, 40.0, 9.0, 0.95, "latency"),
-            row("e", "greedy", 0.95, 80.0, 4.0, 0.95, "energy")]
+            row("e", "greedy", 0.95, 80.0, 4.0, 0.95, "energy"),
+            row("ol", "oracle", 0.95, 32.0, 7.0, 0.95, "latency", bound_latency_mean_s=10.0,
+                bound_delivered_fraction=1.0),
+            row("oe", "oracle", 0.95, 90.0, 2.0, 0.95, "energy", bound_energy_onboard_j=1.0,
+                bound_delivered_fraction=1.0)]
     (c,) = comparisons(rows)
     assert (c["best_fixed_latency"], c["best_fixed_energy"]) == ("good", "slow")
     assert c["greedy_p95_reduction"] == pytest.approx(0.6)
     assert c["greedy_energy_reduction"] == pytest.approx(-1.0)
+    # each greedy against the offline schedule and the bound of its own objective
+    assert c["greedy_p95_over_oracle"] == pytest.approx(40.0 / 32.0 - 1)
+    assert c["oracle_p95_reduction"] == pytest.approx(1 - 32.0 / 100.0)
+    assert c["greedy_mean_over_bound"] == pytest.approx(20.0 / 10.0 - 1)
+    assert c["greedy_energy_over_oracle"] == pytest.approx(4.0 / 2.0 - 1)
+    assert c["greedy_energy_over_bound"] == pytest.approx(4.0 / 1.0 - 1)
 
 
 def test_an_image_limit_samples_every_class_not_the_first_ones():
@@ -146,4 +168,4 @@ def test_only_an_offline_policy_sees_the_workload(with_policies, monkeypatch):
 
         monkeypatch.setattr(cls, "prepare", spy)
     evaluate(parse_scenario(with_policies, "tiny.yaml"), progress=False)
-    assert seen == {"greedy": 0, "oracle": 12}
+    assert seen == {"greedy": 0, "oracle": 12}  # (each oracle is given all 12)

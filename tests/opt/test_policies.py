@@ -16,8 +16,8 @@ from research.opt import (
     PolicyContext,
     UnreachableFloorError,
     build_policy,
-    energy_bound,
     list_policies,
+    offline_bound,
 )
 from research.opt.oracle import pareto_options
 from research.orbit.isl import KIND_GROUND, KIND_INTRA
@@ -162,11 +162,11 @@ def test_oracle_bound_mixes_options_to_meet_a_mean_floor_exactly():
     caps = captures(10, every=100.0)
     ctx = context(oracle_bank(), plan, caps)
     e = ctx.onboard_energy_j() + 10.0 * 8 * 1000.0 / 8e6  # + transmit at the peak rate
-    mean = energy_bound(ctx, 0.95, "mean", deadline_s=1000.0, cell_s=100.0)
+    mean = offline_bound(ctx, 0.95, "mean", deadline_s=1000.0, cell_s=100.0)
     assert mean.delivered_fraction == pytest.approx(1.0)
     assert mean.energy_onboard_j_per_capture == pytest.approx(0.5 * e[0] + 0.5 * e[1], rel=1e-6)
     assert mean.accuracy == pytest.approx(0.95, abs=1e-9)
-    strict = energy_bound(ctx, 0.95, "capture", deadline_s=1000.0, cell_s=100.0)
+    strict = offline_bound(ctx, 0.95, "capture", deadline_s=1000.0, cell_s=100.0)
     assert strict.energy_onboard_j_per_capture == pytest.approx(e[1], rel=1e-6)
 
 
@@ -175,8 +175,48 @@ def test_oracle_bound_drops_what_no_schedule_could_deliver():
     plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 100.0)]}, n_sat=1, n_gs=1)
     caps = [Capture(i, "s0", 1.0, 1, (i,)) for i in range(200)]
     heavy = bank(Option("img", 0.9, 1 * MB, 0.0, 0.0))
-    bound = energy_bound(context(heavy, plan, caps), 0.5, "mean", deadline_s=5000.0, cell_s=50.0)
+    bound = offline_bound(context(heavy, plan, caps), 0.5, "mean", deadline_s=5000.0, cell_s=50.0)
     assert bound.delivered_fraction == pytest.approx(0.5, abs=1e-6)
+
+
+def test_latency_oracle_trades_energy_for_time_where_the_energy_oracle_does_not():
+    # "send": no compute, 50 MB to transmit (fluid: arrives at once, but 50 s of transmitter
+    # energy); "compute": a few MB after ~20 s on board (less energy, later). Capacity is ample.
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
+    caps = captures(5, every=200.0)
+    options = bank(Option("send", 0.95, 50 * MB, 0.0, 0.0),
+                   Option("compute", 0.95, 1 * MB, 20.0 * NANO.effective_flops, 0.0))
+    ctx = context(options, plan, caps)
+    wait = ctx.compute_s()[1]
+    assert 5.0 < wait < 100.0  # same 100-s cell as the capture: only the compute delays it
+    energy = offline_bound(ctx, 0.9, "mean", deadline_s=1000.0, cell_s=100.0)
+    latency = offline_bound(ctx, 0.9, "mean", deadline_s=1000.0, cell_s=100.0,
+                            objective="latency")
+    assert energy.x[:, 1] == pytest.approx(np.ones(5))  # compute: cheaper on board...
+    assert latency.x[:, 0] == pytest.approx(np.ones(5))  # ...but sending is sooner
+    assert math.isnan(energy.latency_mean_s)  # not what the energy LP decides
+    assert latency.latency_mean_s == pytest.approx(0.0, abs=1e-9)
+    forced = offline_bound(context(bank(options.options[1]), plan, caps), 0.9, "mean",
+                           deadline_s=1000.0, cell_s=100.0, objective="latency")
+    assert forced.latency_mean_s == pytest.approx(wait, rel=1e-6)
+    assert latency.energy_onboard_j_per_capture > energy.energy_onboard_j_per_capture
+    assert set(latency.summary()) >= {"bound_latency_mean_s", "lp_energy_onboard_j"}
+    assert "bound_energy_onboard_j" not in latency.summary()  # not a bound there
+    with pytest.raises(ValueError, match="objective must be one of"):
+        offline_bound(ctx, 0.9, "mean", deadline_s=1000.0, objective="p95")
+
+
+def test_latency_oracle_waits_for_a_later_cell_only_when_capacity_forces_it():
+    # 10 s of contact per 100-s cell at 1 MB/s: 10 MB a cell. Six scenes of 5 MB captured at
+    # once fill three cells: the fluid mean latency is (0 + 0 + 100 + 100 + 200 + 200) / 6 s
+    # minus the capture's offset into its cell.
+    wins = [(k * 100.0, k * 100.0 + 10.0) for k in range(20)]
+    plan = toy_plan({(0, 1, KIND_GROUND): wins}, n_sat=1, n_gs=1)
+    caps = [Capture(i, "s0", 0.0, 1, (i,)) for i in range(6)]
+    ctx = context(bank(Option("img", 0.9, 5 * MB, 0.0, 0.0)), plan, caps)
+    bound = offline_bound(ctx, 0.5, "mean", deadline_s=5000.0, cell_s=100.0, objective="latency")
+    assert bound.delivered_fraction == pytest.approx(1.0)
+    assert bound.latency_mean_s == pytest.approx(100.0, rel=1e-6)
 
 
 def test_oracle_policy_plays_the_lp_choice():
@@ -233,11 +273,26 @@ def test_oracle_bound_is_below_every_feasible_fixed_schedule_on_random_banks():
             return  # no option meets the floor: the error is tested elsewhere
         ctx = context(options, plan, captures(n, every=200.0))
         per_tile = ctx.onboard_energy_j() + 10.0 * 8.0 * options.payload_bytes / 8e6
-        bound = energy_bound(ctx, floor, mode, deadline_s=10_000.0, cell_s=200.0)
+        bound = offline_bound(ctx, floor, mode, deadline_s=10_000.0, cell_s=200.0)
         assert bound.delivered_fraction == pytest.approx(1.0, abs=1e-6)
         assert bound.accuracy >= floor - 1e-6
         for o, (a, _, _) in enumerate(opts):
             if a >= floor:
                 assert bound.energy_onboard_j_per_capture <= per_tile[o] * (1 + 1e-6) + 1e-12
 
+        lat = offline_bound(ctx, floor, mode, deadline_s=10_000.0, cell_s=200.0,
+                            objective="latency")
+        assert lat.delivered_fraction == pytest.approx(1.0, abs=1e-6)
+        assert lat.accuracy >= floor - 1e-6
+        wait = ctx.compute_s()  # ample capacity: a fixed option's earliest arrival
+        for o, (a, _, _) in enumerate(opts):
+            if a >= floor:
+                assert lat.latency_mean_s <= _cell_wait(captures(n, every=200.0), wait[o],
+                                                        200.0) + 1e-6
+
     prop()
+
+
+def _cell_wait(caps: list[Capture], compute_s: float, cell_s: float) -> float:
+    """Mean fluid latency of one option for every capture with ample capacity: its compute."""
+    return float(np.mean([compute_s * c.tiles for c in caps]))
