@@ -95,3 +95,16 @@ def server_step(old: State, averaged: State, velocity: State, lr: float, momentu
     g = x - avg
     v = g if not velocity or momentum == 0.0 else momentum * flatten(velocity) + g
     return unflatten(x - lr * v, old), (unflatten(v, old) if momentum else {})
+
+
+def ema_step(average: State, head: State, decay: float) -> State:
+    """The exponential moving average of released heads after one more (``head`` itself when
+    ``average`` is empty: the first release, so the average carries no pull to the initial head).
+
+    Polyak averaging of the iterates, as in DP training at scale (De et al. 2022): under DP each
+    released head is the optimum plus that round's noise, and the average keeps the first while
+    shrinking the second. It reads released heads only: post-processing, no privacy cost.
+    """
+    if not average:
+        return {k: v.clone() for k, v in head.items()}
+    return unflatten(decay * flatten(average) + (1.0 - decay) * flatten(head), head)

@@ -94,6 +94,12 @@ class TrainConfig:
     (FedAvgM, :func:`research.fed.aggregate.server_step`; 1 and 0: plain FedAvg). Its velocity is
     kept across rounds in the run state. Under satellite-level DP it is post-processing: a
     clipped, noised average is a small, noisy step, which momentum accumulates over rounds.
+
+    ``ema_decay``: the model a run evaluates, reports and returns is the exponential moving
+    average of the rounds' heads with this decay (:func:`research.fed.aggregate.ema_step`; 0: the
+    last head). Training continues from the last head; the average is kept in the run state.
+    Under DP it is post-processing of released heads: it averages their noise away at no
+    privacy cost.
     """
 
     rounds: int = 30
@@ -106,6 +112,7 @@ class TrainConfig:
     embed_lr: float | None = None
     server_lr: float = 1.0
     server_momentum: float = 0.0
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -298,6 +305,14 @@ def _validate(cfg: FedConfig, source: str) -> None:
     if (t.server_lr, t.server_momentum) != (1.0, 0.0) and topology.name == "gossip":
         raise bad("train.server_lr and train.server_momentum need one released average a round "
                   "(topology ring or star); gossip leaves every satellite its own copy")
+    if not 0 <= t.ema_decay < 1:
+        raise bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    if t.ema_decay and scheme.simulator is not None:
+        raise bad(f"train.ema_decay averages federated rounds' heads; scheme {scheme.name!r} "
+                  "runs its own engine without it")
+    if t.ema_decay and topology.name == "gossip":
+        raise bad("train.ema_decay needs one released head a round (topology ring or star); "
+                  "gossip leaves every satellite its own copy")
     for key in ("encoder_lr", "embed_lr"):
         v = getattr(t, key)
         if v is not None and not 0 < v < math.inf:

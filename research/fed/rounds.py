@@ -38,7 +38,13 @@ import torch
 from torch import nn
 
 from devices import get_device
-from research.fed.aggregate import WIRE_BYTES, State, server_step, weighted_average
+from research.fed.aggregate import (
+    WIRE_BYTES,
+    State,
+    ema_step,
+    server_step,
+    weighted_average,
+)
 from research.fed.clients import Dataset, SatelliteClient, accuracy, client_update
 from research.fed.config import FedConfig
 from research.fed.cost import Costs
@@ -96,6 +102,12 @@ class RunState:
     rows: list[dict] = field(default_factory=list)
     energy: dict[str, list[float]] = field(default_factory=dict)
     server_velocity: dict[str, torch.Tensor] = field(default_factory=dict)
+    head_average: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def released(self) -> dict[str, torch.Tensor]:
+        """The head a run reports: the moving average when ``train.ema_decay`` keeps one."""
+        return self.head_average or self.head
 
 
 class ModelTooLarge(ValueError):
@@ -240,7 +252,10 @@ class RoundSimulator:
         """The ledger row of the round that ends at ``end`` with ``head`` at ``holder``
         (``velocity``: the server optimiser's; None keeps the previous one)."""
         r, acct = st.round + 1, rnd.acct
-        acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
+        average = st.head_average  # a round that released nothing leaves the average as it was
+        if self.cfg.train.ema_decay and velocity is not None:
+            average = ema_step(average, head, self.cfg.train.ema_decay)
+        acc = accuracy(self.template, average or head, self.data.test_x, self.data.test_y)
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=rnd.start, end=end, acct=acct,
                         accuracy=acc, participants=participants, dropped=rnd.dropped,
                         aggregation=label)
@@ -256,7 +271,8 @@ class RoundSimulator:
             else []
         return RunState(round=r, t=end.t, holder=holder, head=head, have_features=have,
                         rows=[*st.rows, row], energy=energy,
-                        server_velocity=st.server_velocity if velocity is None else velocity)
+                        server_velocity=st.server_velocity if velocity is None else velocity,
+                        head_average=average)
 
 
 class _Round:

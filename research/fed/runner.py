@@ -113,7 +113,8 @@ def _captured(cfg: FedConfig, plan: ContactPlan) -> np.ndarray | None:
 
 @dataclass
 class RunResult:
-    """Ledger rows, the final head, and per-satellite energy ``[compute_j, transmit_j]``."""
+    """Ledger rows, the final released head (the average under ``train.ema_decay``), and
+    per-satellite energy ``[compute_j, transmit_j]``."""
 
     rows: list[dict]
     head: State
@@ -158,6 +159,9 @@ def _fingerprint(cfg: FedConfig) -> str:
         d["train"][key] = float(d["train"][key])  # 2 from --set and 2.0 from YAML: one run
         if d["train"][key] == plain:
             d["train"].pop(key)
+    d["train"]["ema_decay"] = float(d["train"]["ema_decay"])
+    if not d["train"]["ema_decay"]:  # and before averaged heads
+        d["train"].pop("ema_decay")
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds
         d["data"].pop("partition_seed")
     if d["data"]["partition"] != "ground_track":  # and those from before ground-track partitions
@@ -236,7 +240,7 @@ def run(cfg: FedConfig, *, setup: Setup | None = None, resume: bool = True,
     bar.close()
     write_rows(state.rows, out, "ledger", meta={"name": cfg.name, "config": cfg.to_dict(),
                                                 "network_use": net.summary()})
-    return RunResult(state.rows, state.head, state.energy, acc0, out)
+    return RunResult(state.rows, state.released, state.energy, acc0, out)
 
 
 def time_to_accuracy(rows: list[dict], target: float) -> float | None:

@@ -100,3 +100,15 @@ def test_server_momentum_accumulates_a_constant_pseudo_gradient():
         moved.append(float(new["x"][0] - old["x"][0]))
         old = new
     assert moved == [1.0, 1.5, 1.75]
+
+
+def test_ema_step_starts_at_the_first_release_and_averages_the_rest():
+    from research.fed.aggregate import ema_step
+
+    heads = [{"x": torch.full((2,), v, dtype=torch.float64)} for v in (4.0, 0.0, 2.0)]
+    average = ema_step({}, heads[0], 0.75)
+    assert torch.equal(average["x"], heads[0]["x"]) and average["x"] is not heads[0]["x"]
+    average = ema_step(average, heads[1], 0.75)
+    assert average["x"].tolist() == [3.0, 3.0]  # 0.75 * 4 + 0.25 * 0
+    average = ema_step(average, heads[2], 0.75)
+    assert average["x"].tolist() == [2.75, 2.75]

@@ -16,6 +16,7 @@ from tests.fed.conftest import tiny_raw
     ("comm", "backhaul_s", -0.1, "comm.backhaul_s must be a finite number"),
     ("train", "server_momentum", 1.0, "train.server_momentum in \\[0, 1\\), got 1.0, 1.0"),
     ("train", "server_lr", 0.0, "train.server_lr must be a finite number > 0"),
+    ("train", "ema_decay", 1.0, "train.ema_decay must be in \\[0, 1\\), got 1.0"),
 ])
 def test_out_of_range_values_are_named(section, key, value, match):
     raw = tiny_raw()
@@ -38,4 +39,15 @@ def test_gossip_refuses_a_server_optimiser():
     raw = tiny_raw(topology="gossip")
     raw["train"] = {**raw["train"], "server_lr": 2.0}
     with pytest.raises(FedConfigError, match="need one released average a round"):
+        parse_config(raw)
+
+
+def test_engines_without_one_released_head_refuse_a_moving_average():
+    raw = tiny_raw(topology="gossip")
+    raw["train"] = {**raw["train"], "ema_decay": 0.5}
+    with pytest.raises(FedConfigError, match="ema_decay needs one released head a round"):
+        parse_config(raw)
+    raw = tiny_raw(scheme="centralised", topology="star")
+    raw["train"] = {**raw["train"], "ema_decay": 0.5}
+    with pytest.raises(FedConfigError, match="scheme 'centralised' runs its own engine"):
         parse_config(raw)

@@ -64,6 +64,35 @@ def test_server_momentum_changes_the_head_and_resumes_exactly(tiny_setup, tmp_pa
     assert any(not torch.equal(whole.head[k], plain.head[k]) for k in whole.head)
 
 
+def test_a_moving_average_is_what_a_run_reports_and_resumes_exactly(tiny_setup, tmp_path):
+    """``train.ema_decay``: each round's accuracy and the returned head are the average of the
+    rounds' heads; training goes on from the last head; the average is checkpointed, so a run
+    killed after round 1 resumes to the uninterrupted run's numbers."""
+    from research.fed.aggregate import ema_step
+    from research.fed.clients import accuracy
+
+    raw = tiny_raw(out_dir=str(tmp_path / "a"))
+    raw["train"] = {**raw["train"], "ema_decay": 0.5}
+    cfg = parse_config(raw)
+    first = run(cfg, setup=tiny_setup, max_rounds=1)
+    assert [r["round"] for r in first.rows] == [1]
+    saved = torch.load(tmp_path / "a" / "round_0001.pt", weights_only=True)
+    assert saved["state"]["head_average"]  # the average is checkpointed
+    resumed = run(cfg, setup=tiny_setup)
+    whole = run(cfg.replace(out_dir=str(tmp_path / "b")), setup=tiny_setup)
+    assert resumed.rows == whole.rows
+    for k in whole.head:
+        assert torch.equal(resumed.head[k], whole.head[k])
+    # the plain run's heads are the rounds' heads (same training): the average is built from them
+    plain = [run(_cfg(tmp_path / "c"), setup=tiny_setup, max_rounds=r).head for r in (1, 2)]
+    expected = ema_step(ema_step({}, plain[0], 0.5), plain[1], 0.5)
+    for k in expected:
+        assert torch.allclose(whole.head[k], expected[k])
+    data = tiny_setup.data
+    assert whole.rows[-1]["accuracy"] == accuracy(tiny_setup.template, expected, data.test_x,
+                                                  data.test_y)
+
+
 def test_a_checkpoint_cut_short_falls_back_to_the_round_before(tiny_setup, tmp_path):
     """A round file cut short (killed during a copy, a bad disk) is named in a warning and the
     run resumes from the round before it, to the same result as an uninterrupted run."""
