@@ -29,8 +29,12 @@ from research.fed.scenarios import without_isls
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="experiments/fed/collaborative.yaml")
-    p.add_argument("--ledger", default="results/fed/fed_time_ledger.json",
-                   help="trained comparison ledger; its 'collaborative' run sets the rounds")
+    p.add_argument("--ledger", nargs="+", default=["results/fed/fed_time_ledger.json"],
+                   help="trained comparison ledger(s); rows of several files are joined (e.g. "
+                        "one seed per file); --run's rows set the rounds")
+    p.add_argument("--run", default="collaborative",
+                   help="the ledger run whose rounds to the target every configuration is "
+                        "simulated for (e.g. collab_int8_both)")
     p.add_argument("--out", default="outputs/fed/regime")
     p.add_argument("--backbones", nargs="+",
                    default=["satvit_small", "satvit_base", "satvit_large", "satvit_huge"])
@@ -56,9 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     reuse = tuple(r == "reuse" for r in args.reuse)
     if args.quick:
         backbones, factors, reuse = ["satvit_small", "satvit_huge"], [1 / 256, 1.0], (True,)
-    rows = json.loads(Path(args.ledger).read_text())
-    rows = rows["rows"] if isinstance(rows, dict) else rows
-    trained = [r for r in rows if r.get("run", "collaborative") == "collaborative"]
+    rows = []
+    for path in args.ledger:
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            p.error(f"--ledger {path}: cannot read a ledger ({err})")
+        rows += record["rows"] if isinstance(record, dict) else record
+    trained = [r for r in rows if r.get("run", "collaborative") == args.run]
+    if not trained:
+        p.error(f"--run {args.run!r}: no rows in {args.ledger}; its runs are "
+                f"{sorted({r.get('run', 'collaborative') for r in rows})}")
     seeds = sorted(set(args.seeds))
     setup = prepare(cfg.replace(**seed_changes(seeds[0])), cache_dir="outputs/fed/cache")
     command = "python scripts/fig_fed_regime.py " + " ".join(sys.argv[1:] if argv is None

@@ -62,3 +62,28 @@ def test_the_script_hands_every_seed_its_own_partition(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "regime_map", fake_map)
     script.main(["--ledger", str(ledger), "--out", str(tmp_path), "--seeds", "1", "0"])
     assert seen["seeds"] == [0, 1] and prepared == [None, 1]
+
+
+def test_rounds_come_from_the_named_run_across_ledger_files(tmp_path, monkeypatch):
+    """``--run collab_int8_both`` with one ledger file per seed: the map gets that run's rows of
+    every file, and a run no file has is named with the runs there are."""
+    from tests.scripts.conftest import load_script
+
+    script = load_script("fig_fed_regime")
+    files = []
+    for seed in (0, 1):
+        path = tmp_path / f"ledger_{seed}.json"
+        path.write_text(json.dumps({"rows": [
+            {"run": run, "seed": seed, "round": 1, "accuracy": 0.5}
+            for run in ("collaborative", "collab_int8_both")]}))
+        files.append(str(path))
+    got = []
+    monkeypatch.setattr(script, "prepare", lambda cfg, plan=None, cache_dir=None: None)
+    monkeypatch.setattr(script, "regime_map", lambda cfg, setup, rows, out, **kw: got.extend(rows)
+                        or [])
+    script.main(["--ledger", *files, "--run", "collab_int8_both", "--out", str(tmp_path),
+                 "--seeds", "0", "1"])
+    assert {(r["run"], r["seed"]) for r in got} == {("collab_int8_both", 0),
+                                                    ("collab_int8_both", 1)}
+    with pytest.raises(SystemExit):
+        script.main(["--ledger", *files, "--run", "int4", "--out", str(tmp_path)])
