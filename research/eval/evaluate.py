@@ -34,7 +34,6 @@ from research.eval.scenario import EvalScenario, ScenarioError
 from research.eval.schemes import ANSWER_BYTES, SchemeOutput, build_scheme
 from research.opt import FixedPolicy, Option, OptionBank, Policy, PolicyContext, build_policy
 from research.orbit.contact_plan import ContactPlan
-from research.orbit.isl import KIND_GROUND
 from research.orbit.network import NetworkResources, NetworkState
 from research.orbit.routing import TransferResult
 from research.tasks.loading import load_classifier
@@ -162,13 +161,8 @@ def policy_context(bank: OptionBank, plan: ContactPlan, scenario: EvalScenario,
         bank=bank, plan=plan, satellite_profile=scenario.satellite_profile,
         ground_profile=scenario.ground_profile,
         period_s=period_s or orbital_period_s(scenario.orbit.constellation.satrecs),
-        captures=captures, relay=plan_has_isl(plan),
+        captures=captures, relay=plan.has_isl,
         station_antennas=res.station_antennas, downlink_transmitters=res.downlink_transmitters)
-
-
-def plan_has_isl(plan: ContactPlan) -> bool:
-    """Whether any satellite can relay through another (an ISL link exists)."""
-    return bool((plan.link_kind != KIND_GROUND).any())
 
 
 def simulate_scheme(name: str, out: SchemeOutput, captures: list[Capture], labels: np.ndarray,

@@ -34,7 +34,7 @@ from typing import Any
 from devices import DeviceProfile, get_device
 from research.configfile import check_keys, load_config_files
 from research.eval.schemes import eval_scheme_class, list_eval_schemes
-from research.opt import build_policy
+from research.opt import parse_policy_section
 from research.orbit.config import OrbitConfigError, PlanConfig, load_config, parse_config
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER, resolve_path
@@ -267,27 +267,12 @@ def parse_scenario(raw: Any, source: str = "<scenario>",
 
 
 def _policies(raw: Any, options: list[str], source: str) -> list[dict]:
-    """The ``policy:`` section: one ``{kind: ..., <params>}`` mapping or a list of them, each
-    checked by its registered class; a ``fixed`` policy must name one of the schemes."""
-    if raw is None:
-        return []
-    entries = raw if isinstance(raw, list) else [raw]
-    out = []
-    for i, entry in enumerate(entries):
-        where = f"{source}: policy" + (f"[{i}]" if isinstance(raw, list) else "")
-        try:
-            policy = build_policy(entry, where)
-        except ValueError as err:
-            raise ScenarioError(str(err)) from None
-        if policy.kind == "fixed" and policy.params["option"] not in options:
-            raise ScenarioError(f"{where}.option {policy.params['option']!r} is not one of the "
-                                f"schemes {options}")
-        out.append(dict(entry))
-    labels = [build_policy(e).label for e in out]
-    if len(set(labels)) != len(labels):
-        raise ScenarioError(f"{source}: policy labels {labels} must be unique (two policies with "
-                            "the same kind and parameters)")
-    return out
+    """The ``policy:`` section (:func:`research.opt.parse_policy_section`; the options are the
+    schemes)."""
+    try:
+        return parse_policy_section(raw, options, f"{source}: policy")
+    except ValueError as err:
+        raise ScenarioError(str(err)) from None
 
 
 def _calibration(raw: Any, source: str) -> CalibrationSpec:

@@ -18,6 +18,7 @@ from research.opt.policies import (
     PolicyContext,
     build_policy,
     list_policies,
+    parse_policy_section,
     policy_class,
     register_policy,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ground_cells",
     "list_policies",
     "offline_bound",
+    "parse_policy_section",
     "policy_class",
     "register_policy",
 ]

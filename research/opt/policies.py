@@ -45,6 +45,7 @@ __all__ = [
     "build_policy",
     "check_choice",
     "list_policies",
+    "parse_policy_section",
     "policy_class",
     "register_policy",
 ]
@@ -194,6 +195,28 @@ def build_policy(spec: dict[str, Any], where: str = "policy") -> Policy:
         raise ValueError(f"{where}.kind: {err}") from None
     cls.check_params(params, where)
     return cls(**params)
+
+
+def parse_policy_section(raw: Any, options: Sequence[str], where: str) -> list[dict]:
+    """A scenario's ``policy:`` section: ``None``, one ``{kind: ..., <params>}`` mapping or a
+    list of them, each checked by its registered class; a ``fixed`` policy must name one of
+    ``options``, and labels must be unique. ValueError naming ``where`` and the entry otherwise."""
+    if raw is None:
+        return []
+    entries = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, entry in enumerate(entries):
+        at = f"{where}" + (f"[{i}]" if isinstance(raw, list) else "")
+        policy = build_policy(entry, at)
+        if policy.kind == "fixed" and policy.params["option"] not in options:
+            raise ValueError(f"{at}.option {policy.params['option']!r} is not one of the "
+                             f"options {list(options)}")
+        out.append(dict(entry))
+    labels = [build_policy(e).label for e in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{where}: policy labels {labels} must be unique (two policies with "
+                         "the same kind and parameters)")
+    return out
 
 
 def _number(params: dict, key: str, where: str, low: float, high: float = math.inf) -> float:

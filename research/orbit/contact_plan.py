@@ -107,6 +107,11 @@ class ContactPlan:
     def step_s(self) -> float:
         return self.grid.step_s
 
+    @property
+    def has_isl(self) -> bool:
+        """Whether any satellite can relay through another (an inter-satellite link exists)."""
+        return bool((self.link_kind != KIND_GROUND).any())
+
     def index(self, node: str) -> int:
         try:
             return self._index[node]

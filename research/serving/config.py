@@ -4,7 +4,10 @@ Every section is a mapping with fixed keys; an unknown key is an error that name
 the closest valid key and lists the valid ones. See ``experiments/serving/multitask.yaml``.
 ``network`` takes the keys of :class:`research.orbit.network.NetworkResources` (default:
 ``capacity: exclusive``, one downlink transmitter per satellite, one antenna per station;
-``capacity: unlimited`` is the earlier no-contention model).
+``capacity: unlimited`` is the earlier no-contention model). ``policy`` (optional): one
+``{kind: fixed | greedy | oracle, <params>}`` mapping or a list of them, as in an evaluation
+scenario; each picks per request among the schemes (:mod:`research.serving.policy`), its floor
+on land-cover accuracy, its deadline the workload's unless given.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from encoders.images import IMAGE_FORMATS
 from research.configfile import build_section, check_keys, load_config_files, load_yaml, merge
+from research.opt import parse_policy_section
 from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
@@ -143,6 +147,14 @@ class ServeConfig:
     raw: dict
     baselines: BaselinesSection = field(default_factory=BaselinesSection)
     network: NetworkResources = field(default_factory=NetworkResources)
+    policies: list[dict] = field(default_factory=list)
+    """``policy:`` entries (:mod:`research.serving.policy`): per-request choosers among the
+    schemes, each reported as a further scheme."""
+
+    def policy_options(self) -> list[str]:
+        """The schemes a ``policy`` may choose among (a ``fixed`` one must name one)."""
+        return ["microservice", "onboard_shared", "ground_raw",
+                *(f"ground_{f}" for f in self.baselines.image_formats)]
 
     def orbit_config(self):
         """The parsed ``orbit`` section (``file:`` plus inline overrides)."""
@@ -170,7 +182,7 @@ class ServeConfig:
 _SECTIONS = {"model": ModelSection, "nodes": NodesSection, "workload": WorkloadSection,
              "placement": PlacementSection, "evaluate": EvaluateSection,
              "baselines": BaselinesSection}
-TOP_KEYS = ("name", "orbit", *_SECTIONS, "network")
+TOP_KEYS = ("name", "orbit", *_SECTIONS, "network", "policy")
 
 
 def _keys(d: Any, valid: tuple[str, ...], where: str) -> dict:
@@ -266,9 +278,15 @@ def parse_serve_config(raw: Any, source: str = "<config>",
     if mem is not None and not 0 < mem < math.inf:
         raise ServingConfigError(f"serve config {source}: nodes.satellite_memory_bytes must be a "
                                  f"finite number > 0 or null, got {mem}")
-    return ServeConfig(name=str(top.get("name", default_name or Path(source).stem)),
-                       orbit=dict(top["orbit"]),
-                       raw=dict(top), network=network, **sections)
+    cfg = ServeConfig(name=str(top.get("name", default_name or Path(source).stem)),
+                      orbit=dict(top["orbit"]),
+                      raw=dict(top), network=network, **sections)
+    try:
+        cfg.policies = parse_policy_section(top.get("policy"), cfg.policy_options(),
+                                            f"serve config {source}: policy")
+    except ValueError as err:
+        raise ServingConfigError(str(err)) from None
+    return cfg
 
 
 def load_serve_config(path: str | Path | Sequence[str | Path],

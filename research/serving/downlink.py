@@ -14,6 +14,7 @@ is their tiles delivered in time over the best other scheme's.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -78,7 +79,9 @@ def downlink_sweep(cfg: ServeConfig, rates_bps: Sequence[float | None], per_orbi
             for scheme, s in cmp.summaries.items():
                 rows.append({"downlink_max_rate_bps": rate, "per_orbit": float(per_orbit),
                              "tasks": "+".join(tasks), "scheme": scheme,
-                             **{k: s[k] for k in KEYS}})
+                             **{k: s[k] for k in KEYS},
+                             "policy": "option_mix" in s,
+                             "option_mix": json.dumps(s.get("option_mix", {scheme: 1.0}))})
     w = cfg.workload
     meta = {"name": cfg.name, "orbital_period_s": period, "deadline_s": w.deadline_s,
             "horizon_s": min(w.horizon_s, setup.plan.horizon_s), "sources": len(setup.demands),
@@ -95,13 +98,14 @@ def downlink_sweep(cfg: ServeConfig, rates_bps: Sequence[float | None], per_orbi
 def advantage(rows: list[dict], deadline_s: float, scheme: str = "microservice") -> list[dict]:
     """Per (cap, task set): ``scheme``'s tiles delivered in time over the best other scheme's,
     naming that scheme (``inf`` when no other delivers any, ``nan`` when none does), and
-    whether ``scheme``'s p95 latency stays within the deadline."""
+    whether ``scheme``'s p95 latency stays within the deadline. Policies (rows with ``policy``
+    true) choose among the schemes, so they are never the "other" scheme."""
     out = []
     keys = dict.fromkeys((r["downlink_max_rate_bps"], r["tasks"]) for r in rows)
     for rate, tasks in keys:
         here = [r for r in rows if r["downlink_max_rate_bps"] == rate and r["tasks"] == tasks]
         mine = next(r for r in here if r["scheme"] == scheme)
-        best = max((r for r in here if r["scheme"] != scheme),
+        best = max((r for r in here if r["scheme"] != scheme and not r.get("policy")),
                    key=lambda r: r["delivered_tiles"])
         if best["delivered_tiles"]:
             ratio = mine["delivered_tiles"] / best["delivered_tiles"]
@@ -115,6 +119,8 @@ def advantage(rows: list[dict], deadline_s: float, scheme: str = "microservice")
 MARKERS = {"microservice": ("o", 6), "onboard_shared": ("s", 5), "monolithic": ("x", 7),
            "ground_raw": ("^", 5), "ground_jpeg": ("v", 5)}
 """Distinct markers: schemes that deliver the same tiles overlap, and must stay visible."""
+POLICY_COLOURS = ("black", "#666666", "#1f78b4", "#b15928")
+"""Per-request policies (stars), in the order the config lists them."""
 
 
 def _mbps(rate: float | None, uncapped_at: float) -> float:
@@ -128,13 +134,14 @@ def plot_downlink_sweep(rows: list[dict], meta: dict, out: str | Path) -> list[P
     fig, (ax_del, ax_lat, ax_adv) = plt.subplots(1, 3, figsize=(15, 4.3))
     styles = ["-", "--", ":", "-."]
     task_sets = list(dict.fromkeys(r["tasks"] for r in rows))
+    policies = list(dict.fromkeys(r["scheme"] for r in rows if r.get("policy")))
     for name in dict.fromkeys(r["scheme"] for r in rows):
         for j, tasks in enumerate(task_sets):
             pts = sorted((_mbps(r["downlink_max_rate_bps"], uncapped_at),
                           r["delivered_fraction"], r["p95_latency_s"])
                          for r in rows if r["scheme"] == name and r["tasks"] == tasks)
-            marker, size = MARKERS.get(name, ("o", 4))
-            kw = {"color": COLOURS.get(name, "grey"), "ls": styles[j % len(styles)],
+            marker, size = MARKERS.get(name, ("*", 7))
+            kw = {"color": COLOURS.get(name) or POLICY_COLOURS[policies.index(name) % 4], "ls": styles[j % len(styles)],
                   "marker": marker, "ms": size, "mfc": "none", "lw": 1.2,
                   "label": f"{name}, {tasks}"}
             ax_del.plot([p[0] for p in pts], [100 * p[1] for p in pts], **kw)

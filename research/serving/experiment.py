@@ -261,15 +261,29 @@ def scheme_accuracy_key(scheme: str) -> str:
     return "float"
 
 
-def _add_scheme_accuracy(summaries: dict[str, dict], accuracy: dict,
-                         demand_modalities: list[str]) -> None:
+def option_accuracy(accuracy: dict, schemes: list[str]) -> dict[str, dict[str, float]]:
+    """Per modality, each scheme's measured land-cover accuracy (what a policy expects of it)."""
+    return {m: {s: float(row[scheme_accuracy_key(s)]["landcover_acc"]) for s in schemes
+                if scheme_accuracy_key(s) in row}
+            for m, row in accuracy["modalities"].items()}
+
+
+def _add_scheme_accuracy(cmp: Comparison, accuracy: dict, demand_modalities: list[str]) -> None:
     """``landcover_acc`` of each scheme: its measured accuracy averaged over the demands'
-    modalities (every demand sends the same tiles at the same rate)."""
-    for scheme, s in summaries.items():
-        key = scheme_accuracy_key(scheme)
-        rows = [accuracy["modalities"][m] for m in demand_modalities]
-        s["landcover_acc"] = float(np.mean([r[key]["landcover_acc"] for r in rows]))
-        s["measured_modalities_only"] = all(r["measured"] for r in rows)
+    modalities (every demand sends the same tiles at the same rate); a policy's is the mean over
+    its requests of the accuracy of the scheme it chose for each (an expectation: requests carry
+    no pixels)."""
+    rows = [accuracy["modalities"][m] for m in demand_modalities]
+    measured_only = all(r["measured"] for r in rows)
+    for scheme, s in cmp.summaries.items():
+        s["measured_modalities_only"] = measured_only
+        if "option_mix" not in s:
+            key = scheme_accuracy_key(scheme)
+            s["landcover_acc"] = float(np.mean([r[key]["landcover_acc"] for r in rows]))
+            continue
+        s["landcover_acc"] = float(np.mean([
+            accuracy["modalities"][o.modality][scheme_accuracy_key(o.option)]["landcover_acc"]
+            for o in cmp.outcomes if o.scheme == scheme]))
 
 
 def verdict(summaries: dict[str, dict]) -> list[str]:
@@ -364,8 +378,10 @@ def compare_setup(cfg: ServeConfig, setup: ServingSetup,
                           horizon_s=horizon, epoch_s=p.epoch_s, deadline_s=w.deadline_s,
                           seed=w.seed, method=p.method, image_tile_bytes=setup.image_tile_bytes,
                           modality_token_bytes=measured_token_bytes(setup.accuracy),
+                          policies=cfg.policies,
+                          option_accuracy=option_accuracy(setup.accuracy, cfg.policy_options()),
                           **p.problem_options())
-    _add_scheme_accuracy(cmp.summaries, setup.accuracy, [d.modality for d in demands])
+    _add_scheme_accuracy(cmp, setup.accuracy, [d.modality for d in demands])
     return cmp
 
 

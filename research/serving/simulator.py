@@ -31,6 +31,7 @@ import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from research.serving.modalities import get_modality
 from research.serving.placement import Demand, Node, Placement, PlacementProblem
 from research.serving.routing import GROUND, Hop, Network
 
-__all__ = ["Outcome", "SimRequest", "Step", "ground_routes", "make_requests",
+__all__ = ["Outcome", "RouteChooser", "SimRequest", "Step", "ground_routes", "make_requests",
            "microservice_routes", "monolithic_routes", "onboard_shared_routes", "raw_bytes", "simulate", "summarise"]
 
 
@@ -77,7 +78,8 @@ class Outcome:
     compute), for a contact or for a busy link direction, transmitter or station antenna;
     ``return_s`` is always 0 (the answer ends on the ground). ``energy_onboard_transmit_j``: hops
     sent by satellites (downlink, ISL); ``energy_ground_j``: ground compute. As in eval and fed, the stations' own transmissions
-    (uplink) are booked in no energy field (their bytes are in ``bytes_uplink``).
+    (uplink) are booked in no energy field (their bytes are in ``bytes_uplink``). ``option``: the
+    route that answered (the scheme itself, or the one a per-request policy chose).
     """
 
     request_id: str
@@ -107,6 +109,7 @@ class Outcome:
     path: str = ""
     tiles: int = 1
     modality: str = "rgb"
+    option: str = ""
 
     def row(self) -> dict:
         return asdict(self)
@@ -200,27 +203,56 @@ def ground_routes(p: PlacementProblem, requests: Sequence[SimRequest],
     return routes
 
 
+class RouteChooser(Protocol):
+    """Picks each request's route when it is captured (a per-request policy,
+    :class:`research.serving.policy.PolicyRouter`); every route starts on the capturing
+    satellite."""
+
+    def route(self, i: int, accel_free_at: float) -> tuple[str, Sequence[Step]]:
+        """``(option name, steps)`` for request ``i``; ``accel_free_at``: when its satellite's
+        accelerator finishes the work already queued."""
+        ...
+
+    def sent(self, i: int, t_free: float | None) -> None:
+        """Request ``i``'s first transfer has left its satellite at ``t_free`` (``None``: not
+        delivered)."""
+        ...
+
+
 def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest],
-             routes: Sequence[Sequence[Step]], scheme: str,
+             routes: Sequence[Sequence[Step]] | RouteChooser, scheme: str,
              state: NetworkState | None = None) -> list[Outcome]:
     """Run every request along its route; returns one :class:`Outcome` per request, in order.
 
-    Transfers are booked on ``state`` (default: a fresh ``net.new_state()``), each when its
-    event is popped from the time-ordered queue.
+    ``routes``: one route per request, or a :class:`RouteChooser` asked for each request's
+    route when its capture is popped (in time order, knowing the satellite's accelerator queue)
+    and told when its first transfer has left. Transfers are booked on ``state`` (default: a
+    fresh ``net.new_state()``), each when its event is popped from the time-ordered queue.
     """
     state = net.new_state() if state is None else state
+    chooser = routes if hasattr(routes, "route") else None
     out = [Outcome(r.request_id, scheme, r.source, "+".join(r.tasks), r.capture_s, r.deadline_s,
-                   tiles=r.tiles, modality=r.modality) for r in requests]
+                   tiles=r.tiles, modality=r.modality, option=scheme) for r in requests]
+    chosen: list[Sequence[Step]] = ([()] * len(requests) if chooser is not None
+                                    else list(routes))
+    if len(chosen) != len(requests):
+        raise ValueError(f"{scheme}: {len(chosen)} routes for {len(requests)} requests")
     free: dict[str, float] = {}
     trail: list[list[str]] = [[] for _ in requests]
     heap: list[tuple[float, int, int, int, str, str]] = []
     seq = 0
-    for i, (r, route) in enumerate(zip(requests, routes, strict=True)):
-        heapq.heappush(heap, (r.capture_s, seq, i, 0, "compute", route[0].node))
+    for i, r in enumerate(requests):
+        heapq.heappush(heap, (r.capture_s, seq, i, 0, "compute",
+                              r.source if chooser is not None else chosen[i][0].node))
         seq += 1
     while heap:
         t, _, i, k, what, node = heapq.heappop(heap)
-        o, step, route = out[i], routes[i][k], routes[i]
+        if chooser is not None and k == 0 and what == "compute":
+            out[i].option, chosen[i] = chooser.route(i, free.get(node, 0.0))
+            if chosen[i][0].node != node:
+                raise ValueError(f"{scheme}: request {requests[i].request_id}'s route starts on "
+                                 f"{chosen[i][0].node}, not on its satellite {node}")
+        o, step, route = out[i], chosen[i][k], chosen[i]
         if what == "compute":
             start = max(t, free.get(node, 0.0))
             prof = nodes[node]
@@ -242,6 +274,9 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
         last = k == len(route) - 1
         dst = GROUND if last else route[k + 1].node
         hop = net.send(state, node, dst, max(step.out_bytes, 1.0), t)  # t: popped in time order
+        if chooser is not None and k == 0:
+            chooser.sent(i, (hop.links[0].t_sent if hop.links else hop.t_arrival)
+                         if hop.delivered else None)
         if not hop.delivered:
             o.reason = f"unreachable: {node} -> {dst}: {hop.reason}"
             o.path = ">".join(trail[i])

@@ -69,7 +69,7 @@ def test_policy_knob_errors_name_the_problem(with_policies):
     with pytest.raises(ScenarioError, match="objective 'speed' is not one of"):
         parse_scenario(bad, "tiny.yaml")
     bad["policy"] = {"kind": "fixed", "option": "webp"}
-    with pytest.raises(ScenarioError, match=r"option 'webp' is not one of the schemes"):
+    with pytest.raises(ScenarioError, match=r"option 'webp' is not one of the options"):
         parse_scenario(bad, "tiny.yaml")
     bad["policy"] = [{"kind": "greedy"}, {"kind": "greedy"}]
     with pytest.raises(ScenarioError, match="must be unique"):
