@@ -26,11 +26,13 @@ def _tiny(**policy) -> dict:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One tiny serving run with a fixed policy on each of two schemes and a greedy one."""
+    """One tiny serving run with a fixed policy on each of two schemes, a greedy one and the
+    offline oracle (which reads the whole workload)."""
     tmp = tmp_path_factory.mktemp("policy")
     raw = _tiny(policy=[{"kind": "fixed", "option": "microservice"},
                         {"kind": "fixed", "option": "ground_raw"},
-                        {"kind": "greedy", "floor": 0.0, "objective": "latency"}])
+                        {"kind": "greedy", "floor": 0.0, "objective": "latency"},
+                        {"kind": "oracle", "floor": 0.0, "objective": "energy"}])
     (tmp / "tiny.yaml").write_text(yaml.safe_dump(raw))
     assert main(["--config", str(tmp / "tiny.yaml"), "--out", str(tmp / "out")]) == 0
     summary = json.loads((tmp / "out" / "summary.json").read_text())
@@ -99,3 +101,12 @@ def test_a_floor_no_scheme_meets_is_a_clear_error(tmp_path, capsys):
     path.write_text(yaml.safe_dump(_tiny(policy={"kind": "greedy", "floor": 1.0})))
     assert main(["--config", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "the best reachable expected accuracy is" in capsys.readouterr().err
+
+
+def test_the_oracle_runs_over_the_serving_options(run):
+    summary, rows = run
+    o = summary["schemes"]["oracle-energy@0"]
+    assert sum(o["option_mix"].values()) == pytest.approx(1.0)
+    assert len(_by(rows, "oracle-energy@0")) == o["requests"] > 0
+    # minimising on-board energy with no floor: it never pays for the encoder on board
+    assert "onboard_shared" not in o["option_mix"]
