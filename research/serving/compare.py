@@ -158,8 +158,8 @@ def compare_schemes(catalog: Catalog, net: Network, nodes: dict[str, Node],
                          "accuracy per modality and scheme)")
     choosers = {}
     for spec in policies:
-        router = PolicyRouter(spec, problem, requests, routes, option_accuracy or {},
-                              image_tile_bytes or {}, net.plan, nodes, net.resources, deadline_s)
+        router = PolicyRouter(spec, problem, requests, routes, option_accuracy or {}, net.plan,
+                              nodes, net.resources, deadline_s)
         name = router.label if router.label not in routes else f"policy:{router.label}"
         if name in choosers:
             raise ValueError(f"two policies are both labelled {router.label!r}; give them "

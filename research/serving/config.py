@@ -20,7 +20,7 @@ from typing import Any
 
 from encoders.images import IMAGE_FORMATS
 from research.configfile import build_section, check_keys, load_config_files, load_yaml, merge
-from research.opt import parse_policy_section
+from research.opt import parse_policy_section, policy_class
 from research.orbit.config import OrbitConfigError
 from research.orbit.network import NetworkResources
 from research.paths import DEFAULT_CLASSIFIER
@@ -152,9 +152,14 @@ class ServeConfig:
     schemes, each reported as a further scheme."""
 
     def policy_options(self) -> list[str]:
-        """The schemes a ``policy`` may choose among (a ``fixed`` one must name one)."""
+        """The schemes a ``policy`` may choose among (a ``fixed`` one must name one): the image
+        formats only when every modality has 8-bit samples (no ``ground_<format>`` is run
+        otherwise)."""
+        from research.serving.modalities import get_modality
+
+        images = all(get_modality(m).bytes_per_sample == 1 for m in self.workload.modalities)
         return ["microservice", "onboard_shared", "ground_raw",
-                *(f"ground_{f}" for f in self.baselines.image_formats)]
+                *(f"ground_{f}" for f in self.baselines.image_formats if images)]
 
     def orbit_config(self):
         """The parsed ``orbit`` section (``file:`` plus inline overrides)."""
@@ -281,11 +286,16 @@ def parse_serve_config(raw: Any, source: str = "<config>",
     cfg = ServeConfig(name=str(top.get("name", default_name or Path(source).stem)),
                       orbit=dict(top["orbit"]),
                       raw=dict(top), network=network, **sections)
+    where = f"serve config {source}: policy"
     try:
-        cfg.policies = parse_policy_section(top.get("policy"), cfg.policy_options(),
-                                            f"serve config {source}: policy")
+        cfg.policies = parse_policy_section(top.get("policy"), cfg.policy_options(), where)
     except ValueError as err:
         raise ServingConfigError(str(err)) from None
+    offline = [p["kind"] for p in cfg.policies if policy_class(p["kind"]).offline]
+    if offline and len(set(modalities)) > 1:
+        raise ServingConfigError(f"{where}: {offline[0]!r} plans one modality at a time and "
+                                 f"would give each of {sorted(set(modalities))} every station; "
+                                 "run it with one workload.modality")
     return cfg
 
 

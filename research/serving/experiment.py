@@ -270,9 +270,9 @@ def option_accuracy(accuracy: dict, schemes: list[str]) -> dict[str, dict[str, f
 
 def _add_scheme_accuracy(cmp: Comparison, accuracy: dict, demand_modalities: list[str]) -> None:
     """``landcover_acc`` of each scheme: its measured accuracy averaged over the demands'
-    modalities (every demand sends the same tiles at the same rate); a policy's is the mean over
-    its requests of the accuracy of the scheme it chose for each (an expectation: requests carry
-    no pixels)."""
+    modalities (every demand sends the same tiles at the same rate); a policy's is, per demand,
+    the mean over its requests of the accuracy of the scheme it chose for each (an expectation:
+    requests carry no pixels), averaged over the demands the same way."""
     rows = [accuracy["modalities"][m] for m in demand_modalities]
     measured_only = all(r["measured"] for r in rows)
     for scheme, s in cmp.summaries.items():
@@ -281,18 +281,22 @@ def _add_scheme_accuracy(cmp: Comparison, accuracy: dict, demand_modalities: lis
             key = scheme_accuracy_key(scheme)
             s["landcover_acc"] = float(np.mean([r[key]["landcover_acc"] for r in rows]))
             continue
-        s["landcover_acc"] = float(np.mean([
-            accuracy["modalities"][o.modality][scheme_accuracy_key(o.option)]["landcover_acc"]
-            for o in cmp.outcomes if o.scheme == scheme]))
+        per_source: dict[str, list[float]] = {}
+        for o in cmp.outcomes:
+            if o.scheme == scheme:
+                row = accuracy["modalities"][o.modality][scheme_accuracy_key(o.option)]
+                per_source.setdefault(o.source, []).append(row["landcover_acc"])
+        s["landcover_acc"] = float(np.mean([np.mean(v) for v in per_source.values()]))
 
 
 def verdict(summaries: dict[str, dict]) -> list[str]:
     """Where microservices beat (or do not beat) each baseline on p95 latency, on-board memory,
-    deadline misses and tiles delivered in time."""
+    deadline misses and tiles delivered in time (policies, which choose among the schemes, are
+    not baselines)."""
     lines = []
     ms = summaries["microservice"]
     for base, b in summaries.items():
-        if base == "microservice":
+        if base == "microservice" or "option_mix" in b:  # a policy chooses among the schemes
             continue
         for key, label, more_is_better in (("landcover_acc", "land-cover accuracy", True),
                                            ("p95_latency_s", "p95 latency", False),

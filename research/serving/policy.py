@@ -8,12 +8,11 @@ raw or in a measured image format. ``monolithic`` is not an option (it costs mor
 ``onboard_shared`` for the same answer).
 
 Each option is described to the policy per tile, for the demand's modality and tasks: its
-expected land-cover accuracy (measured for that scheme on the held-out evaluation tiles), the
-bytes that leave the satellite, and the FLOPs on board before sending and on the ground. For the
-microservices the policy assumes the encoder runs on the ground (placement may put stages on
-satellites: the simulation charges the real route). Requests carry no pixels, so a policy's
-reported accuracy is the same expectation weighted by its choices (modelled, not measured per
-request).
+expected land-cover accuracy (measured for that scheme on the held-out evaluation tiles), and,
+read from the option's own routes (the placements' for the microservices), the bytes that leave
+the satellite and the FLOPs on it before they leave and after (the mean over the group's
+requests). Requests carry no pixels, so a policy's reported accuracy is the same expectation
+weighted by its choices (modelled, not measured per request).
 """
 
 from __future__ import annotations
@@ -21,13 +20,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from research.opt import Option, OptionBank, Policy, PolicyContext, build_policy
+import numpy as np
+
+from research.opt import (
+    Option,
+    OptionBank,
+    Policy,
+    PolicyContext,
+    UnreachableFloorError,
+    build_policy,
+)
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources
-from research.serving.placement import Demand, Node, PlacementProblem
-from research.serving.simulator import SimRequest, Step, raw_bytes
+from research.serving.placement import Node, PlacementProblem
+from research.serving.routing import GROUND
+from research.serving.simulator import SimRequest, Step
 
-__all__ = ["PolicyRouter", "policy_options", "serving_option_bank"]
+__all__ = ["PolicyRouter", "policy_options", "route_numbers", "serving_option_bank"]
 
 
 def policy_options(schemes: Sequence[str]) -> list[str]:
@@ -35,35 +44,33 @@ def policy_options(schemes: Sequence[str]) -> list[str]:
     return [s for s in schemes if s != "monolithic"]
 
 
-def _flops(p: PlacementProblem, services: Sequence[str]) -> float:
-    return float(sum(p.flops[s] for s in services))
+def route_numbers(route: Sequence[Step], source: str) -> tuple[float, float, float]:
+    """``(bytes that leave the satellite, FLOPs on it before they leave, FLOPs after)`` of one
+    route, as :func:`~research.serving.simulator.simulate` charges them: the first step whose
+    next node (the ground after the last) is not the capturing satellite sends the payload."""
+    before = 0.0
+    for k, step in enumerate(route):
+        before += step.flops
+        nxt = route[k + 1].node if k + 1 < len(route) else GROUND
+        if nxt != source:
+            return step.out_bytes, before, float(sum(s.flops for s in route[k + 1:]))
+    raise ValueError(f"a route from {source} never leaves it")  # the last step always does
 
 
-def serving_option_bank(p: PlacementProblem, d: Demand, options: Sequence[str],
-                        accuracy: Mapping[str, float],
-                        image_tile_bytes: Mapping[str, Mapping[str, float]]) -> OptionBank:
-    """The ``options`` (scheme names) as a policy sees them for demand ``d`` (numbers per tile).
-
-    ``accuracy``: expected land-cover accuracy per scheme for ``d``'s modality;
-    ``image_tile_bytes``: per image format, bytes per tile by modality."""
-    chain = [*p.stages, *(p.heads[t] for t in d.tasks)]
-    whole = _flops(p, [p.embedders[d.modality], *chain])
+def serving_option_bank(options: Sequence[str], routes: Mapping[str, Sequence[Sequence[Step]]],
+                        requests: Sequence[SimRequest], members: Sequence[int],
+                        accuracy: Mapping[str, float]) -> OptionBank:
+    """The ``options`` (scheme names) as a policy sees them for the requests ``members`` of one
+    demand group: per tile, the mean over those requests of what each option's route charges
+    (:func:`route_numbers`; FLOPs on other satellites count as after sending), and the expected
+    land-cover ``accuracy`` of each scheme for the group's modality."""
     out = []
     for name in options:
-        if name == "microservice":
-            front = p.source_services(d.modality)
-            ground = [s for k in range(len(p.stages)) for s in p.stage_services(d, k)]
-            out.append(Option(name, accuracy[name], p.payload_bytes(d.modality, 1),
-                              _flops(p, front), _flops(p, ground)))
-        elif name == "onboard_shared":
-            out.append(Option(name, accuracy[name], p.result_bytes(d) / d.tiles, whole, 0.0))
-        elif name.startswith("ground_"):
-            fmt = name.removeprefix("ground_")
-            size = raw_bytes(d.modality) if fmt == "raw" else image_tile_bytes[fmt][d.modality]
-            out.append(Option(name, accuracy[name], float(size), 0.0, whole))
-        else:
-            raise ValueError(f"serving scheme {name!r} is not a policy option; expected "
-                             "microservice, onboard_shared or ground_<format>")
+        per_tile = [[x / requests[i].tiles for x in route_numbers(routes[name][i],
+                                                                   requests[i].source)]
+                    for i in members]
+        payload, onboard, ground = (float(v) for v in np.mean(per_tile, axis=0))
+        out.append(Option(name, accuracy[name], payload, onboard, ground))
     return OptionBank(out)
 
 
@@ -87,8 +94,7 @@ class PolicyRouter:
 
     def __init__(self, spec: Mapping, problem: PlacementProblem, requests: Sequence[SimRequest],
                  routes: Mapping[str, Sequence[Sequence[Step]]],
-                 accuracy: Mapping[str, Mapping[str, float]],
-                 image_tile_bytes: Mapping[str, Mapping[str, float]], plan: ContactPlan,
+                 accuracy: Mapping[str, Mapping[str, float]], plan: ContactPlan,
                  nodes: Mapping[str, Node], resources: NetworkResources,
                  deadline_s: float) -> None:
         spec = dict(spec)
@@ -98,8 +104,10 @@ class PolicyRouter:
         self.label = build_policy(spec).label
         self.routes = routes
         options = policy_options(list(routes))
-        sat = next(n for n in nodes.values() if n.on_board).profile
-        ground = next(n for n in nodes.values() if not n.on_board).profile
+        sats = [n.profile for n in nodes.values() if n.on_board]
+        grounds = [n.profile for n in nodes.values() if not n.on_board]
+        if not sats or not grounds:
+            raise ValueError("a serving policy needs satellite and ground nodes")
         self.captures = [_Capture(i, r.source, r.capture_s, r.tiles)
                          for i, r in enumerate(requests)]
         groups: dict[tuple, list[int]] = {}
@@ -109,19 +117,37 @@ class PolicyRouter:
         self.policy_of: dict[int, Policy] = {}
         self.names_of: dict[int, list[str]] = {}
         self.choice: dict[int, int] = {}
-        self.describe = {}
-        for (modality, _), members in groups.items():
-            d = problem.demands[requests[members[0]].demand]
-            bank = serving_option_bank(problem, d, options, accuracy[modality], image_tile_bytes)
+        if probe.offline and len(groups) > 1:
+            raise ValueError(f"policy {probe.kind!r} plans one demand group (modality and tasks) "
+                             f"at a time, and would give each of these {len(groups)} every "
+                             "station: run it with one modality and one task set")
+        self.groups: dict[str, dict] = {}
+        for (modality, tasks), members in groups.items():
+            if modality not in accuracy:
+                raise ValueError(f"no measured accuracy for modality {modality!r} (have "
+                                 f"{sorted(accuracy)})")
+            missing = [o for o in options if o not in accuracy[modality]]
+            if missing:
+                raise ValueError(f"no measured accuracy of {missing} for modality {modality!r}")
+            bank = serving_option_bank(options, routes, requests, members, accuracy[modality])
             policy = build_policy(spec)
-            policy.prepare(PolicyContext(
-                bank=bank, plan=plan, satellite_profile=sat, ground_profile=ground,
-                captures=[self.captures[i] for i in members] if policy.offline else [],
-                relay=plan.has_isl, station_antennas=resources.station_antennas,
-                downlink_transmitters=resources.downlink_transmitters))
+            try:
+                policy.prepare(PolicyContext(
+                    bank=bank, plan=plan, satellite_profile=sats[0], ground_profile=grounds[0],
+                    captures=[self.captures[i] for i in members] if policy.offline else [],
+                    relay=plan.has_isl, station_antennas=resources.station_antennas,
+                    downlink_transmitters=resources.downlink_transmitters))
+            except UnreachableFloorError as err:
+                raise UnreachableFloorError(f"modality {modality!r}: {err}") from None
             for i in members:
                 self.policy_of[i], self.names_of[i] = policy, bank.names
-            self.describe = policy.describe()
+            self.groups[f"{modality}:{'+'.join(tasks)}"] = {
+                "options": {o.name: {"accuracy": o.accuracy, "payload_bytes": o.payload_bytes,
+                                     "flops_onboard": o.flops_onboard,
+                                     "flops_ground": o.flops_ground} for o in bank.options},
+                **policy.describe()}
+        self.describe = {**Policy.describe(probe), "deadline_s": spec.get("deadline_s"),
+                         "groups": self.groups}
 
     def route(self, i: int, accel_free_at: float) -> tuple[str, Sequence[Step]]:
         self.choice[i] = self.policy_of[i].decide(self.captures[i], accel_free_at)

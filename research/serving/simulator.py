@@ -214,8 +214,8 @@ class RouteChooser(Protocol):
         ...
 
     def sent(self, i: int, t_free: float | None) -> None:
-        """Request ``i``'s first transfer has left its satellite at ``t_free`` (``None``: not
-        delivered)."""
+        """Request ``i``'s first transfer off its satellite has been sent by ``t_free``
+        (``None``: not delivered)."""
         ...
 
 
@@ -238,6 +238,7 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
     if len(chosen) != len(requests):
         raise ValueError(f"{scheme}: {len(chosen)} routes for {len(requests)} requests")
     free: dict[str, float] = {}
+    told: set[int] = set()
     trail: list[list[str]] = [[] for _ in requests]
     heap: list[tuple[float, int, int, int, str, str]] = []
     seq = 0
@@ -274,9 +275,9 @@ def simulate(net: Network, nodes: dict[str, Node], requests: Sequence[SimRequest
         last = k == len(route) - 1
         dst = GROUND if last else route[k + 1].node
         hop = net.send(state, node, dst, max(step.out_bytes, 1.0), t)  # t: popped in time order
-        if chooser is not None and k == 0:
-            chooser.sent(i, (hop.links[0].t_sent if hop.links else hop.t_arrival)
-                         if hop.delivered else None)
+        if chooser is not None and i not in told and (hop.links or not hop.delivered):
+            told.add(i)  # the first transfer that leaves the capturing satellite
+            chooser.sent(i, hop.links[0].t_sent if hop.delivered else None)
         if not hop.delivered:
             o.reason = f"unreachable: {node} -> {dst}: {hop.reason}"
             o.path = ">".join(trail[i])
