@@ -70,6 +70,10 @@ def print_summary(summary: dict) -> None:
         table.add_row(scheme, *(f"{s[k] * scale.get(k, 1):.4g}" for k, _ in cols))
     console = Console(width=max(Console().width, 120))
     console.print(table)
+    for scheme, s in summary["schemes"].items():
+        if "option_mix" in s:  # a per-request policy: what it chose
+            mix = ", ".join(f"{o} {100 * f:.1f}%" for o, f in s["option_mix"].items())
+            console.print(f"{scheme} chose: {mix}")
     for name, row in summary["accuracy"]["modalities"].items():
         flag = "" if row["measured"] else " (SYNTHETIC: untrained embedder, not a result)"
         scores = {how: round(row[how]["landcover_acc"], 4) for how in row

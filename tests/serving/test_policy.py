@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 
@@ -34,7 +36,7 @@ def _tiny(**top) -> dict:
     return raw
 
 
-def _serve(tmp, raw: dict) -> tuple[dict, list[dict]]:
+def _serve(tmp, raw: dict) -> tuple[dict, list[dict], str]:
     """``satedge serve`` on ``raw`` with the :data:`ACC` accuracies in place of the measured."""
     real = experiment.evaluate_tasks
 
@@ -47,11 +49,13 @@ def _serve(tmp, raw: dict) -> tuple[dict, list[dict]]:
         return out
 
     (tmp / "tiny.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.MonkeyPatch.context() as mp:
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
         mp.setattr(experiment, "evaluate_tasks", evaluate)
         assert main(["--config", str(tmp / "tiny.yaml"), "--out", str(tmp / "out")]) == 0
     summary = json.loads((tmp / "out" / "summary.json").read_text())
-    return summary, json.loads((tmp / "out" / "outcomes.json").read_text())["rows"]
+    rows = json.loads((tmp / "out" / "outcomes.json").read_text())["rows"]
+    return summary, rows, printed.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,8 @@ def _by(rows: list[dict], scheme: str) -> list[dict]:
 
 
 def test_a_fixed_policy_replays_its_scheme_request_for_request(run):
-    summary, rows = run
+    summary, rows = run[:2]
+    run_output = run[2]
     for scheme in ("microservice", "ground_raw"):
         mine, theirs = _by(rows, f"policy:{scheme}"), _by(rows, scheme)
         assert mine and len(mine) == len(theirs)
@@ -86,10 +91,11 @@ def test_a_fixed_policy_replays_its_scheme_request_for_request(run):
         assert s["onboard_memory_bytes"] == base["onboard_memory_bytes"]
     assert summary["schemes"]["microservice"]["landcover_acc"] == pytest.approx((0.9 + 0.6 + 0.9) / 3)  # rgb, ms13, rgb
     assert not any("policy:" in line or "greedy" in line for line in summary["verdict"])
+    assert "policy:ground_raw chose: ground_raw 100.0%" in run_output
 
 
 def test_greedy_reports_its_mix_and_the_accuracy_it_chose(run):
-    summary, rows = run
+    summary, rows, _ = run
     g = summary["schemes"]["greedy-latency@0"]
     mine = _by(rows, "greedy-latency@0")
     chosen = [r["option"] for r in mine]
@@ -110,14 +116,14 @@ def test_greedy_reports_its_mix_and_the_accuracy_it_chose(run):
 
 
 def test_a_capture_floor_keeps_each_modality_to_the_options_that_meet_it(run):
-    _, rows = run
+    _, rows, _ = run
     mine = _by(rows, "greedy-latency@0.55")
     assert mine
     assert {r["option"] for r in mine if r["modality"] == "ms13"} == {"microservice"}
 
 
 def test_the_oracle_runs_over_the_serving_options(tmp_path):
-    summary, rows = _serve(tmp_path, _tiny(policy={"kind": "oracle", "floor": 0.0,
+    summary, rows, _ = _serve(tmp_path, _tiny(policy={"kind": "oracle", "floor": 0.0,
                                                    "objective": "energy"}))
     o = summary["schemes"]["oracle-energy@0"]
     assert sum(o["option_mix"].values()) == pytest.approx(1.0)
