@@ -276,7 +276,8 @@ class OraclePolicy(FloorPolicy):
 
     @property
     def label(self) -> str:
-        return f"oracle-{self.params['objective']}@{self.params['floor']:g}"
+        return self.labelled(f"oracle-{self.params['objective']}@{self.params['floor']:g}",
+                             ("objective", "floor"))
 
     def prepare(self, ctx: PolicyContext) -> None:
         super().prepare(ctx)

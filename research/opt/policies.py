@@ -147,6 +147,14 @@ class Policy:
         """The name the ledger gives this policy's rows."""
         return self.kind
 
+    def labelled(self, head: str, shown: Sequence[str]) -> str:
+        """``head`` then ``,key=value`` for each parameter not in ``shown`` that differs from its
+        default, so policies that differ in any parameter have different labels (and defaults
+        keep the short one)."""
+        extra = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                 for k, v in self.params.items() if k not in shown and v != self.PARAMS.get(k)]
+        return ",".join([head, *extra])
+
     def prepare(self, ctx: PolicyContext) -> None:
         """Called once before the first capture; the default needs nothing."""
 
@@ -261,7 +269,7 @@ class FloorPolicy(Policy):
 
     @property
     def label(self) -> str:
-        return f"{self.kind}@{self.params['floor']:g}"
+        return self.labelled(f"{self.kind}@{self.params['floor']:g}", ("floor",))
 
 
 @register_policy("fixed")
@@ -312,7 +320,8 @@ class GreedyPolicy(FloorPolicy):
 
     @property
     def label(self) -> str:
-        return f"greedy-{self.params['objective']}@{self.params['floor']:g}"
+        return self.labelled(f"greedy-{self.params['objective']}@{self.params['floor']:g}",
+                             ("objective", "floor"))
 
     def prepare(self, ctx: PolicyContext) -> None:
         super().prepare(ctx)

@@ -99,9 +99,9 @@ class PolicyRouter:
                  deadline_s: float) -> None:
         spec = dict(spec)
         probe = build_policy(spec)
+        self.label = probe.label  # as written (a filled-in deadline is not part of it)
         if "deadline_s" in type(probe).PARAMS and spec.get("deadline_s") is None:
             spec["deadline_s"] = deadline_s  # the workload's deadline, which misses count against
-        self.label = build_policy(spec).label
         self.routes = routes
         options = policy_options(list(routes))
         sats = [n.profile for n in nodes.values() if n.on_board]

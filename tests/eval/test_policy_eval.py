@@ -31,8 +31,8 @@ def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_poli
     scenario = parse_scenario(with_policies, "tiny.yaml")
     result = evaluate(scenario, progress=False)
     schemes = [s.name for s in scenario.schemes]
-    labels = ["greedy-latency@0", "greedy-energy@0", "oracle-energy@0", "oracle-latency@0",
-              "policy:jpeg"]
+    labels = ["greedy-latency@0", "greedy-energy@0", "oracle-energy@0,cell_s=300",
+              "oracle-latency@0,cell_s=300", "policy:jpeg"]
     assert [s["scheme"] for s in result.summary] == schemes + labels
     by_scheme = {}
     for row in result.rows:
@@ -52,11 +52,11 @@ def test_policy_rows_join_the_ledger_with_the_option_each_capture_used(with_poli
             assert (r.payload_bytes, r.prediction) == (twin.payload_bytes, twin.prediction)
     meta = json.loads(result.paths["summary_json"].read_text())
     assert set(meta["policies"]) == set(labels)
-    assert sum(meta["policies"]["oracle-energy@0"]["options"].values()) == 12
+    assert sum(meta["policies"]["oracle-energy@0,cell_s=300"]["options"].values()) == 12
     assert 0 <= meta["calibration_accuracy"]["raw"] <= 1
-    bound = meta["policies"]["oracle-energy@0"]["bound_energy_onboard_j"]
-    fastest = meta["policies"]["oracle-latency@0"]["bound_latency_mean_s"]
-    assert "bound_energy_onboard_j" not in meta["policies"]["oracle-latency@0"]
+    bound = meta["policies"]["oracle-energy@0,cell_s=300"]["bound_energy_onboard_j"]
+    fastest = meta["policies"]["oracle-latency@0,cell_s=300"]["bound_latency_mean_s"]
+    assert "bound_energy_onboard_j" not in meta["policies"]["oracle-latency@0,cell_s=300"]
     for s in result.summary:  # no schedule that delivers everything beats either bound
         if s["delivered_fraction"] == 1.0:
             assert s["energy_onboard_j"] >= bound * (1 - 1e-6)

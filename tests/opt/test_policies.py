@@ -18,6 +18,7 @@ from research.opt import (
     build_policy,
     list_policies,
     offline_bound,
+    parse_policy_section,
 )
 from research.opt.oracle import pareto_options
 from research.orbit.isl import KIND_GROUND, KIND_INTRA
@@ -111,6 +112,22 @@ def test_registry_and_parameters_fail_with_clear_messages():
     with pytest.raises(ValueError, match="relay_hops must be an integer >= 0"):
         build_policy({"kind": "greedy", "relay_hops": -1})
     assert build_policy({"kind": "greedy", "floor": 0.9}).label == "greedy-latency@0.9"
+
+
+def test_labels_name_every_parameter_off_its_default():
+    """Two policies that differ in any parameter must not share ledger rows."""
+    assert build_policy({"kind": "greedy", "floor": 0.9, "relay_hops": 2}).label == \
+        "greedy-latency@0.9"  # a default spelt out keeps the short label
+    assert build_policy({"kind": "greedy", "floor": 0.9, "relay_hops": 0,
+                         "floor_mode": "capture"}).label == \
+        "greedy-latency@0.9,floor_mode=capture,relay_hops=0"
+    assert build_policy({"kind": "oracle", "floor": 0.95, "objective": "latency",
+                         "deadline_s": 600.0}).label == "oracle-latency@0.95,deadline_s=600"
+    assert build_policy({"kind": "fixed", "option": "jpeg90"}).label == "jpeg90"
+    specs = [{"kind": "greedy", "relay_hops": 0}, {"kind": "greedy", "relay_hops": 1}]
+    assert len(parse_policy_section(specs, [], "policy")) == 2
+    with pytest.raises(ValueError, match="must be unique"):
+        parse_policy_section([specs[0], dict(specs[0])], [], "policy")
 
 
 def three_options() -> OptionBank:

@@ -117,7 +117,7 @@ def test_greedy_reports_its_mix_and_the_accuracy_it_chose(run):
 
 def test_a_capture_floor_keeps_each_modality_to_the_options_that_meet_it(run):
     _, rows, _ = run
-    mine = _by(rows, "greedy-latency@0.55")
+    mine = _by(rows, "greedy-latency@0.55,floor_mode=capture")
     assert mine
     assert {r["option"] for r in mine if r["modality"] == "ms13"} == {"microservice"}
 
