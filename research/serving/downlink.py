@@ -141,9 +141,10 @@ def plot_downlink_sweep(rows: list[dict], meta: dict, out: str | Path) -> list[P
                           r["delivered_fraction"], r["p95_latency_s"])
                          for r in rows if r["scheme"] == name and r["tasks"] == tasks)
             marker, size = MARKERS.get(name, ("*", 7))
-            kw = {"color": COLOURS.get(name) or POLICY_COLOURS[policies.index(name) % 4], "ls": styles[j % len(styles)],
-                  "marker": marker, "ms": size, "mfc": "none", "lw": 1.2,
-                  "label": f"{name}, {tasks}"}
+            colour = (COLOURS.get(name)
+                      or POLICY_COLOURS[policies.index(name) % len(POLICY_COLOURS)])
+            kw = {"color": colour, "ls": styles[j % len(styles)], "marker": marker, "ms": size,
+                  "mfc": "none", "lw": 1.2, "label": f"{name}, {tasks}"}
             ax_del.plot([p[0] for p in pts], [100 * p[1] for p in pts], **kw)
             ax_lat.plot([p[0] for p in pts],
                         [p[2] if math.isfinite(p[2]) else float("nan") for p in pts], **kw)
