@@ -7,12 +7,16 @@ FLOPs. The experiment is :func:`research.eval.codec_frontier.codec_frontier`.
     python scripts/fig_codec_frontier.py --quick                 # satvit_tiny, embedded subset
     python scripts/fig_codec_frontier.py --out results/codec_frontier
                                                                  # satvit_small, full EuroSAT
+    python scripts/fig_codec_frontier.py --out results/codec_frontier_gpu --no-train \
+        --join results/codec_frontier/rows.jsonl                 # students trained elsewhere
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import torch
 
 from research.eval.codec_frontier import FrontierConfig, codec_frontier
 
@@ -44,10 +48,18 @@ def parse_args(argv: list[str] | None = None) -> FrontierConfig:
                         help="train only the variable-rate student")
     parser.add_argument("--baseline-rows", type=Path, default=None,
                         help="rate-accuracy rows.jsonl to join (full default: results/rate_accuracy)")
+    parser.add_argument("--views", type=int, default=1,
+                        help="augmented views of each training image in the token cache")
+    parser.add_argument("--no-train", dest="train", action="store_false",
+                        help="train nothing: draw every student row already in --out/rows.jsonl")
+    parser.add_argument("--join", type=Path, nargs="+", default=None,
+                        help="other frontier runs' rows.jsonl whose students join the figure")
     return FrontierConfig(**vars(parser.parse_args(argv))).with_defaults()
 
 
 def main(argv: list[str] | None = None) -> dict:
+    if torch.cuda.is_available():  # TF32 matmuls on a GPU; CPU arithmetic stays as it was
+        torch.set_float32_matmul_precision("high")
     return codec_frontier(parse_args(argv))
 
 

@@ -101,18 +101,30 @@ CODEC = "satvit_small_codec_split5_m8.ckpt"
 CODEC_SETTING = "merge=8,hidden=32,distill=1,lambda=0.0001"
 
 
+STUDENT = "satvit_small_student_split0.ckpt"
+STUDENT_RUN = "gpu_g4l16"
+
+
+def _rows(results: str) -> list[dict]:
+    return [json.loads(r) for r in (checkpoints_dir().parent / "results" / results / "rows.jsonl").read_text().splitlines()]
+
+
 def _codec_row() -> dict:
-    rows = (checkpoints_dir().parent / "results" / "rate_accuracy" / "rows.jsonl").read_text().splitlines()
-    return next(r for r in map(json.loads, rows) if r["split_index"] == 5 and r["setting"] == CODEC_SETTING)
+    return next(r for r in _rows("rate_accuracy") if r["split_index"] == 5 and r["setting"] == CODEC_SETTING)
 
 
-def test_committed_codec_on_embedded_images() -> None:
-    """Real bytes through the committed codec on the 1,000 embedded (unseen, test-split) images."""
+def _student_row() -> dict:
+    return next(r for r in _rows("codec_frontier_gpu") if r["run"] == STUDENT_RUN)
+
+
+@pytest.mark.parametrize(("name", "row_of"), [(CODEC, _codec_row), (STUDENT, _student_row)])
+def test_committed_codec_on_embedded_images(name, row_of) -> None:
+    """Real bytes through a committed codec on the 1,000 embedded (unseen, test-split) images."""
     from encoders import payload_bits
     from research.tasks.loading import load_classifier
 
-    clf = load_classifier(checkpoints_dir() / CODEC)
-    model, row = clf.model, _codec_row()
+    clf = load_classifier(checkpoints_dir() / name)
+    model, row = clf.model, row_of()
     dm = EuroSATDataModule(root=None, batch_size=250)
     dm.setup()
     dm.mean, dm.std = clf.mean, clf.std

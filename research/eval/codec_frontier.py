@@ -54,6 +54,9 @@ class FrontierConfig(FigureRunConfig):
 
     ``lambdas`` are the rate weights, coarsest first (rate level 0 spends the fewest bytes);
     ``separate_lambdas`` (default: all of them) are those a fixed-rate student is trained for.
+    ``train=False`` trains nothing: every student row already in ``out/rows.jsonl`` is drawn (rows
+    of runs made elsewhere, e.g. on a lent GPU). ``join`` names other frontier runs' ``rows.jsonl``
+    whose student rows join the figure and tables, labelled with their epochs and device.
     """
 
     split_file: str | None = None
@@ -72,6 +75,8 @@ class FrontierConfig(FigureRunConfig):
     separate_lambdas: list[float] | None = None
     baseline_rows: Path | None = None
     ref_epochs: int = 4
+    train: bool = True
+    join: list[Path] | None = None
 
     def with_defaults(self) -> FrontierConfig:
         """Quick: satvit_tiny on the embedded subset, 2 rate levels, 1 epoch. Full: satvit_small
@@ -169,19 +174,23 @@ def test_student(task: CodecTask, dm: EuroSATDataModule, run: dict, flops: int, 
                  epochs: int) -> list[dict]:
     """One row per rate level, each through the real payloads."""
     rows = []
+    link = task.model.link
+    architecture = f"grid={link.latent_grid},latent={link.latent_dim}"
     lambdas = run.get("lmbdas") or [run["lmbda"]]
     for level, lam in enumerate(lambdas):
         task.hparams.rate_index = level if run["num_rates"] > 1 else None
         result = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
                            accelerator="auto").test(task, datamodule=dm, verbose=False)[0]
         variable = run["num_rates"] > 1
+        level_setting = f"rate={level},lambda={lam:g}" if variable else f"lambda={lam:g}"
         rows.append({
             "family": "student", "method": "student variable" if variable else "student fixed",
-            "split_index": 0, "setting": (f"rate={level},lambda={lam:g}" if variable else f"lambda={lam:g}"),
+            "split_index": 0, "setting": f"{architecture},{level_setting}",
             "bytes_per_inference": result["test/bytes_per_inference"], "acc": result["test/acc"],
             "acc_forward": result["test/acc_forward"],
             "bits_estimated": result.get("test/bits_per_inference_estimated", ""),
             "on_board_flops": flops, "epochs": epochs, "train_s": train_s, "run": run["name"],
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         })
         print(f"{run['name']} level {level}: {rows[-1]['bytes_per_inference']:.1f} B, "
               f"acc {100 * rows[-1]['acc']:.2f}%", flush=True)
@@ -218,19 +227,28 @@ def baseline_rows(path: Path | None, backbone: str, latent_dim: int = 16) -> lis
     return rows
 
 
+def _training(row: dict) -> tuple:
+    """Rows comparable as one training budget: same epochs, device and student architecture."""
+    architecture = ",".join(p for p in row["setting"].split(",") if p.startswith(("grid=", "latent=")))
+    return row.get("epochs"), row.get("device", "cpu"), architecture
+
+
 def variable_rate_gaps(rows: list[dict]) -> list[dict]:
     """Per rate level: the variable-rate student's accuracy minus the fixed-rate students' at the
     same bytes (linear in log-bytes between the two nearest fixed points; ``None`` outside their
-    range, where no honest comparison exists)."""
-    fixed = sorted((r for r in rows if r["method"] == "student fixed"), key=lambda r: r["bytes_per_inference"])
-    xs = [math.log(r["bytes_per_inference"]) for r in fixed]
-    ys = [r["acc"] for r in fixed]
+    range, where no honest comparison exists). Only students of the same architecture, epochs and
+    device are compared."""
     gaps = []
     for row in (r for r in rows if r["method"] == "student variable"):
+        fixed = sorted((r for r in rows if r["method"] == "student fixed" and _training(r) == _training(row)),
+                       key=lambda r: r["bytes_per_inference"])
+        xs = [math.log(r["bytes_per_inference"]) for r in fixed]
+        ys = [r["acc"] for r in fixed]
         x = math.log(row["bytes_per_inference"])
         inside = len(xs) >= 2 and xs[0] <= x <= xs[-1]
         ref = float(np.interp(x, xs, ys)) if inside else None
-        gaps.append({"setting": row["setting"], "bytes_per_inference": row["bytes_per_inference"],
+        gaps.append({"setting": row["setting"], "epochs": row.get("epochs"),
+                     "device": row.get("device", "cpu"), "bytes_per_inference": row["bytes_per_inference"],
                      "acc": row["acc"], "fixed_acc_at_bytes": ref,
                      "gap_points": None if ref is None else 100 * (row["acc"] - ref)})
     return gaps
@@ -261,7 +279,9 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
         elif row["family"] == "codec":
             label = f"token codec @ split {row['split_index']}"
         else:
-            label = row["method"] + " @ split 0"
+            device = row.get("device", "cpu")
+            label = (f"{row['method']} @ split 0, {row.get('epochs')} epochs"
+                     + ("" if device == "cpu" else f" ({device.replace('NVIDIA ', '')})"))
         groups.setdefault(label, []).append(row)
     colours = plt.get_cmap("tab20")
     handles = {}
@@ -269,13 +289,21 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
         group = sorted(group, key=lambda r: r["bytes_per_inference"])
         x = [r["bytes_per_inference"] for r in group]
         y = [100 * r["acc"] for r in group]
-        style = {"student variable @ split 0": "-*", "student fixed @ split 0": "--o"}.get(label)
-        style = style or ("s" if "tokens" in label else ("o" if "codec" in label else ":^"))
-        size = 9 if "*" in style else 4
-        colour = "k" if "student variable" in label else ("tab:red" if "student fixed" in label
-                                                          else colours(index % 20))
+        trained_long = "(" in label  # students trained on a GPU, for many more epochs
+        if label.startswith("student"):  # fixed-rate students of one group may differ in architecture
+            style = "-*" if "variable" in label else "o"
+            colour = {(True, True): "k", (True, False): "0.55", (False, True): "tab:red",
+                      (False, False): "tab:pink"}["variable" in label, trained_long]
+        else:
+            style = "s" if "tokens" in label else ("o" if "codec" in label else ":^")
+            colour = colours(index % 20)
+        size = 9 if "*" in style else (6 if label.startswith("student") else 4)
         (handles[label],) = ax.plot(x, y, style, ms=size, color=colour, label=label,
-                                    lw=1.6 if "student" in label else 1.0)
+                                    lw=1.6 if label.startswith("student") else 1.0)
+        if label.startswith("student fixed") and trained_long:  # name each architecture
+            for row_, xi, yi in zip(group, x, y, strict=True):
+                ax.annotate(",".join(p for p in row_["setting"].split(",") if not p.startswith("lambda")),
+                            (xi, yi), textcoords="offset points", xytext=(4, -9), fontsize=6, color=colour)
         flops = [(b, f) for b, f in zip(x, (r.get("on_board_flops") for r in group), strict=True) if f]
         if flops:
             ax2.plot([b for b, _ in flops], [f / 1e6 for _, f in flops], style, ms=size, color=colour, lw=1.0)
@@ -313,7 +341,7 @@ def codec_frontier(config: FrontierConfig) -> dict:
     journal = config.out / "rows.jsonl"
     done = {r["run"] for r in _journal(journal)}
     train_dm = None
-    for run in _student_runs(config):
+    for run in _student_runs(config) if config.train else []:
         if run["name"] in done:
             continue
         train_dm = train_dm or cut_tokens(config, weights, dm, 0)
@@ -322,7 +350,9 @@ def codec_frontier(config: FrontierConfig) -> dict:
         rows = test_student(task, dm, run, flops, train_s, config.epochs)
         with journal.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
-    student = [r for r in _journal(journal) if r["run"] in {x["name"] for x in _student_runs(config)}]
+    names = {x["name"] for x in _student_runs(config)}
+    student = [r for r in _journal(journal) if not config.train or r["run"] in names]
+    student += [r for path in config.join or [] for r in _journal(Path(path)) if r["family"] == "student"]
     rows = baseline_rows(config.baseline_rows, config.backbone) + student
     record = {
         "reference_acc": reference_acc, "num_test_images": len(labels),
@@ -332,13 +362,13 @@ def codec_frontier(config: FrontierConfig) -> dict:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
     }
     fields = ["family", "method", "split_index", "setting", "bytes_per_inference", "acc",
-              "acc_forward", "bits_estimated", "on_board_flops", "epochs", "train_s", "run"]
+              "acc_forward", "bits_estimated", "on_board_flops", "epochs", "train_s", "run", "device"]
     with (config.out / "frontier.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, reference_acc, config.out, f"{config.backbone}, {len(labels)} test images, split 0 students")
-    (config.out / "frontier.json").write_text(json.dumps(record, indent=2))
+    (config.out / "frontier.json").write_text(json.dumps(record, indent=2, default=str))
     for gap in record["variable_rate_gaps"]:
         text = "outside the fixed codecs' range" if gap["gap_points"] is None else f"{gap['gap_points']:+.2f} pt"
         print(f"variable {gap['setting']}: {gap['bytes_per_inference']:.1f} B, "

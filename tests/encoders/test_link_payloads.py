@@ -177,3 +177,32 @@ def test_a_valid_payload_carrying_nan_is_refused(make_link, tokens):
 def test_float64_tokens_code_like_float32(make_link, tokens, name):
     link, payloads = _ready(make_link, name, tokens)
     assert link.compress(tokens.double()) == payloads
+
+
+def test_coding_runs_without_tf32_and_restores_the_settings(make_link, tokens, monkeypatch):
+    """A GPU's TF32 convolutions moved decoded tokens by 2e-3 against the CPU (H200); coding in
+    IEEE float32 keeps a payload's tokens the same on every device, and the caller's settings
+    come back afterwards, also when decoding fails."""
+    link = make_link("factorized")
+    link.update(force=True)
+    seen = []
+    for name in ("_encode", "_decode"):
+        original = getattr(link, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(link, name, spy)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        payloads = link.compress(tokens)
+        link.decompress(payloads, tuple(tokens.shape[1:]))
+        assert seen == [(False, False), (False, False)]
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        with pytest.raises(ValueError):
+            link.decompress([payloads[0][:-3]], tuple(tokens.shape[1:]))
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -30,8 +30,9 @@ def _minimal(out: Path, root: Path, **kw) -> FrontierConfig:
 def test_frontier_minimal_then_rerun_measures_nothing_again(tmp_path: Path, fake_root: Path) -> None:
     record = codec_frontier(_minimal(tmp_path, fake_root))
     rows = [r for r in record["rows"] if r["family"] == "student"]
+    arch = "grid=2,latent=32,"  # the student's architecture leads every setting
     assert sorted(r["setting"] for r in rows) == [
-        "lambda=0.001", "lambda=0.01", "rate=0,lambda=0.01", "rate=1,lambda=0.001"]
+        arch + "lambda=0.001", arch + "lambda=0.01", arch + "rate=0,lambda=0.01", arch + "rate=1,lambda=0.001"]
     for row in rows:
         assert row["bytes_per_inference"] > 19 and 0 <= row["acc"] <= 1 and row["on_board_flops"] > 0
     assert len(record["variable_rate_gaps"]) == 2
@@ -42,6 +43,10 @@ def test_frontier_minimal_then_rerun_measures_nothing_again(tmp_path: Path, fake
     again = codec_frontier(_minimal(tmp_path, fake_root))
     assert (tmp_path / "rows.jsonl").read_text() == journal  # nothing retrained or re-measured
     assert len(again["rows"]) == len(record["rows"])
+    # students trained elsewhere join another run's figure; nothing is trained there
+    joined = codec_frontier(_minimal(tmp_path / "joined", fake_root, train=False, join=[tmp_path / "rows.jsonl"]))
+    assert sorted(r["setting"] for r in joined["rows"]) == sorted(r["setting"] for r in rows)
+    assert not (tmp_path / "joined" / "codecs").exists()
 
 
 def test_an_interrupted_training_resumes_from_its_last_epoch(tmp_path: Path, fake_root: Path) -> None:
@@ -60,14 +65,30 @@ def test_an_interrupted_training_resumes_from_its_last_epoch(tmp_path: Path, fak
 
 
 def test_variable_rate_gaps_interpolate_in_log_bytes() -> None:
-    fixed = [{"method": "student fixed", "bytes_per_inference": b, "acc": a}
-             for b, a in ((40.0, 0.90), (160.0, 0.96))]
-    variable = [{"method": "student variable", "setting": s, "bytes_per_inference": b, "acc": a}
-                for s, b, a in (("rate=0", 80.0, 0.925), ("rate=1", 320.0, 0.97))]
+    fixed = [{"method": "student fixed", "setting": f"grid=2,lambda={lam}", "epochs": 2,
+              "bytes_per_inference": b, "acc": a} for lam, b, a in ((1e-2, 40.0, 0.90), (1e-3, 160.0, 0.96))]
+    variable = [{"method": "student variable", "setting": f"grid=2,{s}", "epochs": 2, "bytes_per_inference": b,
+                 "acc": a} for s, b, a in (("rate=0", 80.0, 0.925), ("rate=1", 320.0, 0.97))]
     inside, outside = variable_rate_gaps(fixed + variable)
     assert inside["fixed_acc_at_bytes"] == pytest.approx(0.93)  # halfway in log-bytes
     assert inside["gap_points"] == pytest.approx(-0.5)
     assert outside["gap_points"] is None  # beyond the fixed codecs: no comparison invented
+
+
+def test_variable_rate_gaps_compare_only_the_same_training() -> None:
+    """A longer-trained fixed student (more epochs, another device) or another architecture is
+    not the reference a variable-rate student is judged against."""
+    def row(method, setting, b, a, epochs=2, device="cpu"):
+        return {"method": method, "setting": setting, "epochs": epochs, "device": device,
+                "bytes_per_inference": b, "acc": a}
+
+    rows = [row("student fixed", "grid=2,lambda=0.01", 40.0, 0.90), row("student fixed", "grid=2,lambda=0.001", 160.0, 0.96),
+            row("student fixed", "grid=4,lambda=0.01", 40.0, 0.99), row("student fixed", "grid=4,lambda=0.001", 160.0, 0.99),
+            row("student fixed", "grid=2,lambda=0.01", 40.0, 0.99, epochs=60, device="GPU"),
+            row("student fixed", "grid=2,lambda=0.001", 160.0, 0.99, epochs=60, device="GPU"),
+            row("student variable", "grid=2,rate=0", 80.0, 0.925)]
+    (gap,) = variable_rate_gaps(rows)
+    assert gap["fixed_acc_at_bytes"] == pytest.approx(0.93)
 
 
 def test_sweep_rows_get_flops_counted_like_the_students(tmp_path: Path) -> None:

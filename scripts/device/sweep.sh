@@ -1,0 +1,32 @@
+#!/bin/bash
+# Device call 2 (issue 22): four split-0 students trained in parallel on one GPU from one token
+# cache, each measured with real bytes on the 5,400 test images. EPOCHS from call 1's probe.
+#
+# EuroSAT (88 MiB) is larger than what one device call carries (64 MiB with the working tree), so
+# it travels as two tarballs of the ImageFolder, .gpu/pa/a.tar.gz and .gpu/pb/b.tar.gz (made with
+# `tar czf` from ../shared/data/eurosat_rgb, split by sorted file name), in two calls on one warm
+# machine. As run on 2026-12-04 (results/codec_frontier_gpu):
+#   run(carry=[".whl", ".gpu/pa"]): bash scripts/device/call1.sh
+#   run(carry=[".gpu/pa"]):         mkdir -p /tmp/eurosat && tar xzf .gpu/pa/a.tar.gz -C /tmp/eurosat
+#   run(carry=[".whl", ".gpu/pb"]): EPOCHS=60 LIMIT=440 bash scripts/device/sweep.sh
+# .whl holds the wheels the device image lacks (compressai, pytorch-msssim, snntorch, sgp4,
+# cryptography, cffi, pycparser), fetched as the device README says.
+E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
+export PYTHONUNBUFFERED=1 WANDB_MODE=disabled SATEDGE_CACHE=/tmp/cache
+# part a was unpacked to /tmp/eurosat by the call before (same machine, still warm)
+[ -d /tmp/eurosat/AnnualCrop ] || { echo "EuroSAT part a is gone: the machine was not kept"; exit 3; }
+tar xzf .gpu/pb/b.tar.gz -C /tmp/eurosat
+echo "images: $(find /tmp/eurosat -name '*.jpg' | wc -l)"
+W=/tmp/w; mkdir -p $W; t=$(date +%s)
+python3 scripts/device/prep_frontier.py /tmp/eurosat $W/prep > $W/prep.log 2>&1 || { tail -20 $W/prep.log; exit 4; }
+echo "prep $(( $(date +%s)-t )) s"; grep uncompressed $W/prep.log
+common="--root /tmp/eurosat --epochs $E --batch-size $B --no-separate --baseline-rows none"
+run() { name=$1; shift; OMP_NUM_THREADS=4 timeout $LIMIT python3 scripts/fig_codec_frontier.py $common --out $W/$name "$@" > $W/$name.log 2>&1; echo "$name rc=$? at $(( $(date +%s)-t )) s"; }
+run var --lambdas 3e-3 1e-3 3e-4 1e-4 &
+run fixed1e-3 --lambdas 1e-3 &
+run g4l16 --lambdas 1e-3 --latent-grid 4 --latent-dim 16 &
+run g4l32 --lambdas 3e-3 --latent-grid 4 --latent-dim 32 &
+wait
+for n in var fixed1e-3 g4l16 g4l32; do grep -h "level" $W/$n.log | grep -v Epoch; cp $W/$n/codecs/student_variable.ckpt $OUT/$n.ckpt 2>/dev/null; done
+tar czf $OUT/sweep.tgz -C $W --exclude='*.ckpt' --exclude=runs . && ls -la $OUT
