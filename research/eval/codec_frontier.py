@@ -227,10 +227,14 @@ def baseline_rows(path: Path | None, backbone: str, latent_dim: int = 16) -> lis
     return rows
 
 
+def _architecture(row: dict) -> str:
+    """The student's latent grid and width as its row's setting names them ('' in older rows)."""
+    return ",".join(p for p in row["setting"].split(",") if p.startswith(("grid=", "latent=")))
+
+
 def _training(row: dict) -> tuple:
     """Rows comparable as one training budget: same epochs, device and student architecture."""
-    architecture = ",".join(p for p in row["setting"].split(",") if p.startswith(("grid=", "latent=")))
-    return row.get("epochs"), row.get("device", "cpu"), architecture
+    return row.get("epochs"), row.get("device", "cpu"), _architecture(row)
 
 
 def variable_rate_gaps(rows: list[dict]) -> list[dict]:
@@ -266,6 +270,17 @@ def fewest_bytes(rows: list[dict], reference_acc: float, points: float) -> dict[
     return best
 
 
+_ARCH_MARKERS = {"grid=2,latent=32": "o", "grid=4,latent=16": "s", "grid=4,latent=32": "D"}
+
+
+def _student_label(row: dict) -> str:
+    """One legend entry per method, architecture (fixed rate), epochs and device."""
+    device = row.get("device", "cpu")
+    architecture = _architecture(row) if row["method"] == "student fixed" else ""
+    return (f"{row['method']} @ split 0" + (f", {architecture}" if architecture else "")
+            + f", {row.get('epochs')} epochs" + ("" if device == "cpu" else f" ({device.replace('NVIDIA ', '')})"))
+
+
 def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[Path]:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
     groups: dict[str, list[dict]] = {}
@@ -279,34 +294,44 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
         elif row["family"] == "codec":
             label = f"token codec @ split {row['split_index']}"
         else:
-            device = row.get("device", "cpu")
-            label = (f"{row['method']} @ split 0, {row.get('epochs')} epochs"
-                     + ("" if device == "cpu" else f" ({device.replace('NVIDIA ', '')})"))
+            label = _student_label(row)
         groups.setdefault(label, []).append(row)
     colours = plt.get_cmap("tab20")
     handles = {}
+    zoom = []  # the students trained on a GPU sit close together: drawn again in an inset
     for index, (label, group) in enumerate(sorted(groups.items())):
         group = sorted(group, key=lambda r: r["bytes_per_inference"])
         x = [r["bytes_per_inference"] for r in group]
         y = [100 * r["acc"] for r in group]
-        trained_long = "(" in label  # students trained on a GPU, for many more epochs
-        if label.startswith("student"):  # fixed-rate students of one group may differ in architecture
-            style = "-*" if "variable" in label else "o"
-            colour = {(True, True): "k", (True, False): "0.55", (False, True): "tab:red",
-                      (False, False): "tab:pink"}["variable" in label, trained_long]
+        style: dict = {"lw": 1.0, "ms": 4}
+        if label.startswith("student"):
+            on_gpu = group[0].get("device", "cpu") != "cpu"
+            variable = "variable" in label
+            marker = "*" if variable else _ARCH_MARKERS.get(_architecture(group[0]), "o")
+            style = {"marker": marker, "ls": "-" if variable else "none", "lw": 1.6, "ms": 9 if variable else 6,
+                     "color": ("k" if on_gpu else "0.55") if variable else "tab:red",
+                     "mfc": None if on_gpu or variable else "none"}
+            if on_gpu:
+                zoom.append((x, y, style))
         else:
-            style = "s" if "tokens" in label else ("o" if "codec" in label else ":^")
-            colour = colours(index % 20)
-        size = 9 if "*" in style else (6 if label.startswith("student") else 4)
-        (handles[label],) = ax.plot(x, y, style, ms=size, color=colour, label=label,
-                                    lw=1.6 if label.startswith("student") else 1.0)
-        if label.startswith("student fixed") and trained_long:  # name each architecture
-            for row_, xi, yi in zip(group, x, y, strict=True):
-                ax.annotate(",".join(p for p in row_["setting"].split(",") if not p.startswith("lambda")),
-                            (xi, yi), textcoords="offset points", xytext=(4, -9), fontsize=6, color=colour)
+            style.update(fmt="s" if "tokens" in label else ("o" if "codec" in label else ":^"),
+                         color=colours(index % 20))
+        fmt = [style.pop("fmt")] if "fmt" in style else []
+        (handles[label],) = ax.plot(x, y, *fmt, label=label, **style)
         flops = [(b, f) for b, f in zip(x, (r.get("on_board_flops") for r in group), strict=True) if f]
         if flops:
-            ax2.plot([b for b, _ in flops], [f / 1e6 for _, f in flops], style, ms=size, color=colour, lw=1.0)
+            ax2.plot([b for b, _ in flops], [f / 1e6 for _, f in flops], *fmt, **{**style, "lw": 1.0})
+    if zoom:
+        inset = ax.inset_axes([0.66, 0.07, 0.32, 0.4])
+        for x, y, style in zoom:
+            inset.plot(x, y, **style)
+        xs = [v for x, _, _ in zoom for v in x]
+        ys = [v for _, y, _ in zoom for v in y]
+        inset.set_xlim(min(xs) * 0.93, max(xs) * 1.07)
+        inset.set_ylim(min(ys) - 1, max(ys) + 1)
+        inset.set_title("GPU-trained students", fontsize=7)
+        inset.tick_params(labelsize=6)
+        inset.grid(True, lw=0.3, alpha=0.5)
     for a in (ax,):
         a.axhline(100 * reference_acc, color="k", lw=0.8, ls="--", label="uncompressed")
         a.axhspan(100 * reference_acc - 1, 100 * reference_acc, color="0.85", zorder=0,

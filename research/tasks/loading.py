@@ -18,7 +18,7 @@ from research.models.split_vit import SplitViT
 from research.tasks.classification import ClassificationTask
 from research.tasks.codec import CodecTask
 
-__all__ = ["Classifier", "load_classifier"]
+__all__ = ["Classifier", "load_classifier", "load_task"]
 
 
 @dataclass
@@ -56,14 +56,23 @@ def _init_arguments(task_cls: type, hparams: dict) -> dict:
     return {k: v for k, v in hparams.items() if k in params}
 
 
-def load_classifier(path: str | Path, *, split_index: int | None = None,
-                    head_placement: str | None = None) -> Classifier:
-    """Rebuild the ``ClassificationTask`` (or ``CodecTask``) saved at ``path``, in float32.
+def _saved_hparams(ckpt: dict, split_index: int | None, head_placement: str | None) -> dict:
+    """The checkpoint's hyper-parameters, re-cut as asked, without the weights file it started from."""
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+    hparams["pretrained"] = None
+    hparams.pop("init_from", None)  # the weights are in the checkpoint itself
+    if split_index is not None:
+        hparams["split_index"] = split_index
+    if head_placement is not None:
+        hparams["head_placement"] = head_placement
+    return hparams
 
-    ``split_index`` / ``head_placement`` re-cut the same weights elsewhere: the split only decides
-    where the model is cut, not what it computes. A ``CodecTask`` checkpoint (its hyper-parameters
-    name a ``codec``) comes back with its trained link module at the cut.
-    """
+
+def load_task(path: str | Path, *, split_index: int | None = None,
+              head_placement: str | None = None) -> tuple[ClassificationTask | CodecTask, dict]:
+    """Rebuild the ``ClassificationTask`` (or ``CodecTask``) saved at ``path``, in float32, with
+    the checkpoint it came from (for its data normalisation). :func:`load_classifier` says what
+    ``split_index`` and ``head_placement`` do."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
@@ -74,13 +83,7 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
     if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{str(path)!r} is not a ClassificationTask checkpoint "
                          "(expected 'hyper_parameters' and 'state_dict')")
-    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
-    hparams["pretrained"] = None
-    hparams.pop("init_from", None)  # the weights are in the checkpoint itself
-    if split_index is not None:
-        hparams["split_index"] = split_index
-    if head_placement is not None:
-        hparams["head_placement"] = head_placement
+    hparams = _saved_hparams(ckpt, split_index, head_placement)
     task_cls = CodecTask if "codec" in hparams else ClassificationTask
     if task_cls is CodecTask and split_index not in (None, ckpt["hyper_parameters"]["split_index"]):
         raise ValueError(f"{str(path)!r} holds a codec trained at split_index "
@@ -92,6 +95,20 @@ def load_classifier(path: str | Path, *, split_index: int | None = None,
                           for k, v in ckpt["state_dict"].items()})
     if task_cls is CodecTask:
         task.model.link.update(force=True)  # tables are rebuilt from the loaded entropy models
+    return task, ckpt
+
+
+def load_classifier(path: str | Path, *, split_index: int | None = None,
+                    head_placement: str | None = None) -> Classifier:
+    """Rebuild the ``ClassificationTask`` (or ``CodecTask``) saved at ``path``, in float32.
+
+    ``split_index`` / ``head_placement`` re-cut the same weights elsewhere: the split only decides
+    where the model is cut, not what it computes. A ``CodecTask`` checkpoint (its hyper-parameters
+    name a ``codec``) comes back with its trained link module at the cut.
+    """
+    path = Path(path)
+    task, ckpt = load_task(path, split_index=split_index, head_placement=head_placement)
+    hparams = _saved_hparams(ckpt, split_index, head_placement)
     # trained on images, or on cached features of them (same normalisation)
     stats = ckpt.get("EuroSATDataModule") or ckpt.get("FeatureDataModule")
     if not stats:
