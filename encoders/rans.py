@@ -18,7 +18,7 @@ import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyModel
 
-__all__ = ["CoderTables", "StreamDecoder", "encode_stream", "MIN_STREAM_BYTES"]
+__all__ = ["CoderTables", "StreamDecoder", "encode_batch", "encode_stream", "MIN_STREAM_BYTES"]
 
 MIN_STREAM_BYTES = 8
 """The coder flushes its 64-bit state, so no valid stream is shorter."""
@@ -55,6 +55,24 @@ def encode_stream(parts: list[tuple[torch.Tensor, torch.Tensor, CoderTables]]) -
             symbols.reshape(-1).int().tolist(), *_used_rows(indexes, tables)
         )
     return encoder.flush()
+
+
+def encode_batch(symbols: torch.Tensor, indexes: torch.Tensor, tables: CoderTables) -> list[bytes]:
+    """One stream per sample of ``symbols`` (``[B, ...]``), each sample coded with the same
+    ``indexes`` (shape ``symbols.shape[1:]``); the same bytes as ``encode_stream`` per sample.
+
+    The checks and the table rows are prepared once per batch: per sample they were most of a
+    tens-of-bytes payload's coding time (the split-0 student's encode fell from 2.2x to ~1.4x
+    the patch embedding's on one core).
+    """
+    _check_symbols(symbols)
+    rows = _used_rows(indexes, tables)
+    streams = []
+    for sample in symbols.flatten(1).int().tolist():
+        encoder = BufferedRansEncoder()
+        encoder.encode_with_indexes(sample, *rows)
+        streams.append(encoder.flush())
+    return streams
 
 
 MAX_SYMBOL = 2**20

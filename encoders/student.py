@@ -33,7 +33,7 @@ from torch import nn
 from encoders.base import register_link
 from encoders.entropy import EntropyLink
 from encoders.header import Header
-from encoders.rans import CoderTables, StreamDecoder, encode_stream
+from encoders.rans import CoderTables, StreamDecoder, encode_batch
 
 __all__ = ["EntropicStudentCodec", "MAX_RATES"]
 
@@ -183,7 +183,7 @@ class EntropicStudentCodec(EntropyLink):
         y = self.on_board(tokens)
         symbols = self.entropy_bottleneck.quantize(y * self._gain(rate), "symbols", self._medians())
         tables, indexes = CoderTables.of(self.entropy_bottleneck), self._channel_indexes()
-        return [(encode_stream([(sym, indexes, tables)]), rate) for sym in symbols]
+        return [(body, rate) for body in encode_batch(symbols, indexes, tables)]
 
     def _decode(self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int) -> torch.Tensor:
         tables, indexes = CoderTables.of(self.entropy_bottleneck), self._channel_indexes()

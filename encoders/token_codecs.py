@@ -24,7 +24,7 @@ from torch import nn
 from encoders.base import register_link
 from encoders.entropy import EntropyLink, scale_table
 from encoders.header import Header
-from encoders.rans import CoderTables, StreamDecoder, encode_stream
+from encoders.rans import CoderTables, StreamDecoder, encode_batch, encode_stream
 from encoders.tokens import TokenLayout
 
 __all__ = ["TokenCodec", "FactorizedTokenCodec", "HyperpriorTokenCodec"]
@@ -137,7 +137,7 @@ class FactorizedTokenCodec(TokenCodec):
         y = self.analysis(tokens.float())
         symbols = self.entropy_bottleneck.quantize(y, "symbols", self._medians())
         tables, indexes = CoderTables.of(self.entropy_bottleneck), self._channel_indexes()
-        return [(encode_stream([(sym, indexes, tables)]), 0) for sym in symbols]
+        return [(body, 0) for body in encode_batch(symbols, indexes, tables)]
 
     def _decode(
         self, parsed: list[tuple[Header, bytes]], num_tokens: int, dim: int

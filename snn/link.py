@@ -32,7 +32,7 @@ from torch import nn
 
 from encoders.base import LinkModule, register_link
 from encoders.header import FLAG_ZLIB, Header, config_tag, inflate_body, state_crc32
-from encoders.rans import CoderTables, StreamDecoder, encode_stream
+from encoders.rans import CoderTables, StreamDecoder, encode_batch
 from snn.neurons import initial_mem, make_lif, release_state
 
 __all__ = ["FLAG_RANS", "SPIKE_CODEC_ID", "SpikeLink", "pack_spikes", "unpack_spikes"]
@@ -306,8 +306,7 @@ class SpikeLink(LinkModule):
             return bodies
         self._check_positions(spikes.shape[2])
         tables, slots = self.coder_tables(), torch.arange(spikes[:, 0].numel())
-        coded = [encode_stream([(spikes[:, b].reshape(-1), slots, tables)])
-                 for b in range(spikes.shape[1])]
+        coded = encode_batch(spikes.transpose(0, 1), slots.reshape(spikes[:, 0].shape), tables)
         return [(body, FLAG_RANS) if len(body) < len(packed[0]) else packed
                 for body, packed in zip(coded, bodies, strict=True)]
 
