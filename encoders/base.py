@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from encoders.checks import all_finite
 from encoders.header import Header, config_tag, pack_payload, unpack_payload
 from encoders.registry import build_link, constructor_params, list_links, register_link
 
@@ -116,7 +117,7 @@ class LinkModule(nn.Module):
                              f"{type(tokens).__name__}")
         if tokens.dim() != 3:
             raise ValueError(f"expected tokens of shape [B, N, D], got {tuple(tokens.shape)}")
-        if not tokens.is_floating_point() or not torch.isfinite(tokens).all():
+        if not tokens.is_floating_point() or not all_finite(tokens):
             raise ValueError(f"{name}: tokens must be finite "
                              f"floating-point values (got {tokens.dtype}"
                              f"{'' if not tokens.is_floating_point() else ' with NaN or inf'})")
@@ -126,7 +127,7 @@ class LinkModule(nn.Module):
                              "can carry")
         self._check_shape(n, d)
         x = tokens.detach().float()  # every link codes float32 tokens
-        if not torch.isfinite(x).all():  # float64 values that overflow float32
+        if tokens.dtype != torch.float32 and not all_finite(x):  # float64 beyond float32's range
             raise ValueError(f"{name}: {tokens.dtype} tokens up to "
                              f"{tokens.detach().abs().max().item():.3g} are beyond the float32 "
                              f"range (+-{torch.finfo(torch.float32).max:.4g}) the links code")
@@ -168,7 +169,7 @@ class LinkModule(nn.Module):
             return torch.zeros(0, n, d, device=self._device())
         with ieee_float32():
             tokens = self._decode(parsed, n, d)
-        if not torch.isfinite(tokens).all():  # a valid-looking payload must not yield garbage
+        if not all_finite(tokens):  # a valid-looking payload must not yield garbage
             raise ValueError(f"{self.link_name or type(self).__name__}: payloads decode to NaN "
                              "or infinite tokens")
         return tokens

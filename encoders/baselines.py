@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from encoders.base import LinkModule, register_link
+from encoders.checks import all_finite
 from encoders.header import FLAG_ZLIB, Header, deflate_body, inflate_body
 from encoders.registry import link_spec
 
@@ -164,10 +165,10 @@ class UniformQuantLink(_ZlibLink):
 
     # ----------------------------------------------------------------- bytes
     def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
-        if not torch.isfinite(tokens).all():
+        if not all_finite(tokens):
             raise ValueError(f"{self.link_name}: tokens contain NaN or inf")
         codes, lo, step, wide = self._quantise(tokens)
-        if not torch.isfinite(lo + codes * step).all():  # what the decoder will compute
+        if not all_finite(lo + codes * step):  # what the decoder will compute
             raise ValueError(f"{self.link_name}: tokens spanning {tokens.min().item():.3g} to "
                              f"{tokens.max().item():.3g} overflow float32 when quantised to "
                              f"{self.bits} bits (the payload would decode to inf)")

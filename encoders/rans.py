@@ -18,6 +18,8 @@ import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyModel
 
+from encoders.checks import all_finite
+
 __all__ = ["CoderTables", "StreamDecoder", "encode_batch", "encode_stream", "MIN_STREAM_BYTES"]
 
 MIN_STREAM_BYTES = 8
@@ -83,7 +85,7 @@ on-board memory), and CompressAI's rANS bypass coder never returns on values nea
 
 def _check_symbols(symbols: torch.Tensor) -> None:
     """Refuse symbols the coder cannot code in bounded time, before it sees them."""
-    if symbols.is_floating_point() and not torch.isfinite(symbols).all():
+    if not all_finite(symbols):
         raise ValueError("latent symbols contain NaN or inf (non-finite tokens?)")
     # int64 first: abs(INT32_MIN), what a float too large for int32 becomes, is still negative
     size = symbols.to(torch.float64 if symbols.is_floating_point() else torch.int64).abs()

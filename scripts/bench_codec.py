@@ -11,7 +11,7 @@ same satellite part. One CPU thread by default: the on-board budget of issue 22 
     python scripts/bench_codec.py --quick                # satvit_tiny, seconds
     python scripts/bench_codec.py --split-index 3        # satvit_small, cut after block 3
     python scripts/bench_codec.py --links int8 student \
-        --checkpoint results/codec_frontier/codecs/student_variable.ckpt \
+        --checkpoint checkpoints/satvit_small_student_split0.ckpt \
         --out results/bench_codec_split0.json            # the student against the patch embedding
 """
 

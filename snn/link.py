@@ -31,6 +31,7 @@ from compressai._CXX import pmf_to_quantized_cdf  # what CompressAI's entropy mo
 from torch import nn
 
 from encoders.base import LinkModule, register_link
+from encoders.checks import all_finite
 from encoders.header import FLAG_ZLIB, Header, config_tag, inflate_body, state_crc32
 from encoders.rans import CoderTables, StreamDecoder, encode_batch
 from snn.neurons import initial_mem, make_lif, release_state
@@ -298,7 +299,7 @@ class SpikeLink(LinkModule):
 
     @torch.no_grad()
     def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
-        if not torch.isfinite(tokens).all():
+        if not all_finite(tokens):
             raise ValueError("spike: tokens contain NaN or inf")
         spikes = self.encode(tokens).to(torch.uint8).cpu()  # [T, B, N, k]
         bodies = [pack_spikes(spikes[:, b].numpy(), self.zlib_level) for b in range(spikes.shape[1])]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -39,7 +40,8 @@ def main() -> None:
             key = f"{Path(path).name}" + ("" if level is None else f"@rate={level}")
             results[key] = {"acc": metrics["test/acc"], "bytes_per_inference": metrics["test/bytes_per_inference"]}
             print(key, results[key], flush=True)
-    args.out.write_text(json.dumps({"device": "cpu", "results": results}, indent=2) + "\n")
+    command = "python " + " ".join(sys.argv)
+    args.out.write_text(json.dumps({"device": "cpu", "command": command, "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,16 @@ def test_a_batch_refuses_what_a_single_stream_refuses(tables):
     with pytest.raises(ValueError, match="table index"):
         encode_batch(torch.zeros(1, 4), torch.full((4,), len(tables.cdfs)), tables)
     assert encode_batch(torch.zeros(0, 4), indexes, tables) == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_all_finite_finds_one_bad_value_anywhere(bad):
+    from encoders.checks import all_finite
+
+    x = torch.zeros(3, 7, 5)
+    assert all_finite(x)
+    for index in ((0, 0, 0), (1, 3, 2), (2, 6, 4)):
+        y = x.clone()
+        y[index] = bad
+        assert not all_finite(y)
+    assert all_finite(torch.zeros(0, 4)) and all_finite(torch.tensor([2**31 - 1]))
