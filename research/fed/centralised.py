@@ -32,7 +32,13 @@ import torch
 from torch import nn
 
 from devices import get_device
-from research.fed.clients import Dataset, SatelliteClient, accuracy, client_seed, local_update
+from research.fed.clients import (
+    Dataset,
+    SatelliteClient,
+    client_seed,
+    held_out_accuracies,
+    local_update,
+)
 from research.fed.config import FedConfig
 from research.fed.cost import Costs
 from research.fed.ledger import Accounting, Track, round_row
@@ -133,10 +139,11 @@ class CentralisedSimulator:
         head = local_update(self.template, st.head, self.data.train_x[idx],
                             self.data.train_y[idx], self.cfg.train,
                             client_seed(self.cfg.train.seed, r, 0))
-        acc = accuracy(self.template, head, self.data.test_x, self.data.test_y)
+        held_out = held_out_accuracies(self.template, head, self.data)
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=start, end=tr, acct=acct,
-                        accuracy=acc, participants=held, dropped=self.unreachable,
-                        aggregation="ground")
+                        accuracy=held_out.pop("accuracy"), participants=held,
+                        dropped=self.unreachable, aggregation="ground")
+        row.update(held_out)
         row["satellites_new_data"] = len(new)
         energy = {k: list(v) for k, v in st.energy.items()}
         for sat in sorted(acct.transmit_j):

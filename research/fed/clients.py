@@ -195,6 +195,15 @@ def accuracy(template: nn.Module, state: State, features: torch.Tensor,
     return float(torch.tensor(hits, dtype=torch.float32) / len(labels))  # as ledgers have it
 
 
+def held_out_accuracies(template: nn.Module, state: State, data: Dataset) -> dict[str, float]:
+    """A round's accuracies: ``accuracy`` on the test images, and ``val_accuracy`` on the
+    validation images when the data holds some (``data.val_fraction``), to choose settings by."""
+    out = {"accuracy": accuracy(template, state, data.test_x, data.test_y)}
+    if data.val_x is not None:
+        out["val_accuracy"] = accuracy(template, state, data.val_x, data.val_y)
+    return out
+
+
 # ---------------------------------------------------------------------- model and data
 def build_model(cfg: ModelConfig) -> SplitViT:
     """Split ViT at ``split_index`` 0 (embedding on board), foundation weights; the head
@@ -231,6 +240,8 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     sample_tokens: torch.Tensor
+    val_x: torch.Tensor | None = None  # held out of the training images (``data.val_fraction``)
+    val_y: torch.Tensor | None = None
 
 
 def _images(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,22 +287,29 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
     described = described.replace(f", gradient_link={mcfg.gradient_link!r}", "")
     if mcfg.trainable == "head":  # frozen features do not depend on a LoRA rank: older keys
         described = described.replace(f", lora_rank={mcfg.lora_rank})", ")")
+    validation = f", {dcfg.val_fraction!r}" if dcfg.val_fraction else ""  # earlier keys stay
     key = hashlib.sha256(f"({described}, {dcfg.root!r}, {dcfg.max_images!r}, "
-                         f"{dcfg.test_fraction!r}, {dcfg.seed!r})".encode()).hexdigest()[:16]
+                         f"{dcfg.test_fraction!r}{validation}, {dcfg.seed!r})".encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         return Dataset(**torch.load(path, weights_only=True))
     images, labels = _images(dcfg)
     train_idx, test_idx = _split(labels.numpy(), dcfg.test_fraction, dcfg.seed)
+    val_idx = None
+    if dcfg.val_fraction:  # out of the training images, after the test split (which is unchanged)
+        keep, held = _split(labels.numpy()[train_idx], dcfg.val_fraction, dcfg.seed + 1)
+        train_idx, val_idx = train_idx[keep], train_idx[held]
     mean, std = channel_stats(images[torch.from_numpy(train_idx)])
     x = normalize(images, mean, std)
     if mcfg.trainable != "head":
         with torch.no_grad():
             tokens = model.satellite_part(x[:8])
-        return Dataset(x[train_idx], labels[train_idx], x[test_idx], labels[test_idx], tokens)
+        return Dataset(x[train_idx], labels[train_idx], x[test_idx], labels[test_idx], tokens,
+                       *((x[val_idx], labels[val_idx]) if val_idx is not None else ()))
     feats = _features(model, x)
     ds = Dataset(feats[train_idx], labels[train_idx], feats[test_idx], labels[test_idx],
-                 model.satellite_part(x[:8]).detach())
+                 model.satellite_part(x[:8]).detach(),
+                 *((feats[val_idx], labels[val_idx]) if val_idx is not None else ()))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_save(ds.__dict__, path)

@@ -57,6 +57,10 @@ class DataConfig:
     ``partition_seed`` (default: ``seed``) how the training images are dealt, so repeated runs can
     vary the partition on the same features and test set.
 
+    ``val_fraction`` (default 0: none) holds that fraction of the training images out of every
+    satellite's data, stratified, as a validation set on the ground: rounds then report
+    ``val_accuracy`` beside the test ``accuracy``, so settings can be chosen without the test set.
+
     ``partition``: ``dirichlet`` (label skew, ``alpha``), ``iid``, ``shards``, or ``ground_track``:
     each satellite holds what it imaged in daylight over the first ``capture_window_s`` of the
     scenario (:mod:`research.fed.ground_track`; about one orbit by default).
@@ -65,6 +69,7 @@ class DataConfig:
     root: str | None = None
     max_images: int | None = None
     test_fraction: float = 0.2
+    val_fraction: float = 0.0
     partition: str = "dirichlet"
     alpha: float = 0.5
     seed: int = 0
@@ -322,6 +327,9 @@ def _validate(cfg: FedConfig, source: str) -> None:
     d = cfg.data
     if not 0 < d.test_fraction < 1:
         raise bad(f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
+    if not 0 <= d.val_fraction < 1:
+        raise bad(f"data.val_fraction must be in [0, 1) (a fraction of the training images), "
+                  f"got {d.val_fraction}")
     if d.partition not in ("dirichlet", "iid", "shards", "ground_track"):
         raise bad(f"data.partition must be dirichlet, iid, shards or ground_track, got "
                   f"{d.partition!r}")

@@ -82,15 +82,16 @@ def sweep(base: FedConfig, out: Path, *, levels: Sequence[str], epsilons: Sequen
         last = res.rows[-1]
         rows.append({"run": name, "level": level, "target_epsilon": eps, "seed": seed,
                      "clip": clips.get(level) if eps is not None else None,
-                     "accuracy": last["accuracy"], "epsilon": last.get("epsilon"),
-                     "delta": last.get("delta"),
+                     "accuracy": last["accuracy"], "val_accuracy": last.get("val_accuracy"),
+                     "epsilon": last.get("epsilon"), "delta": last.get("delta"),
                      "noise_multiplier": last.get("dp_noise_multiplier"),
                      "rounds": len(res.rows), "sim_hours": last["t_end_s"] / 3600,
                      "bytes_model_exchange": sum(r["bytes_model_exchange"] for r in res.rows),
                      "wall_s_this_call": wall})
         ledger += [{"run": name, "level": level, "target_epsilon": eps, "seed": seed,
                     "round": r["round"], "t_end_s": r["t_end_s"], "accuracy": r["accuracy"],
-                    "epsilon": r.get("epsilon")} for r in res.rows]
+                    "val_accuracy": r.get("val_accuracy"), "epsilon": r.get("epsilon")}
+                   for r in res.rows]
         print(f"{name}: acc {100 * last['accuracy']:.2f}%  eps {last.get('epsilon')}  "
               f"({wall:.0f} s)", flush=True)
     summary = summarize_runs(rows)
@@ -147,6 +148,9 @@ def summarize_runs(rows: list[dict]) -> dict:
         mean, std = stats(rs, "accuracy")
         entry = {"level": level, "target_epsilon": eps, "seeds": len(rs),
                  "accuracy_mean_pct": mean, "accuracy_std_pct": std,
+                 # on the validation images (data.val_fraction), to choose settings by
+                 "val_accuracy_mean_pct": (stats(rs, "val_accuracy")[0]
+                                           if all(r.get("val_accuracy") is not None for r in rs) else None),
                  "bytes_model_exchange_mean": statistics.fmean(r["bytes_model_exchange"]
                                                                for r in rs),
                  "sim_hours_mean": statistics.fmean(r["sim_hours"] for r in rs)}

@@ -36,7 +36,7 @@ from research.figures import save_figure
 from research.models.averaging import flatten
 from research.records import write_rows
 
-__all__ = ["median_step_norm", "plot_server_opt", "replot_server_opt", "server_opt_grid"]
+__all__ = ["chosen_on_validation", "median_step_norm", "plot_server_opt", "replot_server_opt", "server_opt_grid"]
 
 
 def median_step_norm(run_dir: Path) -> float | None:
@@ -74,12 +74,15 @@ def server_opt_grid(base: FedConfig, out: Path, settings: Sequence[tuple[float, 
                   runs=runs / tag, setup=setup, command=command)
         row = {"server_lr": lr, "server_momentum": momentum, "rounds": rounds,
                "epsilon": epsilon, "seed": seed,
-               "non_private_pct": s["non_private"]["accuracy_mean_pct"]}
+               "non_private_pct": s["non_private"]["accuracy_mean_pct"],
+               "non_private_val_pct": s["non_private"]["val_accuracy_mean_pct"]}
         for level in levels:
             (dp,) = [p for p in s["private"] if p["level"] == level]
             (co,) = [c for c in s["clip_only"] if c["level"] == level]
             row[f"{level}_clip_only_pct"] = co["accuracy_mean_pct"]
+            row[f"{level}_clip_only_val_pct"] = co["val_accuracy_mean_pct"]
             row[f"{level}_private_pct"] = dp["accuracy_mean_pct"]
+            row[f"{level}_private_val_pct"] = dp["val_accuracy_mean_pct"]
             row[f"{level}_gap_pts"] = dp["gap_pts"]
         if "satellite" in levels:
             z = Privacy(cfg.replace(**{"privacy.level": "satellite",
@@ -92,10 +95,33 @@ def server_opt_grid(base: FedConfig, out: Path, settings: Sequence[tuple[float, 
         print(f"{tag}: non-private {row['non_private_pct']:.2f}%  " + "  ".join(
             f"{lv} eps {epsilon:g} {row[f'{lv}_private_pct']:.2f}%" for lv in levels), flush=True)
     meta = {"command": command, "clips": clips, "parameters": dims, "satellites_training": cohort,
-            "config": base.to_dict()}
+            "config": base.to_dict(), "chosen_on_validation": chosen_on_validation(rows, levels)}
+    for arm, pick in (meta["chosen_on_validation"] or {}).items():
+        print(f"chosen on validation, {arm}: {_tag(pick['server_lr'], pick['server_momentum'], None)}"
+              f" r{pick['rounds']}: val {pick['val_pct']:.2f}%, test {pick['test_pct']:.2f}%", flush=True)
     write_rows(rows, out, "fed_privacy_server_opt", meta=meta)
     plot_server_opt(rows, out, levels)
     return rows
+
+
+def chosen_on_validation(rows: list[dict], levels: Sequence[str]) -> dict | None:
+    """Per arm (non-private; per level clipping only and private): the setting with the best
+    validation accuracy, and its test accuracy; ``gap_pts`` per level compares the private arm's
+    choice with the non-private arm's. None when the runs held no validation set
+    (``data.val_fraction`` 0), where every choice was made on the test images."""
+    if not rows or rows[0].get("non_private_val_pct") is None:
+        return None
+    arms = ["non_private"] + [f"{lv}_{kind}" for lv in levels for kind in ("clip_only", "private")]
+    chosen = {}
+    for arm in arms:
+        best = max(rows, key=lambda r, a=arm: r[f"{a}_val_pct"])
+        chosen[arm] = {"server_lr": best["server_lr"], "server_momentum": best["server_momentum"],
+                       "rounds": best["rounds"], "val_pct": best[f"{arm}_val_pct"],
+                       "test_pct": best[f"{arm}_pct"]}
+    for level in levels:
+        chosen[f"{level}_private"]["gap_pts"] = (chosen["non_private"]["test_pct"]
+                                                 - chosen[f"{level}_private"]["test_pct"])
+    return chosen
 
 
 def plot_server_opt(rows: list[dict], out: Path, levels: Sequence[str]) -> list[Path]:

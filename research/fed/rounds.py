@@ -45,7 +45,7 @@ from research.fed.aggregate import (
     server_step,
     weighted_average,
 )
-from research.fed.clients import Dataset, SatelliteClient, accuracy, client_update
+from research.fed.clients import Dataset, SatelliteClient, client_update, held_out_accuracies
 from research.fed.config import FedConfig
 from research.fed.cost import Costs
 from research.fed.ledger import Accounting, Track, latest, round_row
@@ -255,10 +255,11 @@ class RoundSimulator:
         average = st.head_average  # a round that released nothing leaves the average as it was
         if self.cfg.train.ema_decay and velocity is not None:
             average = ema_step(average, head, self.cfg.train.ema_decay)
-        acc = accuracy(self.template, average or head, self.data.test_x, self.data.test_y)
+        held_out = held_out_accuracies(self.template, average or head, self.data)
         row = round_row(round_idx=r, scheme=self.cfg.scheme, start=rnd.start, end=end, acct=acct,
-                        accuracy=acc, participants=participants, dropped=rnd.dropped,
-                        aggregation=label)
+                        accuracy=held_out.pop("accuracy"), participants=participants,
+                        dropped=rnd.dropped, aggregation=label)
+        row.update(held_out)
         row.update(extra)
         row.update(self.privacy.columns([*st.rows, row], trained=len(rnd.ready),
                                         shard_sizes=[c.n for c in self.clients]))

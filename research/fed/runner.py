@@ -164,6 +164,9 @@ def _fingerprint(cfg: FedConfig) -> str:
         d["train"].pop("ema_decay")
     if d["data"]["partition_seed"] is None:  # and those from before partition seeds
         d["data"].pop("partition_seed")
+    d["data"]["val_fraction"] = float(d["data"]["val_fraction"])
+    if not d["data"]["val_fraction"]:  # and those from before validation splits
+        d["data"].pop("val_fraction")
     if d["data"]["partition"] != "ground_track":  # and those from before ground-track partitions
         d["data"].pop("capture_window_s")
     if d["topology"] != "gossip":  # and those from before gossip
