@@ -58,9 +58,10 @@ def parse_args(argv: list[str] | None = None) -> FrontierConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    config = parse_args(argv)
     if torch.cuda.is_available():  # TF32 matmuls on a GPU; CPU arithmetic stays as it was
         torch.set_float32_matmul_precision("high")
-    return codec_frontier(parse_args(argv))
+    return codec_frontier(config)
 
 
 if __name__ == "__main__":

@@ -274,9 +274,9 @@ _ARCH_MARKERS = {"grid=2,latent=32": "o", "grid=4,latent=16": "s", "grid=4,laten
 
 
 def _student_label(row: dict) -> str:
-    """One legend entry per method, architecture (fixed rate), epochs and device."""
+    """One legend entry per method, architecture, epochs and device."""
     device = row.get("device", "cpu")
-    architecture = _architecture(row) if row["method"] == "student fixed" else ""
+    architecture = _architecture(row)
     return (f"{row['method']} @ split 0" + (f", {architecture}" if architecture else "")
             + f", {row.get('epochs')} epochs" + ("" if device == "cpu" else f" ({device.replace('NVIDIA ', '')})"))
 

@@ -296,9 +296,11 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
     images, labels = _images(dcfg)
     train_idx, test_idx = _split(labels.numpy(), dcfg.test_fraction, dcfg.seed)
     val_idx = None
-    if dcfg.val_fraction:  # out of the training images, after the test split (which is unchanged)
+    if dcfg.val_fraction:  # out of the training images; the test images stay the same
         keep, held = _split(labels.numpy()[train_idx], dcfg.val_fraction, dcfg.seed + 1)
         train_idx, val_idx = train_idx[keep], train_idx[held]
+    # normalised by what the satellites train on: with a validation split the statistics (and
+    # so every feature) move slightly against a run without one
     mean, std = channel_stats(images[torch.from_numpy(train_idx)])
     x = normalize(images, mean, std)
     if mcfg.trainable != "head":
@@ -312,7 +314,8 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
                  *((feats[val_idx], labels[val_idx]) if val_idx is not None else ()))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(ds.__dict__, path)
+        # no None fields: caches shared with older checkouts keep the fields those know
+        atomic_save({k: v for k, v in ds.__dict__.items() if v is not None}, path)
     return ds
 
 

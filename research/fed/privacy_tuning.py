@@ -109,7 +109,7 @@ def chosen_on_validation(rows: list[dict], levels: Sequence[str]) -> dict | None
     validation accuracy, and its test accuracy; ``gap_pts`` per level compares the private arm's
     choice with the non-private arm's. None when the runs held no validation set
     (``data.val_fraction`` 0), where every choice was made on the test images."""
-    if not rows or rows[0].get("non_private_val_pct") is None:
+    if not rows or any(r.get("non_private_val_pct") is None for r in rows):
         return None
     arms = ["non_private"] + [f"{lv}_{kind}" for lv in levels for kind in ("clip_only", "private")]
     chosen = {}

@@ -110,7 +110,7 @@ def simulate(cfg: FedConfig, setup: Setup, costs: Costs, plan: ContactPlan, roun
                            "comm.reuse_features": reuse, "model.backbone": backbone})
         # the accuracy of skipped numerics means nothing: one test image keeps evaluation cheap
         data = dataclasses.replace(setup.data, test_x=setup.data.test_x[:1],
-                                   test_y=setup.data.test_y[:1])
+                                   test_y=setup.data.test_y[:1], val_x=None, val_y=None)
         s = dataclasses.replace(setup, costs=costs, plan=plan, data=data)
         try:
             with warnings.catch_warnings():

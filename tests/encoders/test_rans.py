@@ -34,6 +34,10 @@ def test_a_batch_refuses_what_a_single_stream_refuses(tables):
         encode_batch(torch.tensor([[0, 2**21, 0, 0]]), indexes, tables)
     with pytest.raises(ValueError, match="table index"):
         encode_batch(torch.zeros(1, 4), torch.full((4,), len(tables.cdfs)), tables)
+    with pytest.raises(ValueError, match="3 table indexes"):
+        encode_batch(torch.zeros(2, 4), indexes[:3], tables)
+    with pytest.raises(ValueError, match="3 table indexes"):
+        encode_stream([(torch.zeros(4), indexes[:3], tables)])
     assert encode_batch(torch.zeros(0, 4), indexes, tables) == []
 
 
