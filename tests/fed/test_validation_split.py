@@ -64,3 +64,14 @@ def test_a_grid_chooses_each_arm_on_validation_not_on_test():
     assert chosen["satellite_private"]["gap_pts"] == pytest.approx(86.0 - 71.0)
     rows[0]["non_private_val_pct"] = None
     assert chosen_on_validation(rows[:1], ["satellite"]) is None
+
+
+def test_the_grid_figure_rings_the_choices_made_on_validation(tmp_path):
+    from research.fed.privacy_tuning import plot_server_opt
+
+    rows = [{"server_lr": lr, "server_momentum": 0.0, "rounds": 30, "epsilon": 8.0, "seed": 0,
+             "non_private_pct": 86.0 + lr, "non_private_val_pct": 85.0 + lr,
+             "satellite_clip_only_pct": 84.0, "satellite_clip_only_val_pct": 84.0 - lr,
+             "satellite_private_pct": 82.0, "satellite_private_val_pct": 81.0 + lr} for lr in (1.0, 2.0)]
+    paths = plot_server_opt(rows, tmp_path, ["satellite"])
+    assert all(p.stat().st_size > 1000 for p in paths)
