@@ -9,9 +9,12 @@
 #   run(carry=[".whl", ".gpu/pa"]): bash scripts/device/call1.sh
 #   run(carry=[".gpu/pa"]):         mkdir -p /tmp/eurosat && tar xzf .gpu/pa/a.tar.gz -C /tmp/eurosat
 #   run(carry=[".whl", ".gpu/pb"]): EPOCHS=60 LIMIT=440 bash scripts/device/sweep.sh
+# (the four runs of scripts/device/runs_60ep.txt). Next, sized to the same steps:
+#   VIEWS=8 EPOCHS=8 RUNS=scripts/device/runs_views8.txt bash scripts/device/sweep.sh
 # .whl holds the wheels the device image lacks (compressai, pytorch-msssim, snntorch, sgp4,
 # cryptography, cffi, pycparser), fetched as the device README says.
-E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}
+E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}; VIEWS=${VIEWS:-1}
+RUNS=${RUNS:-scripts/device/runs_60ep.txt}  # one training per line: NAME fig_codec_frontier options
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled SATEDGE_CACHE=/tmp/cache
 # part a was unpacked to /tmp/eurosat by the call before (same machine, still warm)
@@ -19,14 +22,15 @@ export PYTHONUNBUFFERED=1 WANDB_MODE=disabled SATEDGE_CACHE=/tmp/cache
 tar xzf .gpu/pb/b.tar.gz -C /tmp/eurosat
 echo "images: $(find /tmp/eurosat -name '*.jpg' | wc -l)"
 W=/tmp/w; mkdir -p $W; t=$(date +%s)
-python3 scripts/device/prep_frontier.py /tmp/eurosat $W/prep > $W/prep.log 2>&1 || { tail -20 $W/prep.log; exit 4; }
+python3 scripts/device/prep_frontier.py /tmp/eurosat $W/prep $VIEWS > $W/prep.log 2>&1 || { tail -20 $W/prep.log; exit 4; }
 echo "prep $(( $(date +%s)-t )) s"; grep uncompressed $W/prep.log
-common="--root /tmp/eurosat --epochs $E --batch-size $B --no-separate --baseline-rows none"
+common="--root /tmp/eurosat --epochs $E --batch-size $B --views $VIEWS --no-separate --baseline-rows none"
 run() { name=$1; shift; OMP_NUM_THREADS=4 timeout $LIMIT python3 scripts/fig_codec_frontier.py $common --out $W/$name "$@" > $W/$name.log 2>&1; echo "$name rc=$? at $(( $(date +%s)-t )) s"; }
-run var --lambdas 3e-3 1e-3 3e-4 1e-4 &
-run fixed1e-3 --lambdas 1e-3 &
-run g4l16 --lambdas 1e-3 --latent-grid 4 --latent-dim 16 &
-run g4l32 --lambdas 3e-3 --latent-grid 4 --latent-dim 32 &
+names=$(grep -v '^#' $RUNS | awk 'NF {print $1}')
+while read -r name args; do
+  case "$name" in ''|'#'*) continue ;; esac
+  run $name $args &
+done < $RUNS
 wait
-for n in var fixed1e-3 g4l16 g4l32; do grep -h "level" $W/$n.log | grep -v Epoch; cp $W/$n/codecs/student_variable.ckpt $OUT/$n.ckpt 2>/dev/null; done
+for n in $names; do grep -h "level" $W/$n.log | grep -v Epoch; cp $W/$n/codecs/student_variable.ckpt $OUT/$n.ckpt 2>/dev/null; done
 tar czf $OUT/sweep.tgz -C $W --exclude='*.ckpt' --exclude=runs . && ls -la $OUT
