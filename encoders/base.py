@@ -37,7 +37,6 @@ from encoders.registry import build_link, constructor_params, list_links, regist
 __all__ = ["LinkModule", "IdentityLink", "register_link", "list_links", "build_link", "ieee_float32"]
 
 
-
 @contextlib.contextmanager
 def ieee_float32() -> Iterator[None]:
     """Run a link's coding transforms in IEEE float32 on a GPU too.

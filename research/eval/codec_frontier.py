@@ -104,6 +104,10 @@ class FrontierConfig(FigureRunConfig):
         unknown = set(config.separate_lambdas or []) - set(config.lambdas)
         if unknown:
             raise ValueError(f"separate_lambdas {sorted(unknown)} are not among lambdas {config.lambdas}")
+        missing = [str(p) for p in config.join or [] if not Path(p).is_file()]
+        if missing:
+            raise ValueError(f"join: no frontier rows at {', '.join(missing)} (expected the "
+                             "rows.jsonl of another frontier run)")
         if list(config.lambdas) != sorted(config.lambdas, reverse=True):
             raise ValueError(f"lambdas={config.lambdas}: give the rate weights coarsest (largest) "
                              "first, so rate level 0 spends the fewest bytes")

@@ -303,15 +303,16 @@ def load_dataset(model: SplitViT, mcfg: ModelConfig, dcfg: DataConfig,
     # so every feature) move slightly against a run without one
     mean, std = channel_stats(images[torch.from_numpy(train_idx)])
     x = normalize(images, mean, std)
+    val_y = None if val_idx is None else labels[val_idx]
     if mcfg.trainable != "head":
         with torch.no_grad():
             tokens = model.satellite_part(x[:8])
         return Dataset(x[train_idx], labels[train_idx], x[test_idx], labels[test_idx], tokens,
-                       *((x[val_idx], labels[val_idx]) if val_idx is not None else ()))
+                       val_x=None if val_idx is None else x[val_idx], val_y=val_y)
     feats = _features(model, x)
     ds = Dataset(feats[train_idx], labels[train_idx], feats[test_idx], labels[test_idx],
                  model.satellite_part(x[:8]).detach(),
-                 *((feats[val_idx], labels[val_idx]) if val_idx is not None else ()))
+                 val_x=None if val_idx is None else feats[val_idx], val_y=val_y)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # no None fields: caches shared with older checkouts keep the fields those know

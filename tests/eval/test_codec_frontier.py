@@ -110,3 +110,8 @@ def test_sweep_rows_get_flops_counted_like_the_students(tmp_path: Path) -> None:
 def test_rate_weights_must_come_coarsest_first() -> None:
     with pytest.raises(ValueError, match="coarsest"):
         FrontierConfig(quick=True, lambdas=[1e-3, 1e-2]).with_defaults()
+
+
+def test_a_join_that_names_no_rows_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="join: no frontier rows at .*absent.jsonl"):
+        FrontierConfig(quick=True, out=tmp_path, join=[tmp_path / "absent.jsonl"]).with_defaults()
