@@ -175,8 +175,9 @@ def train_student(config: FrontierConfig, run: dict, weights: str, train_dm: L.L
 
 
 def test_student(task: CodecTask, dm: EuroSATDataModule, run: dict, flops: int, train_s: float,
-                 epochs: int) -> list[dict]:
-    """One row per rate level, each through the real payloads."""
+                 epochs: int, views: int = 1) -> list[dict]:
+    """One row per rate level, each through the real payloads (``views``: augmented views of each
+    training image the student saw per epoch, part of its training budget)."""
     rows = []
     link = task.model.link
     architecture = f"grid={link.latent_grid},latent={link.latent_dim}"
@@ -193,7 +194,7 @@ def test_student(task: CodecTask, dm: EuroSATDataModule, run: dict, flops: int, 
             "bytes_per_inference": result["test/bytes_per_inference"], "acc": result["test/acc"],
             "acc_forward": result["test/acc_forward"],
             "bits_estimated": result.get("test/bits_per_inference_estimated", ""),
-            "on_board_flops": flops, "epochs": epochs, "train_s": train_s, "run": run["name"],
+            "on_board_flops": flops, "epochs": epochs, "views": views, "train_s": train_s, "run": run["name"],
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         })
         print(f"{run['name']} level {level}: {rows[-1]['bytes_per_inference']:.1f} B, "
@@ -237,8 +238,8 @@ def _architecture(row: dict) -> str:
 
 
 def _training(row: dict) -> tuple:
-    """Rows comparable as one training budget: same epochs, device and student architecture."""
-    return row.get("epochs"), row.get("device", "cpu"), _architecture(row)
+    """Rows comparable as one training budget: same epochs, views, device and student architecture."""
+    return row.get("epochs"), row.get("views", 1), row.get("device", "cpu"), _architecture(row)
 
 
 def variable_rate_gaps(rows: list[dict]) -> list[dict]:
@@ -255,7 +256,7 @@ def variable_rate_gaps(rows: list[dict]) -> list[dict]:
         x = math.log(row["bytes_per_inference"])
         inside = len(xs) >= 2 and xs[0] <= x <= xs[-1]
         ref = float(np.interp(x, xs, ys)) if inside else None
-        gaps.append({"setting": row["setting"], "epochs": row.get("epochs"),
+        gaps.append({"setting": row["setting"], "epochs": row.get("epochs"), "views": row.get("views", 1),
                      "device": row.get("device", "cpu"), "bytes_per_inference": row["bytes_per_inference"],
                      "acc": row["acc"], "fixed_acc_at_bytes": ref,
                      "gap_points": None if ref is None else 100 * (row["acc"] - ref)})
@@ -282,7 +283,8 @@ def _student_label(row: dict) -> str:
     device = row.get("device", "cpu")
     architecture = _architecture(row)
     return (f"{row['method']} @ split 0" + (f", {architecture}" if architecture else "")
-            + f", {row.get('epochs')} epochs" + ("" if device == "cpu" else f" ({device.replace('NVIDIA ', '')})"))
+            + f", {row.get('epochs')} epochs" + (f" x {row['views']} views" if row.get("views", 1) > 1 else "")
+            + ("" if device == "cpu" else f" ({device.replace('NVIDIA ', '')})"))
 
 
 def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[Path]:
@@ -312,8 +314,10 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
             on_gpu = group[0].get("device", "cpu") != "cpu"
             variable = "variable" in label
             marker = "*" if variable else _ARCH_MARKERS.get(_architecture(group[0]), "o")
+            augmented = group[0].get("views", 1) > 1  # trained on augmented views: another colour
             style = {"marker": marker, "ls": "-" if variable else "none", "lw": 1.6, "ms": 9 if variable else 6,
-                     "color": ("k" if on_gpu else "0.55") if variable else "tab:red",
+                     "color": ("tab:blue" if augmented else "k" if on_gpu else "0.55") if variable
+                     else "tab:purple" if augmented else "tab:red",
                      "mfc": None if on_gpu or variable else "none"}
             if on_gpu:
                 zoom.append((x, y, style))
@@ -376,7 +380,7 @@ def codec_frontier(config: FrontierConfig) -> dict:
         train_dm = train_dm or cut_tokens(config, weights, dm, 0)
         task, train_s = train_student(config, run, weights, train_dm)
         flops = on_board_flops(task.model, task.link)
-        rows = test_student(task, dm, run, flops, train_s, config.epochs)
+        rows = test_student(task, dm, run, flops, train_s, config.epochs, config.views)
         with journal.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
     names = {x["name"] for x in _student_runs(config)}
@@ -391,7 +395,7 @@ def codec_frontier(config: FrontierConfig) -> dict:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
     }
     fields = ["family", "method", "split_index", "setting", "bytes_per_inference", "acc",
-              "acc_forward", "bits_estimated", "on_board_flops", "epochs", "train_s", "run", "device"]
+              "acc_forward", "bits_estimated", "on_board_flops", "epochs", "views", "train_s", "run", "device"]
     with (config.out / "frontier.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="", extrasaction="ignore")
         writer.writeheader()

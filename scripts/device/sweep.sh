@@ -13,19 +13,19 @@
 #   VIEWS=8 EPOCHS=8 RUNS=scripts/device/runs_views8.txt bash scripts/device/sweep.sh
 # .whl holds the wheels the device image lacks (compressai, pytorch-msssim, snntorch, sgp4,
 # cryptography, cffi, pycparser), fetched as the device README says.
-E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}; VIEWS=${VIEWS:-1}
+E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}; VIEWS=${VIEWS:-1}  # OMP: threads a run
 RUNS=${RUNS:-scripts/device/runs_60ep.txt}  # one training per line: NAME fig_codec_frontier options
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled SATEDGE_CACHE=/tmp/cache
 # part a was unpacked to /tmp/eurosat by the call before (same machine, still warm)
 [ -d /tmp/eurosat/AnnualCrop ] || { echo "EuroSAT part a is gone: the machine was not kept"; exit 3; }
-tar xzf .gpu/pb/b.tar.gz -C /tmp/eurosat
+[ "$(find /tmp/eurosat -name '*.jpg' | wc -l)" = 27000 ] || tar xzf .gpu/pb/b.tar.gz -C /tmp/eurosat
 echo "images: $(find /tmp/eurosat -name '*.jpg' | wc -l)"
 W=/tmp/w; mkdir -p $W; t=$(date +%s)
 python3 scripts/device/prep_frontier.py /tmp/eurosat $W/prep $VIEWS > $W/prep.log 2>&1 || { tail -20 $W/prep.log; exit 4; }
 echo "prep $(( $(date +%s)-t )) s"; grep uncompressed $W/prep.log
 common="--root /tmp/eurosat --epochs $E --batch-size $B --views $VIEWS --no-separate --baseline-rows none"
-run() { name=$1; shift; OMP_NUM_THREADS=4 timeout $LIMIT python3 scripts/fig_codec_frontier.py $common --out $W/$name "$@" > $W/$name.log 2>&1; echo "$name rc=$? at $(( $(date +%s)-t )) s"; }
+run() { name=$1; shift; OMP_NUM_THREADS=${OMP:-4} timeout $LIMIT python3 scripts/fig_codec_frontier.py $common --out $W/$name "$@" > $W/$name.log 2>&1; echo "$name rc=$? at $(( $(date +%s)-t )) s"; }
 names=$(grep -v '^#' $RUNS | awk 'NF {print $1}')
 while read -r name args; do
   case "$name" in ''|'#'*) continue ;; esac

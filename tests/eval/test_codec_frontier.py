@@ -11,6 +11,7 @@ import torch
 
 from research.eval.codec_frontier import (
     FrontierConfig,
+    _student_label,
     baseline_rows,
     codec_frontier,
     on_board_flops,
@@ -78,17 +79,27 @@ def test_variable_rate_gaps_interpolate_in_log_bytes() -> None:
 def test_variable_rate_gaps_compare_only_the_same_training() -> None:
     """A longer-trained fixed student (more epochs, another device) or another architecture is
     not the reference a variable-rate student is judged against."""
-    def row(method, setting, b, a, epochs=2, device="cpu"):
+    def row(method, setting, b, a, epochs=2, device="cpu", views=1):
         return {"method": method, "setting": setting, "epochs": epochs, "device": device,
-                "bytes_per_inference": b, "acc": a}
+                "views": views, "bytes_per_inference": b, "acc": a}
 
     rows = [row("student fixed", "grid=2,lambda=0.01", 40.0, 0.90), row("student fixed", "grid=2,lambda=0.001", 160.0, 0.96),
             row("student fixed", "grid=4,lambda=0.01", 40.0, 0.99), row("student fixed", "grid=4,lambda=0.001", 160.0, 0.99),
             row("student fixed", "grid=2,lambda=0.01", 40.0, 0.99, epochs=60, device="GPU"),
             row("student fixed", "grid=2,lambda=0.001", 160.0, 0.99, epochs=60, device="GPU"),
+            row("student fixed", "grid=2,lambda=0.01", 40.0, 0.99, views=8),  # augmented views
+            row("student fixed", "grid=2,lambda=0.001", 160.0, 0.99, views=8),
             row("student variable", "grid=2,rate=0", 80.0, 0.925)]
     (gap,) = variable_rate_gaps(rows)
     assert gap["fixed_acc_at_bytes"] == pytest.approx(0.93)
+
+
+def test_students_trained_on_augmented_views_get_their_own_legend_entry() -> None:
+    row = {"method": "student fixed", "setting": "grid=4,latent=16,lambda=0.001", "epochs": 6,
+           "device": "NVIDIA H200"}
+    assert _student_label(row) == "student fixed @ split 0, grid=4,latent=16, 6 epochs (H200)"
+    assert _student_label({**row, "views": 8}) == ("student fixed @ split 0, grid=4,latent=16, "
+                                                   "6 epochs x 8 views (H200)")
 
 
 def test_sweep_rows_get_flops_counted_like_the_students(tmp_path: Path) -> None:
