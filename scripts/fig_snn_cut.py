@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reference", default=str(DEFAULT_CLASSIFIER),
                    help="the fine-tuned ANN classifier for the identity rows")
     p.add_argument("--cuts", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6])
-    p.add_argument("--checkpoints", nargs="*", default=CHECKPOINTS)
+    p.add_argument("--checkpoints", nargs="*", default=CHECKPOINTS,
+                   help="CodecTask checkpoints, each PATH or LABEL=PATH (the label tells apart "
+                        "rows of one family, link and cut)")
     p.add_argument("--limit", type=int, default=None, help="test images (default: all)")
     p.add_argument("--quick", action="store_true", help="embedded subset, 200 images")
     p.add_argument("--replot", action="store_true", help="redraw from <out>/snn_cut.json")
@@ -59,6 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         record = json.loads((Path(args.out) / "snn_cut.json").read_text())
         print("wrote", ", ".join(str(q) for q in plot_cut_rows(record["rows"], args.out)))
         return
+    # LABEL=PATH; a file name may hold '=' itself (codec settings), so a path that exists wins
+    labelled = [q.split("=", 1) if "=" in q and not Path(resolve_path(q)).is_file() else (None, q)
+                for q in args.checkpoints]
+    names = {path: label for label, path in labelled}
+    args.checkpoints = [path for _, path in labelled]
     missing = [q for q in args.checkpoints if not Path(resolve_path(q)).is_file()]
     if missing and args.quick:  # a smoke run: measure what is there
         print("quick: skipping missing " + ", ".join(missing))
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     dm = EuroSATDataModule(root=args.root)
     images, labels = random_subset(*dm.subset("test").tensors, args.limit)
     rows = sweep(args.reference, args.cuts, [resolve_path(q) for q in args.checkpoints],
-                 images, labels)
+                 images, labels, checkpoint_labels=[names[q] for q in args.checkpoints])
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "images": len(images), "source": args.root or "embedded",
             "counted": "patch embedding, blocks before the cut, link encoder (compress); "

@@ -23,6 +23,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 from tqdm.auto import tqdm
 
 from devices import get_device, list_devices
@@ -62,13 +63,14 @@ def ann_identity(checkpoint: str | Path, cut: int) -> CutConfig:
 
 
 def from_checkpoint(path: str | Path, name: str | None = None,
-                    link: str | None = None) -> CutConfig:
+                    link: str | None = None, label: str | None = None) -> CutConfig:
     """A ``CodecTask`` checkpoint: ``snn`` when it holds spiking on-board blocks, else ``ann``.
 
     The head is placed on the ground for every configuration, so on-board energy is the same
     scope on both sides: patch embedding, blocks before the cut, link encoder. ``link`` names a
     training-free link to use instead of the trained one (``identity``: what the on-board
-    blocks alone cost in accuracy, without the link's loss).
+    blocks alone cost in accuracy, without the link's loss). ``label`` tells apart checkpoints
+    of the same family, link and cut (``snn-spike@3 (label)``).
     """
     clf = load_classifier(path, head_placement="ground")
     if "codec" not in clf.hparams:
@@ -80,7 +82,8 @@ def from_checkpoint(path: str | Path, name: str | None = None,
         module = token_link(link, clf.model, clf.hparams["backbone"])
     else:
         module = clf.model.link.eval()
-    return CutConfig(name or f"{family}-{clf.hparams['codec']}@{cut}", family, clf, module)
+    default = f"{family}-{clf.hparams['codec']}@{cut}" + (f" ({label})" if label else "")
+    return CutConfig(name or default, family, clf, module)
 
 
 @torch.no_grad()
@@ -125,16 +128,17 @@ def measure(config: CutConfig, images: torch.Tensor, labels: torch.Tensor,
 
 
 def sweep(reference: str | Path, cuts: Sequence[int], checkpoints: Sequence[str | Path],
-          images: torch.Tensor, labels: torch.Tensor, progress: bool = True) -> list[dict]:
-    """The ANN split of ``reference`` at each of ``cuts``, then each ``CodecTask`` checkpoint;
-    a spiking one also behind float32 tokens (its blocks' own cost, the link apart). One model
-    in memory at a time."""
+          images: torch.Tensor, labels: torch.Tensor, progress: bool = True,
+          checkpoint_labels: Sequence[str | None] | None = None) -> list[dict]:
+    """The ANN split of ``reference`` at each of ``cuts``, then each ``CodecTask`` checkpoint
+    (named with its entry of ``checkpoint_labels``, if any); a spiking one also behind float32
+    tokens (its blocks' own cost, the link apart). One model in memory at a time."""
     rows = [measure(ann_identity(reference, c), images, labels, progress=progress) for c in cuts]
-    for path in checkpoints:
-        config = from_checkpoint(path)
+    for path, label in zip(checkpoints, checkpoint_labels or [None] * len(checkpoints), strict=True):
+        config = from_checkpoint(path, label=label)
         rows.append(measure(config, images, labels, progress=progress))
         if config.family == "snn":
-            plain = from_checkpoint(path, link="identity")
+            plain = from_checkpoint(path, link="identity", label=label)
             rows.append(measure(plain, images, labels, progress=progress))
     return rows
 
@@ -180,6 +184,7 @@ def plot_cut_rows(rows: list[dict], out: str | Path, title: str = "") -> list[Pa
     axes[0].set_xlabel(f"on-board energy per inference, µJ ({EVENT_PROFILE}, measured ops)")
     axes[1].set_xscale("log")
     axes[1].set_xlabel("bytes per inference (real payloads)")
+    axes[0].xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on a short decade
     for ax in axes[:2]:
         ax.set_ylabel("test accuracy, %")
         ax.grid(alpha=0.3)

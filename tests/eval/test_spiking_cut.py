@@ -106,3 +106,11 @@ def test_spiking_blocks_can_be_measured_behind_the_identity_link(tiny_spiking_ch
     assert plain["bytes_per_inference"] > coded["bytes_per_inference"]
     # the same spiking blocks emit the same spikes; the spike link's encoder adds dense MACs
     assert plain["synops"] == coded["synops"] and plain["macs"] < coded["macs"]
+
+
+def test_labelled_checkpoints_of_one_family_link_and_cut_get_distinct_names(tiny_spiking_checkpoint):
+    plain = from_checkpoint(tiny_spiking_checkpoint)
+    a = from_checkpoint(tiny_spiking_checkpoint, label="GPU joint")
+    b = from_checkpoint(tiny_spiking_checkpoint, link="identity", label="GPU joint")
+    assert a.name == f"{plain.name} (GPU joint)"
+    assert b.name.startswith("snn-identity@") and b.name.endswith(" (GPU joint)")
