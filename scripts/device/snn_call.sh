@@ -1,13 +1,18 @@
 #!/bin/bash
-# Device call 2 (issues 25 and 22), on the machine warmed by call 1 (wheels in /tmp/site,
-# EuroSAT part a in /tmp/eurosat): the spiking satellite part at cut 3 trained for longer, the
-# learned ANN codec at cut 3 given the same epochs, and the issue-22 views-8 students beside them.
+# Device call 2 (issues 25 and 22), on the machine warmed by call 1 (EuroSAT part a in
+# /tmp/eurosat): the spiking satellite part at cut 3 trained for longer, the learned ANN codec at
+# cut 3 given the same epochs, and the issue-22 views-8 students beside them. As run on
+# 2026-12-04 (results/snn_cut_gpu, results/codec_frontier_gpu):
 #   run(carry=[".whl", ".gpu/pa"]): bash scripts/device/snn_call1.sh
-#   run(carry=[".whl", ".gpu/pb"]): E1=.. EL=.. E2=.. bash scripts/device/snn_call.sh
-# Stage 1: the three spiking blocks behind the identity link (E1 epochs, at most T1 minutes).
+#   run(carry=[".whl", ".gpu/pb"]): E1=12 EL=15 E2=10 T1=180 T2=180 E22=6 L22=470 bash scripts/device/snn_call.sh
+#   (the issue-22 sweep, the link and the ANN codec ran; stage 1 failed: jsonargparse was missing)
+#   run(carry=[".whl", ".gpu/pb"]): SKIP22=1 SKIPANN=1 E1=12 EL=15 E2=10 T1=200 T2=170 bash scripts/device/snn_call.sh
+# .whl: the wheels of sweep.sh plus jsonargparse, docstring-parser and typeshed-client (LightningCLI).
+# Stage 1: the three spiking blocks behind the identity link (E1 epochs, at most T1 seconds).
 # Beside it: the spike link (k=16, one step, Bernoulli prior, MLP ground decoder) and the ANN
 # codec (8 tokens merged, hidden 64), each EL epochs on the ANN's cached cut-3 tokens.
 # Stage 2: blocks and link together (joint) and the link alone on frozen blocks (E2 epochs, T2).
+# Only 8 files come back from a call: snn_s1.* and the logs came in a third, short call.
 E1=${E1:?}; EL=${EL:?}; E2=${E2:?}; T1=${T1:-240}; T2=${T2:-180}  # T: seconds
 # SKIP22=1 leaves out the issue-22 sweep, SKIPANN=1 the ANN codec (both done on 2026-12-04).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

@@ -9,8 +9,9 @@
 #   run(carry=[".whl", ".gpu/pa"]): bash scripts/device/call1.sh
 #   run(carry=[".gpu/pa"]):         mkdir -p /tmp/eurosat && tar xzf .gpu/pa/a.tar.gz -C /tmp/eurosat
 #   run(carry=[".whl", ".gpu/pb"]): EPOCHS=60 LIMIT=440 bash scripts/device/sweep.sh
-# (the four runs of scripts/device/runs_60ep.txt). Next, sized to the same steps:
-#   VIEWS=8 EPOCHS=8 RUNS=scripts/device/runs_views8.txt bash scripts/device/sweep.sh
+# (the four runs of scripts/device/runs_60ep.txt). The views-8 students ran from snn_call.sh
+# (a later call, beside the issue-25 trainings, so 3 threads each):
+#   OMP=3 VIEWS=8 EPOCHS=6 LIMIT=470 RUNS=scripts/device/runs_views8.txt bash scripts/device/sweep.sh
 # .whl holds the wheels the device image lacks (compressai, pytorch-msssim, snntorch, sgp4,
 # cryptography, cffi, pycparser), fetched as the device README says.
 E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}; VIEWS=${VIEWS:-1}  # OMP: threads a run
