@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from research.eval.codec_frontier import FrontierConfig, codec_frontier
+from research.eval.codec_frontier import FrontierConfig, check_resumable, codec_frontier
 
 
 def parse_args(argv: list[str] | None = None) -> FrontierConfig:
@@ -58,7 +58,11 @@ def parse_args(argv: list[str] | None = None) -> FrontierConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = parse_args(argv)
+    try:  # bad options and an out dir of another training budget: one line, not a traceback
+        config = parse_args(argv)
+        check_resumable(config)
+    except ValueError as err:
+        raise SystemExit(f"fig_codec_frontier.py: error: {err}") from None
     if torch.cuda.is_available():  # TF32 matmuls on a GPU; CPU arithmetic stays as it was
         torch.set_float32_matmul_precision("high")
     return codec_frontier(config)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -31,6 +32,18 @@ CHECKPOINTS = [
 MAKERS = {ANN_CODEC_CUT3: "python scripts/fig_rate_accuracy.py --out outputs/ann_codec_cut3 --splits 3 "
                           "--merge-tokens 8 --hidden-dim 64 --distill-weight 1 --lambdas 1e-3 "
                           "--epochs 10 --skip-images   # about 12 min on 2 CPU cores"}
+
+
+def labelled_checkpoint(value: str) -> tuple[str | None, str]:
+    """``LABEL=PATH`` -> ``(LABEL, PATH)``; a plain path -> ``(None, PATH)``. Codec file names
+    hold '=' themselves (``split3_merge=8,...``), so only a prefix without '/' is a label, and
+    a value naming an existing file is always a path."""
+    from research.paths import resolve_path
+
+    label, sep, path = value.partition("=")
+    if not sep or "/" in label or not label or Path(resolve_path(value)).is_file():
+        return None, value
+    return label, path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,15 +74,11 @@ def main(argv: list[str] | None = None) -> None:
         record = json.loads((Path(args.out) / "snn_cut.json").read_text())
         print("wrote", ", ".join(str(q) for q in plot_cut_rows(record["rows"], args.out)))
         return
-    # LABEL=PATH; a file name may hold '=' itself (codec settings), so a path that exists wins
-    labelled = [q.split("=", 1) if "=" in q and not Path(resolve_path(q)).is_file() else (None, q)
-                for q in args.checkpoints]
-    names = {path: label for label, path in labelled}
-    args.checkpoints = [path for _, path in labelled]
-    missing = [q for q in args.checkpoints if not Path(resolve_path(q)).is_file()]
+    entries = [labelled_checkpoint(q) for q in args.checkpoints]
+    missing = [q for _, q in entries if not Path(resolve_path(q)).is_file()]
     if missing and args.quick:  # a smoke run: measure what is there
         print("quick: skipping missing " + ", ".join(missing))
-        args.checkpoints = [q for q in args.checkpoints if q not in missing]
+        entries = [(label, q) for label, q in entries if q not in missing]
     elif missing:
         p.error("missing checkpoints: " + "; ".join(
             f"{q} (make it with: {MAKERS[q]})" if q in MAKERS else q for q in missing))
@@ -77,9 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         args.root, args.limit = None, args.limit or 200
     dm = EuroSATDataModule(root=args.root)
     images, labels = random_subset(*dm.subset("test").tensors, args.limit)
-    rows = sweep(args.reference, args.cuts, [resolve_path(q) for q in args.checkpoints],
-                 images, labels, checkpoint_labels=[names[q] for q in args.checkpoints])
-    meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+    rows = sweep(args.reference, args.cuts, [resolve_path(q) for _, q in entries],
+                 images, labels, checkpoint_labels=[label for label, _ in entries])
+    meta = {"command": "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]),
             "images": len(images), "source": args.root or "embedded",
             "counted": "patch embedding, blocks before the cut, link encoder (compress); "
                        "norms, biases, softmax and entropy coding not counted"}

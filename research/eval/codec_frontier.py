@@ -245,8 +245,8 @@ def _training(row: dict) -> tuple:
 def variable_rate_gaps(rows: list[dict]) -> list[dict]:
     """Per rate level: the variable-rate student's accuracy minus the fixed-rate students' at the
     same bytes (linear in log-bytes between the two nearest fixed points; ``None`` outside their
-    range, where no honest comparison exists). Only students of the same architecture, epochs and
-    device are compared."""
+    range, where no honest comparison exists). Only students of the same architecture, epochs,
+    views and device are compared."""
     gaps = []
     for row in (r for r in rows if r["method"] == "student variable"):
         fixed = sorted((r for r in rows if r["method"] == "student fixed" and _training(r) == _training(row)),
@@ -279,7 +279,7 @@ _ARCH_MARKERS = {"grid=2,latent=32": "o", "grid=4,latent=16": "s", "grid=4,laten
 
 
 def _student_label(row: dict) -> str:
-    """One legend entry per method, architecture, epochs and device."""
+    """One legend entry per method, architecture, epochs (x views) and device."""
     device = row.get("device", "cpu")
     architecture = _architecture(row)
     return (f"{row['method']} @ split 0" + (f", {architecture}" if architecture else "")
@@ -315,9 +315,12 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
             variable = "variable" in label
             marker = "*" if variable else _ARCH_MARKERS.get(_architecture(group[0]), "o")
             augmented = group[0].get("views", 1) > 1  # trained on augmented views: another colour
+            if variable:
+                colour = "tab:blue" if augmented else "k" if on_gpu else "0.55"
+            else:
+                colour = "tab:purple" if augmented else "tab:red"
             style = {"marker": marker, "ls": "-" if variable else "none", "lw": 1.6, "ms": 9 if variable else 6,
-                     "color": ("tab:blue" if augmented else "k" if on_gpu else "0.55") if variable
-                     else "tab:purple" if augmented else "tab:red",
+                     "color": colour,
                      "mfc": None if on_gpu or variable else "none"}
             if on_gpu:
                 zoom.append((x, y, style))
@@ -363,15 +366,29 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     return save_figure(fig, out, "frontier")
 
 
+def check_resumable(config: FrontierConfig) -> None:
+    """Refuse an ``out`` whose journal holds this config's runs with other epochs or views:
+    resuming them would mix two training budgets under one name."""
+    journal = config.out / "rows.jsonl"
+    names = {x["name"] for x in _student_runs(config)}
+    other = sorted({r["run"] for r in _journal(journal) if r["run"] in names
+                    and (r.get("epochs"), r.get("views", 1)) != (config.epochs, config.views)})
+    if config.train and other:
+        raise ValueError(f"{journal} holds runs {other} trained with other epochs or views than "
+                         f"--epochs {config.epochs} --views {config.views}; use another --out")
+
+
 def codec_frontier(config: FrontierConfig) -> dict:
     """Train and measure the students, join the sweep's rows, write the figure and tables."""
     config = config.with_defaults()
     config.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    check_resumable(config)
+    journal = config.out / "rows.jsonl"
+    names = {x["name"] for x in _student_runs(config)}
     reference = reference_model(config)
     dm, weights, reference_acc = reference.dm, reference.weights, reference.acc
     labels = dm.subset("test").tensors[1]
-    journal = config.out / "rows.jsonl"
     done = {r["run"] for r in _journal(journal)}
     train_dm = None
     for run in _student_runs(config) if config.train else []:
@@ -383,7 +400,6 @@ def codec_frontier(config: FrontierConfig) -> dict:
         rows = test_student(task, dm, run, flops, train_s, config.epochs, config.views)
         with journal.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
-    names = {x["name"] for x in _student_runs(config)}
     student = [r for r in _journal(journal) if not config.train or r["run"] in names]
     student += [r for path in config.join or [] for r in _journal(Path(path)) if r["family"] == "student"]
     rows = baseline_rows(config.baseline_rows, config.backbone) + student

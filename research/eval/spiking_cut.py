@@ -70,7 +70,7 @@ def from_checkpoint(path: str | Path, name: str | None = None,
     scope on both sides: patch embedding, blocks before the cut, link encoder. ``link`` names a
     training-free link to use instead of the trained one (``identity``: what the on-board
     blocks alone cost in accuracy, without the link's loss). ``label`` tells apart checkpoints
-    of the same family, link and cut (``snn-spike@3 (label)``).
+    of the same family, link and cut (``snn-spike@3 (label)``); an explicit ``name`` wins.
     """
     clf = load_classifier(path, head_placement="ground")
     if "codec" not in clf.hparams:

@@ -29,10 +29,14 @@ data = TensorDataset(torch.randn(batch * 45, 3, 64, 64), torch.randint(0, 10, (b
 
 
 class Clock(L.Callback):
-    stamps: list[float] = []
+    """The wall time at the end of every training step (after the GPU's queue drains)."""
 
-    def on_train_batch_end(self, trainer, *args):
-        torch.cuda.synchronize() if torch.cuda.is_available() else None
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         self.stamps.append(time.perf_counter())
 
 

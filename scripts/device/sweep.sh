@@ -1,6 +1,7 @@
 #!/bin/bash
-# Device call 2 (issue 22): four split-0 students trained in parallel on one GPU from one token
-# cache, each measured with real bytes on the 5,400 test images. EPOCHS from call 1's probe.
+# Device call 2 (issue 22): split-0 students (one per line of RUNS) trained in parallel on one GPU
+# from one token cache, each measured with real bytes on the 5,400 test images. EPOCHS from call
+# 1's probe.
 #
 # EuroSAT (88 MiB) is larger than what one device call carries (64 MiB with the working tree), so
 # it travels as two tarballs of the ImageFolder, .gpu/pa/a.tar.gz and .gpu/pb/b.tar.gz (made with
@@ -16,7 +17,9 @@
 # cryptography, cffi, pycparser), fetched as the device README says.
 E=${EPOCHS:?set EPOCHS}; B=${BATCH:-256}; LIMIT=${LIMIT:-420}; VIEWS=${VIEWS:-1}  # OMP: threads a run
 RUNS=${RUNS:-scripts/device/runs_60ep.txt}  # one training per line: NAME fig_codec_frontier options
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
+# SKIP_PIP=1: /tmp/site is filled already (by a caller whose other runs import from it meanwhile)
+[ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled SATEDGE_CACHE=/tmp/cache
 # part a was unpacked to /tmp/eurosat by the call before (same machine, still warm)
 [ -d /tmp/eurosat/AnnualCrop ] || { echo "EuroSAT part a is gone: the machine was not kept"; exit 3; }

@@ -44,6 +44,8 @@ def test_frontier_minimal_then_rerun_measures_nothing_again(tmp_path: Path, fake
     again = codec_frontier(_minimal(tmp_path, fake_root))
     assert (tmp_path / "rows.jsonl").read_text() == journal  # nothing retrained or re-measured
     assert len(again["rows"]) == len(record["rows"])
+    with pytest.raises(ValueError, match="other epochs or views"):  # not resumed as if the same run
+        codec_frontier(_minimal(tmp_path, fake_root, views=2))
     # students trained elsewhere join another run's figure; nothing is trained there
     joined = codec_frontier(_minimal(tmp_path / "joined", fake_root, train=False, join=[tmp_path / "rows.jsonl"]))
     assert sorted(r["setting"] for r in joined["rows"]) == sorted(r["setting"] for r in rows)
@@ -77,8 +79,8 @@ def test_variable_rate_gaps_interpolate_in_log_bytes() -> None:
 
 
 def test_variable_rate_gaps_compare_only_the_same_training() -> None:
-    """A longer-trained fixed student (more epochs, another device) or another architecture is
-    not the reference a variable-rate student is judged against."""
+    """A longer-trained fixed student (more epochs or views, another device) or another
+    architecture is not the reference a variable-rate student is judged against."""
     def row(method, setting, b, a, epochs=2, device="cpu", views=1):
         return {"method": method, "setting": setting, "epochs": epochs, "device": device,
                 "views": views, "bytes_per_inference": b, "acc": a}

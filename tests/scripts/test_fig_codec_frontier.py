@@ -34,3 +34,11 @@ def test_bench_codec_times_the_student_and_image_formats(tmp_path: Path) -> None
     assert record["threads"] == 1 and record["command"].startswith("python scripts/bench_codec.py")
     with pytest.raises(ValueError, match="--image-formats 'gif'"):
         script["main"](["--quick", "--links", "int8", "--image-formats", "gif", "--out", str(out)])
+
+
+def test_an_out_dir_of_another_training_budget_is_refused_in_one_line(tmp_path: Path) -> None:
+    row = {"family": "student", "method": "student variable", "run": "student_variable", "epochs": 60,
+           "views": 1, "setting": "grid=2,latent=32,rate=0,lambda=0.003", "bytes_per_inference": 50.0, "acc": 0.8}
+    (tmp_path / "rows.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(SystemExit, match="other epochs or views"):
+        runpy.run_path(str(SCRIPTS / "fig_codec_frontier.py"))["main"](["--out", str(tmp_path), "--epochs", "6", "--views", "8"])
