@@ -291,8 +291,8 @@ def regime_map(cfg: FedConfig, setup: Setup, ledger_rows: Sequence[dict], out: P
     write_rows(runs, out, "fed_regime_runs", meta=meta)
     points = over_seeds(per_seed)
     write_rows(points, out, "fed_regime", meta=meta)
-    what = ("the head trained on frozen features" if cfg.model.trainable == "head" else
-            f"embedding + LoRA (rank {cfg.model.lora_rank}) + head trained: on board, or by "
+    what = ("The head trained on frozen features" if cfg.model.trainable == "head" else
+            f"Embedding + LoRA (rank {cfg.model.lora_rank}) + head trained: on board, or by "
             f"split learning (activations down, gradients up every step)")
     rounds = (f"{k_of[seeds[0]]} rounds" if len(seeds) == 1 else
               "each seed's rounds (" + ", ".join(f"seed {s}: {k}" for s, k in k_of.items())
