@@ -22,21 +22,7 @@ import torch
 
 from research.data import EuroSATDataModule
 from research.tasks import ClassificationTask
-
-
-class StepTimer(L.Callback):
-    """Wall time from the first measured batch's start to the last batch's end."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = self.end = 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.warmup:  # global: batch_idx restarts every epoch
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.end = time.perf_counter()
+from research.tasks.timing import StepTimer
 
 
 def make_task(args: argparse.Namespace) -> ClassificationTask:

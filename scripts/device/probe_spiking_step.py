@@ -2,13 +2,13 @@
 
 Random images stand in for EuroSAT: a step's time does not depend on their values (the spiking
 blocks skip calibration here; thresholds change spike counts a little, not the dense work).
-Prints seconds per step (steps 10..40) and per 18,900-image epoch as JSON, to size the epochs.
+Prints seconds per step (the 30 after 10 warm-up steps) and per 18,900-image epoch as JSON, to
+size the epochs.
 
     python scripts/device/probe_spiking_step.py [BATCH] [CODEC]   # CODEC: identity (stage 1) or spike
 """
 import json
 import sys
-import time
 
 import lightning as L
 import torch
@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from research.paths import DEFAULT_CLASSIFIER
 from research.tasks.codec import CodecTask
+from research.tasks.timing import StepTimer
 
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 128
 codec = sys.argv[2] if len(sys.argv) > 2 else "identity"
@@ -28,21 +29,9 @@ task._calibrated = True
 data = TensorDataset(torch.randn(batch * 45, 3, 64, 64), torch.randint(0, 10, (batch * 45,)))
 
 
-class Clock(L.Callback):
-    """The wall time at the end of every training step (after the GPU's queue drains)."""
-
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.stamps.append(time.perf_counter())
-
-
-clock = Clock()
+clock = StepTimer(warmup=10)
 L.Trainer(max_steps=40, accelerator="auto", logger=False, enable_checkpointing=False, callbacks=[clock],
           enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0,
           limit_val_batches=0).fit(task, DataLoader(data, batch_size=batch, shuffle=True, drop_last=True))
-step_s = (clock.stamps[39] - clock.stamps[9]) / 30
+step_s = clock.seconds_per_step
 print(json.dumps({"batch": batch, "codec": codec, "step_s": step_s, "epoch_s_18900": step_s * (18900 // batch)}))
