@@ -188,8 +188,13 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
 
     panels = sorted({(p["isls"], p["reuse_features"]) for p in points},
                     key=lambda k: (k[0] != "isl", not k[1]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.0, 3.9),
-                             squeeze=False)
+    width = 4.2 * len(panels) + 1.0
+    # room under the axes for tick labels, the axis label and the caption, whatever its length
+    # (7-pt text wraps at about 20 characters an inch)
+    caption_lines = math.ceil(len(caption) / (20 * width)) + caption.count("\n")
+    bottom_in = 0.75 + 0.13 * caption_lines
+    height = 2.9 + bottom_in
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
     for ax, (isl, reuse) in zip(axes[0], panels, strict=True):
         grid = np.full((len(backbones), len(factors)), np.nan)
         ratio_grid = np.full_like(grid, np.nan)  # finite ratios only: where the lines are drawn
@@ -224,8 +229,9 @@ def plot_regime(points: Sequence[dict], out: Path, *, backbones: Sequence[str],
         ax.set_title(f"{'ISLs' if isl == 'isl' else 'no ISLs'}, features "
                      f"{'reused' if reuse else 'recomputed'}", fontsize=9)
     axes[0][0].set_ylabel("backbone")
-    fig.subplots_adjust(bottom=0.3, right=0.86, wspace=0.25)
-    cax = fig.add_axes((0.89, 0.3, 0.015, 0.58))
+    bottom = bottom_in / height
+    fig.subplots_adjust(bottom=bottom, top=1 - 0.3 / height, right=0.86, wspace=0.25)
+    cax = fig.add_axes((0.89, bottom, 0.015, 1 - 0.3 / height - bottom))
     fig.colorbar(im, cax=cax, label="log10(collaborative / best on-board)")
     fig.text(0.02, 0.01, caption, fontsize=7, va="bottom", wrap=True)
     return save_figure(fig, out, "fed_regime")
