@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     for c in meta["comparisons"]:
         print(f"load {c['per_orbit']:>5g} floor {c['floor']:.3f}: best fixed "
               f"{c['best_fixed_latency']} p95 {c['best_fixed_p95_s']:.0f} s; greedy p95 "
-              f"{c.get('greedy_latency_p95_s', math.nan):.0f} s, offline "
+              f"{c.get('greedy_latency_p95_s', math.nan):.0f} s (isolation bound "
+              f"{c.get('isolation_bound_p95_s', math.nan):.0f} s), offline "
               f"{c.get('oracle_latency_p95_s', math.nan):.0f} s (mean bound "
               f"{c.get('bound_latency_mean_s', math.nan):.0f} s); energy fixed "
               f"{c['best_fixed_energy_j']:.0f} J greedy {c.get('greedy_energy_energy_j', math.nan):.0f}"

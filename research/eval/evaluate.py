@@ -33,6 +33,7 @@ from research.eval.ledger import LedgerRow, check_row, summarise, write_ledger
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.eval.schemes import ANSWER_BYTES, SchemeOutput, build_scheme
 from research.opt import FixedPolicy, Option, OptionBank, Policy, PolicyContext, build_policy
+from research.opt.isolation import isolated_latencies
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources, NetworkState
 from research.orbit.routing import TransferResult
@@ -40,7 +41,7 @@ from research.tasks.loading import load_classifier
 from research.workload import Capture, get_sensor, orbital_period_s, schedule_captures
 
 __all__ = ["Capture", "EvalResult", "calibration_images", "captures_for", "evaluate",
-           "option_bank", "policy_context", "random_subset", "run_policies", "run_schemes",
+           "isolation_latencies", "option_bank", "policy_context", "random_subset", "run_policies", "run_schemes",
            "simulate_policy", "simulate_scheme", "test_images"]
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,29 @@ def simulate_policy(policy: Policy, outputs: dict[str, SchemeOutput], captures: 
         else:
             finish(scene)
     return [rows[c.index] for c in captures]
+
+
+def isolation_latencies(outputs: dict[str, SchemeOutput], captures: list[Capture],
+                        position: dict[int, int], plan: ContactPlan, network: NetworkResources,
+                        scenario: EvalScenario, progress: bool = False) -> np.ndarray:
+    """``[captures, schemes]`` seconds from capture to answer of each scene answered by each
+    scheme with the network to itself (:mod:`research.opt.isolation`): the scene's bytes and
+    compute as :func:`simulate_policy` counts them, on no other traffic."""
+    sat_p, ground_p = scenario.satellite_profile, scenario.ground_profile
+    shape = (len(captures), len(outputs))
+    payload, compute, ground, up, head, answer = (np.zeros(shape) for _ in range(6))
+    for c, cap in enumerate(captures):
+        idx = [position[i] for i in cap.sample]
+        for o, out in enumerate(outputs.values()):
+            payload[c, o] = float(np.mean(out.payload_bytes[idx])) * cap.tiles
+            compute[c, o] = sat_p.seconds(out.flops_onboard * cap.tiles)
+            ground[c, o] = ground_p.seconds(out.flops_ground * cap.tiles)
+            up[c, o] = out.return_bytes * cap.tiles
+            head[c, o] = sat_p.seconds(out.flops_return_onboard * cap.tiles)
+            answer[c, o] = ANSWER_BYTES * cap.tiles
+    return isolated_latencies(plan, network, captures, payload, compute, ground,
+                              return_bytes=up, return_compute_s=head, answer_bytes=answer,
+                              progress=progress)
 
 
 _CAPTURE, _DOWN, _UP, _ANSWER = range(4)  # event kinds; a capture's own events never tie

@@ -9,7 +9,12 @@ as in :mod:`research.eval.load`) and, each on a fresh
 - every scheme as a ``fixed`` policy (the same bank of options the adaptive policies get);
 - per accuracy floor, the ``greedy`` policy minimising latency and the one minimising on-board
   energy, and the ``oracle`` with each objective (its LP bound and the rounded schedule played
-  in the simulator).
+  in the simulator);
+- per accuracy floor, the isolation bound on p50 and p95 latency (:mod:`research.opt.isolation`:
+  every scene with the network to itself, exact at the simulator's resolution), and per fixed
+  scheme its own p95 in isolation (what of its latency is contention). Every policy's ledger is
+  checked against the per-scene isolated latencies (``isolation_violations``: scenes answered
+  sooner than alone, 0 unless the bound is wrong).
 
 A row per (load, policy, floor) records realised accuracy, the expected accuracy of the options
 chosen, delivery, p50/p95 latency (``latency_p95_all_s`` counts undelivered scenes as never
@@ -31,6 +36,7 @@ from tqdm.auto import tqdm
 
 from research.eval.evaluate import (
     calibration_images,
+    isolation_latencies,
     run_policies,
     run_schemes,
     test_images,
@@ -39,6 +45,7 @@ from research.eval.ledger import LedgerRow, summarise
 from research.eval.load import captures_at_load, check_loads
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.figures import load_axes, save_figure
+from research.opt.isolation import percentile_bound
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources
 from research.records import write_rows
@@ -47,10 +54,20 @@ from research.workload import get_sensor, orbital_period_s
 __all__ = ["comparisons", "plot_policies", "policy_rows", "policy_sweep", "write_policy_sweep"]
 
 
-def _p95_all(ledger: list[LedgerRow]) -> float:
-    """p95 latency over every scene, an undelivered one counted as never answered."""
+def _percentile_all(ledger: list[LedgerRow], q: float = 95.0) -> float:
+    """A latency percentile over every scene, an undelivered one counted as never answered
+    (numpy's ``higher`` method: a scene's own latency, as the isolation bound counts it)."""
     lat = np.array([r.latency_s if r.delivered else math.inf for r in ledger])
-    return float(np.percentile(lat, 95, method="higher")) if len(lat) else math.nan
+    return float(np.percentile(lat, q, method="higher")) if len(lat) else math.nan
+
+
+def isolation_violations(ledger: list[LedgerRow], isolated: np.ndarray, names: Sequence[str],
+                         tolerance_s: float = 1e-6) -> int:
+    """Scenes a ledger answers sooner than their chosen option could alone (``isolated`` in
+    capture order, a column per option ``names``): any is a bug in the bound or the simulator."""
+    column = {n: k for k, n in enumerate(names)}
+    return sum(1 for c, r in enumerate(ledger) if r.delivered
+               and r.latency_s < isolated[c, column[r.option]] - tolerance_s)
 
 
 def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info: dict,
@@ -63,7 +80,8 @@ def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info:
            "kind": info["kind"], "objective": info.get("objective", ""),
            "expected_accuracy": sum(expected[o] * k for o, k in mix.items()) / n,
            **{k: v for k, v in entry.items() if k != "scheme"},
-           "latency_p95_all_s": _p95_all(ledger),
+           "latency_p95_all_s": _percentile_all(ledger, 95),
+           "latency_p50_all_s": _percentile_all(ledger, 50),
            "within_deadline_fraction": float(np.mean(
                [r.delivered and r.latency_s <= deadline_s for r in ledger])),
            "options": json.dumps({o: k for o, k in mix.items() if k})}
@@ -105,16 +123,28 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
             specs.append((floor, {"kind": "oracle", "floor": floor, "objective": objective,
                                   "floor_mode": floor_mode}))
     rows: list[dict] = []
+    names = list(outputs)
+    accuracy = np.array([expected[n] for n in names])
     for load in tqdm(list(loads), desc="loads", disable=not progress):
         captures = captures_at_load(scenario, plan, load, len(images), period)
+        isolated = isolation_latencies(outputs, captures, position, plan, network, scenario)
+        bounds = {floor: {f"isolation_bound_p{q}_s": percentile_bound(isolated, accuracy, floor,
+                                                                      floor_mode, q)
+                          for q in (50, 95)} for floor in floors}
         for floor, spec in tqdm(specs, desc=f"policies at {load:g}", leave=False,
                                 disable=not progress):
             if spec["kind"] == "oracle" and load > oracle_max_load:
                 continue
             ledger, info = run_policies(scenario, outputs, captures, labels_np, position, plan,
                                         network, [spec], period)
-            rows.append(policy_rows(load, floor, ledger, next(iter(info.values())), expected,
-                                    period))
+            row = policy_rows(load, floor, ledger, next(iter(info.values())), expected, period)
+            row["isolation_violations"] = isolation_violations(ledger, isolated, names)
+            if floor is None:  # a fixed scheme: its own p95 with the network to itself
+                column = isolated[:, names.index(spec["option"])]
+                row["isolation_p95_s"] = float(np.percentile(column, 95, method="higher"))
+            else:
+                row.update(bounds[floor])
+            rows.append(row)
     sensor = get_sensor(scenario.captures.sensor)
     meta = {"scenario": scenario.name, "orbital_period_s": period, "horizon_s": plan.horizon_s,
             "sensor": sensor.to_dict(), "realistic_per_orbit": sensor.scenes_per_orbit(period),
@@ -168,6 +198,7 @@ def comparisons(rows: list[dict]) -> list[dict]:
                     continue
                 tag = f"{r['kind']}_{r['objective']}"
                 entry[f"{tag}_p95_s"] = r["latency_p95_all_s"]
+                entry[f"{tag}_p50_s"] = r.get("latency_p50_all_s", math.nan)
                 entry[f"{tag}_mean_s"] = r["latency_mean_s"]
                 entry[f"{tag}_energy_j"] = r["energy_onboard_j"]
                 entry[f"{tag}_delivered"] = r["delivered_fraction"]
@@ -180,12 +211,21 @@ def comparisons(rows: list[dict]) -> list[dict]:
                 if "bound_latency_mean_s" in r:
                     entry["bound_latency_mean_s"] = r["bound_latency_mean_s"]
                     entry["bound_latency_delivered"] = r["bound_delivered_fraction"]
+                for q in (50, 95):
+                    if f"isolation_bound_p{q}_s" in r:
+                        entry[f"isolation_bound_p{q}_s"] = r[f"isolation_bound_p{q}_s"]
+            entry["best_fixed_isolation_p95_s"] = by_lat.get("isolation_p95_s")
             lat, eng = entry.get("greedy_latency_p95_s"), entry.get("greedy_energy_energy_j")
             if lat is not None:
                 entry["greedy_p95_reduction"] = _reduction(lat, entry["best_fixed_p95_s"])
                 if "best_fixed_realised_p95_s" in entry:
                     entry["greedy_p95_reduction_realised"] = _reduction(
                         lat, entry["best_fixed_realised_p95_s"])
+                if "isolation_bound_p95_s" in entry:
+                    entry["greedy_p95_over_isolation"] = _excess(lat,
+                                                                 entry["isolation_bound_p95_s"])
+                    entry["greedy_p50_over_isolation"] = _excess(
+                        entry["greedy_latency_p50_s"], entry["isolation_bound_p50_s"])
                 if "oracle_latency_p95_s" in entry:
                     entry["greedy_p95_over_oracle"] = _excess(lat, entry["oracle_latency_p95_s"])
                     entry["oracle_p95_reduction"] = _reduction(entry["oracle_latency_p95_s"],
@@ -296,6 +336,12 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
             if kind == "oracle" and objective == "energy" and not latency:
                 ax.plot(x, [r["bound_energy_onboard_j"] / 1e3 for r in pts], color="black",
                         marker="v", ls=":", label="energy LP bound (none spends less)")
+        x, pts = series(lambda r, f=level: r["kind"] == "greedy" and r["floor"] == f
+                        and r["objective"] == "latency" and "isolation_bound_p95_s" in r)
+        if latency and pts:
+            ax.plot(x, [_minutes(r["isolation_bound_p95_s"]) for r in pts], color="black",
+                    marker="^", ls=":", label="isolation bound on p95 (each scene alone: "
+                    "none is faster)")
         ax.set_title(f"({'abc'[[p[0] for p in panels].index(ax)]}) "
                      + ("p95 latency" if latency else "on-board energy (compute + transmit)")
                      + f" at an expected-accuracy floor of {level:g}\n(dotted: fixed schemes "
@@ -310,8 +356,12 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
             ax.axhline(meta["orbital_period_s"] / 60, color="grey", ls="--", lw=0.8)
             ax.set_ylabel("p95 latency over all scenes (min; gaps: >5% lost)")
     ax_en.set_ylabel("on-board energy per scene (kJ; gaps: scenes lost)")
-    handles, names = ax_en.get_legend_handles_labels()
-    fig.legend(handles, names, fontsize=7, loc="lower center", ncol=7, frameon=False)
+    legend: dict = {}  # every panel's entries once (the isolation bound is on latency only)
+    for ax in (ax_en, ax_lat):
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), fontsize=7, loc="lower center", ncol=7,
+               frameon=False)
 
     target = min(loads, key=lambda x: abs(math.log(x / real)) if real else -x)
     here = [r for r in rows if r["per_orbit"] == target]

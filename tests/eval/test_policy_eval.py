@@ -6,6 +6,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 
 from research.eval import ScenarioError, evaluate, parse_scenario
@@ -101,7 +102,21 @@ def test_policy_sweep_compares_every_policy_with_the_best_fixed_scheme(raw_scena
         1 + 1e-6)
     assert oracle["latency"]["bound_latency_mean_s"] <= oracle["latency"]["latency_mean_s"] * (
         1 + 1e-6)
+    # the isolation bound: no scene sooner than alone, no schedule keeping the floor under it
+    assert all(r["isolation_violations"] == 0 for r in rows)
+    for load in (2.0, 4.0):
+        here = [r for r in rows if r["per_orbit"] == load]
+        (bound,) = {r["isolation_bound_p95_s"] for r in here if r["kind"] == "greedy"}
+        (median,) = {r["isolation_bound_p50_s"] for r in here if r["kind"] == "greedy"}
+        assert 0 < median <= bound and math.isfinite(median)
+        for r in here:
+            if r["kind"] == "fixed":
+                assert r["isolation_p95_s"] <= r["latency_p95_all_s"] + 1e-6
+            if r["kind"] in ("fixed", "greedy"):
+                assert r["latency_p95_all_s"] >= bound - 1e-6
+                assert r["latency_p50_all_s"] >= median - 1e-6
     c = meta["comparisons"][-1]
+    assert c["greedy_p50_over_isolation"] >= -1e-9
     assert c["oracle_latency_p95_s"] == oracle["latency"]["latency_p95_all_s"]
     assert c["oracle_energy_energy_j"] == oracle["energy"]["energy_onboard_j"]
     assert [c["per_orbit"] for c in meta["comparisons"]] == [2.0, 4.0]
@@ -169,3 +184,32 @@ def test_only_an_offline_policy_sees_the_workload(with_policies, monkeypatch):
         monkeypatch.setattr(cls, "prepare", spy)
     evaluate(parse_scenario(with_policies, "tiny.yaml"), progress=False)
     assert seen == {"greedy": 0, "oracle": 12}  # (each oracle is given all 12)
+
+
+def test_a_scene_alone_takes_its_isolated_latency_and_never_less_among_others(scenario):
+    from research.eval.evaluate import (
+        captures_for,
+        isolation_latencies,
+        run_policies,
+        run_schemes,
+        test_images,
+    )
+
+    plan = scenario.orbit.build()
+    images, labels = test_images(scenario)
+    captures = captures_for(scenario, plan, len(images))
+    outputs, _ = run_schemes(scenario, images, False)
+    position = {i: i for i in range(len(images))}
+    isolated = isolation_latencies(outputs, captures, position, plan, scenario.network, scenario)
+    assert isolated.shape == (12, len(outputs)) and np.isfinite(isolated).any()
+    for o, name in enumerate(outputs):
+        spec = [{"kind": "fixed", "option": name}]
+        for c in (0, 5):  # each capture alone on the network: exactly its isolated latency
+            (alone,), _ = run_policies(scenario, outputs, captures[c:c + 1], labels.numpy(),
+                                       position, plan, scenario.network, spec)
+            assert (alone.latency_s == pytest.approx(isolated[c, o], abs=1e-6) if alone.delivered
+                    else isolated[c, o] == math.inf)
+        together, _ = run_policies(scenario, outputs, captures, labels.numpy(), position, plan,
+                                   scenario.network, spec)
+        assert all(r.latency_s >= isolated[c, o] - 1e-6
+                   for c, r in enumerate(together) if r.delivered)
