@@ -102,7 +102,7 @@ CODEC_SETTING = "merge=8,hidden=32,distill=1,lambda=0.0001"
 
 
 STUDENT = "satvit_small_student_split0.ckpt"
-STUDENT_RUN = "gpu_g4l16"
+STUDENT_RUN = "gpu_g4l16h64_views8_e12"
 
 
 def _rows(results: str) -> list[dict]:

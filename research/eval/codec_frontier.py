@@ -180,7 +180,8 @@ def test_student(task: CodecTask, dm: EuroSATDataModule, run: dict, flops: int, 
     training image the student saw per epoch, part of its training budget)."""
     rows = []
     link = task.model.link
-    architecture = f"grid={link.latent_grid},latent={link.latent_dim}"
+    architecture = f"grid={link.latent_grid},latent={link.latent_dim}" + (
+        f",hidden={link.hidden_dim}" if link.hidden_dim != FrontierConfig.hidden_dim else "")
     lambdas = run.get("lmbdas") or [run["lmbda"]]
     for level, lam in enumerate(lambdas):
         task.hparams.rate_index = level if run["num_rates"] > 1 else None
@@ -233,8 +234,9 @@ def baseline_rows(path: Path | None, backbone: str, latent_dim: int = 16) -> lis
 
 
 def _architecture(row: dict) -> str:
-    """The student's latent grid and width as its row's setting names them ('' in older rows)."""
-    return ",".join(p for p in row["setting"].split(",") if p.startswith(("grid=", "latent=")))
+    """The student's latent grid and width (and its on-board width, where not the default) as its
+    row's setting names them ('' in older rows)."""
+    return ",".join(p for p in row["setting"].split(",") if p.startswith(("grid=", "latent=", "hidden=")))
 
 
 def _training(row: dict) -> tuple:
@@ -275,7 +277,10 @@ def fewest_bytes(rows: list[dict], reference_acc: float, points: float) -> dict[
     return best
 
 
-_ARCH_MARKERS = {"grid=2,latent=32": "o", "grid=4,latent=16": "s", "grid=4,latent=32": "D"}
+_ARCH_MARKERS = {"grid=2,latent=32": "o", "grid=4,latent=16": "s", "grid=4,latent=32": "D",
+                 "grid=4,latent=16,hidden=128": "^", "grid=4,latent=16,hidden=256": "v",
+                 "grid=8,latent=8": "P"}
+_AUGMENTED_COLOURS = ("tab:purple", "deeppink", "saddlebrown", "navy")  # by epochs, fewest first
 
 
 def _student_label(row: dict) -> str:
@@ -305,6 +310,8 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
     colours = plt.get_cmap("tab20")
     handles = {}
     zoom = []  # the students trained on a GPU sit close together: drawn again in an inset
+    augmented_epochs = sorted({r.get("epochs") or 0 for r in rows
+                               if r["family"] == "student" and (r.get("views") or 1) > 1})
     for index, (label, group) in enumerate(sorted(groups.items())):
         group = sorted(group, key=lambda r: r["bytes_per_inference"])
         x = [r["bytes_per_inference"] for r in group]
@@ -318,7 +325,8 @@ def plot(rows: list[dict], reference_acc: float, out: Path, title: str) -> list[
             if variable:
                 colour = "tab:blue" if augmented else "k" if on_gpu else "0.55"
             else:
-                colour = "tab:purple" if augmented else "tab:red"
+                colour = (_AUGMENTED_COLOURS[augmented_epochs.index(group[0].get("epochs") or 0)
+                                             % len(_AUGMENTED_COLOURS)] if augmented else "tab:red")
             style = {"marker": marker, "ls": "-" if variable else "none", "lw": 1.6, "ms": 9 if variable else 6,
                      "color": colour,
                      "mfc": None if on_gpu or variable else "none"}
