@@ -14,7 +14,7 @@ as in :mod:`research.eval.load`) and, each on a fresh
   every scene with the network to itself, exact at the simulator's resolution), and per fixed
   scheme its own p95 in isolation (what of its latency is contention). Every policy's ledger is
   checked against the per-scene isolated latencies (``isolation_violations``: scenes answered
-  sooner than alone, 0 unless the bound is wrong).
+  sooner than alone beyond a propagation step's slack, 0 unless the bound is wrong).
 
 A row per (load, policy, floor) records realised accuracy, the expected accuracy of the options
 chosen, delivery, p50/p95 latency (``latency_p95_all_s`` counts undelivered scenes as never
@@ -45,7 +45,7 @@ from research.eval.ledger import LedgerRow, summarise
 from research.eval.load import captures_at_load, check_loads
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.figures import load_axes, save_figure
-from research.opt.isolation import percentile_bound
+from research.opt.isolation import PROPAGATION_SLACK_S, percentile_bound
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources
 from research.records import write_rows
@@ -62,9 +62,10 @@ def _percentile_all(ledger: list[LedgerRow], q: float = 95.0) -> float:
 
 
 def isolation_violations(ledger: list[LedgerRow], isolated: np.ndarray, names: Sequence[str],
-                         tolerance_s: float = 1e-6) -> int:
-    """Scenes a ledger answers sooner than their chosen option could alone (``isolated`` in
-    capture order, a column per option ``names``): any is a bug in the bound or the simulator."""
+                         tolerance_s: float = PROPAGATION_SLACK_S) -> int:
+    """Scenes a ledger answers sooner than their chosen option could alone, by more than the
+    propagation delay's step (``isolated`` in capture order, a column per option ``names``): any
+    is a bug in the bound or the simulator."""
     column = {n: k for k, n in enumerate(names)}
     return sum(1 for c, r in enumerate(ledger) if r.delivered
                and r.latency_s < isolated[c, column[r.option]] - tolerance_s)

@@ -86,5 +86,11 @@ def test_isolated_latency_is_compute_transfer_and_ground_in_closed_form():
     # at 999 s the window closes mid-transfer: the second MB waits for the pass at 5,000 s
     assert got[1, 0] == pytest.approx(5001.0 - 999.0 + DELAY + 4.0)
     assert got[1, 1] == pytest.approx(5000.0 + 1e-3 - 999.0 + DELAY)  # ready after the window
+    # a head on board: features go back up, the head runs, the answer comes down, each leg alone
+    back = isolated_latencies(plan, NetworkResources(), caps[:1], np.array([[1e6]]),
+                              np.array([[0.0]]), np.array([[1.0]]),
+                              return_bytes=np.array([[5e5]]), return_compute_s=np.array([[2.0]]),
+                              answer_bytes=np.array([[100.0]]))
+    assert back[0, 0] == pytest.approx(1.0 + 1.0 + 0.5 + 2.0 + 1e-4 + 3 * DELAY)
     with pytest.raises(ValueError, match=r"compute_s must be \[captures, options\] = \[2, 2\]"):
         isolated_latencies(plan, NetworkResources(), caps, payload, compute[:1], ground)
