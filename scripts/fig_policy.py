@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--floor-mode", choices=["mean", "capture"], default="mean")
     p.add_argument("--oracle-max-load", type=float, default=math.inf,
                    help="skip the LP above this load (its size grows with the captures)")
+    p.add_argument("--relay-hops", type=int, default=2,
+                   help="ISL hops within which the greedy controller counts other satellites' "
+                        "contacts")
     p.add_argument("--quick", action="store_true",
                    help="experiments/eval/demo_load.yaml at 1 and 4 captures per orbit")
     p.add_argument("--replot", action="store_true",
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         args.config, args.loads, args.floors = "experiments/eval/demo_load.yaml", [1, 4], [0.9]
     scenario = load_scenario(args.config)
     rows, meta = policy_sweep(scenario, args.loads, args.floors, floor_mode=args.floor_mode,
-                              oracle_max_load=args.oracle_max_load)
+                              oracle_max_load=args.oracle_max_load, relay_hops=args.relay_hops)
     meta["command"] = "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])
     paths = write_policy_sweep(rows, meta, args.out)
     for c in meta["comparisons"]:

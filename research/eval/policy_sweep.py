@@ -96,8 +96,9 @@ def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info:
 def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequence[float], *,
                  plan: ContactPlan | None = None, network: NetworkResources | None = None,
                  oracle_max_load: float = math.inf, floor_mode: str = "mean",
-                 progress: bool = True) -> tuple[list[dict], dict]:
-    """Rows (module docstring) and the run's metadata, with :func:`comparisons`."""
+                 relay_hops: int = 2, progress: bool = True) -> tuple[list[dict], dict]:
+    """Rows (module docstring) and the run's metadata, with :func:`comparisons`; ``relay_hops``:
+    the ISL hops within which the greedy controller counts other satellites' contacts."""
     check_loads(loads)
     if not floors or any(not 0 <= f <= 1 for f in floors):
         raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
@@ -119,7 +120,7 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
     for floor in floors:
         for objective in ("latency", "energy"):
             specs.append((floor, {"kind": "greedy", "floor": floor, "objective": objective,
-                                  "floor_mode": floor_mode}))
+                                  "floor_mode": floor_mode, "relay_hops": relay_hops}))
         for objective in ("latency", "energy"):
             specs.append((floor, {"kind": "oracle", "floor": floor, "objective": objective,
                                   "floor_mode": floor_mode}))
@@ -153,7 +154,7 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
             "satellite_profile": scenario.satellite_profile.to_dict(),
             "ground_profile": scenario.ground_profile.to_dict(), "skipped": skipped,
             "loads": list(map(float, loads)), "floors": list(map(float, floors)),
-            "floor_mode": floor_mode, "expected_accuracy": expected,
+            "floor_mode": floor_mode, "relay_hops": relay_hops, "expected_accuracy": expected,
             "calibration": {"split": scenario.calibration.split,
                             "limit": scenario.calibration.limit},
             "test_images": len(images)}
