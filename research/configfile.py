@@ -8,7 +8,8 @@ dotted overrides. Mappings merge key by key, recursively; lists and scalars repl
 start from others with ``_base_: <path>`` (or a list of paths, merged in order), relative to the
 file itself; the file's own keys then merge on top. ``--set key.sub=value`` overrides parse the
 value as YAML (``5`` is an int, ``true`` a bool, ``null`` None, ``[1, 2]`` a list); a list item
-is addressed by its index (``schemes.0.quality=90``). The parsers check the merged mapping with
+is addressed by its index (``schemes.0.quality=90``), and the index one past the end appends an
+item (``schemes.3={name: webp, ...}`` on a list of three). The parsers check the merged mapping with
 :func:`check_keys`, so a typo in a file or an override is named with the nearest valid key.
 """
 
@@ -126,10 +127,14 @@ def apply_overrides(raw: Any, overrides: Sequence[str], what: str = "config",
             last = depth == len(parts) - 1
             where = ".".join(parts[:depth]) or "the top level"
             if isinstance(node, list):
-                if not (part.isdigit() and int(part) < len(node)):
+                # one past the end appends (only as the last part: an item to add, not to edit)
+                end = len(node) + 1 if last else len(node)
+                if not (part.isdigit() and int(part) < end):
                     raise error(f"{what}: override {item!r}: {where} is a list of {len(node)}; "
                                 f"{part!r} is not an index in it")
                 part = int(part)
+                if part == len(node):
+                    node.append(None)
             elif not isinstance(node, dict):
                 raise error(f"{what}: override {item!r}: {where} is {node!r}, not a mapping")
             if last:
@@ -185,7 +190,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, what: str, example: st
     parser.add_argument(
         "--set", action="append", default=[], dest="overrides", metavar="KEY.SUB=VALUE",
         help=f"override one value after merging, e.g. --set {example} (the value is read as "
-             "YAML: 5, 0.1, true, null, [1, 2]; a list item by its index: key.0.sub=...); "
+             "YAML: 5, 0.1, true, null, [1, 2]; a list item by its index: key.0.sub=..., "
+             "and one past the end appends: key.3={...} on a list of 3); "
              "repeatable; an unknown key is an error naming the nearest valid one")
 
 

@@ -3,6 +3,10 @@
     python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --out results/policy
     python scripts/fig_policy.py --quick --out outputs/figures/policy   # the demo's tiny sweep
     python scripts/fig_policy.py --replot --out results/policy   # redraw from the JSON only
+    python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --relay-hops 4 \
+        --set 'schemes.10={name: split0-student, kind: split, checkpoint: checkpoints/satvit_small_student_split0.ckpt}' \
+        --set name=policy_s2_student --floors 0.9 0.92 0.94 --out results/policy_student_hops4
+        # one more option (the split-0 student), the controller counting contacts 4 ISL hops away
 
 Writes ``<out>/policy_sweep.{csv,json,png,pdf}``: one row per (load, policy, floor); the JSON
 carries per (load, floor) the best fixed scheme meeting the floor and the policies' ratios to it
@@ -32,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--floor-mode", choices=["mean", "capture"], default="mean")
     p.add_argument("--oracle-max-load", type=float, default=math.inf,
                    help="skip the LP above this load (its size grows with the captures)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.SUB=VALUE",
+                   help="override a scenario value, e.g. add an option: --set "
+                        "'schemes.10={name: split0-student, kind: split, checkpoint: ...}'")
     p.add_argument("--relay-hops", type=int, default=2,
                    help="ISL hops within which the greedy controller counts other satellites' "
                         "contacts")
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.config, args.loads, args.floors = "experiments/eval/demo_load.yaml", [1, 4], [0.9]
-    scenario = load_scenario(args.config)
+    scenario = load_scenario(args.config, args.overrides)
     rows, meta = policy_sweep(scenario, args.loads, args.floors, floor_mode=args.floor_mode,
                               oracle_max_load=args.oracle_max_load, relay_hops=args.relay_hops)
     meta["command"] = "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])

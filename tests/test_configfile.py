@@ -76,9 +76,13 @@ def test_dotted_overrides_parse_values_as_yaml() -> None:
     assert out["data"] == {"root": None} and out["name"] == "quick run" and out["cuts"] == [1, 2]
     assert out["schemes"][0]["quality"] == 90 and raw["train"]["rounds"] == 30
     assert apply_overrides(raw, ["train.lr=0.01"])["train"]["lr"] == 0.01
+    appended = apply_overrides(raw, ["schemes.1={name: b, quality: 50}"])["schemes"]
+    assert appended == [{"name": "a", "quality": 75}, {"name": "b", "quality": 50}]
+    assert len(raw["schemes"]) == 1  # the input is not touched
     for bad, match in [("train.rounds", "not key.sub=value"), ("train..x=1", "not key.sub=value"),
                        ("train.rounds.x=1", "train.rounds is 30, not a mapping"),
-                       ("schemes.3.quality=1", "list of 1"), ("a=[1", "not valid YAML")]:
+                       ("schemes.3.quality=1", "list of 1"),
+                       ("schemes.1.quality=1", "list of 1"), ("schemes.2={name: c}", "list of 1"), ("a=[1", "not valid YAML")]:
         with pytest.raises(ValueError, match=match):
             apply_overrides(raw, [bad])
 
