@@ -3,10 +3,11 @@
     python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --out results/policy
     python scripts/fig_policy.py --quick --out outputs/figures/policy   # the demo's tiny sweep
     python scripts/fig_policy.py --replot --out results/policy   # redraw from the JSON only
-    python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --relay-hops 4 \
+    python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --relay-hops 2 \
         --set 'schemes.10={name: split0-student, kind: split, checkpoint: checkpoints/satvit_small_student_split0.ckpt}' \
-        --set name=policy_s2_student --floors 0.9 0.92 0.94 --out results/policy_student_hops4
-        # one more option (the split-0 student), the controller counting contacts 4 ISL hops away
+        --set name=policy_s2_student --floors 0.9 0.92 0.94 --out results/policy_student_hops2
+        # one more option (the split-0 student), the controller counting contacts 2 ISL hops
+        # away (the default, auto, is the plan's reach: 4 hops on this constellation)
 
 Writes ``<out>/policy_sweep.{csv,json,png,pdf}``: one row per (load, policy, floor); the JSON
 carries per (load, floor) the best fixed scheme meeting the floor and the policies' ratios to it
@@ -21,6 +22,19 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def relay_hops(text: str) -> int | str:
+    """``--relay-hops``: a non-negative integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        hops = int(text)
+    except ValueError:
+        hops = -1
+    if hops < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'auto', got {text!r}")
+    return hops
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,9 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.SUB=VALUE",
                    help="override a scenario value, e.g. add an option: --set "
                         "'schemes.10={name: split0-student, kind: split, checkpoint: ...}'")
-    p.add_argument("--relay-hops", type=int, default=2,
+    p.add_argument("--relay-hops", type=relay_hops, default="auto",
                    help="ISL hops within which the greedy controller counts other satellites' "
-                        "contacts")
+                        "contacts: an integer, or auto (the fewest within which every "
+                        "satellite nearly always has a relay in view of a station)")
     p.add_argument("--quick", action="store_true",
                    help="experiments/eval/demo_load.yaml at 1 and 4 captures per orbit")
     p.add_argument("--replot", action="store_true",

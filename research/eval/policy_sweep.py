@@ -46,6 +46,7 @@ from research.eval.load import captures_at_load, check_loads
 from research.eval.scenario import EvalScenario, ScenarioError
 from research.figures import load_axes, save_figure
 from research.opt.isolation import PROPAGATION_SLACK_S, percentile_bound
+from research.opt.outlook import DownlinkOutlook
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.network import NetworkResources
 from research.records import write_rows
@@ -96,9 +97,12 @@ def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info:
 def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequence[float], *,
                  plan: ContactPlan | None = None, network: NetworkResources | None = None,
                  oracle_max_load: float = math.inf, floor_mode: str = "mean",
-                 relay_hops: int = 2, progress: bool = True) -> tuple[list[dict], dict]:
+                 relay_hops: int | str = "auto", progress: bool = True
+                 ) -> tuple[list[dict], dict]:
     """Rows (module docstring) and the run's metadata, with :func:`comparisons`; ``relay_hops``:
-    the ISL hops within which the greedy controller counts other satellites' contacts."""
+    the ISL hops within which the greedy controller counts other satellites' contacts (``auto``:
+    the plan's :meth:`~research.opt.outlook.DownlinkOutlook.reach`, recorded as
+    ``relay_reach``)."""
     check_loads(loads)
     if not floors or any(not 0 <= f <= 1 for f in floors):
         raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
@@ -154,12 +158,21 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
             "satellite_profile": scenario.satellite_profile.to_dict(),
             "ground_profile": scenario.ground_profile.to_dict(), "skipped": skipped,
             "loads": list(map(float, loads)), "floors": list(map(float, floors)),
-            "floor_mode": floor_mode, "relay_hops": relay_hops, "expected_accuracy": expected,
+            "floor_mode": floor_mode, "relay_hops": relay_hops,
+            "relay_reach": relay_reach(plan, relay_hops), "expected_accuracy": expected,
             "calibration": {"split": scenario.calibration.split,
                             "limit": scenario.calibration.limit},
             "test_images": len(images)}
     meta["comparisons"] = comparisons(rows)
     return rows, meta
+
+
+def relay_reach(plan: ContactPlan, relay_hops: int | str) -> int:
+    """The ISL hops the greedy controller counts on ``plan`` (as :class:`GreedyPolicy` resolves
+    ``relay_hops``)."""
+    if not plan.has_isl:
+        return 0
+    return DownlinkOutlook.for_plan(plan).reach() if relay_hops == "auto" else int(relay_hops)
 
 
 def comparisons(rows: list[dict]) -> list[dict]:

@@ -8,8 +8,16 @@ cell the best station in view (one transmitter points at one station). Answering
 sending ``bits`` at ``t``, when is the last bit down and how long does the transmitter run?" is
 then two binary searches: cheap enough for an on-board controller (see ``scripts/bench_policy.py``).
 
+A satellite may also count the contacts of satellites a few ISL hops away (:meth:`relays`):
+how many hops is a question of the plan, answered by :meth:`DownlinkOutlook.reach`, the fewest
+hops within which every satellite almost always has some relay in view of a station. Too few,
+and a controller whose relays are all out of view expects minutes of waiting for every option
+(and picks on bytes alone) while the network's router gets the scene down in seconds over more
+hops.
+
 This is an estimate: a station's antenna may be taken by another satellite, ISL relays may
-deliver sooner, and the rate is the mean over a grid cell. The simulation
+deliver sooner (or later: the ISL hops are taken as instantaneous and free), and the rate is the
+mean over a grid cell. The simulation
 (:class:`research.orbit.network.NetworkState`) decides what really happens.
 """
 
@@ -25,7 +33,11 @@ import numpy as np
 from research.orbit.contact_plan import ContactPlan
 from research.orbit.isl import KIND_GROUND
 
-__all__ = ["DownlinkOutlook", "GroundCells", "ground_cells"]
+__all__ = ["REACH_COVERAGE", "DownlinkOutlook", "GroundCells", "ground_cells"]
+
+#: :meth:`DownlinkOutlook.reach`'s default: the share of the time in which the constellation has a
+#: satellite in view of a station that a satellite's relays must cover.
+REACH_COVERAGE = 0.99
 
 
 _CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -107,6 +119,8 @@ class DownlinkOutlook:
         self._cum_bits = dict(zip(self.satellites, cum_bits.tolist(), strict=True))
         self._cum_active = dict(zip(self.satellites, cum_active.tolist(), strict=True))
         self.tx_power_w = dict(zip(self.satellites, power.tolist(), strict=True))
+        self._in_view = bits.sum(axis=1) > 0  # [satellite, cell]: some station can receive
+        self._reach: dict[float, int] = {}
 
     @classmethod
     def for_plan(cls, plan: ContactPlan) -> DownlinkOutlook:
@@ -158,6 +172,31 @@ class DownlinkOutlook:
             frontier = nxt
         ordered = [plan.index(satellite)] + sorted(seen - {plan.index(satellite)})
         return [self.satellites[i] for i in ordered]
+
+    def coverage(self, satellite: str, hops: int | None) -> float:
+        """Share of the plan's grid cells in which the satellite or one within ``hops`` ISL hops
+        (``None``: any it can reach) has a station in view."""
+        reach = len(self.satellites) if hops is None else hops
+        rows = [self.plan.index(r) for r in self.relays(satellite, reach)]
+        return float(self._in_view[rows].any(axis=0).mean())
+
+    def reach(self, coverage: float = REACH_COVERAGE) -> int:
+        """The fewest ISL hops within which every satellite's relays have a station in view in at
+        least ``coverage`` of the cells where any satellite it can reach has one: how far an
+        on-board controller must count contacts not to mistake a gap in its neighbourhood's
+        contacts for a gap in the constellation's. 0 without ISLs."""
+        if not 0.0 < coverage <= 1.0:
+            raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
+        if coverage not in self._reach:
+            self._reach[coverage] = self._fewest_hops(coverage)
+        return self._reach[coverage]
+
+    def _fewest_hops(self, coverage: float) -> int:
+        full = {s: self.coverage(s, None) for s in self.satellites}
+        for hops in range(len(self.satellites)):
+            if all(self.coverage(s, hops) >= coverage * full[s] - 1e-12 for s in self.satellites):
+                return hops
+        return len(self.satellites)
 
     def finish_via(self, relays: list[str], t_start: float, n_bytes: float
                    ) -> tuple[float, float]:

@@ -302,20 +302,22 @@ class GreedyPolicy(FloorPolicy):
 
     Its estimate uses only what the satellite knows: its accelerator's queue, its own transmit
     queue, and the ground contacts in the contact plan of itself and of the satellites within
-    ``relay_hops`` ISL hops (:class:`DownlinkOutlook`; none without ISLs). It cannot see other
+    ``relay_hops`` ISL hops (:class:`DownlinkOutlook`; none without ISLs). ``relay_hops: auto``
+    (the default) takes the plan's :meth:`DownlinkOutlook.reach`, the fewest hops within which
+    every satellite nearly always has a relay in view of a station. It cannot see other
     satellites' bookings; the simulation charges what really happens.
     """
 
     PARAMS: ClassVar[dict[str, Any]] = {**FloorPolicy.PARAMS, "objective": "latency",
-                                        "relay_hops": 2}
+                                        "relay_hops": "auto"}
 
     @classmethod
     def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
         out = super().check_params(params, where)
         check_choice(out, "objective", where, OBJECTIVES)
         hops = out["relay_hops"]
-        if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
-            raise ValueError(f"{where}.relay_hops must be an integer >= 0, got {hops!r}")
+        if hops != "auto" and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 0):
+            raise ValueError(f"{where}.relay_hops must be an integer >= 0 or 'auto', got {hops!r}")
         return out
 
     @property
@@ -340,8 +342,14 @@ class GreedyPolicy(FloorPolicy):
         self.tx_free: dict[str, float] = defaultdict(float)
         self.banked: dict[str, float] = defaultdict(float)  # sum of (accuracy - floor) so far
         self.last: dict[str, int] = {}
-        hops = self.params["relay_hops"] if ctx.relay else 0
-        self.via = {s: self.outlook.relays(s, hops) for s in ctx.plan.satellites}
+        self.hops = self.reach(self.params["relay_hops"], ctx)
+        self.via = {s: self.outlook.relays(s, self.hops) for s in ctx.plan.satellites}
+
+    def reach(self, hops: int | str, ctx: PolicyContext) -> int:
+        """ISL hops whose contacts count: none without ISLs, the plan's reach for ``auto``."""
+        if not ctx.relay:
+            return 0
+        return self.outlook.reach() if hops == "auto" else int(hops)
 
     def candidates(self, satellite: str) -> list[int]:
         """Options that keep the floor for this satellite's next scene."""

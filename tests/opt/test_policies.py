@@ -96,6 +96,51 @@ def test_outlook_relays_reach_a_neighbour_with_a_contact():
     assert out.finish_via(out.relays("s0", 1), 0.0, MB) == pytest.approx((101.0, 1.0))
 
 
+def chain_plan() -> tuple:
+    """s0 - s1 - s2 - s3 joined by ISLs throughout; s2 sees the station but for the last 50 s,
+    s1 only then: s0 must count 2 hops to (nearly) always have a relay in view."""
+    isl = [(0.0, 10_000.0)]
+    return toy_plan({(2, 4, KIND_GROUND): [(0.0, 9950.0)], (1, 4, KIND_GROUND): [(9950.0, 10_000.0)],
+                     (0, 1, KIND_INTRA): isl, (1, 2, KIND_INTRA): isl, (2, 3, KIND_INTRA): isl},
+                    n_sat=4, n_gs=1)
+
+
+def test_outlook_reach_is_the_fewest_hops_that_keep_a_relay_in_view():
+    out = DownlinkOutlook(chain_plan())
+    assert out.coverage("s0", 0) == 0.0
+    assert out.coverage("s0", 1) == pytest.approx(0.005)
+    assert out.coverage("s0", 2) == out.coverage("s0", None) == 1.0
+    assert out.coverage("s3", 1) == pytest.approx(0.995)
+    assert out.reach() == 2  # s0 needs two; s3 is within 0.99 of its best at one
+    assert out.reach(1.0) == 2
+    assert out.reach(0.004) == 1  # one hop is enough for a share of 0.5% of the time
+    no_isl = toy_plan({(0, 1, KIND_GROUND): [(0.0, 100.0)]}, n_sat=1, n_gs=1)
+    assert DownlinkOutlook(no_isl).reach() == 0
+    with pytest.raises(ValueError, match=r"coverage must be in \(0, 1\], got 1.5"):
+        out.reach(1.5)
+
+
+def test_greedy_counting_too_few_hops_waits_for_a_contact_the_router_does_not_need():
+    # The image: 200 s on the downlink; the student: 300 s of Nano compute, then a few bytes.
+    # Within one hop of s0 nothing is in view until 9950 s, so both options look like a long
+    # wait and the student's fewer bytes win; counting the plan's reach (2 hops) finds s2 in view.
+    options = bank(Option("image", 0.97, 200 * MB, 0.0, 0.0),
+                   Option("student", 0.97, 10.0, 1.5e14 * 300 / 1060, 0.0))
+    plan, cap = chain_plan(), captures(1)[0]
+    near = GreedyPolicy(floor=0.95, relay_hops=1)
+    near.prepare(context(options, plan, relay=True))
+    auto = GreedyPolicy(floor=0.95)
+    auto.prepare(context(options, plan, relay=True))
+    assert (near.hops, auto.hops) == (1, 2)
+    assert auto.estimate(cap, 0.0, 0)[0] == pytest.approx(200.0, abs=10.0)
+    assert near.estimate(cap, 0.0, 0)[0] > 9000.0
+    assert near.decide(cap, 0.0) == 1
+    assert auto.decide(cap, 0.0) == 0
+    alone = GreedyPolicy(floor=0.95)
+    alone.prepare(context(options, plan, relay=False))  # without ISLs only its own contacts
+    assert alone.hops == 0
+
+
 # ---------------------------------------------------------------- policies
 def test_registry_and_parameters_fail_with_clear_messages():
     assert {"fixed", "greedy", "oracle"} <= set(list_policies())
@@ -109,15 +154,19 @@ def test_registry_and_parameters_fail_with_clear_messages():
         build_policy({"kind": "oracle", "floor_mode": "avg"})
     with pytest.raises(ValueError, match=r"policy 'fixed' needs \['option'\]"):
         build_policy({"kind": "fixed"})
-    with pytest.raises(ValueError, match="relay_hops must be an integer >= 0"):
+    with pytest.raises(ValueError, match="relay_hops must be an integer >= 0 or 'auto'"):
         build_policy({"kind": "greedy", "relay_hops": -1})
+    with pytest.raises(ValueError, match="relay_hops must be an integer >= 0 or 'auto'"):
+        build_policy({"kind": "greedy", "relay_hops": "far"})
     assert build_policy({"kind": "greedy", "floor": 0.9}).label == "greedy-latency@0.9"
 
 
 def test_labels_name_every_parameter_off_its_default():
     """Two policies that differ in any parameter must not share ledger rows."""
-    assert build_policy({"kind": "greedy", "floor": 0.9, "relay_hops": 2}).label == \
+    assert build_policy({"kind": "greedy", "floor": 0.9, "relay_hops": "auto"}).label == \
         "greedy-latency@0.9"  # a default spelt out keeps the short label
+    assert build_policy({"kind": "greedy", "floor": 0.9, "relay_hops": 2}).label == \
+        "greedy-latency@0.9,relay_hops=2"
     assert build_policy({"kind": "greedy", "floor": 0.9, "relay_hops": 0,
                          "floor_mode": "capture"}).label == \
         "greedy-latency@0.9,floor_mode=capture,relay_hops=0"
