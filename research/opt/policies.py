@@ -17,7 +17,8 @@ The simulator (:func:`research.eval.evaluate.simulate_policy`) calls the hooks:
   when its transmitter is free again).
 
 Registered here: ``fixed`` (one option for every capture: every current scheme), ``greedy`` (an
-on-board online controller) and ``oracle`` (:mod:`research.opt.oracle`, the offline bound).
+on-board online controller), ``priced`` (the greedy controller with an adaptive price on
+accuracy, spending the floor's slack where it saves most) and ``oracle`` (:mod:`research.opt.oracle`, the offline bound).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "GreedyPolicy",
     "Policy",
     "PolicyContext",
+    "PricedGreedyPolicy",
     "build_policy",
     "check_choice",
     "list_policies",
@@ -322,7 +324,7 @@ class GreedyPolicy(FloorPolicy):
 
     @property
     def label(self) -> str:
-        return self.labelled(f"greedy-{self.params['objective']}@{self.params['floor']:g}",
+        return self.labelled(f"{self.kind}-{self.params['objective']}@{self.params['floor']:g}",
                              ("objective", "floor"))
 
     def prepare(self, ctx: PolicyContext) -> None:
@@ -382,25 +384,77 @@ class GreedyPolicy(FloorPolicy):
         when the next contact is far away every option waits for it, and without that price the
         one that blocks the accelerator or transmitter longest (the whole model on board, the raw
         image) would win on a tie and delay every later scene."""
-        scored = []
-        for o in self.candidates(capture.satellite):
-            latency, energy, occupancy = self.estimate(capture, accel_free_at, o)
-            late = latency > self.deadline_s
-            size = self.bytes[o]  # last resort when no contact is in sight: send the least
-            if self.by_energy and not late:
-                key = (0, energy, latency + occupancy, size)
-            else:
-                key = (1 if self.by_energy else 0, latency + occupancy, size, energy)
-            scored.append((key, o, latency))
-        _, choice, latency = min(scored)
         sat = capture.satellite
-        self.banked[sat] += self.acc[choice] - self.floor
-        if math.isfinite(latency):  # the transmitter is busy until the scene is down
-            self.tx_free[sat] = capture.t_s + latency - self.ground[choice] * capture.tiles
-        self.last[sat] = capture.index
+        scored = []
+        for o in self.candidates(sat):
+            latency, energy, occupancy = self.estimate(capture, accel_free_at, o)
+            scored.append((self.cost(sat, o, latency, energy, occupancy), o, latency))
+        _, choice, latency = min(scored)
+        self.chosen(capture, choice, latency)
         return choice
+
+    def cost(self, satellite: str, option: int, latency: float, energy: float,
+             occupancy: float) -> tuple:
+        """The sort key of ``option`` for this scene (the lowest wins)."""
+        size = self.bytes[option]  # last resort when no contact is in sight: send the least
+        if self.by_energy and latency <= self.deadline_s:
+            return (0, energy, latency + occupancy, size)
+        return (1 if self.by_energy else 0, latency + occupancy, size, energy)
+
+    def chosen(self, capture: CaptureLike, option: int, latency: float) -> None:
+        """Book the choice: the accuracy credit, and the transmitter until the scene is down."""
+        sat = capture.satellite
+        self.banked[sat] += self.acc[option] - self.floor
+        if math.isfinite(latency):
+            self.tx_free[sat] = capture.t_s + latency - self.ground[option] * capture.tiles
+        self.last[sat] = capture.index
 
     def sent(self, capture: CaptureLike, option: int, t_free: float | None) -> None:
         """Replace the estimate by the booked time if this is the satellite's latest scene."""
         if t_free is not None and self.last.get(capture.satellite) == capture.index:
             self.tx_free[capture.satellite] = t_free
+
+
+@register_policy("priced")
+class PricedGreedyPolicy(GreedyPolicy):
+    """The greedy latency controller with a price on accuracy: it spends its credit (the mean
+    floor's slack) on the scenes where a less accurate option saves the most time, not on the
+    first scenes that can use it.
+
+    Per scene it minimises ``latency + occupancy - price * (accuracy - floor)`` (accuracy in
+    points, the price in seconds a point) among the options that keep the floor, as the offline
+    LP's Lagrangian does with its optimal multiplier. Online the multiplier is not known, so each
+    satellite adapts its own by multiplicative dual ascent: after a choice of accuracy ``a`` the
+    price is multiplied by ``exp(price_rate * (floor - a))`` (``a`` in points): it rises while the
+    satellite spends and falls while it banks, so its choices settle around the floor.
+    ``price_s`` is the starting price. Latency objective only (the floor's price in seconds).
+    """
+
+    PARAMS: ClassVar[dict[str, Any]] = {**GreedyPolicy.PARAMS, "price_s": 1.0,
+                                        "price_rate": 0.1}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], where: str = "policy") -> dict[str, Any]:
+        out = super().check_params(params, where)
+        if out["objective"] != "latency":
+            raise ValueError(f"{where}.objective must be 'latency' for policy 'priced' (its "
+                             f"price is in seconds), got {out['objective']!r}")
+        out["price_s"] = _number(out, "price_s", where, 0.0)
+        out["price_rate"] = _number(out, "price_rate", where, 0.0)
+        return out
+
+    def prepare(self, ctx: PolicyContext) -> None:
+        super().prepare(ctx)
+        start = self.params["price_s"]
+        self.price: dict[str, float] = defaultdict(lambda: start)
+
+    def cost(self, satellite: str, option: int, latency: float, energy: float,
+             occupancy: float) -> tuple:
+        surplus = 100.0 * (self.acc[option] - self.floor)
+        return (latency + occupancy - self.price[satellite] * surplus, self.bytes[option],
+                energy)
+
+    def chosen(self, capture: CaptureLike, option: int, latency: float) -> None:
+        super().chosen(capture, option, latency)
+        step = self.params["price_rate"] * 100.0 * (self.floor - self.acc[option])
+        self.price[capture.satellite] *= math.exp(max(-50.0, min(50.0, step)))

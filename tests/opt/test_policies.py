@@ -217,6 +217,51 @@ def test_greedy_does_not_block_the_accelerator_when_every_option_waits_for_a_con
     assert policy.decide(cap, 0.0) == 0  # ...but its occupancy makes the image the choice
 
 
+def test_priced_controller_spends_its_credit_where_it_saves_most():
+    # Scenes of 1 and 10 tiles in turn; the cheap option saves 1.5 s a tile on the downlink.
+    # The greedy controller spends its credit on whichever scene comes first; at a price of
+    # 1 s a point (7 points between the options) only the 10-tile scenes are worth it.
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
+    options = bank(Option("good", 0.97, 2 * MB, 0.0, 0.0), Option("cheap", 0.90, 0.5 * MB, 0.0, 0.0))
+    caps = [Capture(i, "s0", 10.0 + 50.0 * i, 10 if i % 2 else 1, (i,)) for i in range(80)]
+
+    def run(spec: dict) -> list[int]:
+        policy = build_policy(spec)
+        policy.prepare(context(options, plan))
+        return [policy.decide(c, 0.0) for c in caps]
+
+    greedy = run({"kind": "greedy", "floor": 0.95})
+    priced = run({"kind": "priced", "floor": 0.95, "price_s": 1.0, "price_rate": 0.0})
+
+    def cheap(chosen: list[int], tiles: int) -> int:
+        return sum(1 for c, o in zip(caps, chosen, strict=True) if o == 1 and c.tiles == tiles)
+
+    assert cheap(greedy, 1) > 0 and cheap(priced, 1) == 0
+    assert cheap(priced, 10) >= cheap(greedy, 10) > 0
+    for chosen in (greedy, priced):  # both keep the mean floor at every scene
+        running = np.cumsum(options.accuracy[chosen]) / np.arange(1, len(chosen) + 1)
+        assert (running >= 0.95 - 1e-12).all()
+    tiles = np.array([c.tiles for c in caps])
+    saved = {k: float(tiles[np.array(ch) == 1].sum()) for k, ch in (("g", greedy), ("p", priced))}
+    assert saved["p"] > saved["g"]  # more tiles sent cheaply for the same credit
+
+
+def test_priced_controller_raises_its_price_when_it_spends_and_lowers_it_when_it_banks():
+    plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
+    policy = build_policy({"kind": "priced", "floor": 0.95, "price_s": 2.0, "price_rate": 0.1})
+    policy.prepare(context(three_options(), plan, relay=False))
+    cap = captures(1)[0]
+    policy.chosen(cap, 1, 1.0)  # 0.97: two points banked
+    assert policy.price["s0"] == pytest.approx(2.0 * math.exp(-0.2))
+    policy.chosen(cap, 0, 1.0)  # 0.90: five points spent
+    assert policy.price["s0"] == pytest.approx(2.0 * math.exp(0.3))
+    assert policy.label == "priced-latency@0.95,price_s=2"
+    with pytest.raises(ValueError, match="objective must be 'latency' for policy 'priced'"):
+        build_policy({"kind": "priced", "objective": "energy"})
+    with pytest.raises(ValueError, match=r"policy.price_s must be a number in \[0.0, inf\]"):
+        build_policy({"kind": "priced", "price_s": -1})
+
+
 # ---------------------------------------------------------------- oracle
 def oracle_bank() -> OptionBank:
     # same bytes, different on-board compute: the energy difference is compute alone
