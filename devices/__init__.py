@@ -4,6 +4,6 @@ The one registry shared by ``snn`` (energy ledger), ``research.fed``, ``research
 ``research.eval``; it imports nothing from the repository, so every package may depend on it.
 """
 
-from devices.profiles import DeviceProfile, get_device, list_devices, register_device
+from devices.profiles import DeviceProfile, get_device, list_devices, register_device, what_if
 
-__all__ = ["DeviceProfile", "get_device", "list_devices", "register_device"]
+__all__ = ["DeviceProfile", "get_device", "list_devices", "register_device", "what_if"]

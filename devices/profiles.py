@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["DeviceProfile", "get_device", "list_devices", "register_device"]
+__all__ = ["DeviceProfile", "get_device", "list_devices", "register_device", "what_if"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,24 @@ def get_device(profile: str | DeviceProfile) -> DeviceProfile:
     if profile not in _DEVICES:
         raise ValueError(f"unknown device profile {profile!r}; expected one of {list_devices()}")
     return _DEVICES[profile]
+
+
+def what_if(base: str, factor: float) -> str:
+    """The name of a registered profile with ``base``'s throughput times ``factor`` (power and
+    memory kept, so a FLOP costs ``1 / factor`` of the energy): an on-board compute what-if,
+    ``<base>_x<factor>``, registered on first use. ``factor`` 1 is ``base`` itself."""
+    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+        raise ValueError(f"a what-if device needs a finite throughput factor > 0, got {factor!r}")
+    if factor == 1:
+        return base
+    name = f"{base}_x{factor:g}"
+    if name not in _DEVICES:
+        b = get_device(base).require_throughput()
+        register_device(DeviceProfile.dense(
+            name, b.peak_flops * factor, b.utilisation, b.power_w, b.memory_bytes,
+            f"what-if: {base} with {factor:g}x its throughput, same power and memory "
+            f"({b.source})"))
+    return name
 
 
 _GIB = 1024**3

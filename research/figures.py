@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 
@@ -26,3 +27,14 @@ def load_axes(axes, loads, label: str) -> None:
         ax.set_xticks(loads, [f"{x:g}" for x in loads])
         ax.minorticks_off()
         ax.set_xlabel(label)
+
+
+def log_scale(ax: plt.Axes, axis: str) -> None:
+    """Log scale on ``axis`` (``x`` or ``y``) when what is plotted there is positive (a tiny test
+    run may plot zeros, or nothing finite)."""
+    values = [v for line in ax.get_lines()
+              for v in (line.get_ydata() if axis == "y" else line.get_xdata())]
+    values += [v for coll in ax.collections for v in coll.get_offsets()[:, 1 if axis == "y" else 0]]
+    finite = [float(v) for v in values if np.isfinite(v)]
+    if finite and min(finite) > 0:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from devices import DeviceProfile, get_device, list_devices, register_device
+from devices import DeviceProfile, get_device, list_devices, register_device, what_if
 
 DENSE = ("jetson_nano", "jetson_orin_nx", "a100")
 PER_OP_ONLY = ("cmos45nm", "loihi")
@@ -90,3 +90,22 @@ def test_invalid_profiles_are_named():
         get_device("a100").seconds(-1)
     with pytest.raises(ValueError, match="already registered"):
         register_device(get_device("a100"))
+
+
+def test_what_if_scales_throughput_keeps_power_and_memory(monkeypatch):
+    from devices import profiles
+
+    monkeypatch.setattr(profiles, "_DEVICES", dict(profiles._DEVICES))  # registers globally
+    nano = get_device("jetson_nano")
+    name = what_if("jetson_nano", 4)
+    fast = get_device(name)
+    assert name == "jetson_nano_x4" and what_if("jetson_nano", 4.0) == name  # registered once
+    assert fast.seconds(1e12) == pytest.approx(nano.seconds(1e12) / 4)
+    assert fast.energy_j(1e12) == pytest.approx(nano.energy_j(1e12) / 4)  # same power, 1/4 time
+    assert (fast.power_w, fast.memory_bytes) == (nano.power_w, nano.memory_bytes)
+    assert what_if("jetson_nano", 1) == "jetson_nano"
+    for bad in (0, -2, float("nan"), "fast"):
+        with pytest.raises(ValueError, match="throughput factor > 0"):
+            what_if("jetson_nano", bad)
+    with pytest.raises(ValueError, match="has no throughput model"):
+        what_if("loihi", 2)

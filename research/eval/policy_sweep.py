@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -44,7 +45,7 @@ from research.eval.evaluate import (
 from research.eval.ledger import LedgerRow, summarise
 from research.eval.load import captures_at_load, check_loads
 from research.eval.scenario import EvalScenario, ScenarioError
-from research.figures import load_axes, save_figure
+from research.figures import load_axes, log_scale, save_figure
 from research.opt.isolation import PROPAGATION_SLACK_S, percentile_bound
 from research.opt.outlook import DownlinkOutlook
 from research.orbit.contact_plan import ContactPlan
@@ -52,7 +53,8 @@ from research.orbit.network import NetworkResources
 from research.records import write_rows
 from research.workload import get_sensor, orbital_period_s
 
-__all__ = ["comparisons", "plot_policies", "policy_rows", "policy_sweep", "write_policy_sweep"]
+__all__ = ["Bench", "comparisons", "plot_policies", "policy_rows", "policy_sweep", "prepare_bench",
+           "rows_at_load", "sweep_meta", "write_policy_sweep"]
 
 
 def _percentile_all(ledger: list[LedgerRow], q: float = 95.0) -> float:
@@ -94,6 +96,80 @@ def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info:
     return row
 
 
+@dataclass
+class Bench:
+    """What every load, device and policy of a sweep shares: the schemes run once on the test
+    tiles (payloads, predictions, FLOPs) and their expected accuracies, and the network."""
+
+    outputs: dict
+    expected: dict[str, float]
+    labels: np.ndarray
+    position: dict[int, int]
+    plan: ContactPlan
+    network: NetworkResources
+    period_s: float
+    skipped: list
+    test_images: int
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.outputs)
+
+
+def prepare_bench(scenario: EvalScenario, floors: Sequence[float], *,
+                  plan: ContactPlan | None = None, network: NetworkResources | None = None,
+                  progress: bool = True) -> Bench:
+    """Run the scenario's schemes once; ScenarioError for a floor no option can meet."""
+    if not floors or any(not 0 <= f <= 1 for f in floors):
+        raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
+    images, labels = test_images(scenario)
+    outputs, skipped = run_schemes(scenario, images, progress, calibration_images(scenario))
+    expected = {n: o.calibration_accuracy for n, o in outputs.items()}
+    best = max(expected.values())
+    unreachable = [f for f in floors if f > best]
+    if unreachable:
+        raise ScenarioError(f"floors {unreachable} cannot be met: the best reachable expected "
+                            f"accuracy is {best:.4f} ({max(expected, key=expected.get)})")
+    return Bench(outputs=outputs, expected=expected, labels=labels.numpy(),
+                 position={i: i for i in range(len(images))},
+                 plan=plan or scenario.orbit.build(), network=network or scenario.network,
+                 period_s=orbital_period_s(scenario.orbit.constellation.satrecs),
+                 skipped=skipped, test_images=len(images))
+
+
+def rows_at_load(bench: Bench, scenario: EvalScenario, load: float, floors: Sequence[float],
+                 specs: Sequence[tuple[float | None, dict]], *, floor_mode: str = "mean",
+                 oracle_max_load: float = math.inf, progress: bool = True) -> list[dict]:
+    """One row per ``(floor, policy spec)`` at ``load`` (module docstring), on the scenario's
+    device profiles, with the isolation bound and the violation check."""
+    names = bench.names
+    captures = captures_at_load(scenario, bench.plan, load, bench.test_images, bench.period_s)
+    isolated = isolation_latencies(bench.outputs, captures, bench.position, bench.plan,
+                                   bench.network, scenario)
+    accuracy = np.array([bench.expected[n] for n in names])
+    bounds = {floor: {f"isolation_bound_p{q}_s": percentile_bound(isolated, accuracy, floor,
+                                                                  floor_mode, q)
+                      for q in (50, 95)} for floor in floors}
+    rows = []
+    for floor, spec in tqdm(specs, desc=f"policies at {load:g}", leave=False,
+                            disable=not progress):
+        if spec["kind"] == "oracle" and load > oracle_max_load:
+            continue
+        ledger, info = run_policies(scenario, bench.outputs, captures, bench.labels,
+                                    bench.position, bench.plan, bench.network, [spec],
+                                    bench.period_s)
+        row = policy_rows(load, floor, ledger, next(iter(info.values())), bench.expected,
+                          bench.period_s)
+        row["isolation_violations"] = isolation_violations(ledger, isolated, names)
+        if floor is None:  # a fixed scheme: its own p95 with the network to itself
+            column = isolated[:, names.index(spec["option"])]
+            row["isolation_p95_s"] = float(np.percentile(column, 95, method="higher"))
+        else:
+            row.update(bounds[floor])
+        rows.append(row)
+    return rows
+
+
 def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequence[float], *,
                  plan: ContactPlan | None = None, network: NetworkResources | None = None,
                  oracle_max_load: float = math.inf, floor_mode: str = "mean",
@@ -104,23 +180,9 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
     the plan's :meth:`~research.opt.outlook.DownlinkOutlook.reach`, recorded as
     ``relay_reach``)."""
     check_loads(loads)
-    if not floors or any(not 0 <= f <= 1 for f in floors):
-        raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
-    plan = plan or scenario.orbit.build()
-    network = network or scenario.network
-    period = orbital_period_s(scenario.orbit.constellation.satrecs)
-    images, labels = test_images(scenario)
-    outputs, skipped = run_schemes(scenario, images, progress, calibration_images(scenario))
-    expected = {n: o.calibration_accuracy for n, o in outputs.items()}
-    best = max(expected.values())
-    unreachable = [f for f in floors if f > best]
-    if unreachable:
-        raise ScenarioError(f"floors {unreachable} cannot be met: the best reachable expected "
-                            f"accuracy is {best:.4f} ({max(expected, key=expected.get)})")
-    position = {i: i for i in range(len(images))}
-    labels_np = labels.numpy()
+    bench = prepare_bench(scenario, floors, plan=plan, network=network, progress=progress)
     specs: list[tuple[float | None, dict]] = [(None, {"kind": "fixed", "option": n})
-                                             for n in outputs]
+                                             for n in bench.names]
     for floor in floors:
         for objective in ("latency", "energy"):
             specs.append((floor, {"kind": "greedy", "floor": floor, "objective": objective,
@@ -129,42 +191,31 @@ def policy_sweep(scenario: EvalScenario, loads: Sequence[float], floors: Sequenc
             specs.append((floor, {"kind": "oracle", "floor": floor, "objective": objective,
                                   "floor_mode": floor_mode}))
     rows: list[dict] = []
-    names = list(outputs)
-    accuracy = np.array([expected[n] for n in names])
     for load in tqdm(list(loads), desc="loads", disable=not progress):
-        captures = captures_at_load(scenario, plan, load, len(images), period)
-        isolated = isolation_latencies(outputs, captures, position, plan, network, scenario)
-        bounds = {floor: {f"isolation_bound_p{q}_s": percentile_bound(isolated, accuracy, floor,
-                                                                      floor_mode, q)
-                          for q in (50, 95)} for floor in floors}
-        for floor, spec in tqdm(specs, desc=f"policies at {load:g}", leave=False,
-                                disable=not progress):
-            if spec["kind"] == "oracle" and load > oracle_max_load:
-                continue
-            ledger, info = run_policies(scenario, outputs, captures, labels_np, position, plan,
-                                        network, [spec], period)
-            row = policy_rows(load, floor, ledger, next(iter(info.values())), expected, period)
-            row["isolation_violations"] = isolation_violations(ledger, isolated, names)
-            if floor is None:  # a fixed scheme: its own p95 with the network to itself
-                column = isolated[:, names.index(spec["option"])]
-                row["isolation_p95_s"] = float(np.percentile(column, 95, method="higher"))
-            else:
-                row.update(bounds[floor])
-            rows.append(row)
-    sensor = get_sensor(scenario.captures.sensor)
-    meta = {"scenario": scenario.name, "orbital_period_s": period, "horizon_s": plan.horizon_s,
-            "sensor": sensor.to_dict(), "realistic_per_orbit": sensor.scenes_per_orbit(period),
-            "network": network.to_dict(), "plan": plan.summary(),
-            "satellite_profile": scenario.satellite_profile.to_dict(),
-            "ground_profile": scenario.ground_profile.to_dict(), "skipped": skipped,
-            "loads": list(map(float, loads)), "floors": list(map(float, floors)),
-            "floor_mode": floor_mode, "relay_hops": relay_hops,
-            "relay_reach": relay_reach(plan, relay_hops), "expected_accuracy": expected,
-            "calibration": {"split": scenario.calibration.split,
-                            "limit": scenario.calibration.limit},
-            "test_images": len(images)}
+        rows += rows_at_load(bench, scenario, load, floors, specs, floor_mode=floor_mode,
+                             oracle_max_load=oracle_max_load, progress=progress)
+    meta = sweep_meta(scenario, bench, floors, floor_mode, relay_hops)
+    meta["loads"] = list(map(float, loads))
     meta["comparisons"] = comparisons(rows)
     return rows, meta
+
+
+def sweep_meta(scenario: EvalScenario, bench: Bench, floors: Sequence[float], floor_mode: str,
+               relay_hops: int | str) -> dict:
+    """The metadata every policy sweep records: scenario, plan, devices, options, settings."""
+    sensor = get_sensor(scenario.captures.sensor)
+    plan, period = bench.plan, bench.period_s
+    return {"scenario": scenario.name, "orbital_period_s": period, "horizon_s": plan.horizon_s,
+            "sensor": sensor.to_dict(), "realistic_per_orbit": sensor.scenes_per_orbit(period),
+            "network": bench.network.to_dict(), "plan": plan.summary(),
+            "satellite_profile": scenario.satellite_profile.to_dict(),
+            "ground_profile": scenario.ground_profile.to_dict(), "skipped": bench.skipped,
+            "floors": list(map(float, floors)), "floor_mode": floor_mode,
+            "relay_hops": relay_hops, "relay_reach": relay_reach(plan, relay_hops),
+            "expected_accuracy": bench.expected,
+            "calibration": {"split": scenario.calibration.split,
+                            "limit": scenario.calibration.limit},
+            "test_images": bench.test_images}
 
 
 def relay_reach(plan: ContactPlan, relay_hops: int | str) -> int:
@@ -286,16 +337,6 @@ def write_policy_sweep(rows: list[dict], meta: dict, out: str | Path) -> dict[st
     return paths
 
 
-def _log_scale(ax: plt.Axes, axis: str) -> None:
-    """Log scale on ``axis`` when what is plotted there is positive (tiny test runs may be 0)."""
-    values = [v for line in ax.get_lines()
-              for v in (line.get_ydata() if axis == "y" else line.get_xdata())]
-    values += [v for coll in ax.collections for v in coll.get_offsets()[:, 1 if axis == "y" else 0]]
-    finite = [float(v) for v in values if np.isfinite(v)]
-    if finite and min(finite) > 0:
-        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
-
-
 def _energy_kj(row: dict) -> float:
     """On-board energy per scene in kJ, ``nan`` where scenes were lost (they spent less)."""
     return row["energy_onboard_j"] / 1e3 if row["delivered_fraction"] >= 0.999 else math.nan
@@ -364,7 +405,7 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
     real = meta.get("realistic_per_orbit")
     for ax, _, latency in panels:
         load_axes([ax], loads, "captures per satellite per orbit (offered load)")
-        _log_scale(ax, "y")
+        log_scale(ax, "y")
         if real:
             ax.axvline(real, color="grey", ls=":", lw=0.8)
         if latency:
@@ -398,7 +439,7 @@ def plot_policies(rows: list[dict], meta: dict, out: str | Path,
                 for r, x, y in zip(pts, xs, ys, strict=True):
                     ax_par.annotate(f"floor {r['floor']:g}", (x, y), fontsize=6, color="tab:red",
                                     xytext=(-8, 6), textcoords="offset points", ha="right")
-    _log_scale(ax_par, "x")
+    log_scale(ax_par, "x")
     ax_par.set_xlabel("p95 latency over all scenes (min)")
     ax_par.set_ylabel("realised accuracy on the scenes' test tiles (%)")
     ax_par.set_title(f"({'d' if two else 'c'}) accuracy against latency at {target:g} captures per orbit, "

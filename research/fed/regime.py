@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from devices import DeviceProfile, get_device, list_devices, register_device
+from devices import get_device, what_if
 from research.data.embedded import load_embedded
 from research.data.transforms import channel_stats, normalize
 from research.fed.clients import build_model, exchanged_state, trained_module
@@ -63,18 +63,8 @@ def target_rounds(rows: Sequence[dict], tol: float = 0.01) -> int:
 
 
 def what_if_device(factor: float, base: str = BASE_DEVICE) -> str:
-    """A registered profile with ``base``'s throughput times ``factor`` (memory and power kept):
-    an on-board compute what-if, named ``<base>_x<factor>``."""
-    if factor == 1:
-        return base
-    name = f"{base}_x{factor:g}"
-    if name not in list_devices():
-        b = get_device(base).require_throughput()
-        register_device(DeviceProfile.dense(
-            name, b.peak_flops * factor, b.utilisation, b.power_w, b.memory_bytes,
-            f"what-if: {base} with {factor:g}x its throughput, same power and memory "
-            f"({b.source})"))
-    return name
+    """:func:`devices.what_if` of the regime map's base device."""
+    return what_if(base, factor)
 
 
 def sample_images(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
