@@ -27,6 +27,7 @@ includes). This package depends on nothing else in the repository, so ``snn``, `
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 __all__ = ["DeviceProfile", "get_device", "list_devices", "register_device", "what_if"]
@@ -177,21 +178,29 @@ def get_device(profile: str | DeviceProfile) -> DeviceProfile:
     return _DEVICES[profile]
 
 
-def what_if(base: str, factor: float) -> str:
+def what_if(base: str | DeviceProfile, factor: float) -> str:
     """The name of a registered profile with ``base``'s throughput times ``factor`` (power and
     memory kept, so a FLOP costs ``1 / factor`` of the energy): an on-board compute what-if,
-    ``<base>_x<factor>``, registered on first use. ``factor`` 1 is ``base`` itself."""
-    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+    ``<base>_x<factor>``, registered on first use. ``factor`` 1 is ``base`` itself (registered
+    if it was not). A registered profile of that name with other numbers is an error."""
+    if isinstance(factor, bool) or not (isinstance(factor, numbers.Real)
+                                        and math.isfinite(factor) and factor > 0):
         raise ValueError(f"a what-if device needs a finite throughput factor > 0, got {factor!r}")
+    b = get_device(base).require_throughput()
+    if b.name not in _DEVICES:
+        register_device(b)
     if factor == 1:
-        return base
-    name = f"{base}_x{factor:g}"
+        return b.name
+    name = f"{b.name}_x{float(factor)!r}".removesuffix(".0")
+    scaled = DeviceProfile.dense(
+        name, b.peak_flops * float(factor), b.utilisation, b.power_w, b.memory_bytes,
+        f"what-if: {b.name} with {float(factor):g}x its throughput, same power and memory "
+        f"({b.source})")
     if name not in _DEVICES:
-        b = get_device(base).require_throughput()
-        register_device(DeviceProfile.dense(
-            name, b.peak_flops * factor, b.utilisation, b.power_w, b.memory_bytes,
-            f"what-if: {base} with {factor:g}x its throughput, same power and memory "
-            f"({b.source})"))
+        return register_device(scaled).name
+    if _DEVICES[name] != scaled:
+        raise ValueError(f"device profile {name!r} is registered with other numbers than "
+                         f"{b.name!r} times {factor!r}")
     return name
 
 

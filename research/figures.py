@@ -30,9 +30,10 @@ def load_axes(axes, loads, label: str) -> None:
 
 
 def log_scale(ax: plt.Axes, axis: str) -> None:
-    """Log scale on ``axis`` (``x`` or ``y``) when what is plotted there is positive (a tiny test
-    run may plot zeros, or nothing finite)."""
-    values = [v for line in ax.get_lines()
+    """Log scale on ``axis`` (``x`` or ``y``) when what is plotted there in data coordinates is
+    positive (a tiny test run may plot zeros, or nothing finite; reference lines such as
+    ``axvline`` span the axes in axes coordinates and do not count)."""
+    values = [v for line in ax.get_lines() if line.get_transform() == ax.transData
               for v in (line.get_ydata() if axis == "y" else line.get_xdata())]
     values += [v for coll in ax.collections for v in coll.get_offsets()[:, 1 if axis == "y" else 0]]
     finite = [float(v) for v in values if np.isfinite(v)]

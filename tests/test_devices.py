@@ -1,5 +1,6 @@
 """One registry of device profiles: time and energy of FLOPs, energy per op, with sources."""
 
+import numpy as np
 import pytest
 
 from devices import DeviceProfile, get_device, list_devices, register_device, what_if
@@ -104,8 +105,13 @@ def test_what_if_scales_throughput_keeps_power_and_memory(monkeypatch):
     assert fast.energy_j(1e12) == pytest.approx(nano.energy_j(1e12) / 4)  # same power, 1/4 time
     assert (fast.power_w, fast.memory_bytes) == (nano.power_w, nano.memory_bytes)
     assert what_if("jetson_nano", 1) == "jetson_nano"
-    for bad in (0, -2, float("nan"), "fast"):
+    for bad in (0, -2, float("nan"), "fast", True):
         with pytest.raises(ValueError, match="throughput factor > 0"):
             what_if("jetson_nano", bad)
+    assert what_if("jetson_nano", np.int64(2)) == "jetson_nano_x2"
+    assert what_if("jetson_nano", 1234567) != what_if("jetson_nano", 1234568)  # no rounding
+    register_device(DeviceProfile.dense("jetson_nano_x3", 1e12, 0.5, 10.0, 2**30, "mine"))
+    with pytest.raises(ValueError, match="'jetson_nano_x3' is registered with other numbers"):
+        what_if("jetson_nano", 3)
     with pytest.raises(ValueError, match="has no throughput model"):
         what_if("loihi", 2)

@@ -4,7 +4,8 @@ An option that runs a model on board (a learned split-0 encoder, a deeper cut, t
 trades on-board seconds for downlink bytes, so whether it beats sending the image depends on the
 satellite's FLOP/s more than on anything else. This sweep holds the scenario, its load and its
 options fixed and scales the satellite's throughput (:func:`devices.what_if`: the base profile's
-FLOP/s times a factor, power and memory kept; a modelled what-if, not a device), and at each
+FLOP/s times a factor, power and memory kept, so which options fit on board does not change; a
+modelled what-if, not a device), and at each
 factor runs every option fixed, the greedy controller at each floor, and the isolation bound.
 
 Rows are :func:`research.eval.policy_sweep.rows_at_load`'s with ``compute_factor``,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +47,8 @@ def compute_sweep(scenario: EvalScenario, load: float, floors: Sequence[float],
     """Rows (module docstring) and metadata with :func:`compute_comparisons`; the factors scale
     the scenario's satellite profile."""
     check_loads([load])
-    if not factors or any(not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0)
+    if not factors or any(isinstance(f, bool) or not (isinstance(f, numbers.Real)
+                                                      and math.isfinite(f) and f > 0)
                           for f in factors):
         raise ScenarioError(f"compute factors must be finite numbers > 0, got {list(factors)}")
     bench = prepare_bench(scenario, floors, progress=progress)
@@ -53,10 +56,9 @@ def compute_sweep(scenario: EvalScenario, load: float, floors: Sequence[float],
                                              for n in bench.names]
     specs += [(floor, {"kind": "greedy", "floor": floor, "objective": "latency",
                        "floor_mode": floor_mode, "relay_hops": relay_hops}) for floor in floors]
-    base = scenario.satellite_profile.name
     rows: list[dict] = []
     for factor in tqdm(sorted(factors), desc="on-board compute", disable=not progress):
-        device = get_device(what_if(base, factor))
+        device = get_device(what_if(scenario.satellite_profile, factor))
         here = dataclasses.replace(scenario, satellite_profile=device)
         for row in rows_at_load(bench, here, load, floors, specs, floor_mode=floor_mode,
                                 progress=progress):

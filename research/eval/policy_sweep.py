@@ -99,7 +99,9 @@ def policy_rows(load: float, floor: float | None, ledger: list[LedgerRow], info:
 @dataclass
 class Bench:
     """What every load, device and policy of a sweep shares: the schemes run once on the test
-    tiles (payloads, predictions, FLOPs) and their expected accuracies, and the network."""
+    tiles (payloads, predictions, FLOPs) and their expected accuracies, and the network. Which
+    schemes were skipped (``skipped``: e.g. too large for the satellite's memory) holds for
+    another device only if it has the same memory, as :func:`devices.what_if` profiles do."""
 
     outputs: dict
     expected: dict[str, float]
@@ -122,6 +124,7 @@ def prepare_bench(scenario: EvalScenario, floors: Sequence[float], *,
     """Run the scenario's schemes once; ScenarioError for a floor no option can meet."""
     if not floors or any(not 0 <= f <= 1 for f in floors):
         raise ScenarioError(f"floors must be accuracies in [0, 1], got {list(floors)}")
+    plan = plan or scenario.orbit.build()  # an orbit error before minutes of schemes
     images, labels = test_images(scenario)
     outputs, skipped = run_schemes(scenario, images, progress, calibration_images(scenario))
     expected = {n: o.calibration_accuracy for n, o in outputs.items()}
@@ -132,7 +135,7 @@ def prepare_bench(scenario: EvalScenario, floors: Sequence[float], *,
                             f"accuracy is {best:.4f} ({max(expected, key=expected.get)})")
     return Bench(outputs=outputs, expected=expected, labels=labels.numpy(),
                  position={i: i for i in range(len(images))},
-                 plan=plan or scenario.orbit.build(), network=network or scenario.network,
+                 plan=plan, network=network or scenario.network,
                  period_s=orbital_period_s(scenario.orbit.constellation.satrecs),
                  skipped=skipped, test_images=len(images))
 

@@ -3,8 +3,8 @@
 The options (cut and link, image format, on board) come from the evaluation schemes with their
 measured accuracy, bytes and FLOPs (:mod:`research.opt.options`); a satellite's view of its next
 contacts comes from the contact plan (:mod:`research.opt.outlook`); policies are registered
-strategies (:mod:`research.opt.policies`: ``fixed``, ``greedy``, ``priced``; :mod:`research.opt.oracle`: the
-offline LP bound ``oracle``, minimising energy or mean latency). The simulators that play them
+strategies (:mod:`research.opt.policies`: ``fixed``, ``greedy``, ``priced``;
+:mod:`research.opt.oracle`: the offline LP bound ``oracle``, minimising energy or mean latency). The simulators that play them
 are :func:`research.eval.evaluate.simulate_policy` (per capture, over the evaluation schemes) and
 :class:`research.serving.policy.PolicyRouter` (per request, over the serving schemes).
 """

@@ -17,8 +17,9 @@ The simulator (:func:`research.eval.evaluate.simulate_policy`) calls the hooks:
   when its transmitter is free again).
 
 Registered here: ``fixed`` (one option for every capture: every current scheme), ``greedy`` (an
-on-board online controller), ``priced`` (the greedy controller with an adaptive price on
-accuracy, spending the floor's slack where it saves most) and ``oracle`` (:mod:`research.opt.oracle`, the offline bound).
+on-board online controller), ``priced`` (the greedy controller with a price on accuracy that
+falls as credit builds up, spending the floor's slack where it saves most) and ``oracle``
+(:mod:`research.opt.oracle`, the offline bound).
 """
 
 from __future__ import annotations
@@ -344,10 +345,17 @@ class GreedyPolicy(FloorPolicy):
         self.tx_free: dict[str, float] = defaultdict(float)
         self.banked: dict[str, float] = defaultdict(float)  # sum of (accuracy - floor) so far
         self.last: dict[str, int] = {}
-        self.hops = self.reach(self.params["relay_hops"], ctx)
+        self.hops = self.resolve_hops(self.params["relay_hops"], ctx)
         self.via = {s: self.outlook.relays(s, self.hops) for s in ctx.plan.satellites}
 
-    def reach(self, hops: int | str, ctx: PolicyContext) -> int:
+    def describe(self) -> dict[str, Any]:
+        """Kind and parameters, with the ISL hops it counts once prepared (``auto`` resolved)."""
+        out = super().describe()
+        if hasattr(self, "hops"):
+            out["relay_reach"] = self.hops
+        return out
+
+    def resolve_hops(self, hops: int | str, ctx: PolicyContext) -> int:
         """ISL hops whose contacts count: none without ISLs, the plan's reach for ``auto``."""
         if not ctx.relay:
             return 0
@@ -422,12 +430,14 @@ class PricedGreedyPolicy(GreedyPolicy):
     first scenes that can use it.
 
     Per scene it minimises ``latency + occupancy - price * (accuracy - floor)`` (accuracy in
-    points, the price in seconds a point) among the options that keep the floor, as the offline
-    LP's Lagrangian does with its optimal multiplier. Online the multiplier is not known, so each
-    satellite adapts its own by multiplicative dual ascent: after a choice of accuracy ``a`` the
-    price is multiplied by ``exp(price_rate * (floor - a))`` (``a`` in points): it rises while the
-    satellite spends and falls while it banks, so its choices settle around the floor.
-    ``price_s`` is the starting price. Latency objective only (the floor's price in seconds).
+    points, the price in seconds a point) among the options that keep the floor, the form of the
+    offline LP's Lagrangian with its multiplier. Online the multiplier is not known; here it
+    falls as the satellite's credit grows: ``price = price_s * exp(-price_rate * banked)``,
+    ``banked`` the points of accuracy above the floor the satellite has saved so far (never
+    negative: the floor filter keeps it). With no credit it pays ``price_s`` a point; the more it
+    has saved, the less a saved point is worth and the sooner it spends. ``price_s = 0`` is the
+    greedy controller. Latency objective and ``floor_mode: mean`` only (with a per-capture floor
+    there is no credit to spend).
     """
 
     PARAMS: ClassVar[dict[str, Any]] = {**GreedyPolicy.PARAMS, "price_s": 1.0,
@@ -439,22 +449,20 @@ class PricedGreedyPolicy(GreedyPolicy):
         if out["objective"] != "latency":
             raise ValueError(f"{where}.objective must be 'latency' for policy 'priced' (its "
                              f"price is in seconds), got {out['objective']!r}")
-        out["price_s"] = _number(out, "price_s", where, 0.0)
-        out["price_rate"] = _number(out, "price_rate", where, 0.0)
+        if out["floor_mode"] != "mean":
+            raise ValueError(f"{where}.floor_mode must be 'mean' for policy 'priced' (it prices "
+                             f"the mean floor's credit), got {out['floor_mode']!r}")
+        out["price_s"] = _number(out, "price_s", where, 0.0, 1e6)
+        out["price_rate"] = _number(out, "price_rate", where, 0.0, 1e6)
         return out
 
-    def prepare(self, ctx: PolicyContext) -> None:
-        super().prepare(ctx)
-        start = self.params["price_s"]
-        self.price: dict[str, float] = defaultdict(lambda: start)
+    def price(self, satellite: str) -> float:
+        """Seconds a point of accuracy above the floor is worth to ``satellite`` now."""
+        banked = 100.0 * max(0.0, self.banked[satellite])
+        return self.params["price_s"] * math.exp(-self.params["price_rate"] * banked)
 
     def cost(self, satellite: str, option: int, latency: float, energy: float,
              occupancy: float) -> tuple:
         surplus = 100.0 * (self.acc[option] - self.floor)
-        return (latency + occupancy - self.price[satellite] * surplus, self.bytes[option],
+        return (latency + occupancy - self.price(satellite) * surplus, self.bytes[option],
                 energy)
-
-    def chosen(self, capture: CaptureLike, option: int, latency: float) -> None:
-        super().chosen(capture, option, latency)
-        step = self.params["price_rate"] * 100.0 * (self.floor - self.acc[option])
-        self.price[capture.satellite] *= math.exp(max(-50.0, min(50.0, step)))

@@ -1,7 +1,7 @@
 """Per-request policies in serving: which route answers each capture, chosen as it is captured.
 
 The serving schemes (:mod:`research.serving.compare`) are the **options** of the per-capture
-policies of :mod:`research.opt` (``policy: {kind: fixed | greedy | oracle, ...}``, the same
+policies of :mod:`research.opt` (``policy: {kind: fixed | greedy | priced | oracle, ...}``, the same
 registry and parameters as an evaluation scenario): the placed microservices (embedder and codec
 on board, the rest where placement puts it), the shared encoder on board, and the tiles sent down
 raw or in a measured image format. ``monolithic`` is not an option (it costs more than

@@ -230,3 +230,16 @@ def test_isolation_violations_count_scenes_sooner_than_alone():
     assert isolation_violations(ledger, isolated, ["a", "b"]) == 1
     ledger[0].latency_s = 19.995  # within a propagation step's slack
     assert isolation_violations(ledger, isolated, ["a", "b"]) == 0
+
+
+def test_relay_reach_resolves_auto_on_the_plan_and_is_zero_without_isls():
+    from research.eval.policy_sweep import relay_reach
+    from research.orbit.isl import KIND_GROUND, KIND_INTRA
+    from tests.orbit.toy import toy_plan
+
+    isl = [(0.0, 10_000.0)]
+    chain = toy_plan({(2, 3, KIND_GROUND): [(0.0, 10_000.0)], (0, 1, KIND_INTRA): isl,
+                      (1, 2, KIND_INTRA): isl}, n_sat=3, n_gs=1)
+    assert relay_reach(chain, "auto") == 2 and relay_reach(chain, 1) == 1
+    alone = toy_plan({(0, 1, KIND_GROUND): [(0.0, 100.0)]}, n_sat=1, n_gs=1)
+    assert relay_reach(alone, "auto") == 0 and relay_reach(alone, 3) == 0

@@ -100,7 +100,8 @@ def chain_plan() -> tuple:
     """s0 - s1 - s2 - s3 joined by ISLs throughout; s2 sees the station but for the last 50 s,
     s1 only then: s0 must count 2 hops to (nearly) always have a relay in view."""
     isl = [(0.0, 10_000.0)]
-    return toy_plan({(2, 4, KIND_GROUND): [(0.0, 9950.0)], (1, 4, KIND_GROUND): [(9950.0, 10_000.0)],
+    return toy_plan({(2, 4, KIND_GROUND): [(0.0, 9950.0)],
+                     (1, 4, KIND_GROUND): [(9950.0, 10_000.0)],
                      (0, 1, KIND_INTRA): isl, (1, 2, KIND_INTRA): isl, (2, 3, KIND_INTRA): isl},
                     n_sat=4, n_gs=1)
 
@@ -222,7 +223,8 @@ def test_priced_controller_spends_its_credit_where_it_saves_most():
     # The greedy controller spends its credit on whichever scene comes first; at a price of
     # 1 s a point (7 points between the options) only the 10-tile scenes are worth it.
     plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
-    options = bank(Option("good", 0.97, 2 * MB, 0.0, 0.0), Option("cheap", 0.90, 0.5 * MB, 0.0, 0.0))
+    options = bank(Option("good", 0.97, 2 * MB, 0.0, 0.0),
+                   Option("cheap", 0.90, 0.5 * MB, 0.0, 0.0))
     caps = [Capture(i, "s0", 10.0 + 50.0 * i, 10 if i % 2 else 1, (i,)) for i in range(80)]
 
     def run(spec: dict) -> list[int]:
@@ -246,20 +248,29 @@ def test_priced_controller_spends_its_credit_where_it_saves_most():
     assert saved["p"] > saved["g"]  # more tiles sent cheaply for the same credit
 
 
-def test_priced_controller_raises_its_price_when_it_spends_and_lowers_it_when_it_banks():
+def test_priced_controllers_price_falls_as_its_credit_grows_and_zero_is_greedy():
     plan = toy_plan({(0, 1, KIND_GROUND): [(0.0, 10_000.0)]}, n_sat=1, n_gs=1)
     policy = build_policy({"kind": "priced", "floor": 0.95, "price_s": 2.0, "price_rate": 0.1})
     policy.prepare(context(three_options(), plan, relay=False))
-    cap = captures(1)[0]
-    policy.chosen(cap, 1, 1.0)  # 0.97: two points banked
-    assert policy.price["s0"] == pytest.approx(2.0 * math.exp(-0.2))
-    policy.chosen(cap, 0, 1.0)  # 0.90: five points spent
-    assert policy.price["s0"] == pytest.approx(2.0 * math.exp(0.3))
+    assert policy.price("s0") == 2.0  # no credit yet
+    chosen = [policy.decide(c, 0.0) for c in captures(30)]
+    banked = sum(three_options().accuracy[chosen]) - 0.95 * len(chosen)
+    assert banked >= -1e-12 and policy.banked["s0"] == pytest.approx(banked)
+    assert policy.price("s0") == pytest.approx(2.0 * math.exp(-0.1 * 100 * banked))
     assert policy.label == "priced-latency@0.95,price_s=2"
+    free = build_policy({"kind": "priced", "floor": 0.95, "price_s": 0.0})
+    greedy = build_policy({"kind": "greedy", "floor": 0.95})
+    for p in (free, greedy):
+        p.prepare(context(three_options(), plan))
+    caps = captures(40)
+    assert [free.decide(c, 0.0) for c in caps] == [greedy.decide(c, 0.0) for c in caps]
     with pytest.raises(ValueError, match="objective must be 'latency' for policy 'priced'"):
         build_policy({"kind": "priced", "objective": "energy"})
-    with pytest.raises(ValueError, match=r"policy.price_s must be a number in \[0.0, inf\]"):
-        build_policy({"kind": "priced", "price_s": -1})
+    with pytest.raises(ValueError, match="floor_mode must be 'mean' for policy 'priced'"):
+        build_policy({"kind": "priced", "floor_mode": "capture"})
+    for bad in (-1, math.inf):
+        with pytest.raises(ValueError, match=r"policy.price_s must be a number in \[0.0, "):
+            build_policy({"kind": "priced", "price_s": bad})
 
 
 # ---------------------------------------------------------------- oracle

@@ -23,3 +23,11 @@ def test_bench_policy_times_decisions_against_what_if_routing(tmp_path, capsys):
 def test_fig_policy_refuses_an_unknown_floor_mode():
     with pytest.raises(SystemExit):
         load_script("fig_policy").main(["--floor-mode", "median"])
+
+
+def test_fig_policy_relay_hops_takes_an_integer_or_auto():
+    parse = load_script("fig_policy").relay_hops
+    assert parse("auto") == "auto" and parse("3") == 3 and parse("0") == 0
+    for bad in ("-1", "far", "2.5"):
+        with pytest.raises(Exception, match="expected an integer >= 0 or 'auto'"):
+            parse(bad)
