@@ -121,6 +121,7 @@ class DownlinkOutlook:
         self.tx_power_w = dict(zip(self.satellites, power.tolist(), strict=True))
         self._in_view = bits.sum(axis=1) > 0  # [satellite, cell]: some station can receive
         self._reach: dict[float, int] = {}
+        self._sent_by: dict[str, tuple[float, float]] = {}  # satellite -> (t, bits by t)
 
     @classmethod
     def for_plan(cls, plan: ContactPlan) -> DownlinkOutlook:
@@ -145,15 +146,24 @@ class DownlinkOutlook:
         transmitter free; ``(inf, inf)`` if the plan has too few contacts before the horizon."""
         if n_bytes <= 0:
             return t_start, 0.0
-        cum = self._cum_bits[satellite]
-        target = self._at(cum, t_start) + 8.0 * n_bytes
-        if target > cum[-1]:
+        t = self._last_bit(satellite, t_start, n_bytes)
+        if not math.isfinite(t):
             return math.inf, math.inf
-        j = bisect_left(cum, target)  # first edge by which ``target`` bits are sent
-        e = self._edges
-        t = e[j - 1] + (target - cum[j - 1]) / (cum[j] - cum[j - 1]) * (e[j] - e[j - 1])
         act = self._cum_active[satellite]
         return t, self._at(act, t) - self._at(act, t_start)
+
+    def _last_bit(self, satellite: str, t_start: float, n_bytes: float) -> float:
+        """:meth:`finish`'s time alone (``inf`` past the plan's capacity), for ``n_bytes > 0``."""
+        cum = self._cum_bits[satellite]
+        sent = self._sent_by.get(satellite)  # options that start together share this lookup
+        if sent is None or sent[0] != t_start:
+            sent = self._sent_by[satellite] = (t_start, self._at(cum, t_start))
+        target = sent[1] + 8.0 * n_bytes
+        if target > cum[-1]:
+            return math.inf
+        j = bisect_left(cum, target)  # first edge by which ``target`` bits are sent
+        e = self._edges
+        return e[j - 1] + (target - cum[j - 1]) / (cum[j] - cum[j - 1]) * (e[j] - e[j - 1])
 
     def relays(self, satellite: str, hops: int) -> list[str]:
         """The satellite, then every satellite within ``hops`` ISL hops of it (ISL links of the
@@ -202,7 +212,12 @@ class DownlinkOutlook:
                    ) -> tuple[float, float]:
         """:meth:`finish` through whichever of ``relays`` gets the bytes down first (the ISL hops
         taken as instantaneous: optical ISLs are much faster than the X-band downlink)."""
-        return min(self.finish(r, t_start, n_bytes) for r in relays)
+        if n_bytes <= 0 or len(relays) == 1:
+            return min(self.finish(r, t_start, n_bytes) for r in relays)
+        times = [self._last_bit(r, t_start, n_bytes) for r in relays]
+        first = min(times)  # the transmitter time only for the relays that get there first
+        return min(self.finish(r, t_start, n_bytes)
+                   for r, t in zip(relays, times, strict=True) if t == first)
 
     def capacity_bits(self, satellite: str, t0: float, t1: float) -> float:
         """Bits the satellite could send down in ``[t0, t1]`` (best station in each cell)."""
