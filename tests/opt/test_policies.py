@@ -418,3 +418,17 @@ def test_oracle_bound_is_below_every_feasible_fixed_schedule_on_random_banks():
 def _cell_wait(caps: list[Capture], compute_s: float, cell_s: float) -> float:
     """Mean fluid latency of one option for every capture with ample capacity: its compute."""
     return float(np.mean([compute_s * c.tiles for c in caps]))
+
+
+def test_outlook_finish_via_is_the_best_relays_finish_whatever_the_order_of_calls():
+    rng = np.random.default_rng(0)
+    wins = {(i, 4, KIND_GROUND): [(float(a), float(a) + float(w))]
+            for i, (a, w) in enumerate(zip(rng.uniform(0, 8000, 4), rng.uniform(50, 900, 4),
+                                           strict=True))}
+    out = DownlinkOutlook(toy_plan(wins, n_sat=4, n_gs=1))
+    relays = ["s0", "s1", "s2", "s3"]
+    for t, size in zip(rng.uniform(0, 9000, 300), rng.choice([0.0, 1e3, 5e7, 4e8], 300),
+                       strict=True):
+        expected = min(out.finish(r, t, size) for r in relays)  # every relay in full
+        assert out.finish_via(relays, t, size) == expected
+        assert out.finish_via(relays[::-1], t, size) == expected
