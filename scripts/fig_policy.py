@@ -1,6 +1,6 @@
 """Per-capture policies (greedy on-board controller, offline LP bounds) against every fixed scheme.
 
-    python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --relay-hops 2 --out results/policy
+    python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --out results/policy
     python scripts/fig_policy.py --quick --out outputs/figures/policy   # the demo's tiny sweep
     python scripts/fig_policy.py --replot --out results/policy   # redraw from the JSON only
     python scripts/fig_policy.py --config experiments/eval/policy_s2.yaml --relay-hops 2 \
