@@ -1,13 +1,16 @@
 """A spiking link module: tokens cross the cut as binary spike trains.
 
-A learned projection maps each token ``[D]`` to ``k`` currents; integrate-and-fire neurons turn
-them into spikes over ``T`` steps (a rate code, ``T * k`` bits per token); the ground decodes the
-firing rates with a linear layer. Training passes gradients through the surrogate, and
-``forward`` returns exactly what ``decompress(compress(x))`` returns.
+A learned projection maps each token ``[D]`` (or each ``m x m`` window of neighbouring tokens,
+``merge_tokens``) to ``k`` currents; integrate-and-fire neurons turn them into spikes over ``T``
+steps (a rate code, ``T * k`` bits per unit); the ground decodes the firing rates with a linear
+layer (or an MLP). Merging lets one unit's ``k`` spikes describe correlated neighbours together,
+as the learned ANN codecs' merged units do, instead of coding each token on its own. Training
+passes gradients through the surrogate, and ``forward`` returns exactly what
+``decompress(compress(x))`` returns.
 
-The payload body is the packed spike train ``[T, N, k]`` (``numpy.packbits``, time first),
-deflated with zlib when that is shorter. With ``prior=True`` the link also holds a static
-Bernoulli entropy model, one firing probability per (step, token position, channel) estimated
+The payload body is the packed spike train ``[T, U, k]`` (``U`` units: the ``N`` tokens or their
+merged windows; ``numpy.packbits``, time first), deflated with zlib when that is shorter. With ``prior=True`` the link also holds a static
+Bernoulli entropy model, one firing probability per (step, unit position, channel) estimated
 from the spikes seen in training, and range-codes the train with it (CompressAI's rANS, through
 ``encoders.rans``) whenever that is shorter still: a spike train is far from uniform (some
 channels almost never fire, some positions almost always do), and packed bits pay one bit per
@@ -34,6 +37,7 @@ from encoders.base import LinkModule, register_link
 from encoders.checks import all_finite
 from encoders.header import FLAG_ZLIB, Header, config_tag, inflate_body, state_crc32
 from encoders.rans import CoderTables, StreamDecoder, encode_batch
+from encoders.tokens import TokenLayout
 from snn.neurons import initial_mem, make_lif, release_state
 
 __all__ = ["FLAG_RANS", "SPIKE_CODEC_ID", "SpikeLink", "pack_spikes", "unpack_spikes"]
@@ -97,15 +101,16 @@ class SpikeLink(LinkModule):
 
     Args:
         dim: Token width ``D``.
-        code_dim: Spiking channels per token ``k`` (bits per token per step).
+        code_dim: Spiking channels per unit ``k`` (bits per unit per step; a unit is a token, or
+            a merged window of them).
         num_steps: Timesteps ``T``.
         beta: Membrane decay of the encoder neurons (1.0: integrate-and-fire).
         threshold: Firing threshold.
         surrogate: Surrogate-gradient name.
         mem_init: Initial membrane potential as a fraction of the threshold.
         zlib_level: zlib level for the payload (0: raw packed bits).
-        num_tokens: Tokens per sample ``N`` at the cut; the prior needs it (one probability
-            per position).
+        num_tokens: Tokens per sample ``N`` at the cut; the prior and merging need it (one
+            probability per unit position).
         prior: Hold a Bernoulli prior over the spike slots, give ``forward`` likelihoods from
             it and range-code payloads with it when that is shorter.
         prior_momentum: Weight of each training batch in the prior's running spike counts (as
@@ -113,6 +118,9 @@ class SpikeLink(LinkModule):
         decoder_hidden: Width of a one-hidden-layer MLP ground decoder reading each token's whole
             train (``T * k`` spikes); ``None``: a linear read of the firing rates. The decoder
             runs on the ground, so its size costs no on-board energy or bytes.
+        merge_tokens: Side ``m`` of the square window of grid tokens one unit codes (1: every
+            token on its own). The encoder reads ``m * m * D`` values per unit, so its on-board
+            MACs per sample stay ``N * D * k`` for the same ``k``; the bits drop ``m * m`` times.
     """
 
     flag_mask = FLAG_ZLIB | FLAG_RANS
@@ -131,6 +139,7 @@ class SpikeLink(LinkModule):
         prior: bool = False,
         prior_momentum: float = 0.01,
         decoder_hidden: int | None = None,
+        merge_tokens: int = 1,
     ) -> None:
         super().__init__()
         if num_steps < 1 or code_dim < 1 or dim < 1:
@@ -138,15 +147,21 @@ class SpikeLink(LinkModule):
         if prior and (num_tokens is None or num_tokens < 1):
             raise ValueError(f"prior=True needs num_tokens >= 1 (one firing probability per "
                              f"token position), got num_tokens={num_tokens}")
+        if merge_tokens != 1 and num_tokens is None:
+            raise ValueError(f"merge_tokens={merge_tokens} needs num_tokens (the token grid it "
+                             "merges)")
+        self.layout = TokenLayout(num_tokens, dim, merge_tokens) if merge_tokens != 1 else None
+        unit_dim = self.layout.unit_dim if self.layout else dim
         if decoder_hidden is not None and decoder_hidden < 1:
             raise ValueError(f"decoder_hidden must be >= 1 (or None), got {decoder_hidden}")
         if not 0 < prior_momentum <= 1:
             raise ValueError(f"prior_momentum must be in (0, 1], got {prior_momentum}")
-        if num_steps * code_dim >= 32 * dim:
+        if num_steps * code_dim >= 32 * unit_dim:
             raise ValueError(
-                f"spike link T={num_steps} x k={code_dim} = {num_steps * code_dim} bits per token "
-                f"is not below the identity payload's {32 * dim} (float32 x D={dim}); it would "
-                "send more than the uncompressed tokens")
+                f"spike link T={num_steps} x k={code_dim} = {num_steps * code_dim} bits per unit "
+                f"is not below the identity payload's {32 * unit_dim} (float32 x "
+                f"{unit_dim // dim} token(s) x D={dim}); it would send more than the "
+                "uncompressed tokens")
         if not 0 <= zlib_level <= 9:
             raise ValueError(f"zlib_level must be in 0..9, got {zlib_level}")
         self.dim = dim
@@ -159,13 +174,16 @@ class SpikeLink(LinkModule):
         self.num_tokens = num_tokens
         self.prior = prior
         self.prior_momentum = prior_momentum
-        self.encoder = nn.Linear(dim, code_dim)
+        self.merge_tokens = merge_tokens
+        self.num_units = self.layout.num_units if self.layout else num_tokens
+        self.encoder = nn.Linear(unit_dim, code_dim)
         self.lif = make_lif(beta=beta, threshold=threshold, surrogate=surrogate)
         self.decoder_hidden = decoder_hidden
-        self.decoder = nn.Linear(code_dim, dim) if decoder_hidden is None else nn.Sequential(
-            nn.Linear(num_steps * code_dim, decoder_hidden), nn.GELU(), nn.Linear(decoder_hidden, dim))
+        self.decoder = nn.Linear(code_dim, unit_dim) if decoder_hidden is None else nn.Sequential(
+            nn.Linear(num_steps * code_dim, decoder_hidden), nn.GELU(),
+            nn.Linear(decoder_hidden, unit_dim))
         if prior:  # running spike counts per slot, and how many trains they count
-            self.register_buffer("prior_ones", torch.zeros(num_steps, num_tokens, code_dim))
+            self.register_buffer("prior_ones", torch.zeros(num_steps, self.num_units, code_dim))
             self.register_buffer("prior_seen", torch.zeros(()))
         self._tables: tuple[int, CoderTables] | None = None
 
@@ -190,6 +208,8 @@ class SpikeLink(LinkModule):
             **({"prior": True, "num_tokens": self.num_tokens, "prior_precision": PRIOR_PRECISION}
                if self.prior else {}),
             **({"decoder_hidden": self.decoder_hidden} if self.decoder_hidden else {}),
+            **({"merge_tokens": self.merge_tokens, "num_tokens": self.num_tokens}
+               if self.layout else {}),
         }
 
     def wire_tag(self) -> int:
@@ -202,8 +222,8 @@ class SpikeLink(LinkModule):
         return config_tag(self.config(), weights)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[T, B, N, k]`` in {0, 1}; differentiable through the surrogate."""
-        cur = self.encoder(tokens)
+        """Spikes ``[T, B, U, k]`` in {0, 1}; differentiable through the surrogate."""
+        cur = self.encoder(self.layout.split(tokens)[1] if self.layout else tokens)
         mem = initial_mem(self.lif, cur, self.mem_init)
         spikes = []
         try:
@@ -215,11 +235,15 @@ class SpikeLink(LinkModule):
         return torch.stack(spikes)
 
     def decode(self, spikes: torch.Tensor) -> torch.Tensor:
-        """Tokens ``[B, N, D]`` from spikes ``[T, B, N, k]`` (a linear read of the rates, or the
-        MLP on each token's train)."""
+        """Tokens ``[B, N, D]`` from spikes ``[T, B, U, k]`` (a linear read of the rates, or the
+        MLP on each unit's train)."""
         if self.decoder_hidden is None:
-            return self.decoder(spikes.mean(0))
-        return self.decoder(spikes.movedim(0, -2).flatten(-2))  # [B, N, T * k], step-major
+            units = self.decoder(spikes.mean(0))
+        else:
+            units = self.decoder(spikes.movedim(0, -2).flatten(-2))  # [B, U, T * k], step-major
+        if self.layout is None:
+            return units
+        return self.layout.join(units[:, :0, : self.dim], units)
 
     def forward(self, tokens: torch.Tensor) -> dict[str, Any]:
         """Decoded tokens and, with a prior, the likelihood of every spike slot ``[B, T, N, k]``.
@@ -238,9 +262,10 @@ class SpikeLink(LinkModule):
                 self.observe(spikes.detach(), decay=1.0 - self.prior_momentum)
         return {"y_hat": self.decode(spikes), "likelihoods": likelihoods}
 
-    def bits_per_token(self) -> int:
-        """Uncompressed spike bits per token (``T * k``); zlib or the prior may send fewer."""
-        return self.num_steps * self.code_dim
+    def bits_per_token(self) -> float:
+        """Uncompressed spike bits per token (``T * k`` over the tokens a unit merges); zlib or
+        the prior may send fewer."""
+        return self.num_steps * self.code_dim / self.merge_tokens ** 2
 
     # ----------------------------------------------------------------- the Bernoulli prior
     @torch.no_grad()
@@ -250,8 +275,8 @@ class SpikeLink(LinkModule):
         if not self.prior:
             raise ValueError("observe: this spike link has no prior (build it with prior=True)")
         if spikes.dim() != 4 or spikes.shape[0] != self.num_steps or spikes.shape[2:] != (
-                self.num_tokens, self.code_dim):
-            raise ValueError(f"observe: expected spikes [T={self.num_steps}, B, N={self.num_tokens}, "
+                self.num_units, self.code_dim):
+            raise ValueError(f"observe: expected spikes [T={self.num_steps}, B, U={self.num_units}, "
                              f"k={self.code_dim}], got {tuple(spikes.shape)}")
         self.prior_ones.mul_(decay).add_(spikes.sum(1).to(self.prior_ones))
         self.prior_seen.mul_(decay).add_(spikes.shape[1])
@@ -270,7 +295,7 @@ class SpikeLink(LinkModule):
         return int(self.prior_seen)
 
     def firing_probability(self) -> torch.Tensor:
-        """``[T, N, k]`` probability that each slot fires (float32, for the likelihoods)."""
+        """``[T, U, k]`` probability that each slot fires (float32, for the likelihoods)."""
         return _krichevsky_trofimov(self.prior_ones, self.prior_seen).float()
 
     def _check_positions(self, num_tokens: int) -> None:
@@ -296,16 +321,23 @@ class SpikeLink(LinkModule):
     def _check_shape(self, num_tokens: int, dim: int) -> None:
         if dim != self.dim:
             raise ValueError(f"spike link codes tokens of width {self.dim}, got {dim}")
+        if self.layout is not None and num_tokens != self.num_tokens:
+            raise ValueError(f"spike link merges a grid of {self.num_tokens} tokens, got "
+                             f"{num_tokens}")
+
+    def _units(self, num_tokens: int) -> int:
+        """Coded units of a sample of ``num_tokens`` tokens."""
+        return self.num_units if self.layout is not None else num_tokens
 
     @torch.no_grad()
     def _encode(self, tokens: torch.Tensor) -> list[tuple[bytes, int]]:
         if not all_finite(tokens):
             raise ValueError("spike: tokens contain NaN or inf")
-        spikes = self.encode(tokens).to(torch.uint8).cpu()  # [T, B, N, k]
+        spikes = self.encode(tokens).to(torch.uint8).cpu()  # [T, B, U, k]
         bodies = [pack_spikes(spikes[:, b].numpy(), self.zlib_level) for b in range(spikes.shape[1])]
         if not self.prior:
             return bodies
-        self._check_positions(spikes.shape[2])
+        self._check_positions(tokens.shape[1])
         tables, slots = self.coder_tables(), torch.arange(spikes[:, 0].numel())
         coded = encode_batch(spikes.transpose(0, 1), slots.reshape(spikes[:, 0].shape), tables)
         return [(body, FLAG_RANS) if len(body) < len(packed[0]) else packed
@@ -328,16 +360,17 @@ class SpikeLink(LinkModule):
 
     def _unpack(self, flags: int, body: bytes, num_tokens: int,
                 tables: CoderTables | None) -> np.ndarray:
-        """One sample's ``[T, N, k]`` spikes from a packed, deflated or range-coded body."""
+        """One sample's ``[T, U, k]`` spikes from a packed, deflated or range-coded body."""
+        units = self._units(num_tokens)
         if not flags & FLAG_RANS:
-            return unpack_spikes(body, flags, self.num_steps, num_tokens, self.code_dim)
+            return unpack_spikes(body, flags, self.num_steps, units, self.code_dim)
         if flags & FLAG_ZLIB:
             raise ValueError("flags say both range-coded and deflated; this link writes one")
         if tables is None:
             raise ValueError("body is range-coded but this spike link has no prior")
         self._check_positions(num_tokens)
-        slots = torch.arange(self.num_steps * num_tokens * self.code_dim)
+        slots = torch.arange(self.num_steps * units * self.code_dim)
         spikes = StreamDecoder(body, len(slots), "spike body").decode(slots, tables)
         if not ((spikes == 0) | (spikes == 1)).all():  # the coder's escape path returns any int
             raise ValueError("range-coded spike body decodes to symbols other than 0 and 1")
-        return spikes.reshape(self.num_steps, num_tokens, self.code_dim).numpy().astype(np.uint8)
+        return spikes.reshape(self.num_steps, units, self.code_dim).numpy().astype(np.uint8)

@@ -227,3 +227,47 @@ def test_a_range_coded_body_with_non_binary_symbols_is_refused(tokens):
         link.decompress([payload], (TOKENS, DIM))
     with pytest.raises(ValueError, match="no prior"):
         _skewed_link(prior=False).fit_prior([torch.zeros(1, TOKENS, DIM)])
+
+
+def test_merged_units_code_neighbouring_tokens_together(tokens):
+    """``merge_tokens=2``: a 4 x 4 grid becomes 4 units of 2 x 2 tokens, each with its own k
+    spikes; the round trip stays exact, with and without the prior, and only the tokens of a
+    unit change when its spikes do."""
+    torch.manual_seed(0)
+    link = SpikeLink(DIM, code_dim=8, num_steps=2, num_tokens=TOKENS, merge_tokens=2,
+                     prior=True, decoder_hidden=16).eval()
+    spikes = link.encode(tokens)
+    assert spikes.shape == (2, 3, 4, 8) and link.num_units == 4
+    assert link.encoder.in_features == 4 * DIM and link.bits_per_token() == 2 * 8 / 4
+    assert link.firing_probability().shape == (2, 4, 8)
+    y = link.decode(spikes)
+    assert y.shape == tokens.shape
+    flipped = spikes.clone()
+    flipped[:, :, 0] = 1 - flipped[:, :, 0]  # unit 0: tokens 0, 1, 4, 5 of the 4 x 4 grid
+    changed = (link.decode(flipped) - y).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [0, 1, 4, 5]
+    for prior in (False, True):
+        if prior:
+            link.fit_prior(_train_tokens().split(64))
+        else:
+            link.prior = False
+        payloads = link.compress(tokens)
+        with torch.no_grad():
+            assert torch.equal(link.decompress(payloads, tokens.shape), link(tokens)["y_hat"])
+        link.prior = True
+    token_link = SpikeLink(DIM, code_dim=8, num_steps=2, num_tokens=TOKENS, prior=True,
+                           decoder_hidden=16)
+    assert token_link.wire_tag() != link.wire_tag()  # the merge is in the configuration tag
+
+
+def test_merged_configurations_that_cannot_exist_are_refused(tokens):
+    with pytest.raises(ValueError, match="needs num_tokens"):
+        SpikeLink(DIM, merge_tokens=2)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        SpikeLink(DIM, num_tokens=TOKENS, merge_tokens=3)
+    with pytest.raises(ValueError, match="bits per unit"):  # 4 tokens x 32 bits x DIM
+        SpikeLink(DIM, code_dim=4 * 32 * DIM, num_steps=1, num_tokens=TOKENS, merge_tokens=2)
+    link = SpikeLink(DIM, code_dim=8, num_steps=1, num_tokens=TOKENS, merge_tokens=2)
+    with pytest.raises(ValueError, match="grid of 16 tokens"):
+        link.compress(torch.randn(1, 4, DIM))
+    assert SpikeLink.cut_kwargs(DIM, TOKENS, merge_tokens=2)["merge_tokens"] == 2
