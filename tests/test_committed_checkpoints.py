@@ -159,24 +159,26 @@ def test_committed_codec_reproduces_its_row(tmp_path, monkeypatch) -> None:
     assert abs(float(metrics["test/bytes_per_inference"]) - row["bytes_per_inference"]) < 0.05
 
 
-SPIKING = "satvit_small_snn_cut3_ssa.ckpt"
-SNN_CUT = checkpoints_dir().parent / "results" / "snn_cut" / "snn_cut.json"
+SPIKING = {"satvit_small_snn_cut3_ssa.ckpt": "snn_cut",        # the k = 8 link trained jointly
+           "satvit_small_snn_cut3_link.ckpt": "snn_cut_link"}  # the merged link, blocks frozen
 
 
-def _spiking_row() -> dict:
-    rows = json.loads(SNN_CUT.read_text())["rows"]
-    return next(r for r in rows if r["checkpoint"].endswith(SPIKING))
+def _spiking_row(name: str = "satvit_small_snn_cut3_ssa.ckpt") -> dict:
+    record = checkpoints_dir().parent / "results" / SPIKING[name] / "snn_cut.json"
+    rows = json.loads(record.read_text())["rows"]
+    return next(r for r in rows if r["checkpoint"].endswith(name) and r["link"] != "identity")
 
 
-def test_committed_spiking_part_on_embedded_images() -> None:
-    """The spiking satellite part at cut 3 on the 1,000 embedded (unseen, test-split) images:
+@pytest.mark.parametrize("name", sorted(SPIKING))
+def test_committed_spiking_part_on_embedded_images(name: str) -> None:
+    """A spiking satellite part at cut 3 on the 1,000 embedded (unseen, test-split) images:
     accuracy, real bytes and 45 nm on-board energy near its committed full-test row."""
     from research.data import EuroSATDataModule
     from research.eval.spiking_cut import from_checkpoint, measure
 
-    row = _spiking_row()
+    row = _spiking_row(name)
     images, labels = EuroSATDataModule(root=None).subset("test").tensors
-    got = measure(from_checkpoint(checkpoints_dir() / SPIKING), images, labels)
+    got = measure(from_checkpoint(checkpoints_dir() / name), images, labels)
     assert got["family"] == "snn" and got["cut"] == 3
     assert abs(got["accuracy"] - row["accuracy"]) < 0.04, (got["accuracy"], row["accuracy"])
     for key in ("bytes_per_inference", "energy_j_cmos45nm", "energy_j_loihi"):
@@ -194,7 +196,8 @@ def test_committed_spiking_row_is_reproduced() -> None:
     row = _spiking_row()
     dm = EuroSATDataModule(root=str(eurosat_dir()))
     images, labels = random_subset(*dm.subset("test").tensors, None)
-    got = measure(from_checkpoint(checkpoints_dir() / SPIKING), images, labels)
+    got = measure(from_checkpoint(checkpoints_dir() / "satvit_small_snn_cut3_ssa.ckpt"), images,
+                  labels)
     assert got["images"] == row["images"]
     for key in ("accuracy", "bytes_per_inference", "synops", "macs", "energy_j_cmos45nm"):
         assert got[key] == pytest.approx(row[key], rel=1e-6), key
