@@ -2,6 +2,7 @@
 
     python scripts/fig_spike_link_rate.py --out results/spike_link_rate      # ~60 min on 2 cores
     python scripts/fig_spike_link_rate.py --out results/spike_link_rate --replot
+    python scripts/fig_spike_link_rate.py --quick     # embedded subset, 2 links, 1 epoch, ~2 min
 
 Caches the cut tokens of ``--part`` (the committed spiking part at cut 3) and of the reference
 ANN once, then trains one spike link per ``--settings`` entry on them with the reference's ground
@@ -38,7 +39,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", default="outputs/spike_link_rate/cut_tokens.pt")
     p.add_argument("--out", default="outputs/spike_link_rate")
     p.add_argument("--replot", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="the embedded 1,000 images with their own split, 2 links, 1 epoch")
     args = p.parse_args(argv)
+    root, split_file = "../shared/data/eurosat_rgb", "research/data/splits/eurosat_rgb_seed0.json"
+    if args.quick:
+        root = split_file = None
+        args.epochs, args.cache = 1, "outputs/spike_link_rate_quick/cut_tokens.pt"
+        if args.settings == SETTINGS:
+            args.settings = ["16,1,1e-3", "64,2,1e-3"]
+        if args.out == "outputs/spike_link_rate":
+            args.out = "outputs/figures-quick/spike_link_rate"
     out = Path(args.out)
     if args.replot:
         record = json.loads((out / "spike_link_rate.json").read_text())
@@ -53,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"--settings {text!r}: expected K,MERGE,LAMBDA, e.g. 64,2,5e-4")
     from research.tasks.loading import load_classifier
 
-    cache = cache_cut_tokens(args.part, args.reference, args.cut, Path(args.cache), limit=args.limit)
+    cache = cache_cut_tokens(args.part, args.reference, args.cut, Path(args.cache), root=root,
+                             split_file=split_file, limit=args.limit)
     ground = load_classifier(args.reference, split_index=args.cut, head_placement="ground").model
     command = "python scripts/fig_spike_link_rate.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     sweep(cache, ground, settings, out, epochs=args.epochs, budget_bytes=args.budget,

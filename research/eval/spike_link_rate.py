@@ -56,11 +56,12 @@ class LinkSetting:
 
 @torch.no_grad()
 def cache_cut_tokens(part: str, reference: str, cut: int, path: Path, *,
-                     root: str = "../shared/data/eurosat_rgb",
-                     split_file: str = "research/data/splits/eurosat_rgb_seed0.json",
+                     root: str | None = "../shared/data/eurosat_rgb",
+                     split_file: str | None = "research/data/splits/eurosat_rgb_seed0.json",
                      limit: int | None = None) -> dict:
     """Cut tokens of the ``part`` checkpoint and of the ``reference`` ANN, the reference's logits
-    and the labels, per split (float16 tokens; cached at ``path``)."""
+    and the labels, per split (float16 tokens; cached at ``path``). ``root=None``: the embedded
+    subset with its own stratified split (a smoke run, not a result)."""
     from research.data.eurosat import EuroSATDataModule
     from research.data.transforms import normalize
     from research.tasks.loading import load_classifier
