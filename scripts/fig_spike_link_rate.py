@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     cache = cache_cut_tokens(args.part, args.reference, args.cut, Path(args.cache), root=root,
                              split_file=split_file, limit=args.limit)
     ground = load_classifier(args.reference, split_index=args.cut, head_placement="ground").model
-    command = "python scripts/fig_spike_link_rate.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = sys.argv[1:] if argv is None else argv
+    command = "python scripts/fig_spike_link_rate.py " + shlex.join(given)
     sweep(cache, ground, settings, out, epochs=args.epochs, budget_bytes=args.budget,
           command=command)
 

@@ -9,13 +9,14 @@ passes gradients through the surrogate, and ``forward`` returns exactly what
 ``decompress(compress(x))`` returns.
 
 The payload body is the packed spike train ``[T, U, k]`` (``U`` units: the ``N`` tokens or their
-merged windows; ``numpy.packbits``, time first), deflated with zlib when that is shorter. With ``prior=True`` the link also holds a static
-Bernoulli entropy model, one firing probability per (step, unit position, channel) estimated
-from the spikes seen in training, and range-codes the train with it (CompressAI's rANS, through
-``encoders.rans``) whenever that is shorter still: a spike train is far from uniform (some
-channels almost never fire, some positions almost always do), and packed bits pay one bit per
-slot whatever its probability. The same model gives ``forward`` likelihoods, so ``lmbda`` in a
-rate-distortion loss trains the encoder towards cheap spike trains, as for the learned codecs.
+merged windows; ``numpy.packbits``, time first), deflated with zlib when that is shorter. With
+``prior=True`` the link also holds a static Bernoulli entropy model, one firing probability per
+(step, unit position, channel) estimated from the spikes seen in training, and range-codes the
+train with it (CompressAI's rANS, through ``encoders.rans``) whenever that is shorter still: a
+spike train is far from uniform (some channels almost never fire, some positions almost always
+do), and packed bits pay one bit per slot whatever its probability. The same model gives
+``forward`` likelihoods, so ``lmbda`` in a rate-distortion loss trains the encoder towards cheap
+spike trains, as for the learned codecs.
 
 The ``encoders.header`` header in front carries the token shape, a CRC-32 of the body, flags
 saying which body it is, and a configuration tag that covers ``T``, ``k``, the prior and a
@@ -243,10 +244,11 @@ class SpikeLink(LinkModule):
             units = self.decoder(spikes.movedim(0, -2).flatten(-2))  # [B, U, T * k], step-major
         if self.layout is None:
             return units
-        return self.layout.join(units[:, :0, : self.dim], units)
+        no_prefix = units.new_zeros(units.shape[0], 0, self.dim)  # merged links code the grid only
+        return self.layout.join(no_prefix, units)
 
     def forward(self, tokens: torch.Tensor) -> dict[str, Any]:
-        """Decoded tokens and, with a prior, the likelihood of every spike slot ``[B, T, N, k]``.
+        """Decoded tokens and, with a prior, the likelihood of every spike slot ``[B, T, U, k]``.
 
         The batch is scored under the counts before it (so its bits are not estimated from
         itself), then, in training, counted into them (no gradient). The likelihoods pass the

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from encoders.rate import estimated_bits
 from research.figures import save_figure
 from research.records import write_rows
 from snn.link import SpikeLink
@@ -139,8 +140,7 @@ def train_link(cache: dict, ground: torch.nn.Module, setting: LinkSetting, *, ep
         for j in range(per_epoch):
             idx = perm[j * batch:(j + 1) * batch]
             out = link(tr["part"][idx].float())
-            likelihoods = out["likelihoods"]["spikes"].clamp_min(1e-9)
-            bits = -torch.log2(likelihoods).flatten(1).sum(1).mean()
+            bits = estimated_bits(out["likelihoods"]).mean()
             logits = ground.head(ground.ground_part(out["y_hat"]))
             target = tr["reference"][idx].float()
             loss = (F.cross_entropy(logits, tr["labels"][idx])
@@ -191,14 +191,16 @@ def sweep(cache: dict, ground: torch.nn.Module, settings: Sequence[LinkSetting],
     return rows
 
 
-def plot(rows: list[dict], float_acc: float, out: Path, budget_bytes: float | None = None) -> list[Path]:
+def plot(rows: list[dict], float_acc: float, out: Path,
+         budget_bytes: float | None = None) -> list[Path]:
     """Accuracy against bytes per design (k, merge), with the float32 tokens' accuracy."""
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     designs = sorted({(r["k"], r["merge"], r["steps"]) for r in rows})
     for k, m, t in designs:
         rs = sorted((r for r in rows if (r["k"], r["merge"], r["steps"]) == (k, m, t)),
                     key=lambda r: r["bytes_per_inference"])
-        label = f"k={k} per {'token' if m == 1 else f'{m}x{m} tokens'}" + (f", T={t}" if t > 1 else "")
+        unit = "token" if m == 1 else f"{m}x{m} tokens"
+        label = f"k={k} per {unit}" + (f", T={t}" if t > 1 else "")
         ax.plot([r["bytes_per_inference"] for r in rs], [100 * r["test_acc"] for r in rs], "o-",
                 label=label)
         for r in rs:

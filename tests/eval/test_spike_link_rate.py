@@ -20,7 +20,8 @@ def ground_and_cache(tiny_checkpoint):
     with torch.no_grad():
         for split, n in (("train", 64), ("val", 16), ("test", 32)):
             tokens = model.satellite_part(torch.randn(n, 3, 64, 64, generator=gen))
-            cache[split] = {"part": (tokens + 0.1 * torch.randn(tokens.shape, generator=gen)).half(),
+            noisy = tokens + 0.1 * torch.randn(tokens.shape, generator=gen)
+            cache[split] = {"part": noisy.half(),
                             "reference": tokens.half(),
                             "teacher_logits": model.head(model.ground_part(tokens)),
                             "labels": torch.randint(10, (n,), generator=gen)}
@@ -37,7 +38,8 @@ def test_rows_are_real_payloads_and_a_rerun_resumes(ground_and_cache, tmp_path, 
     assert rows[1]["bits_per_token_raw"] == 16 / 4
     saved = json.loads((tmp_path / "spike_link_rate.json").read_text())
     assert saved["budget_bytes"] == 60 and len(saved["rows"]) == 2
-    assert (tmp_path / "spike_link_rate.png").is_file() and (tmp_path / "spike_link_rate.pdf").is_file()
+    for suffix in ("png", "pdf"):
+        assert (tmp_path / f"spike_link_rate.{suffix}").is_file()
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished setting was trained again")
@@ -52,7 +54,7 @@ def test_the_rate_weight_buys_bytes(ground_and_cache):
     ground.requires_grad_(False).eval()
     sizes = []
     for lmbda in (0.0, 0.2):
-        link = slr.train_link(cache, ground, slr.LinkSetting(16, 1, lmbda, hidden=16), epochs=6, lr=1e-2,
-                              batch=16)
+        link = slr.train_link(cache, ground, slr.LinkSetting(16, 1, lmbda, hidden=16), epochs=6,
+                              lr=1e-2, batch=16)
         sizes.append(slr.measure(link, ground, cache["test"])[1])
     assert sizes[1] < 0.8 * sizes[0]
