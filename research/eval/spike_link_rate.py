@@ -61,20 +61,27 @@ def cache_cut_tokens(part: str, reference: str, cut: int, path: Path, *,
                      split_file: str | None = "research/data/splits/eurosat_rgb_seed0.json",
                      limit: int | None = None) -> dict:
     """Cut tokens of the ``part`` checkpoint and of the ``reference`` ANN, the reference's logits
-    and the labels, per split (float16 tokens; cached at ``path``). ``root=None``: the embedded
-    subset with its own stratified split (a smoke run, not a result)."""
+    and the labels, per split (float16 tokens; cached at ``path`` with the arguments that made
+    them, and refused from there for other arguments). ``root=None``: the embedded subset with
+    its own stratified split (a smoke run, not a result)."""
     from research.data.eurosat import EuroSATDataModule
     from research.data.transforms import normalize
     from research.tasks.loading import load_classifier
 
     path = Path(path)
+    made_by = {"part": str(part), "reference": str(reference), "cut": cut, "root": root,
+               "split_file": split_file, "limit": limit}
     if path.is_file():
-        return torch.load(path)
+        cache = torch.load(path)
+        if cache.get("made_by") != made_by:
+            raise ValueError(f"cut-token cache {str(path)!r} was made by {cache.get('made_by')}, "
+                             f"not {made_by}; delete it or give another cache path")
+        return cache
     dm = EuroSATDataModule(root=root, split_file=split_file)
     dm.setup()
     sat = load_classifier(part, split_index=cut, head_placement="ground")
     ref = load_classifier(reference, split_index=cut, head_placement="ground")
-    cache = {}
+    cache: dict = {"made_by": made_by}
     for split in SPLITS:
         images, labels = dm.subset(split).tensors
         if limit is not None:

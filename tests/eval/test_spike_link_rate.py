@@ -58,3 +58,14 @@ def test_the_rate_weight_buys_bytes(ground_and_cache):
                               lr=1e-2, batch=16)
         sizes.append(slr.measure(link, ground, cache["test"])[1])
     assert sizes[1] < 0.8 * sizes[0]
+
+
+def test_a_cache_made_for_other_inputs_is_refused(tmp_path):
+    path = tmp_path / "cut_tokens.pt"
+    made_by = {"part": "a.ckpt", "reference": "r.ckpt", "cut": 3, "root": None,
+               "split_file": None, "limit": None}
+    torch.save({"made_by": made_by, "train": {}}, path)
+    same = slr.cache_cut_tokens("a.ckpt", "r.ckpt", 3, path, root=None, split_file=None)
+    assert same["train"] == {}
+    with pytest.raises(ValueError, match="cut_tokens.pt' was made by .* delete it"):
+        slr.cache_cut_tokens("b.ckpt", "r.ckpt", 3, path, root=None, split_file=None)
