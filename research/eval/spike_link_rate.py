@@ -181,6 +181,9 @@ def sweep(cache: dict, ground: torch.nn.Module, settings: Sequence[LinkSetting],
                  "budget_bytes": budget_bytes}
     for s in settings:
         if s.name in done:
+            if done[s.name]["epochs"] != epochs:
+                raise ValueError(f"{str(log)!r} holds {s.name} after {done[s.name]['epochs']} "
+                                 f"epoch(s), not {epochs}; use another --out to change epochs")
             continue
         t0 = time.time()
         link = train_link(cache, ground, s, epochs=epochs)

@@ -47,6 +47,8 @@ def test_rows_are_real_payloads_and_a_rerun_resumes(ground_and_cache, tmp_path, 
     monkeypatch.setattr(slr, "train_link", no_training)
     again = slr.sweep(cache, ground, settings, tmp_path, epochs=1, budget_bytes=60)
     assert [r["bytes_per_inference"] for r in again] == [r["bytes_per_inference"] for r in rows]
+    with pytest.raises(ValueError, match="after 1 epoch"):
+        slr.sweep(cache, ground, settings, tmp_path, epochs=2)
 
 
 def test_the_rate_weight_buys_bytes(ground_and_cache):
