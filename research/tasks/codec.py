@@ -35,6 +35,8 @@ from snn.neurons import recording_rates
 __all__ = ["CODEC_OPTIONS", "CodecTask", "build_task_codec"]
 
 CodecFinetune = Literal["frozen", "head", "lora", "full"]
+# cut_distill_on -> the forward_parts output the cut distillation reads
+CUT_DISTILL_TARGETS = {"tokens": "tokens", "decoded": "y_hat"}
 # Buffers of CompressAI entropy models whose size is only known after ``update()``.
 TEACHER_PREFIX = "teacher."  # state-dict keys of the distillation teacher
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
@@ -96,9 +98,12 @@ class CodecTask(BaseTask):
             head sees and the uncompressed model's, over their variance (needs
             ``distill_weight > 0``, which builds the teacher): a dense target per image, where
             the teacher's near one-hot predictions say little more than the label.
-        cut_distill_weight: Weight of the same scale-free error on the tokens at the cut (before
-            the link; needs the teacher): a local target for a satellite part that changes
-            (spiking blocks).
+        cut_distill_weight: Weight of the same scale-free error on the tokens at the cut (needs
+            the teacher): a local target for a satellite part that changes (spiking blocks).
+        cut_distill_on: Which tokens that error reads: ``tokens``, the satellite part's output
+            before the link (it trains only the on-board blocks), or ``decoded``, the link's
+            output that the ground receives (it also trains the link towards the teacher's
+            tokens, which a link behind frozen blocks otherwise learns only through the task).
         spiking_blocks: On-board blocks (indices below ``split_index``) that become
             :class:`snn.blocks.SpikingBlock` (converted from the pretrained ANN blocks on
             ``calib_batches`` training batches, then trained with surrogate gradients).
@@ -150,6 +155,7 @@ class CodecTask(BaseTask):
         distill_temperature: float = 1.0,
         feature_distill_weight: float = 0.0,
         cut_distill_weight: float = 0.0,
+        cut_distill_on: str = "tokens",
         spiking_blocks: list[int] | None = None,
         block_steps: int = 2,
         train_spiking_blocks: bool = True,
@@ -177,6 +183,9 @@ class CodecTask(BaseTask):
                              f"{list(ATTENTIONS)}")
         if rate_penalty < 0:
             raise ValueError(f"rate_penalty={rate_penalty}; expected >= 0")
+        if cut_distill_on not in CUT_DISTILL_TARGETS:
+            raise ValueError(f"cut_distill_on={cut_distill_on!r}; expected one of "
+                             f"{list(CUT_DISTILL_TARGETS)}")
         self._calibrated = False
         self._initialised: set[int] = set()  # spiking blocks whose weights came from init_from
         self.save_hyperparameters()
@@ -406,7 +415,8 @@ class CodecTask(BaseTask):
                 losses["feature_distill"] = fd
             if self.hparams.cut_distill_weight > 0:  # the tokens at the cut, scale-free
                 tokens = teacher["tokens"]
-                cd = F.mse_loss(out["tokens"], tokens) / tokens.var().clamp_min(1e-6)
+                mine = out[CUT_DISTILL_TARGETS[self.hparams.get("cut_distill_on", "tokens")]]
+                cd = F.mse_loss(mine, tokens) / tokens.var().clamp_min(1e-6)
                 loss = loss + self.hparams.cut_distill_weight * cd
                 losses["cut_distill"] = cd
         losses["loss"] = loss

@@ -272,6 +272,7 @@ def test_spiking_blocks_are_calibrated_trained_and_reloaded(tmp_path: Path) -> N
     ({"spiking_attention": "softmax"}, "spiking_attention"),
     ({"distill_weight": 0.0, "rate_penalty": 0.0}, "cut_distill_weight"),
     ({"rate_penalty": -1.0}, "rate_penalty"),
+    ({"cut_distill_on": "link"}, "cut_distill_on='link'"),
 ])
 def test_impossible_spiking_parts_are_refused(overrides: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -314,3 +315,18 @@ def test_frozen_spiking_blocks_stay_while_the_link_learns() -> None:
     _trainer(max_epochs=1, limit_val_batches=0).fit(task, _loader())
     changed = {n for n, p in task.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.startswith("model.link.") for n in changed)
+
+
+@pytest.mark.parametrize(("target", "link_learns"), [("tokens", False), ("decoded", True)])
+def test_cut_distillation_on_decoded_tokens_trains_the_link(target: str, link_learns: bool) -> None:
+    """Behind frozen blocks the tokens before the link are a constant: only ``decoded`` (the
+    link's output) gives the link a gradient from the cut distillation."""
+    task = _spiking_task(train_spiking_blocks=False, cut_distill_on=target, rate_penalty=0.0)
+    images, labels = next(iter(_loader()))
+    task.calibrate(images)
+    task.train()
+    cd = task._losses(images, labels)["cut_distill"]
+    assert cd.requires_grad == link_learns  # nothing before the link trains
+    if link_learns:
+        grads = torch.autograd.grad(cd, list(task.model.link.parameters()), allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
