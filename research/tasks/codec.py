@@ -35,10 +35,11 @@ from snn.neurons import recording_rates
 __all__ = ["CODEC_OPTIONS", "CodecTask", "build_task_codec"]
 
 CodecFinetune = Literal["frozen", "head", "lora", "full"]
+CutDistillOn = Literal["tokens", "decoded"]
 # cut_distill_on -> the forward_parts output the cut distillation reads
-CUT_DISTILL_TARGETS = {"tokens": "tokens", "decoded": "y_hat"}
-# Buffers of CompressAI entropy models whose size is only known after ``update()``.
+CUT_DISTILL_TARGETS: dict[str, str] = {"tokens": "tokens", "decoded": "y_hat"}
 TEACHER_PREFIX = "teacher."  # state-dict keys of the distillation teacher
+# Buffers of CompressAI entropy models whose size is only known after ``update()``.
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 CODEC_OPTIONS = (
     "latent_dim", "merge_tokens", "hidden_dim", "hyper_dim", "hyper_hidden_dim", "num_steps",
@@ -155,7 +156,7 @@ class CodecTask(BaseTask):
         distill_temperature: float = 1.0,
         feature_distill_weight: float = 0.0,
         cut_distill_weight: float = 0.0,
-        cut_distill_on: str = "tokens",
+        cut_distill_on: CutDistillOn = "tokens",
         spiking_blocks: list[int] | None = None,
         block_steps: int = 2,
         train_spiking_blocks: bool = True,
