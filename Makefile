@@ -32,7 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # Every README figure, one script each (full mode; the codec sweep wants a GPU or a few CPU hours).
-FIGURES := fig_orbit fig_rate_accuracy fig_codec_frontier fig_snn_energy fig_fed_time fig_serving fig_serving_load fig_serving_downlink fig_ledger fig_load fig_policy fig_policy_compute fig_leakage fig_snn_cut fig_spike_link_rate fig_fed_privacy fig_fed_secagg
+FIGURES := fig_orbit fig_rate_accuracy fig_codec_frontier fig_snn_energy fig_fed_time fig_serving fig_serving_load fig_serving_downlink fig_ledger fig_load fig_policy fig_policy_headroom fig_policy_compute fig_leakage fig_snn_cut fig_spike_link_rate fig_fed_privacy fig_fed_secagg
 figures: install
 	for f in $(FIGURES); do $(PY) scripts/$$f.py --out outputs/figures/$${f#fig_} || exit 1; done
 

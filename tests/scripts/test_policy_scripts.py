@@ -31,3 +31,18 @@ def test_fig_policy_relay_hops_takes_an_integer_or_auto():
     for bad in ("-1", "far", "2.5"):
         with pytest.raises(Exception, match="expected an integer >= 0 or 'auto'"):
             parse(bad)
+
+
+def test_fig_policy_headroom_reads_the_committed_sweep(tmp_path, capsys):
+    load_script("fig_policy_headroom").main(["--out", str(tmp_path)])
+    record = json.loads((tmp_path / "policy_headroom.json").read_text())
+    duty = [e for e in record["rows"] if e["per_orbit"] == 25.7 and e["floor"] == 0.95]
+    assert duty and duty[0]["lower_neighbour"] == "jpeg80"
+    assert 0 < duty[0]["greedy_p95_reduction"] < duty[0]["headroom"]
+    assert (tmp_path / "policy_headroom.png").is_file() and "headroom" in capsys.readouterr().out
+
+
+def test_fig_policy_headroom_names_a_missing_sweep(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_script("fig_policy_headroom").main(["--sweep", str(tmp_path / "none.json")])
+    assert "no such file" in capsys.readouterr().err
