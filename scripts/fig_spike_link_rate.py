@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--part", default="checkpoints/satvit_small_snn_cut3_ssa.ckpt")
     p.add_argument("--reference", default="checkpoints/satvit_small_full_mae_long.ckpt")
     p.add_argument("--cut", type=int, default=3)
-    p.add_argument("--settings", nargs="+", default=SETTINGS, metavar="K,MERGE,LAMBDA",
-                   help="spike links: channels per unit, tokens merged per side, rate weight")
+    p.add_argument("--settings", nargs="+", default=SETTINGS, metavar="K,MERGE,LAMBDA[,HIDDEN]",
+                   help="spike links: channels per unit, tokens merged per side, rate weight, "
+                        "and optionally the spiking hidden neurons of the on-board encoder")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit", type=int, default=None, help="images per split (default: all)")
     p.add_argument("--budget", type=float, default=75.0, help="bytes per inference to draw")
@@ -58,10 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     settings = []
     for text in args.settings:
         try:
-            k, m, lmbda = text.split(",")
-            settings.append(LinkSetting(int(k), int(m), float(lmbda)))
+            k, m, lmbda, *hidden = text.split(",")
+            if len(hidden) > 1:
+                raise ValueError(text)
+            settings.append(LinkSetting(int(k), int(m), float(lmbda),
+                                        encoder_hidden=int(hidden[0]) if hidden else None))
         except ValueError:
-            p.error(f"--settings {text!r}: expected K,MERGE,LAMBDA, e.g. 64,2,5e-4")
+            p.error(f"--settings {text!r}: expected K,MERGE,LAMBDA[,HIDDEN], e.g. 64,2,5e-4 or "
+                    "64,2,1e-4,256")
     from research.tasks.loading import load_classifier
 
     cache = cache_cut_tokens(args.part, args.reference, args.cut, Path(args.cache), root=root,

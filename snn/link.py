@@ -3,7 +3,11 @@
 A learned projection maps each token ``[D]`` (or each ``m x m`` window of neighbouring tokens,
 ``merge_tokens``) to ``k`` currents; integrate-and-fire neurons turn them into spikes over ``T``
 steps (a rate code, ``T * k`` bits per unit); the ground decodes the firing rates with a linear
-layer (or an MLP). Merging lets one unit's ``k`` spikes describe correlated neighbours together,
+layer (or an MLP). With ``encoder_hidden`` the on-board encoder is two layers, a hidden
+population of spiking neurons between them: the projection drives ``h`` neurons, and their
+binary spikes drive the ``k`` output neurons through a second layer that only adds, so the
+encoder is nonlinear (as the learned ANN codecs' analysis transforms are) for ``h x k`` additions
+per hidden spike. Merging lets one unit's ``k`` spikes describe correlated neighbours together,
 as the learned ANN codecs' merged units do, instead of coding each token on its own. Training
 passes gradients through the surrogate, and ``forward`` returns exactly what
 ``decompress(compress(x))`` returns.
@@ -122,6 +126,9 @@ class SpikeLink(LinkModule):
         merge_tokens: Side ``m`` of the square window of grid tokens one unit codes (1: every
             token on its own). The encoder reads ``m * m * D`` values per unit, so its on-board
             MACs per sample stay ``N * D * k`` for the same ``k``; the bits drop ``m * m`` times.
+        encoder_hidden: Width ``h`` of a hidden layer of spiking neurons in the on-board encoder
+            (``None``: one linear projection). Its input layer costs ``N * D * h`` MACs a sample
+            (``h / k`` times the single projection's), its output layer additions only.
     """
 
     flag_mask = FLAG_ZLIB | FLAG_RANS
@@ -141,6 +148,7 @@ class SpikeLink(LinkModule):
         prior_momentum: float = 0.01,
         decoder_hidden: int | None = None,
         merge_tokens: int = 1,
+        encoder_hidden: int | None = None,
     ) -> None:
         super().__init__()
         if num_steps < 1 or code_dim < 1 or dim < 1:
@@ -155,6 +163,11 @@ class SpikeLink(LinkModule):
         unit_dim = self.layout.unit_dim if self.layout else dim
         if decoder_hidden is not None and decoder_hidden < 1:
             raise ValueError(f"decoder_hidden must be >= 1 (or None), got {decoder_hidden}")
+        if encoder_hidden is not None and (isinstance(encoder_hidden, bool)
+                                           or not isinstance(encoder_hidden, int)
+                                           or encoder_hidden < 1):
+            raise ValueError(f"encoder_hidden must be an integer >= 1 (or None), got "
+                             f"{encoder_hidden!r}")
         if not 0 < prior_momentum <= 1:
             raise ValueError(f"prior_momentum must be in (0, 1], got {prior_momentum}")
         if num_steps * code_dim >= 32 * unit_dim:
@@ -177,7 +190,11 @@ class SpikeLink(LinkModule):
         self.prior_momentum = prior_momentum
         self.merge_tokens = merge_tokens
         self.num_units = self.layout.num_units if self.layout else num_tokens
-        self.encoder = nn.Linear(unit_dim, code_dim)
+        self.encoder_hidden = encoder_hidden
+        self.encoder = nn.Linear(unit_dim, encoder_hidden or code_dim)
+        if encoder_hidden is not None:  # hidden spikes -> k currents (additions only)
+            self.encoder_lif = make_lif(beta=beta, threshold=threshold, surrogate=surrogate)
+            self.encoder_out = nn.Linear(encoder_hidden, code_dim)
         self.lif = make_lif(beta=beta, threshold=threshold, surrogate=surrogate)
         self.decoder_hidden = decoder_hidden
         self.decoder = nn.Linear(code_dim, unit_dim) if decoder_hidden is None else nn.Sequential(
@@ -209,6 +226,7 @@ class SpikeLink(LinkModule):
             **({"prior": True, "num_tokens": self.num_tokens, "prior_precision": PRIOR_PRECISION}
                if self.prior else {}),
             **({"decoder_hidden": self.decoder_hidden} if self.decoder_hidden else {}),
+            **({"encoder_hidden": self.encoder_hidden} if self.encoder_hidden else {}),
             **({"merge_tokens": self.merge_tokens, "num_tokens": self.num_tokens}
                if self.layout else {}),
         }
@@ -225,11 +243,19 @@ class SpikeLink(LinkModule):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, U, k]`` in {0, 1}; differentiable through the surrogate."""
         cur = self.encoder(self.layout.split(tokens)[1] if self.layout else tokens)
-        mem = initial_mem(self.lif, cur, self.mem_init)
+        if self.encoder_hidden is not None:
+            hidden_mem = initial_mem(self.encoder_lif, cur, self.mem_init)
+        mem = None
         spikes = []
         try:
             for _ in range(self.num_steps):
-                spk, mem = self.lif(cur, mem)
+                drive = cur
+                if self.encoder_hidden is not None:  # this step's hidden spikes drive the output
+                    hidden, hidden_mem = self.encoder_lif(cur, hidden_mem)
+                    drive = self.encoder_out(hidden)
+                if mem is None:
+                    mem = initial_mem(self.lif, drive, self.mem_init)
+                spk, mem = self.lif(drive, mem)
                 spikes.append(spk)
         finally:
             release_state(self)

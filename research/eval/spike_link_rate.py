@@ -42,17 +42,20 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class LinkSetting:
-    """One spike link: ``k`` channels per unit, ``m x m`` tokens per unit, rate weight."""
+    """One spike link: ``k`` channels per unit, ``m x m`` tokens per unit, rate weight, and the
+    width of a spiking hidden layer in its on-board encoder (``None``: one projection)."""
 
     k: int
     merge: int
     lmbda: float
     steps: int = 1
     hidden: int = 256
+    encoder_hidden: int | None = None
 
     @property
     def name(self) -> str:
-        return f"k{self.k}_m{self.merge}_T{self.steps}_lambda{self.lmbda:g}"
+        tail = f"_h{self.encoder_hidden}" if self.encoder_hidden else ""
+        return f"k{self.k}_m{self.merge}_T{self.steps}_lambda{self.lmbda:g}{tail}"
 
 
 @torch.no_grad()
@@ -133,7 +136,8 @@ def train_link(cache: dict, ground: torch.nn.Module, setting: LinkSetting, *, ep
     tr = cache["train"]
     num_tokens, dim = tr["part"].shape[1:]
     link = SpikeLink(dim, code_dim=setting.k, num_steps=setting.steps, num_tokens=num_tokens,
-                     prior=True, decoder_hidden=setting.hidden, merge_tokens=setting.merge)
+                     prior=True, decoder_hidden=setting.hidden, merge_tokens=setting.merge,
+                     encoder_hidden=setting.encoder_hidden)
     opt = torch.optim.AdamW(link.parameters(), lr=lr, weight_decay=0.0)
     n = len(tr["labels"])
     per_epoch = max(1, n // batch)  # a shard smaller than a batch: one full batch
@@ -205,12 +209,15 @@ def plot(rows: list[dict], float_acc: float, out: Path,
          budget_bytes: float | None = None) -> list[Path]:
     """Accuracy against bytes per design (k, merge), with the float32 tokens' accuracy."""
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
-    designs = sorted({(r["k"], r["merge"], r["steps"]) for r in rows})
-    for k, m, t in designs:
-        rs = sorted((r for r in rows if (r["k"], r["merge"], r["steps"]) == (k, m, t)),
+    def design(r: dict) -> tuple:
+        return r["k"], r["merge"], r["steps"], r.get("encoder_hidden") or 0
+
+    for k, m, t, h in sorted({design(r) for r in rows}):
+        rs = sorted((r for r in rows if design(r) == (k, m, t, h)),
                     key=lambda r: r["bytes_per_inference"])
         unit = "token" if m == 1 else f"{m}x{m} tokens"
-        label = f"k={k} per {unit}" + (f", T={t}" if t > 1 else "")
+        label = (f"k={k} per {unit}" + (f", T={t}" if t > 1 else "")
+                 + (f", {h} hidden spiking neurons on board" if h else ""))
         ax.plot([r["bytes_per_inference"] for r in rs], [100 * r["test_acc"] for r in rs], "o-",
                 label=label)
         for r in rs:

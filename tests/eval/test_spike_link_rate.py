@@ -30,9 +30,11 @@ def ground_and_cache(tiny_checkpoint):
 
 def test_rows_are_real_payloads_and_a_rerun_resumes(ground_and_cache, tmp_path, monkeypatch):
     ground, cache = ground_and_cache
-    settings = [slr.LinkSetting(8, 1, 1e-3, hidden=16), slr.LinkSetting(16, 2, 1e-3, hidden=16)]
+    settings = [slr.LinkSetting(8, 1, 1e-3, hidden=16),
+                slr.LinkSetting(16, 2, 1e-3, hidden=16, encoder_hidden=12)]
     rows = slr.sweep(cache, ground, settings, tmp_path, epochs=1, budget_bytes=60)
     assert [r["setting"] for r in rows] == [s.name for s in settings]
+    assert settings[1].name.endswith("_h12") and rows[1]["encoder_hidden"] == 12
     for r in rows:
         assert r["bytes_per_inference"] > HEADER_SIZE and 0 <= r["test_acc"] <= 1
     assert rows[1]["bits_per_token_raw"] == 16 / 4

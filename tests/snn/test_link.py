@@ -271,3 +271,45 @@ def test_merged_configurations_that_cannot_exist_are_refused(tokens):
     with pytest.raises(ValueError, match="grid of 16 tokens"):
         link.compress(torch.randn(1, 4, DIM))
     assert SpikeLink.cut_kwargs(DIM, TOKENS, merge_tokens=2)["merge_tokens"] == 2
+
+
+def test_a_spiking_hidden_layer_in_the_encoder_adds_on_board_and_round_trips(tokens):
+    """``encoder_hidden``: tokens -> dense projection -> hidden spikes -> additions -> output
+    spikes. The ledger counts the first layer as MACs and the second as synaptic operations on
+    the hidden spikes; payloads round-trip exactly; the width is in the configuration tag."""
+    from snn.energy import count_ops
+
+    torch.manual_seed(0)
+    link = SpikeLink(DIM, code_dim=8, num_steps=2, num_tokens=TOKENS, prior=True,
+                     encoder_hidden=24, decoder_hidden=16)
+    out = link(tokens.clone().requires_grad_(True))
+    out["y_hat"].pow(2).mean().backward()
+    assert link.encoder.weight.grad.abs().sum() > 0  # through both surrogates
+    assert link.encoder_out.weight.grad.abs().sum() > 0
+    link.eval()
+    spikes = link.encode(tokens)
+    assert spikes.shape == (2, 3, TOKENS, 8) and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    link.fit_prior(_train_tokens().split(64))
+    payloads = link.compress(tokens)
+    with torch.no_grad():
+        assert torch.equal(link.decompress(payloads, tokens.shape), link(tokens)["y_hat"])
+    class OnBoard(torch.nn.Module):  # what the satellite runs: the encoder
+        def __init__(self) -> None:
+            super().__init__()
+            self.link = link
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.link.encode(x)
+
+    ops = {r.name: r for r in count_ops(OnBoard(), tokens).layers}
+    ops = {name.removeprefix("link."): r for name, r in ops.items()}
+    assert ops["encoder"].macs == 3 * TOKENS * DIM * 24 and ops["encoder"].synops == 0
+    hidden_spikes = ops["encoder_lif"].spikes
+    assert ops["encoder_out"].macs == 0 and ops["encoder_out"].synops == hidden_spikes * 8
+    plain = SpikeLink(DIM, code_dim=8, num_steps=2, num_tokens=TOKENS, prior=True,
+                      decoder_hidden=16)
+    assert plain.wire_tag() != link.wire_tag() and "encoder_hidden" not in plain.config()
+    assert link.config()["encoder_hidden"] == 24
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="encoder_hidden"):
+            SpikeLink(DIM, encoder_hidden=bad)
