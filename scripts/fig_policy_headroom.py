@@ -1,7 +1,8 @@
 """What the ladder of fixed schemes leaves a per-capture policy, over load and floor (issue 23).
 
     python scripts/fig_policy_headroom.py --sweep results/policy/policy_sweep.json --out results/policy_headroom
-    python scripts/fig_policy_headroom.py --quick   # reads fig_policy.py --quick's sweep (make figures-quick)
+    python scripts/fig_policy_headroom.py --quick --out outputs/figures-quick/policy_headroom
+        # make figures(-quick): reads the sweep fig_policy.py has just written beside --out
 
 Reads a policy sweep's JSON (``scripts/fig_policy.py``; no simulation is rerun) and writes
 ``<out>/policy_headroom.{csv,json,png,pdf}``: per (load, floor) the best fixed scheme, the lower
@@ -27,16 +28,17 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sweep", default=None,
-                   help="a policy sweep's JSON (scripts/fig_policy.py; default: the committed "
-                        "results/policy/policy_sweep.json, or with --quick the quick sweep's)")
+                   help="a policy sweep's JSON (scripts/fig_policy.py; default: "
+                        "policy/policy_sweep.json beside --out, so results/policy's for the "
+                        "default --out and the sweep make figures has just written for its)")
     p.add_argument("--out", default="results/policy_headroom")
     p.add_argument("--quick", action="store_true",
-                   help="read outputs/figures-quick/policy/policy_sweep.json (make figures-quick)")
+                   help="accepted for make figures-quick; the sweep read is still the one beside "
+                        "--out (fig_policy.py --quick's there)")
     p.add_argument("--target", type=float, default=0.30,
                    help="the p95 reduction to draw (issue 23: 30%% below the best fixed)")
     args = p.parse_args(argv)
-    path = Path(args.sweep or ("outputs/figures-quick/policy/policy_sweep.json" if args.quick
-                               else "results/policy/policy_sweep.json"))
+    path = Path(args.sweep) if args.sweep else Path(args.out).parent / "policy" / "policy_sweep.json"
     if not path.is_file():
         p.error(f"--sweep {str(path)!r}: no such file (make one with scripts/fig_policy.py)")
     sweep = json.loads(path.read_text())
@@ -52,14 +54,15 @@ def main(argv: list[str] | None = None) -> None:
              "meeting the floor; dotted vertical: the sensor's duty cycle")
     plot_headroom(entries, args.out, target=args.target,
                   duty_cycle=sweep.get("realistic_per_orbit"), title=title)
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
     for e in entries:
         share = e.get("greedy_share_of_headroom")
         print(f"{e['per_orbit']:>5g}/orbit floor {e['floor']:g}: best fixed {e['best_fixed']}, "
-              f"lower {e.get('lower_neighbour', '-')}, headroom "
-              f"{100 * e['headroom'] if 'headroom' in e else float('nan'):.0f}%, greedy "
-              f"{100 * e.get('greedy_p95_reduction', float('nan')):.0f}%"
-              + (f" ({100 * share:.0f}% of it)" if share is not None else ""))
-
+              f"lower {e.get('lower_neighbour', '-')}, headroom {pct(e.get('headroom'))}, "
+              f"greedy {pct(e.get('greedy_p95_reduction'))}"
+              + (f" ({pct(share)} of it)" if share is not None else ""))
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--part", default="checkpoints/satvit_small_snn_cut3_ssa.ckpt")
     p.add_argument("--reference", default="checkpoints/satvit_small_full_mae_long.ckpt")
     p.add_argument("--cut", type=int, default=3)
-    p.add_argument("--settings", nargs="+", default=SETTINGS, metavar="K,MERGE,LAMBDA[,HIDDEN]",
+    p.add_argument("--settings", nargs="+", default=SETTINGS, metavar="K,MERGE,LAMBDA[,ENC_HIDDEN]",
                    help="spike links: channels per unit, tokens merged per side, rate weight, "
                         "and optionally the spiking hidden neurons of the on-board encoder")
     p.add_argument("--epochs", type=int, default=3)
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     for text in args.settings:
         try:
             k, m, lmbda, *hidden = text.split(",")
-            if len(hidden) > 1:
+            if len(hidden) > 1 or (hidden and int(hidden[0]) < 1):
                 raise ValueError(text)
             settings.append(LinkSetting(int(k), int(m), float(lmbda),
                                         encoder_hidden=int(hidden[0]) if hidden else None))
         except ValueError:
-            p.error(f"--settings {text!r}: expected K,MERGE,LAMBDA[,HIDDEN], e.g. 64,2,5e-4 or "
-                    "64,2,1e-4,256")
+            p.error(f"--settings {text!r}: expected K,MERGE,LAMBDA[,ENC_HIDDEN] (ENC_HIDDEN >= 1 "
+                    "spiking neurons in the on-board encoder), e.g. 64,2,5e-4 or 64,2,1e-4,256")
     from research.tasks.loading import load_classifier
 
     cache = cache_cut_tokens(args.part, args.reference, args.cut, Path(args.cache), root=root,

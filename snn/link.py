@@ -6,8 +6,8 @@ steps (a rate code, ``T * k`` bits per unit); the ground decodes the firing rate
 layer (or an MLP). With ``encoder_hidden`` the on-board encoder is two layers, a hidden
 population of spiking neurons between them: the projection drives ``h`` neurons, and their
 binary spikes drive the ``k`` output neurons through a second layer that only adds, so the
-encoder is nonlinear (as the learned ANN codecs' analysis transforms are) for ``h x k`` additions
-per hidden spike. Merging lets one unit's ``k`` spikes describe correlated neighbours together,
+encoder is nonlinear (as the learned ANN codecs' analysis transforms are) for ``k`` additions per
+hidden spike (at most ``h x k`` per unit and step). Merging lets one unit's ``k`` spikes describe correlated neighbours together,
 as the learned ANN codecs' merged units do, instead of coding each token on its own. Training
 passes gradients through the surrogate, and ``forward`` returns exactly what
 ``decompress(compress(x))`` returns.
@@ -243,8 +243,8 @@ class SpikeLink(LinkModule):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, U, k]`` in {0, 1}; differentiable through the surrogate."""
         cur = self.encoder(self.layout.split(tokens)[1] if self.layout else tokens)
-        if self.encoder_hidden is not None:
-            hidden_mem = initial_mem(self.encoder_lif, cur, self.mem_init)
+        hidden_mem = (initial_mem(self.encoder_lif, cur, self.mem_init)
+                      if self.encoder_hidden is not None else None)
         mem = None
         spikes = []
         try:

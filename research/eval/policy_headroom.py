@@ -1,19 +1,20 @@
 """How much a per-capture policy can gain over the best fixed scheme, read off the fixed schemes.
 
-Why: a policy keeping a mean accuracy floor beats the best fixed scheme meeting that floor by
-mixing options, mostly the two neighbours on the ladder of fixed schemes around the floor. How
-much that can buy is set by the ladder and the load, not by the policy: at each load the fixed
+Why: a policy keeping a mean accuracy floor beats the best fixed scheme meeting that floor mostly
+by mixing options, the two neighbours on the ladder of fixed schemes around the floor. How much
+mixing can buy is set by the ladder and the load more than by the policy: at each load the fixed
 schemes form a frontier of (expected accuracy, p95 latency); the floor falls between two of its
 points, the best fixed scheme above it and the *lower neighbour*, the most accurate frontier point
-below it (faster, by the frontier's definition, and not allowed alone). The lower neighbour's
-p95 is the reference this module measures the policy against: a mix that keeps the floor sends
-some scenes through options at least as accurate as the best fixed one, so where latency is set
-by bytes (the JPEG ladder: more accurate costs more bytes) it sends more than the lower
-neighbour, and only the timing of which scene gets what could make it faster. That is a
-reference, not a bound: the policy may also change *when* bytes queue. The least mean bytes per
-tile any mix of frontier options keeping the floor can send (the upper concave hull of accuracy
-against bytes, interpolated at the floor) says whether the policy already sends as few bytes as
-the floor allows, so that what is left is timing.
+below it (faster, by the frontier's definition, and not allowed alone). The lower neighbour's p95
+is the reference this module measures the policy against: a mix of byte-bound options (the JPEG
+ladder: more accurate costs more bytes) that keeps the floor sends more than the lower neighbour,
+so only the timing of which scene gets what could make it faster. That is a reference, not a
+bound: a policy may change *when* bytes queue, and the isolation bound of
+:mod:`research.opt.isolation` is the bound. The mean bytes per tile of the cheapest scene-blind
+mix of frontier options keeping the floor (every scene of an option costing its mean; the upper
+concave hull of accuracy against bytes, interpolated at the floor) says whether the policy
+already sends about as few bytes as mixing allows, so that what is left is timing; a policy that
+picks by scene can send a little less (the offline LP does).
 
 Input: the rows of :func:`research.eval.policy_sweep.policy_sweep` (or its JSON).
 """
@@ -25,8 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
+from research.eval.policy_sweep import _reduction
 from research.figures import load_axes, save_figure
+from research.opt.oracle import pareto_options
 
 __all__ = ["fixed_frontier", "least_bytes_at", "ladder_headroom", "plot_headroom"]
 
@@ -35,20 +39,18 @@ def fixed_frontier(rows: Sequence[dict]) -> list[dict]:
     """Fixed-scheme rows of one load that no other is at least as accurate and as fast as (one of
     the two strictly), finite p95 only, by increasing expected accuracy."""
     fixed = [r for r in rows if r["kind"] == "fixed" and math.isfinite(r["latency_p95_all_s"])]
-
-    def dominated(r: dict) -> bool:
-        return any(o is not r and o["expected_accuracy"] >= r["expected_accuracy"]
-                   and o["latency_p95_all_s"] <= r["latency_p95_all_s"]
-                   and (o["expected_accuracy"] > r["expected_accuracy"]
-                        or o["latency_p95_all_s"] < r["latency_p95_all_s"]) for o in fixed)
-
-    return sorted((r for r in fixed if not dominated(r)), key=lambda r: r["expected_accuracy"])
+    acc = np.array([r["expected_accuracy"] for r in fixed])
+    p95 = np.array([r["latency_p95_all_s"] for r in fixed])
+    none = np.zeros(len(fixed))  # two criteria: accuracy and p95 (in the bytes slot)
+    keep = pareto_options(acc, p95, none, none)
+    return sorted((fixed[o] for o in keep), key=lambda r: r["expected_accuracy"])
 
 
 def least_bytes_at(options: Sequence[dict], floor: float) -> float:
-    """Least mean bytes per tile of any mix of ``options`` (rows with ``expected_accuracy`` and
-    ``bytes_per_tile``) whose mean expected accuracy reaches ``floor``: the upper concave hull of
-    accuracy against bytes, interpolated at the floor (``inf`` if no option reaches it)."""
+    """Mean bytes per tile of the cheapest scene-blind mix of ``options`` (rows with
+    ``expected_accuracy`` and ``bytes_per_tile``, each scene of an option costing its mean) whose
+    mean expected accuracy reaches ``floor``: the upper concave hull of accuracy against bytes,
+    interpolated at the floor (``inf`` if no option reaches it)."""
     pts = sorted({(r["bytes_per_tile"], r["expected_accuracy"]) for r in options})
     if not pts or max(a for _, a in pts) < floor:
         return math.inf
@@ -65,9 +67,9 @@ def ladder_headroom(rows: Sequence[dict]) -> list[dict]:
     """Per (load, floor) of the sweep: the best fixed scheme meeting the floor and its p95; the
     lower neighbour and its p95; the headroom ``1 - lower / best`` (the p95 reduction a policy
     gets if it keeps the floor as fast as the lower neighbour alone); the greedy latency policy's
-    reduction and the share of the headroom it takes; the least mean bytes per tile a mix of
-    frontier options keeping the floor can send, beside the greedy policy's and the two fixed
-    schemes'."""
+    reduction and the share of the headroom it takes; the mean bytes per tile of the cheapest
+    scene-blind mix of frontier options keeping the floor, beside the greedy policy's and the two
+    fixed schemes'. A floor no finishing fixed scheme meets gets ``best_fixed: None`` only."""
     out = []
     for load in sorted({r["per_orbit"] for r in rows}):
         here = [r for r in rows if r["per_orbit"] == load]
@@ -77,7 +79,8 @@ def ladder_headroom(rows: Sequence[dict]) -> list[dict]:
             below = [r for r in frontier if r["expected_accuracy"] < floor]
             greedy = [r for r in here if r["kind"] == "greedy" and r["floor"] == floor
                       and r["objective"] == "latency"]
-            if not above:
+            if not above:  # no fixed scheme meeting the floor finishes: nothing to compare with
+                out.append({"per_orbit": load, "floor": floor, "best_fixed": None})
                 continue
             best = min(above, key=lambda r: r["latency_p95_all_s"])
             entry = {"per_orbit": load, "floor": floor, "best_fixed": best["policy"],
@@ -95,9 +98,9 @@ def ladder_headroom(rows: Sequence[dict]) -> list[dict]:
                 g = greedy[0]
                 entry.update(greedy_p95_s=g["latency_p95_all_s"],
                              greedy_bytes_per_tile=g["bytes_per_tile"],
-                             greedy_p95_reduction=1.0 - g["latency_p95_all_s"]
-                             / best["latency_p95_all_s"])
-                if entry.get("headroom", 0) > 0 and math.isfinite(g["latency_p95_all_s"]):
+                             greedy_p95_reduction=_reduction(g["latency_p95_all_s"],
+                                                             best["latency_p95_all_s"]))
+                if entry.get("headroom", 0) > 0 and entry["greedy_p95_reduction"] is not None:
                     entry["greedy_share_of_headroom"] = (entry["greedy_p95_reduction"]
                                                          / entry["headroom"])
             out.append(entry)
@@ -108,7 +111,7 @@ def plot_headroom(entries: Sequence[dict], out: str | Path, target: float | None
                   duty_cycle: float | None = None, title: str = "") -> list[Path]:
     """(a) p95 reduction against the best fixed scheme over load, per floor: the ladder's headroom
     (dashed) and the greedy policy's (solid); (b) the greedy policy's mean bytes per tile over the
-    least a mix keeping the floor can send."""
+    cheapest scene-blind mix keeping the floor."""
     fig, (ax_red, ax_bytes) = plt.subplots(1, 2, figsize=(12, 4.4))
     floors = sorted({e["floor"] for e in entries})
     loads = sorted({e["per_orbit"] for e in entries})
@@ -148,9 +151,9 @@ def plot_headroom(entries: Sequence[dict], out: str | Path, target: float | None
                      fontsize=9)
     ax_red.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2,
                   frameon=False)
-    ax_bytes.set_ylabel("bytes per tile over the least (%)")
-    ax_bytes.set_title("(b) the controller's bytes over the least any mix keeping the floor "
-                       "sends", fontsize=9)
+    ax_bytes.set_ylabel("bytes per tile over the cheapest mix (%)")
+    ax_bytes.set_title("(b) the controller's bytes over the cheapest scene-blind mix of frontier "
+                       "options keeping the floor", fontsize=9)
     ax_bytes.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)

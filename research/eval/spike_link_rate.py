@@ -209,7 +209,7 @@ def plot(rows: list[dict], float_acc: float, out: Path,
          budget_bytes: float | None = None) -> list[Path]:
     """Accuracy against bytes per design (k, merge), with the float32 tokens' accuracy."""
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
-    def design(r: dict) -> tuple:
+    def design(r: dict) -> tuple[int, int, int, int]:
         return r["k"], r["merge"], r["steps"], r.get("encoder_hidden") or 0
 
     for k, m, t, h in sorted({design(r) for r in rows}):

@@ -48,7 +48,13 @@ def test_headroom_is_the_lower_neighbours_p95_against_the_best_fixed():
     assert entry["greedy_bytes_per_tile"] == 1210
 
 
-def test_a_floor_at_the_bottom_of_the_ladder_has_no_headroom_and_one_above_it_no_entry():
+def test_a_floor_at_the_bottom_of_the_ladder_has_no_headroom_and_one_above_it_no_comparison():
     (bottom,) = ladder_headroom([*LADDER, greedy(0.90, 10.0, 1000)])
     assert bottom["best_fixed"] == "q75" and "headroom" not in bottom
-    assert ladder_headroom([*LADDER, greedy(0.98, 10.0, 1000)]) == []
+    assert ladder_headroom([*LADDER, greedy(0.98, 10.0, 1000)]) == [
+        {"per_orbit": 4.0, "floor": 0.98, "best_fixed": None}]
+
+
+def test_a_greedy_policy_that_loses_scenes_has_no_reduction():
+    (entry,) = ladder_headroom([*LADDER, greedy(0.95, math.inf, 1200)])
+    assert entry["greedy_p95_reduction"] is None and "greedy_share_of_headroom" not in entry

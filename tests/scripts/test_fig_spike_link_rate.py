@@ -18,7 +18,10 @@ def test_a_malformed_setting_is_named(capsys) -> None:
     assert "'16,1': expected K,MERGE,LAMBDA" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         load_script("fig_spike_link_rate").main(["--settings", "16,1,1e-3,8,9"])
-    assert "expected K,MERGE,LAMBDA[,HIDDEN]" in capsys.readouterr().err
+    assert "expected K,MERGE,LAMBDA[,ENC_HIDDEN]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_script("fig_spike_link_rate").main(["--settings", "16,1,1e-3,0"])
+    assert "ENC_HIDDEN >= 1" in capsys.readouterr().err
 
 
 def test_replot_redraws_the_committed_rows(tmp_path: Path) -> None:

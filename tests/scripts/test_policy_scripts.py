@@ -34,7 +34,8 @@ def test_fig_policy_relay_hops_takes_an_integer_or_auto():
 
 
 def test_fig_policy_headroom_reads_the_committed_sweep(tmp_path, capsys):
-    load_script("fig_policy_headroom").main(["--out", str(tmp_path)])
+    load_script("fig_policy_headroom").main(["--sweep", "results/policy/policy_sweep.json",
+                                             "--out", str(tmp_path)])
     record = json.loads((tmp_path / "policy_headroom.json").read_text())
     duty = [e for e in record["rows"] if e["per_orbit"] == 25.7 and e["floor"] == 0.95]
     assert duty and duty[0]["lower_neighbour"] == "jpeg80"
