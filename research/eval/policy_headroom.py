@@ -152,8 +152,8 @@ def plot_headroom(entries: Sequence[dict], out: str | Path, target: float | None
     ax_red.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2,
                   frameon=False)
     ax_bytes.set_ylabel("bytes per tile over the cheapest mix (%)")
-    ax_bytes.set_title("(b) the controller's bytes over the cheapest scene-blind mix of frontier "
-                       "options keeping the floor", fontsize=9)
+    ax_bytes.set_title("(b) the controller's bytes over the cheapest scene-blind mix\n"
+                       "of frontier options keeping the floor", fontsize=9)
     ax_bytes.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
