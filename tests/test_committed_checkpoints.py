@@ -161,7 +161,8 @@ def test_committed_codec_reproduces_its_row(tmp_path, monkeypatch) -> None:
 
 SPIKING = {"satvit_small_snn_cut3_ssa.ckpt": "snn_cut",        # the k = 8 link trained jointly
            "satvit_small_snn_cut3_link.ckpt": "snn_cut_link",  # the merged link, blocks frozen
-           "satvit_small_snn_cut3_e4_link.ckpt": "snn_cut_e4"}  # 4-epoch blocks, merged link
+           "satvit_small_snn_cut3_e4_link.ckpt": "snn_cut_e4",  # 4-epoch blocks, merged link
+           "satvit_small_snn_cut3_e4_link_e9.ckpt": "snn_cut_e4_e9"}  # the same link, 9 epochs
 
 
 def _spiking_row(name: str = "satvit_small_snn_cut3_ssa.ckpt") -> dict:
