@@ -1,6 +1,7 @@
 """What the ladder of fixed schemes leaves a per-capture policy, over load and floor (issue 23).
 
-    python scripts/fig_policy_headroom.py --sweep results/policy/policy_sweep.json --out results/policy_headroom
+    python scripts/fig_policy_headroom.py --sweep results/policy/policy_sweep.json \
+        --out results/policy_headroom
     python scripts/fig_policy_headroom.py --quick --out outputs/figures-quick/policy_headroom
         # make figures(-quick): reads the sweep fig_policy.py has just written beside --out
 
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--target", type=float, default=0.30,
                    help="the p95 reduction to draw (issue 23: 30%% below the best fixed)")
     args = p.parse_args(argv)
-    path = Path(args.sweep) if args.sweep else Path(args.out).parent / "policy" / "policy_sweep.json"
+    beside = Path(args.out).parent / "policy" / "policy_sweep.json"  # what make figures wrote
+    path = Path(args.sweep) if args.sweep else beside
     if not path.is_file():
         p.error(f"--sweep {str(path)!r}: no such file (make one with scripts/fig_policy.py)")
     sweep = json.loads(path.read_text())

@@ -3,12 +3,12 @@
 A learned projection maps each token ``[D]`` (or each ``m x m`` window of neighbouring tokens,
 ``merge_tokens``) to ``k`` currents; integrate-and-fire neurons turn them into spikes over ``T``
 steps (a rate code, ``T * k`` bits per unit); the ground decodes the firing rates with a linear
-layer (or an MLP). With ``encoder_hidden`` the on-board encoder is two layers, a hidden
-population of spiking neurons between them: the projection drives ``h`` neurons, and their
-binary spikes drive the ``k`` output neurons through a second layer that only adds, so the
-encoder is nonlinear (as the learned ANN codecs' analysis transforms are) for ``k`` additions per
-hidden spike (at most ``h x k`` per unit and step). Merging lets one unit's ``k`` spikes describe correlated neighbours together,
-as the learned ANN codecs' merged units do, instead of coding each token on its own. Training
+layer (or an MLP). Merging lets one unit's ``k`` spikes describe correlated neighbours together,
+as the learned ANN codecs' merged units do, instead of coding each token on its own. With
+``encoder_hidden`` the on-board encoder is two layers with a population of ``h`` spiking neurons
+between them: the projection drives the hidden neurons, and their binary spikes drive the ``k``
+output neurons through a second layer that only adds (``k`` additions per hidden spike), so the
+encoder is nonlinear, as the learned ANN codecs' analysis transforms are. Training
 passes gradients through the surrogate, and ``forward`` returns exactly what
 ``decompress(compress(x))`` returns.
 
@@ -243,18 +243,16 @@ class SpikeLink(LinkModule):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, U, k]`` in {0, 1}; differentiable through the surrogate."""
         cur = self.encoder(self.layout.split(tokens)[1] if self.layout else tokens)
-        hidden_mem = (initial_mem(self.encoder_lif, cur, self.mem_init)
-                      if self.encoder_hidden is not None else None)
-        mem = None
+        hidden = self.encoder_hidden is not None
+        hidden_mem = initial_mem(self.encoder_lif, cur, self.mem_init) if hidden else None
+        mem = initial_mem(self.lif, cur.new_empty(*cur.shape[:-1], self.code_dim), self.mem_init)
         spikes = []
         try:
             for _ in range(self.num_steps):
                 drive = cur
-                if self.encoder_hidden is not None:  # this step's hidden spikes drive the output
-                    hidden, hidden_mem = self.encoder_lif(cur, hidden_mem)
-                    drive = self.encoder_out(hidden)
-                if mem is None:
-                    mem = initial_mem(self.lif, drive, self.mem_init)
+                if hidden:  # this step's hidden spikes drive the output neurons
+                    hidden_spikes, hidden_mem = self.encoder_lif(cur, hidden_mem)
+                    drive = self.encoder_out(hidden_spikes)
                 spk, mem = self.lif(drive, mem)
                 spikes.append(spk)
         finally:
